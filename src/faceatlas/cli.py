@@ -1,0 +1,180 @@
+"""The ``faceatlas`` command: thin shells over the library, with progress bars and tables."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from faceatlas.errors import FaceAtlasError
+from faceatlas.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Build, keep and serve face-recognition galleries of public figures.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+REJECT_ORDER = ["not_this_person", "duplicate", "over_limit", "multiple_faces", "blurry",
+                "face_too_small", "no_face", "decode_error", "not_an_image", "download_failed"]
+
+
+def friendly(fn: F) -> F:
+    """FaceAtlasError → one red line and exit code 1; anything else is a bug and shows fully."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FaceAtlasError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+    )
+
+
+@app.command("import")
+@friendly
+def import_(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder with one sub-folder of photos per person.")
+    ],
+    collection: Annotated[str, typer.Option(help="Collection (e.g. a country) to add them to.")],
+    strategy: Annotated[
+        str, typer.Option(help="consensus (densest identity) or seed (the old system's rule).")
+    ] = "consensus",
+) -> None:
+    """Curate local photos: keep each person's own faces, say why every other photo was dropped."""
+    from faceatlas.importer import PersonFolder, import_folder
+
+    if strategy not in ("consensus", "seed"):
+        raise FaceAtlasError(f"unknown strategy {strategy!r}: use consensus or seed")
+    settings = get_settings()
+    with progress_bar() as bar:
+
+        def on_person(folder: PersonFolder) -> Callable[[int, int], None]:
+            task = bar.add_task(folder.name, total=len(folder.files))
+            return lambda done, total: bar.update(task, completed=done, total=total)
+
+        reports = list(import_folder(folder, collection, settings, strategy=strategy,
+                                     on_person=on_person))
+    table = Table(title=f"import into {collection} ({strategy})")
+    table.add_column("person")
+    table.add_column("candidates", justify="right")
+    table.add_column("accepted", justify="right", style="green")
+    table.add_column("rejected (by reason)")
+    for r in reports:
+        rejected = ", ".join(
+            f"{reason} {r.reasons[reason]}" for reason in REJECT_ORDER if r.reasons.get(reason)
+        )
+        table.add_row(r.person, str(r.candidates), str(r.accepted), rejected or "-")
+    console.print(table)
+
+
+@app.command()
+@friendly
+def people(
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+) -> None:
+    """List people with their state and counts of candidates and accepted faces."""
+    from faceatlas.names.normalize import collection_key
+    from faceatlas.store.db import session_scope
+    from faceatlas.store.models import Collection, Face, Image, Person
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        images = (select(Image.person_id, func.count().label("n")).group_by(Image.person_id)
+                  .subquery())
+        faces = (select(Face.person_id, func.count().label("n")).where(Face.state == "accepted")
+                 .group_by(Face.person_id).subquery())
+        query = (
+            select(Person, Collection.key, func.coalesce(images.c.n, 0),
+                   func.coalesce(faces.c.n, 0))
+            .join(Collection).outerjoin(images, images.c.person_id == Person.id)
+            .outerjoin(faces, faces.c.person_id == Person.id)
+            .order_by(Collection.key, Person.name)
+        )
+        if collection:
+            query = query.where(Collection.key == collection_key(collection))
+        rows = session.execute(query).all()
+    if not rows:
+        console.print("no people yet: start with [bold]faceatlas import[/] or "
+                      "[bold]faceatlas run[/]")
+        return
+    table = Table(title="people")
+    for col in ("id", "collection", "name", "occupations", "state", "images", "faces"):
+        table.add_column(col, justify="right" if col in ("id", "images", "faces") else "left")
+    for person, coll, n_images, n_faces in rows:
+        table.add_row(str(person.id), coll, person.name, ", ".join(person.occupations),
+                      _state(person.state), str(n_images), str(n_faces))
+    console.print(table)
+
+
+def _state(state: str) -> str:
+    colour = {"curated": "green", "promoted": "bold green", "failed": "red",
+              "too_few_faces": "yellow"}.get(state, "cyan")
+    return f"[{colour}]{state}[/]"
+
+
+@app.command()
+@friendly
+def show(
+    person: Annotated[str, typer.Argument(help="Person name (any spelling) or id.")],
+    collection: Annotated[str | None, typer.Option(help="Collection, if the name is ambiguous.")]
+    = None,
+) -> None:
+    """Each candidate image of a person, with its decision and reason."""
+    from faceatlas.store.db import session_scope
+    from faceatlas.store.people import find_person
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        p = find_person(session, person, collection)
+        console.print(f"[bold]{p.name}[/] ({p.ascii_name}) · {p.collection.key} · "
+                      f"{_state(p.state)}" + (f" · [red]{p.error}[/]" if p.error else ""))
+        table = Table()
+        for col in ("image", "source", "faces", "decision", "distance", "crop"):
+            table.add_column(col)
+        for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
+            accepted = [f for f in img.faces if f.state == "accepted"]
+            best = accepted[0] if accepted else min(
+                img.faces, key=lambda f: f.distance if f.distance is not None else 9, default=None
+            )
+            distance = f"{best.distance:.3f}" if best and best.distance is not None else ""
+            decision = img.reason or img.state
+            style = "green" if decision == "accepted" else "red"
+            table.add_row(
+                img.title or img.origin, (img.url or img.origin)[:60], str(len(img.faces)),
+                f"[{style}]{decision}[/]", distance,
+                Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
+            )
+        console.print(table)
+
+
+def settings_for_cli() -> Settings:
+    return get_settings()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

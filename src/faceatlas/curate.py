@@ -1,0 +1,406 @@
+"""Stage 3: which faces are this person. The heart of faceatlas.
+
+``decide`` is pure: analysed images in, a decision with a reason code for every image and face
+out. ``curate_person`` runs it for one stored person: analyses new images in the face pool,
+stores faces and decisions, writes accepted crops and removes crops no longer accepted.
+
+Strategies:
+- ``consensus`` (default): the identity is the densest cluster of all quality faces — the face
+  with most neighbours within ``link_distance``, and those neighbours; its mean is the centre.
+  Each image keeps its face closest to the centre if within ``accept_distance``, so a group
+  photo can contribute the right face.
+- ``seed``: the seed system's rule, for comparison — the first ``seed_references`` valid
+  single-face images are the references, a later face is accepted if within ``seed_threshold``
+  of any reference, multi-face images are dropped. If the first photos show someone else, the
+  gallery becomes that someone else: the failure ``consensus`` fixes.
+
+Then, for both: near-duplicates (perceptual hash of the face, or of its mirror image, within
+``phash_distance`` bits, and embeddings closer than ``DUPLICATE_DISTANCE``) keep only the better
+copy; the rest are ranked by quality and capped at ``max_faces``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from faceatlas.faces.analyse import FaceAnalysis, FacePool, ImageAnalysis
+from faceatlas.faces.image import decode
+from faceatlas.faces.quality import box_crop, encode_jpeg, hamming
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.models import Face, Image, Person, PersonState, Reason
+
+#: the same photo re-encoded or resized embeds within ~0.15; different photos of one person
+#: rarely come closer than 0.3, so both tests together avoid merging distinct photos.
+DUPLICATE_DISTANCE = 0.3
+
+
+@dataclass(frozen=True)
+class CurateParams:
+    strategy: str = "consensus"
+    link_distance: float = 0.5
+    accept_distance: float = 0.6
+    seed_threshold: float = 0.6
+    seed_references: int = 3
+    phash_distance: int = 10
+    max_faces: int = 40
+
+    @classmethod
+    def from_settings(cls, s: Settings, strategy: str | None = None) -> CurateParams:
+        return cls(strategy or s.strategy, s.link_distance, s.accept_distance, s.seed_threshold,
+                   s.seed_references, s.phash_distance, s.max_faces_per_person)
+
+
+@dataclass
+class FaceDecision:
+    accepted: bool
+    reason: str
+    distance: float | None = None
+    quality: float = 0.0
+
+
+@dataclass
+class Decisions:
+    images: dict[int, str] = field(default_factory=dict)  # image key -> reason
+    faces: dict[tuple[int, int], FaceDecision] = field(default_factory=dict)
+    centre: np.ndarray | None = None
+
+    def accepted(self) -> list[tuple[int, int]]:
+        return [k for k, d in self.faces.items() if d.accepted]
+
+
+def decide(analyses: Sequence[ImageAnalysis], p: CurateParams) -> Decisions:
+    """Decide every image and face. ``analyses`` are in candidate order (search rank)."""
+    out = Decisions()
+    for a in analyses:
+        for f in a.faces:
+            out.faces[(a.key, f.idx)] = FaceDecision(False, f.reason or Reason.NOT_THIS_PERSON)
+    chosen = _consensus(analyses, p, out) if p.strategy == "consensus" else _seed(analyses, p, out)
+    _dedupe_and_cap(analyses, chosen, p, out)
+    for a in analyses:
+        out.images[a.key] = _image_reason(a, out)
+    return out
+
+
+def _quality_faces(analyses: Sequence[ImageAnalysis]) -> list[tuple[ImageAnalysis, FaceAnalysis]]:
+    return [
+        (a, f) for a in analyses for f in a.faces if f.reason is None and f.embedding is not None
+    ]
+
+
+def _consensus(
+    analyses: Sequence[ImageAnalysis], p: CurateParams, out: Decisions
+) -> list[tuple[ImageAnalysis, FaceAnalysis]]:
+    pool = _quality_faces(analyses)
+    if not pool:
+        return []
+    vectors = np.stack([f.embedding for _, f in pool]).astype(np.float64)
+    dist = _pairwise(vectors)
+    linked = dist < p.link_distance
+    degree = linked.sum(axis=1) - 1
+    if degree.max() == 0 and len(pool) > 1:
+        # nobody agrees with anybody: no identity can be told apart, keep nothing
+        return []
+    # densest face; ties broken by the tighter neighbourhood, then by rank
+    closeness = np.where(linked, dist, 0).sum(axis=1)
+    seed = min(range(len(pool)), key=lambda i: (-degree[i], closeness[i], i))
+    centre = vectors[linked[seed]].mean(axis=0)
+    out.centre = centre.astype(np.float32)
+    to_centre = np.linalg.norm(vectors - centre, axis=1)
+    best: dict[int, int] = {}  # image key -> index of its face closest to the centre
+    for i, (a, _) in enumerate(pool):
+        if a.key not in best or to_centre[i] < to_centre[best[a.key]]:
+            best[a.key] = i
+    chosen = []
+    for i, (a, f) in enumerate(pool):
+        d = out.faces[(a.key, f.idx)]
+        d.distance = float(to_centre[i])
+        if best[a.key] == i and to_centre[i] <= p.accept_distance:
+            chosen.append((a, f))
+    return chosen
+
+
+def _seed(
+    analyses: Sequence[ImageAnalysis], p: CurateParams, out: Decisions
+) -> list[tuple[ImageAnalysis, FaceAnalysis]]:
+    refs: list[np.ndarray] = []
+    chosen = []
+    for a in analyses:
+        if len(a.faces) > 1:
+            for f in a.faces:
+                out.faces[(a.key, f.idx)].reason = Reason.MULTIPLE_FACES
+            continue
+        if not a.faces or a.faces[0].reason is not None or a.faces[0].embedding is None:
+            continue
+        f = a.faces[0]
+        vec = f.embedding.astype(np.float64)
+        if len(refs) < p.seed_references:
+            refs.append(vec)
+            out.faces[(a.key, f.idx)].distance = 0.0
+            chosen.append((a, f))
+            continue
+        d = float(min(np.linalg.norm(r - vec) for r in refs))
+        out.faces[(a.key, f.idx)].distance = d
+        if d <= p.seed_threshold:
+            chosen.append((a, f))
+    if refs:
+        out.centre = np.mean(refs, axis=0).astype(np.float32)
+    return chosen
+
+
+def quality_score(f: FaceAnalysis, distance: float | None, p: CurateParams) -> float:
+    """0..1: bigger, sharper, surer and closer to the identity is better."""
+    size = min(1.0, f.size / 300)
+    sharp = min(1.0, f.blur / 500)
+    det = min(1.0, max(0.0, f.score) / 2.5)
+    near = 1.0 - min(1.0, (distance or 0.0) / max(p.accept_distance, 1e-6))
+    return round(0.35 * size + 0.25 * sharp + 0.15 * det + 0.25 * near, 4)
+
+
+def _dedupe_and_cap(
+    analyses: Sequence[ImageAnalysis],
+    chosen: list[tuple[ImageAnalysis, FaceAnalysis]],
+    p: CurateParams,
+    out: Decisions,
+) -> None:
+    for a, f in chosen:
+        d = out.faces[(a.key, f.idx)]
+        d.quality = quality_score(f, d.distance, p)
+    ranked = sorted(chosen, key=lambda af: -out.faces[(af[0].key, af[1].idx)].quality)
+    kept: list[FaceAnalysis] = []
+    for a, f in ranked:
+        d = out.faces[(a.key, f.idx)]
+        if any(_near_duplicate(f, k, p) for k in kept):
+            d.reason = Reason.DUPLICATE
+        elif len(kept) >= p.max_faces:
+            d.reason = Reason.OVER_LIMIT
+        else:
+            d.accepted, d.reason = True, Reason.ACCEPTED
+            kept.append(f)
+
+
+def _near_duplicate(f: FaceAnalysis, k: FaceAnalysis, p: CurateParams) -> bool:
+    if not (f.phash and k.phash and k.phash_mirror):
+        return False
+    bits = min(hamming(f.phash, k.phash), hamming(f.phash, k.phash_mirror))
+    if bits > p.phash_distance:
+        return False
+    assert f.embedding is not None and k.embedding is not None
+    return float(np.linalg.norm(f.embedding - k.embedding)) < DUPLICATE_DISTANCE
+
+
+def _image_reason(a: ImageAnalysis, out: Decisions) -> str:
+    if a.error:
+        return a.error
+    if not a.faces:
+        return Reason.NO_FACE
+    reasons = [out.faces[(a.key, f.idx)].reason for f in a.faces]
+    if Reason.ACCEPTED in reasons:
+        return Reason.ACCEPTED
+    # the most telling reason: a decision about the person beats one about image quality
+    for r in (Reason.MULTIPLE_FACES, Reason.DUPLICATE, Reason.OVER_LIMIT, Reason.NOT_THIS_PERSON,
+              Reason.BLURRY, Reason.FACE_TOO_SMALL):
+        if r in reasons:
+            return r
+    return reasons[0]
+
+
+def _pairwise(v: np.ndarray) -> np.ndarray:
+    sq = (v * v).sum(axis=1)
+    d2 = sq[:, None] + sq[None, :] - 2 * v @ v.T
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+# --------------------------------------------------------------------------- stored people
+
+
+@dataclass
+class CurationReport:
+    person: str
+    collection: str
+    candidates: int
+    accepted: int
+    reasons: Counter[str]
+    new_images: int = 0
+
+
+Progress = Callable[[int, int], None]
+
+
+def curate_person(
+    person_id: int,
+    settings: Settings,
+    pool: FacePool,
+    *,
+    strategy: str | None = None,
+    progress: Progress | None = None,
+) -> CurationReport:
+    """Analyse the person's new images, decide all of them, and sync crops on disk."""
+    layout = Layout(settings.home)
+    params = CurateParams.from_settings(settings, strategy)
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        assert person is not None
+        person.state = PersonState.CURATING
+        todo = _mark_exact_duplicates(session, person)
+        jobs = [(img.id, str(layout.absolute(img.path))) for img in todo]
+    fresh: dict[int, ImageAnalysis] = {}
+    for done, analysis in enumerate(pool.analyse(jobs), start=1):
+        fresh[analysis.key] = analysis
+        if progress:
+            progress(done, len(jobs))
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        assert person is not None
+        _store_analyses(session, fresh)
+        report = _apply(session, person, params, layout, fresh, settings.crop_margin)
+        person.state = PersonState.CURATED
+        person.error = None
+    report.new_images = len(jobs)
+    return report
+
+
+def _mark_exact_duplicates(session: Session, person: Person) -> list[Image]:
+    """Same bytes twice for one person: analyse the first (by rank), mark the others."""
+    images = session.scalars(
+        select(Image).where(Image.person_id == person.id, Image.path.is_not(None))
+        .order_by(Image.rank.nulls_last(), Image.id)
+    ).all()
+    seen: set[str] = set()
+    todo = []
+    for img in images:
+        if img.sha256 in seen:
+            img.state, img.reason = "analysed", Reason.DUPLICATE
+            img.detail = "same bytes as an earlier image"
+            continue
+        seen.add(img.sha256 or "")
+        if img.state != "analysed":
+            todo.append(img)
+    return todo
+
+
+def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
+    for key, a in fresh.items():
+        img = session.get(Image, key)
+        if img is None:  # deleted meanwhile
+            continue
+        for old in list(img.faces):  # re-analysis replaces, never duplicates
+            session.delete(old)
+        session.flush()
+        img.state = "analysed"
+        img.width, img.height = a.width or img.width, a.height or img.height
+        img.reason, img.detail = a.error, a.detail
+        for f in a.faces:
+            x, y, w, h = f.box
+            session.add(Face(
+                image_id=key, person_id=img.person_id, idx=f.idx, x=x, y=y, w=w, h=h,
+                landmarks=f.landmarks, det_score=f.score, blur=f.blur,
+                embedding=None if f.embedding is None else f.embedding.astype(np.float32).tobytes(),
+                phash=None if f.phash is None else f"{f.phash}:{f.phash_mirror}",
+                reason=f.reason or Reason.NOT_THIS_PERSON, state="rejected",
+            ))
+    session.flush()
+
+
+def analysis_from_rows(img: Image) -> ImageAnalysis:
+    """Rebuild an analysis from stored rows, so re-curation needs no model."""
+    faces = []
+    for row in sorted(img.faces, key=lambda r: r.idx):
+        quality = row.reason if row.reason in (Reason.FACE_TOO_SMALL, Reason.BLURRY) else None
+        ph, mirror = row.phash.split(":") if row.phash else (None, None)
+        faces.append(FaceAnalysis(
+            idx=row.idx, box=(row.x, row.y, row.w, row.h), score=row.det_score,
+            landmarks=row.landmarks, blur=row.blur, reason=quality,
+            embedding=None if row.embedding is None else np.frombuffer(row.embedding, np.float32),
+            phash=ph, phash_mirror=mirror,
+        ))
+    error = img.reason if img.reason in (Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE) else None
+    return ImageAnalysis(key=img.id, width=img.width or 0, height=img.height or 0,
+                         error=error, detail=img.detail, faces=faces)
+
+
+def _apply(
+    session: Session,
+    person: Person,
+    params: CurateParams,
+    layout: Layout,
+    fresh: dict[int, ImageAnalysis],
+    crop_margin: float,
+) -> CurationReport:
+    images = session.scalars(
+        select(Image).where(Image.person_id == person.id, Image.state == "analysed")
+        .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
+    ).all()
+    duplicates = [img for img in images if img.reason == Reason.DUPLICATE and not img.faces
+                  and img.detail == "same bytes as an earlier image"]
+    candidates = [img for img in images if img not in duplicates]
+    analyses = [analysis_from_rows(img) for img in candidates]
+    decisions = decide(analyses, params)
+    collection = person.collection.key
+    now = datetime.now(timezone.utc)
+    for img in candidates:
+        img.reason = decisions.images[img.id]
+        for row in img.faces:
+            d = decisions.faces[(img.id, row.idx)]
+            row.reason, row.distance, row.quality = d.reason, d.distance, d.quality
+            row.state = "accepted" if d.accepted else "rejected"
+            if d.accepted and not row.crop_path:
+                crop = _crop_bytes(img, row, fresh, layout, crop_margin)
+                path = layout.crop_file(collection, person.folder, now, row.id)
+                atomic_write(path, crop)
+                row.crop_path = layout.relative(path)
+            elif not d.accepted and row.crop_path:
+                layout.absolute(row.crop_path).unlink(missing_ok=True)
+                row.crop_path = None
+    session.flush()
+    sweep_orphan_crops(session, person, layout)
+    reasons: Counter[str] = Counter(img.reason or "?" for img in images)
+    return CurationReport(
+        person=person.name, collection=collection, candidates=len(images),
+        accepted=len(decisions.accepted()), reasons=reasons,
+    )
+
+
+def _crop_bytes(
+    img: Image, row: Face, fresh: dict[int, ImageAnalysis], layout: Layout, margin: float
+) -> bytes:
+    analysis = fresh.get(img.id)
+    if analysis is not None:
+        for f in analysis.faces:
+            if f.idx == row.idx and f.crop_jpeg:
+                return f.crop_jpeg
+    # re-curation of an image analysed in an earlier run: crop again from the stored original
+    rgb = decode(layout.absolute(img.path or "").read_bytes()).rgb
+    return encode_jpeg(box_crop(rgb, (row.x, row.y, row.w, row.h), margin))
+
+
+def sweep_orphan_crops(session: Session, person: Person, layout: Layout) -> int:
+    """Remove crop files of this person that no row points at (left by a crash)."""
+    folder = layout.faces_dir(person.collection.key, person.folder)
+    if not folder.is_dir():
+        return 0
+    known = {
+        Path(p).name for p in session.scalars(
+            select(Face.crop_path).where(Face.person_id == person.id, Face.crop_path.is_not(None))
+        )
+    }
+    removed = 0
+    for path in folder.iterdir():
+        if path.is_file() and path.name not in known:
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,77 @@
+"""One root exception for everything faceatlas raises on purpose.
+
+    FaceAtlasError                 anything faceatlas reports to a user
+    ├── ConfigError                a setting or API key is missing or wrong
+    ├── StorageError               database or file layout problem
+    ├── NotFoundError              a collection, person, face or job does not exist
+    ├── ImageError                 an image cannot be used (carries a reason code)
+    ├── ProviderError              an outside service (LLM, image search) failed
+    │   ├── AuthError              bad or missing API key: stop the run
+    │   ├── RateLimitError         429 that outlived its retries
+    │   └── BadResponseError       the answer had the wrong shape
+    └── DownloadError              one URL could not be fetched (carries a reason code)
+        └── UnsafeURLError         refused by the SSRF guard
+
+CLI commands turn these into one red line and exit code 1; the HTTP API turns them into a
+JSON error with a fitting status. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class FaceAtlasError(Exception):
+    """Root of every error faceatlas raises deliberately."""
+
+    #: machine-readable short code, stored as a decision reason where relevant
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(FaceAtlasError):
+    code = "config"
+
+
+class StorageError(FaceAtlasError):
+    code = "storage"
+
+
+class NotFoundError(FaceAtlasError):
+    code = "not_found"
+
+
+class ImageError(FaceAtlasError):
+    """An image that cannot be used; ``code`` is a curation reason (decode_error, not_an_image)."""
+
+    code = "decode_error"
+
+
+class ProviderError(FaceAtlasError):
+    code = "provider_error"
+
+
+class AuthError(ProviderError):
+    code = "auth"
+
+
+class RateLimitError(ProviderError):
+    code = "rate_limited"
+
+
+class BadResponseError(ProviderError):
+    code = "bad_response"
+
+
+class DownloadError(FaceAtlasError):
+    code = "download_error"
+
+
+class UnsafeURLError(DownloadError):
+    code = "unsafe_url"

@@ -1,0 +1,158 @@
+"""Per-image face analysis (decode → detect → quality → embed), run in a pool of processes.
+
+Workers load the models once each (lazily, on their first image). Results are plain,
+picklable dataclasses with timings, so the parent never touches the models.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from faceatlas.errors import ImageError
+from faceatlas.faces.engine import get_engine
+from faceatlas.faces.image import decode
+from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
+from faceatlas.settings import Settings
+
+
+@dataclass(frozen=True)
+class AnalyseParams:
+    detector: str = "hog"
+    max_side: int = 1024
+    upsample: int = 1
+    max_pixels: int = 50_000_000
+    min_face_px: int = 70
+    blur_threshold: float = 80.0
+    crop_margin: float = 0.2
+    crop_quality: int = 92
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> AnalyseParams:
+        return cls(s.detector, s.detect_max_side, s.upsample, s.max_pixels, s.min_face_px,
+                   s.blur_threshold, s.crop_margin, s.crop_quality)
+
+
+@dataclass
+class FaceAnalysis:
+    idx: int
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: list[list[float]]
+    blur: float
+    reason: str | None  # None = quality face; else face_too_small / blurry
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    phash: str | None = None
+    phash_mirror: str | None = None
+    crop_jpeg: bytes | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        return min(self.box[2], self.box[3])
+
+
+@dataclass
+class ImageAnalysis:
+    key: int
+    width: int = 0
+    height: int = 0
+    error: str | None = None  # decode_error / not_an_image
+    detail: str | None = None
+    faces: list[FaceAnalysis] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, detect, embed
+
+
+def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
+    """Everything the curation needs to know about one image."""
+    out = ImageAnalysis(key=key)
+    t0 = time.perf_counter()
+    try:
+        img = decode(data, max_pixels=p.max_pixels)
+    except ImageError as exc:
+        out.error, out.detail = exc.code, exc.message
+        out.timings["decode"] = time.perf_counter() - t0
+        return out
+    rgb = img.rgb
+    out.width, out.height = img.width, img.height
+    t1 = time.perf_counter()
+    engine = get_engine(p.detector, p.max_side, p.upsample)
+    detected = engine.detect(rgb)
+    t2 = time.perf_counter()
+    good = []
+    for i, face in enumerate(detected):
+        blur = sharpness(rgb, face.box) if face.size >= p.min_face_px else 0.0
+        reason = None
+        if face.size < p.min_face_px:
+            reason = "face_too_small"
+        elif blur < p.blur_threshold:
+            reason = "blurry"
+        fa = FaceAnalysis(i, face.box, face.score, face.landmarks.round(1).tolist(), blur, reason)
+        if reason is None:
+            fa.phash, fa.phash_mirror = phash(engine.chip(rgb, face, 64))
+            fa.crop_jpeg = encode_jpeg(box_crop(rgb, face.box, p.crop_margin), p.crop_quality)
+            good.append((fa, face))
+        out.faces.append(fa)
+    t3 = time.perf_counter()
+    vectors = engine.embed(rgb, [face for _, face in good])
+    for (fa, _), vec in zip(good, vectors, strict=True):
+        fa.embedding = vec
+    t4 = time.perf_counter()
+    out.timings = {"decode": t1 - t0, "detect": t2 - t1, "embed": t4 - t3, "quality": t3 - t2}
+    return out
+
+
+def analyse_file(key: int, path: str, p: AnalyseParams) -> ImageAnalysis:
+    return analyse_bytes(key, Path(path).read_bytes(), p)
+
+
+def _warm(p: AnalyseParams) -> None:
+    get_engine(p.detector, p.max_side, p.upsample)._load()
+
+
+class FacePool:
+    """A process pool sized to the cores, or in-process work for ``workers=1``."""
+
+    def __init__(self, params: AnalyseParams, workers: int) -> None:
+        self.params = params
+        self.workers = max(1, workers)
+        self._executor: Executor | None = None
+
+    def __enter__(self) -> FacePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            # forkserver: safe even when the parent runs threads (HTTP clients, servers)
+            ctx = multiprocessing.get_context("forkserver")
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_warm, initargs=(self.params,)
+            )
+        return self._executor
+
+    def analyse(self, items: Iterable[tuple[int, str]]) -> Iterator[ImageAnalysis]:
+        """Analyse (key, path) pairs; yields results as they finish (any order)."""
+        items = list(items)
+        if self.workers == 1 or len(items) <= 1:
+            for key, path in items:
+                yield analyse_file(key, path, self.params)
+            return
+        from concurrent.futures import as_completed
+
+        pool = self._pool()
+        futures = [pool.submit(analyse_file, key, path, self.params) for key, path in items]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None

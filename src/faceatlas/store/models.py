@@ -1,0 +1,214 @@
+"""The tables. One person is the unit of work; every image and face carries its decision."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class PersonState:
+    QUEUED = "queued"
+    SEARCHING = "searching"
+    DOWNLOADING = "downloading"
+    CURATING = "curating"
+    CURATED = "curated"
+    FAILED = "failed"
+    TOO_FEW_FACES = "too_few_faces"
+    PROMOTED = "promoted"
+
+
+class Reason:
+    """Decision codes stored on images and faces."""
+
+    DECODE_ERROR = "decode_error"
+    NOT_AN_IMAGE = "not_an_image"
+    NO_FACE = "no_face"
+    FACE_TOO_SMALL = "face_too_small"
+    BLURRY = "blurry"
+    MULTIPLE_FACES = "multiple_faces"
+    NOT_THIS_PERSON = "not_this_person"
+    DUPLICATE = "duplicate"
+    OVER_LIMIT = "over_limit"
+    ACCEPTED = "accepted"
+    DOWNLOAD_FAILED = "download_failed"
+    REJECTED_BY_USER = "rejected_by_user"
+
+
+class Collection(Base):
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    people: Mapped[list[Person]] = relationship(back_populates="collection")
+
+
+class Person(Base):
+    __tablename__ = "people"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "key", name="uq_person_key"),
+        UniqueConstraint("collection_id", "folder", name="uq_person_folder"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200), index=True)  # normalize.name_key
+    name: Mapped[str] = mapped_column(String(300))  # original spelling
+    ascii_name: Mapped[str] = mapped_column(String(300))
+    first_name: Mapped[str] = mapped_column(String(200), default="")
+    last_name: Mapped[str] = mapped_column(String(200), default="")
+    folder: Mapped[str] = mapped_column(String(120))  # Person_Name, safe path component
+    occupations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    country: Mapped[str] = mapped_column(String(100), default="")
+    source: Mapped[str] = mapped_column(String(50), default="")  # llm, sheet, folder, upload
+    verdict: Mapped[str | None] = mapped_column(Text, nullable=True)  # the verifier's reason
+    state: Mapped[str] = mapped_column(String(30), default=PersonState.QUEUED, index=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    selftest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    collection: Mapped[Collection] = relationship(back_populates="people")
+    images: Mapped[list[Image]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", passive_deletes=True
+    )
+    faces: Mapped[list[Face]] = relationship(back_populates="person", viewonly=True)
+
+
+class Image(Base):
+    """One candidate photo of a person: a search hit (maybe not yet downloaded) or a file."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("person_id", "origin", name="uq_image_origin"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    origin: Mapped[str] = mapped_column(String(2000))  # url, or file:<name> for imports
+    provider: Mapped[str] = mapped_column(String(50), default="folder")
+    query: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    thumbnail_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    page_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    path: Mapped[str | None] = mapped_column(String(1000), nullable=True)  # relative to home
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(30), default="pending")  # pending|fetched|decided
+    reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="images")
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
+    attempts: Mapped[list[Attempt]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Attempt(Base):
+    """One download attempt: what was asked, what came back."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    elapsed_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    image: Mapped[Image] = relationship(back_populates="attempts")
+
+
+class Face(Base):
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("image_id", "idx", name="uq_face_idx"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    idx: Mapped[int] = mapped_column(Integer)  # face number within the image
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    landmarks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    det_score: Mapped[float] = mapped_column(Float, default=0.0)
+    blur: Mapped[float] = mapped_column(Float, default=0.0)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32[128]
+    phash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)  # to identity centre
+    quality: Mapped[float] = mapped_column(Float, default=0.0)
+    state: Mapped[str] = mapped_column(String(20), default="rejected")  # accepted|rejected
+    reason: Mapped[str] = mapped_column(String(40))
+    crop_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    gallery_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    image: Mapped[Image] = relationship(back_populates="faces")
+    person: Mapped[Person] = relationship(back_populates="faces", viewonly=True)
+
+
+class Job(Base):
+    """A unit of work and its live state: the truth `faceatlas status` shows."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # collect, names, promote, enrol
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    collection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), nullable=True
+    )
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    task_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -1,0 +1,49 @@
+"""Shared fixtures: test photos from ../shared/testdata, a fresh storage home per test."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from faceatlas.errors import ConfigError
+from faceatlas.settings import Settings, get_settings
+from faceatlas.store import db
+from faceatlas.testdata import HINT, faces_dir
+
+
+@pytest.fixture(scope="session")
+def faces_root() -> Path:
+    """The shared test photos; missing data fails under CI and skips (one line) elsewhere."""
+    try:
+        return faces_dir()
+    except ConfigError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(f"test photos missing: {HINT}")
+
+
+@pytest.fixture(scope="session")
+def manifest(faces_root: Path) -> list[dict[str, str]]:
+    with open(faces_root / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh FACEATLAS_HOME (SQLite inside) that also becomes the global settings."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("FACEATLAS_HOME", str(path))
+    monkeypatch.delenv("FACEATLAS_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield path
+    db.reset_caches()
+    get_settings.cache_clear()
+
+
+@pytest.fixture()
+def settings(home: Path) -> Settings:
+    return Settings(home=home, workers=2)

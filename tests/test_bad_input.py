@@ -1,0 +1,75 @@
+"""Hostile and unusual files: each gets its reason code, none crashes anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from faceatlas.errors import ImageError, StorageError
+from faceatlas.faces.analyse import AnalyseParams, analyse_file
+from faceatlas.faces.image import decode
+from faceatlas.names.normalize import file_stem
+from faceatlas.store.files import Layout
+from tests.photos import bad_files, colour_variants
+
+PHOTO = "people/person_01/img5.jpg"
+
+
+def test_bad_files_get_their_reason(tmp_path: Path, faces_root: Path) -> None:
+    expected = bad_files(tmp_path, faces_root / PHOTO)
+    got = {name: analyse_file(0, str(tmp_path / name), AnalyseParams()).error for name in expected}
+    assert got == expected
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path, faces_root: Path) -> None:
+    bad_files(tmp_path, faces_root / PHOTO)
+    with pytest.raises(ImageError, match="MP is over the 50 MP limit") as info:
+        decode((tmp_path / "bomb.png").read_bytes())
+    assert info.value.code == "decode_error"
+
+
+def test_colour_modes_decode_to_rgb_and_keep_the_face(tmp_path: Path, faces_root: Path) -> None:
+    for path in colour_variants(tmp_path, faces_root / PHOTO):
+        img = decode(path.read_bytes())
+        assert img.rgb.dtype.name == "uint8" and img.rgb.shape[2] == 3, path.name
+        analysis = analyse_file(0, str(path), AnalyseParams())
+        assert analysis.error is None, path.name
+        assert len(analysis.faces) == 1, path.name
+
+
+def test_exif_orientation_is_applied(tmp_path: Path, faces_root: Path) -> None:
+    from PIL import Image
+
+    img = Image.open(faces_root / PHOTO).convert("RGB")
+    rotated = img.transpose(Image.Transpose.ROTATE_90)  # stored sideways…
+    exif = Image.Exif()
+    exif[0x0112] = 6  # …with the tag that says "turn 90° clockwise to view"
+    path = tmp_path / "sideways.jpg"
+    rotated.save(path, exif=exif.tobytes())
+    decoded = decode(path.read_bytes())
+    assert (decoded.width, decoded.height) == img.size
+    assert len(analyse_file(0, str(path), AnalyseParams()).faces) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Novak Đoković", "Новак Ђоковић", "  spaces  everywhere ", "Dr. No", "..", "../../etc/passwd",
+     "a%2Fb", "a/b\\c", "C:\\Windows", "...", "Šaban Šaulić", "O'Brien-Smith"],
+)
+def test_hostile_names_give_safe_paths_inside_home(tmp_path: Path, name: str) -> None:
+    layout = Layout(tmp_path)
+    folder = file_stem(name)
+    for path in (layout.raw_dir("serbia", folder), layout.faces_dir("serbia", folder)):
+        resolved = path.resolve()
+        assert tmp_path.resolve() in resolved.parents
+        assert resolved.name == folder and "/" not in folder and ".." not in folder
+
+
+def test_layout_refuses_components_that_escape(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    for bad in ("..", "../x", "a/b", "", "/abs"):
+        with pytest.raises(StorageError):
+            layout.faces_dir("serbia", bad)
+    with pytest.raises(StorageError):
+        layout.absolute("../outside.jpg")
