@@ -1,53 +1,18 @@
-"""The ``faceatlas`` command: thin shells over the library, with progress bars and tables."""
+"""Core commands: import, people, show."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
+from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar, state_label
 from faceatlas.errors import FaceAtlasError
-from faceatlas.settings import Settings, get_settings
-
-app = typer.Typer(
-    help="Build, keep and serve face-recognition galleries of public figures.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-)
-console = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-REJECT_ORDER = ["not_this_person", "duplicate", "over_limit", "multiple_faces", "blurry",
-                "face_too_small", "no_face", "decode_error", "not_an_image", "download_failed"]
-
-
-def friendly(fn: F) -> F:
-    """FaceAtlasError → one red line and exit code 1; anything else is a bug and shows fully."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FaceAtlasError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=True,
-    )
+from faceatlas.settings import get_settings
 
 
 @app.command("import")
@@ -123,14 +88,8 @@ def people(
         table.add_column(col, justify="right" if col in ("id", "images", "faces") else "left")
     for person, coll, n_images, n_faces in rows:
         table.add_row(str(person.id), coll, person.name, ", ".join(person.occupations),
-                      _state(person.state), str(n_images), str(n_faces))
+                      state_label(person.state), str(n_images), str(n_faces))
     console.print(table)
-
-
-def _state(state: str) -> str:
-    colour = {"curated": "green", "promoted": "bold green", "failed": "red",
-              "too_few_faces": "yellow"}.get(state, "cyan")
-    return f"[{colour}]{state}[/]"
 
 
 @app.command()
@@ -148,7 +107,7 @@ def show(
     with session_scope(settings) as session:
         p = find_person(session, person, collection)
         console.print(f"[bold]{p.name}[/] ({p.ascii_name}) · {p.collection.key} · "
-                      f"{_state(p.state)}" + (f" · [red]{p.error}[/]" if p.error else ""))
+                      f"{state_label(p.state)}" + (f" · [red]{p.error}[/]" if p.error else ""))
         table = Table()
         for col in ("image", "source", "faces", "decision", "distance", "crop"):
             table.add_column(col)
@@ -166,15 +125,3 @@ def show(
                 Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
             )
         console.print(table)
-
-
-def settings_for_cli() -> Settings:
-    return get_settings()
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,13 @@
+"""The ``faceatlas`` command: thin shells over the library, with progress bars and tables.
+
+Each module registers its commands on the one Typer ``app`` in ``base``.
+"""
+
+from __future__ import annotations
+
+from faceatlas.cli import core  # noqa: F401  (registers commands)
+from faceatlas.cli.base import app
+
+
+def main() -> None:
+    app()
