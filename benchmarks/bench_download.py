@@ -22,14 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from faceatlas.download import DownloadItem, DownloadOptions, download_all_sync  # noqa: E402
+from faceatlas.errors import ConfigError  # noqa: E402
+from faceatlas.testdata import faces_dir  # noqa: E402
 
 
 def photos_dir() -> Path:
-    for c in (os.environ.get("FACEATLAS_TESTDATA"), "/work/shared/testdata",
-              str(ROOT.parent / "shared" / "testdata")):  # fmt: skip
-        if c and (Path(c) / "faces").is_dir():
-            return Path(c) / "faces"
-    sys.exit("test photos missing: set FACEATLAS_TESTDATA to the shared testdata folder")
+    try:
+        return faces_dir()
+    except ConfigError as exc:
+        sys.exit(str(exc))
 
 
 def start_simweb(people: Path, photos: Path, latency_ms: float) -> tuple[subprocess.Popen, str]:

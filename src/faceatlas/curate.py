@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from faceatlas.errors import NotFoundError
 from faceatlas.faces.analyse import FaceAnalysis, FacePool, ImageAnalysis
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, hamming
@@ -232,6 +234,8 @@ class CurationReport:
     accepted: int
     reasons: Counter[str]
     new_images: int = 0
+    timings: Counter[str] = field(default_factory=Counter)  # seconds in decode/detect/embed/…
+    peak_rss_kb: int = 0  # largest face worker
 
 
 Progress = Callable[[int, int], None]
@@ -246,19 +250,46 @@ def curate_person(
     progress: Progress | None = None,
 ) -> CurationReport:
     """Analyse the person's new images, decide all of them, and sync crops on disk."""
+    jobs = plan_curation(person_id, settings)
+    return finish_curation(person_id, settings, collect(pool.submit(jobs), progress), strategy)
+
+
+def plan_curation(person_id: int, settings: Settings) -> list[tuple[int, str]]:
+    """Mark the person curating; the (image id, file) pairs that still need analysis."""
     layout = Layout(settings.home)
-    params = CurateParams.from_settings(settings, strategy)
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
-        assert person is not None
+        if person is None:
+            raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
         person.state = PersonState.CURATING
         todo = _mark_exact_duplicates(session, person)
-        jobs = [(img.id, str(layout.absolute(img.path))) for img in todo]
+        return [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
+
+
+def collect(
+    futures: Sequence[Future[ImageAnalysis]], progress: Progress | None = None
+) -> dict[int, ImageAnalysis]:
+    """Wait for analyses, reporting progress as each one lands."""
     fresh: dict[int, ImageAnalysis] = {}
-    for done, analysis in enumerate(pool.analyse(jobs), start=1):
+    if progress:
+        progress(0, len(futures))
+    for done, fut in enumerate(as_completed(futures), start=1):
+        analysis = fut.result()
         fresh[analysis.key] = analysis
         if progress:
-            progress(done, len(jobs))
+            progress(done, len(futures))
+    return fresh
+
+
+def finish_curation(
+    person_id: int,
+    settings: Settings,
+    fresh: dict[int, ImageAnalysis],
+    strategy: str | None = None,
+) -> CurationReport:
+    """Store new analyses, decide every image of the person, write and remove crops."""
+    layout = Layout(settings.home)
+    params = CurateParams.from_settings(settings, strategy)
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         assert person is not None
@@ -266,7 +297,10 @@ def curate_person(
         report = _apply(session, person, params, layout, fresh, settings.crop_margin)
         person.state = PersonState.CURATED
         person.error = None
-    report.new_images = len(jobs)
+    report.new_images = len(fresh)
+    for analysis in fresh.values():
+        report.timings.update(analysis.timings)
+        report.peak_rss_kb = max(report.peak_rss_kb, analysis.peak_rss_kb)
     return report
 
 
@@ -281,7 +315,6 @@ def _mark_exact_duplicates(session: Session, person: Person) -> list[Image]:
     for img in images:
         if img.sha256 in seen:
             img.state, img.reason = "analysed", Reason.DUPLICATE
-            img.detail = "same bytes as an earlier image"
             continue
         seen.add(img.sha256 or "")
         if img.state != "analysed":
@@ -299,7 +332,9 @@ def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
         session.flush()
         img.state = "analysed"
         img.width, img.height = a.width or img.width, a.height or img.height
-        img.reason, img.detail = a.error, a.detail
+        img.reason = a.error
+        if a.error:
+            img.detail = a.detail
         for f in a.faces:
             x, y, w, h = f.box
             session.add(Face(
@@ -341,9 +376,13 @@ def _apply(
         select(Image).where(Image.person_id == person.id, Image.state == "analysed")
         .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
     ).all()
-    duplicates = [img for img in images if img.reason == Reason.DUPLICATE and not img.faces
-                  and img.detail == "same bytes as an earlier image"]
-    candidates = [img for img in images if img not in duplicates]
+    candidates, seen = [], set()
+    for img in images:  # same bytes as an earlier image: never analysed, always a duplicate
+        if img.sha256 not in seen:
+            seen.add(img.sha256)
+            candidates.append(img)
+        else:
+            img.reason = Reason.DUPLICATE
     analyses = [analysis_from_rows(img) for img in candidates]
     decisions = decide(analyses, params)
     collection = person.collection.key

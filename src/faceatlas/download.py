@@ -78,6 +78,7 @@ class DownloadResult:
     height: int | None = None
     content_type: str | None = None
     duplicate_of: int | str | None = None  # same bytes as an earlier item of this call
+    url_reason: str | None = None  # why ``url`` failed when the thumbnail was used instead
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,8 @@ class _Downloader:
                 reasons.append(exc.code)
                 continue
             return DownloadResult(item.key, True, body.content, body.sha256, body.final_url,
-                                  None, attempts, width, height, body.content_type)  # fmt: skip
+                                  None, attempts, width, height, body.content_type,
+                                  url_reason=reasons[0] if reasons else None)  # fmt: skip
         return DownloadResult(item.key, False, None, None, None, reasons[0], attempts)
 
     async def fetch(self, url: str, attempts: list[Attempt]) -> _Body:
@@ -274,6 +276,8 @@ class _Downloader:
             if isinstance(result, _Body):
                 return result
             current = urljoin(current, result)  # a redirect's Location, maybe relative
+        if attempts:
+            attempts[-1].error = "too_many_redirects"
         raise _Fail("too_many_redirects", f"more than {self.opts.max_redirects} redirects")
 
     async def check(self, url: str, attempts: list[Attempt]) -> CheckedURL:

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curate import CurationReport, curate_person
+from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
 from faceatlas.errors import FaceAtlasError
 from faceatlas.faces.analyse import AnalyseParams, FacePool
 from faceatlas.settings import Settings
@@ -101,18 +101,26 @@ def import_folder(
     strategy: str | None = None,
     on_person: Callable[[PersonFolder], Callable[[int, int], None] | None] | None = None,
 ) -> Iterator[CurationReport]:
-    """Import and curate every person folder; yields one report per person as it finishes."""
+    """Import and curate every person folder; yields one report per person as it finishes.
+
+    Every person's new photos go to the face pool at once, so both cores stay busy across
+    people; each person is decided as soon as their own photos are analysed.
+    """
     folders = scan(root)
     params = AnalyseParams.from_settings(settings)
-    with FacePool(params, settings.worker_count) as pool:
+    with FacePool(params, settings.worker_count).start() as pool:
+        queued = []
         for folder in folders:
             with session_scope(settings) as session:
                 coll = get_or_create_collection(session, collection)
                 person, _ = upsert_person(session, coll, folder.name, source="folder")
                 person_id = person.id
             add_files(person_id, folder.files, settings)
+            queued.append((folder, person_id, pool.submit(plan_curation(person_id, settings))))
+        for folder, person_id, futures in queued:
             progress = on_person(folder) if on_person else None
-            yield curate_person(person_id, settings, pool, strategy=strategy, progress=progress)
+            fresh = collect(futures, progress)
+            yield finish_curation(person_id, settings, fresh, strategy)
 
 
 def _drop_unreferenced_raw(session: Session, layout: Layout, path: str | None) -> None:

@@ -11,8 +11,14 @@ HINT = "set FACEATLAS_TESTDATA to the folder holding faces/ (default ../shared/t
 
 
 def testdata_dir() -> Path:
-    default = Path.cwd().parent / "shared" / "testdata"
-    return Path(os.environ.get("FACEATLAS_TESTDATA", default)).resolve()
+    if os.environ.get("FACEATLAS_TESTDATA"):
+        return Path(os.environ["FACEATLAS_TESTDATA"]).resolve()
+    # ../shared/testdata next to the checkout: from the working folder, or from this file
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = base.parent / "shared" / "testdata"
+        if candidate.is_dir():
+            return candidate.resolve()
+    return (Path.cwd().parent / "shared" / "testdata").resolve()
 
 
 def faces_dir() -> Path:

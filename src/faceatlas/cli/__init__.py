@@ -5,9 +5,13 @@ Each module registers its commands on the one Typer ``app`` in ``base``.
 
 from __future__ import annotations
 
-from faceatlas.cli import core  # noqa: F401  (registers commands)
+from faceatlas.cli import collect, core  # noqa: F401  (they register commands)
 from faceatlas.cli.base import app
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ app = typer.Typer(
     help="Build, keep and serve face-recognition galleries of public figures.",
     no_args_is_help=True,
     rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,  # locals can hold API keys
 )
 console = Console()
 err = Console(stderr=True)

@@ -7,9 +7,18 @@ picklable dataclasses with timings, so the parent never touches the models.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import resource
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +75,7 @@ class ImageAnalysis:
     detail: str | None = None
     faces: list[FaceAnalysis] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, detect, embed
+    peak_rss_kb: int = 0  # of the process that analysed it
 
 
 def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
@@ -108,11 +118,32 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
 
 
 def analyse_file(key: int, path: str, p: AnalyseParams) -> ImageAnalysis:
-    return analyse_bytes(key, Path(path).read_bytes(), p)
+    out = analyse_bytes(key, Path(path).read_bytes(), p)
+    out.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return out
 
 
 def _warm(p: AnalyseParams) -> None:
     get_engine(p.detector, p.max_side, p.upsample)._load()
+
+
+def _worker_init(p: AnalyseParams, owner: int) -> None:
+    """Load the models, and leave when the owning process dies (even by SIGKILL).
+
+    Workers are children of the forkserver, not of the owner, so nothing else would tell
+    them; without this a killed CLI leaves model-laden processes behind.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="owner-watch").start()
+    _warm(p)
 
 
 class FacePool:
@@ -131,25 +162,33 @@ class FacePool:
 
     def _pool(self) -> Executor:
         if self._executor is None:
-            # forkserver: safe even when the parent runs threads (HTTP clients, servers)
-            ctx = multiprocessing.get_context("forkserver")
-            self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=ctx, initializer=_warm, initargs=(self.params,)
-            )
+            if self.workers == 1:
+                # one worker: a thread keeps the models in this process, no start-up cost
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="faces")
+            else:
+                # forkserver: safe even when the parent runs threads (HTTP clients, servers)
+                ctx = multiprocessing.get_context("forkserver")
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=ctx, initializer=_worker_init,
+                    initargs=(self.params, os.getpid()),
+                )
         return self._executor
+
+    def start(self) -> FacePool:
+        """Start the workers now: they load the models while the caller does other work."""
+        pool = self._pool()
+        for _ in range(self.workers):
+            pool.submit(_warm, self.params)
+        return self
+
+    def submit(self, items: Iterable[tuple[int, str]]) -> list[Future[ImageAnalysis]]:
+        """Queue (key, path) pairs for analysis; results arrive as futures."""
+        pool = self._pool()
+        return [pool.submit(analyse_file, key, path, self.params) for key, path in items]
 
     def analyse(self, items: Iterable[tuple[int, str]]) -> Iterator[ImageAnalysis]:
         """Analyse (key, path) pairs; yields results as they finish (any order)."""
-        items = list(items)
-        if self.workers == 1 or len(items) <= 1:
-            for key, path in items:
-                yield analyse_file(key, path, self.params)
-            return
-        from concurrent.futures import as_completed
-
-        pool = self._pool()
-        futures = [pool.submit(analyse_file, key, path, self.params) for key, path in items]
-        for fut in as_completed(futures):
+        for fut in as_completed(self.submit(items)):
             yield fut.result()
 
     def close(self) -> None:

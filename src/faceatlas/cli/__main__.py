@@ -1,0 +1,3 @@
+from faceatlas.cli import main
+
+main()

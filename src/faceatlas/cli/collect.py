@@ -1,0 +1,172 @@
+"""Online commands: names (LLM and sheets), collect, run, simweb."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar
+from faceatlas.curate import CurationReport
+from faceatlas.errors import FaceAtlasError
+from faceatlas.pipeline import Fetched, collect_people, pending_people
+from faceatlas.settings import Settings, get_settings
+
+names_app = typer.Typer(help="Who: people from an LLM (two passes) or from spreadsheets.",
+                        no_args_is_help=True)
+app.add_typer(names_app, name="names")
+
+Occupations = Annotated[
+    list[str] | None, typer.Option("--occupation", "-o", help="Occupation (repeatable).")
+]
+OccupationsFile = Annotated[
+    Path | None, typer.Option(help="occupation.xlsx or .csv with an Occupation column.")
+]
+
+
+def _occupations(occupation: list[str] | None, occupations_file: Path | None) -> list[str]:
+    from faceatlas.names.tables import read_occupations
+
+    found = list(occupation or [])
+    if occupations_file:
+        found += read_occupations(occupations_file)
+    if not found:
+        raise FaceAtlasError("give at least one --occupation or an --occupations-file")
+    return found
+
+
+def _generate(settings: Settings, country: str, occupations: list[str]) -> None:
+    from faceatlas.names.service import generate_names
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"names for {country}", total=len(occupations))
+        report = generate_names(
+            settings, country, occupations,
+            progress=lambda done, total, occ: bar.update(task, completed=done,
+                                                          description=f"names: {occ}"),
+        )
+    console.print(
+        f"[bold]{report.collection}[/]: {report.created} new, {report.existing} already known, "
+        f"{report.rejected} not verified"
+    )
+    for name, reason in report.rejections[:20]:
+        console.print(f"  [yellow]not verified[/] {name}: {reason}")
+
+
+@names_app.command("generate")
+@friendly
+def names_generate(
+    country: Annotated[str, typer.Option(help="Country; names the collection (Serbia → serbia).")],
+    occupation: Occupations = None,
+    occupations_file: OccupationsFile = None,
+) -> None:
+    """Ask the LLM for the most famous people per occupation, verify each, queue the verified."""
+    _generate(get_settings(), country, _occupations(occupation, occupations_file))
+
+
+@names_app.command("import")
+@friendly
+def names_import(
+    sheet: Annotated[Path, typer.Argument(help="data.xlsx or .csv: name, last_name, occupation.")],
+    country: Annotated[str, typer.Option(help="Collection the people join.")],
+) -> None:
+    """Queue people from a spreadsheet (the old system's data.xlsx works as it is)."""
+    from faceatlas.names.service import import_people
+
+    report = import_people(get_settings(), sheet, country)
+    console.print(f"[bold]{report.collection}[/]: {report.created} new, "
+                  f"{report.existing} already known, {len(report.skipped)} skipped")
+    for row, why in report.skipped[:20]:
+        console.print(f"  [yellow]skipped[/] {row}: {why}")
+
+
+@names_app.command("export")
+@friendly
+def names_export(
+    sheet: Annotated[Path, typer.Argument(help="Where to write: .xlsx or .csv.")],
+    country: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+) -> None:
+    """Write people to a spreadsheet (name, last_name, occupation, original_name, …)."""
+    from faceatlas.names.service import export_people
+
+    rows = export_people(get_settings(), sheet, country)
+    console.print(f"wrote {rows} people to {sheet}")
+
+
+def _collect(settings: Settings, collection: str | None, limit: int | None,
+             retry_failed: bool) -> None:
+    from faceatlas.search.rapidapi import RapidAPIImageSearch
+
+    ids = pending_people(settings, collection, retry_failed=retry_failed, limit=limit)
+    if not ids:
+        console.print("nothing to collect: every person is curated "
+                      "(add people with [bold]faceatlas names[/], retry with --retry-failed)")
+        return
+    provider = RapidAPIImageSearch.from_settings(settings)  # fails fast on a missing key
+    table = Table(title="collected")
+    for col in ("person", "state", "candidates", "accepted", "rejected (by reason)"):
+        table.add_column(col)
+    with provider, progress_bar() as bar:
+        people_task = bar.add_task("people", total=len(ids))
+        images_task = bar.add_task("images", total=None)
+
+        def on_images(done: int, total: int, stage: str) -> None:
+            bar.update(images_task, completed=done, total=total, description=stage)
+
+        def on_person(name: str, result: CurationReport | Fetched) -> None:
+            bar.advance(people_task)
+            if isinstance(result, Fetched):
+                table.add_row(name, "[red]failed[/]", "", "", result.error or "")
+                return
+            rejected = ", ".join(f"{r} {result.reasons[r]}" for r in REJECT_ORDER
+                                 if result.reasons.get(r))
+            table.add_row(name, "[green]curated[/]", str(result.candidates),
+                          str(result.accepted), rejected or "-")
+
+        summary = collect_people(settings, ids, provider, on_person=on_person,
+                                 on_images=on_images)
+    console.print(table)
+    console.print(f"{len(summary.curated)} curated, {len(summary.failed)} failed")
+
+
+@app.command("collect")
+@friendly
+def collect_cmd(
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many people.")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Also retry people that failed.")] = False,
+) -> None:
+    """Search, download and curate every queued person (resumes after a crash)."""
+    _collect(get_settings(), collection, limit, retry_failed)
+
+
+@app.command("run")
+@friendly
+def run_cmd(
+    country: Annotated[str, typer.Option(help="Country; names the collection.")],
+    occupation: Occupations = None,
+    occupations_file: OccupationsFile = None,
+    limit: Annotated[int | None, typer.Option(help="Collect at most this many people.")] = None,
+) -> None:
+    """Names and collection in one go: from "Serbia, Actor" to curated faces per person."""
+    from faceatlas.names.normalize import collection_key
+
+    settings = get_settings()
+    _generate(settings, country, _occupations(occupation, occupations_file))
+    _collect(settings, collection_key(country), limit, retry_failed=False)
+
+
+@app.command("simweb")
+def simweb_cmd(
+    people: Annotated[Path, typer.Option(help="People JSON file (see devtools/simweb.py).")],
+    photos: Annotated[Path, typer.Option(help="Folder the image paths are relative to.")],
+    port: Annotated[int, typer.Option(help="Loopback port (0 = any free one).")] = 8765,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every image.")] = 0.0,
+) -> None:
+    """Serve a simulated web (LLM, image search, image hosts, faults) on 127.0.0.1."""
+    from faceatlas.devtools.simweb import main as simweb_main
+
+    raise typer.Exit(simweb_main(["--people", str(people), "--photos", str(photos),
+                                  "--port", str(port), "--latency-ms", str(latency_ms)]))

@@ -1,0 +1,102 @@
+"""Gallery and serving commands: promote, recognize, serve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from faceatlas.cli.base import app, console, friendly, state_label
+from faceatlas.settings import get_settings
+
+
+@app.command()
+@friendly
+def promote(
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    person: Annotated[str | None, typer.Option(help="Only this person (name or id).")] = None,
+    purge: Annotated[
+        bool, typer.Option(help="Erase people with too few faces instead of keeping them.")
+    ] = False,
+) -> None:
+    """Copy curated faces into the gallery, index them and self-test recognition."""
+    from faceatlas.gallery import promote as run
+
+    settings = get_settings()
+    results = run(settings, collection=collection, person=person, purge=purge)
+    if not results:
+        console.print("nobody to promote: curate people first ([bold]faceatlas import[/])")
+        return
+    table = Table(title=f"promote (needs ≥ {settings.min_faces_to_promote} faces)")
+    for col in ("person", "collection", "faces", "state", "self-test"):
+        table.add_column(col, justify="right" if col == "faces" else "left")
+    for r in results:
+        test = r.selftest
+        if test is None:
+            verdict = ""
+        elif test.passed is None:
+            verdict = f"[yellow]skipped[/] ({test.detail})"
+        elif test.passed:
+            verdict = f"[green]passed[/] (distance {test.distance:.3f})"
+        else:
+            verdict = f"[red]FAILED[/] ({test.detail})"
+        state = "[red]purged[/]" if r.purged else state_label(r.state)
+        table.add_row(r.person, r.collection, str(r.faces), state, verdict)
+    console.print(table)
+
+
+@app.command()
+@friendly
+def recognize(
+    image: Annotated[Path, typer.Argument(help="Photo to recognise.", exists=True,
+                                          dir_okay=False, readable=True)],
+    collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
+) -> None:
+    """Who is in this photo: every face with its best person, or unknown."""
+    from faceatlas.recognize import recognize_file, seed_answer
+
+    settings = get_settings()
+    result = recognize_file(image, settings, collection=collection, engines=None)
+    if as_json:
+        typer.echo(json.dumps(seed_answer(result), ensure_ascii=False, indent=2))
+        return
+    if not result.faces:
+        console.print("no face found")
+        return
+    table = Table(title=f"{image.name} in {result.collection}: {result.status}")
+    for col in ("face", "box (x, y, w, h)", "person", "distance", "confidence"):
+        table.add_column(col)
+    for i, f in enumerate(result.faces, start=1):
+        who = f"[green]{f.name}[/]" if f.known else "[yellow]unknown[/]"
+        dist = f.distance if f.known else f.nearest_distance
+        table.add_row(str(i), f"{f.box.x}, {f.box.y}, {f.box.w}, {f.box.h}", who,
+                      "" if dist is None else f"{dist:.3f}",
+                      "" if f.confidence is None else f"{f.confidence:.1f}%")
+    console.print(table)
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    insecure_no_auth: Annotated[
+        bool, typer.Option("--insecure-no-auth", help="Serve without tokens (local trials only).")
+    ] = False,
+    engines: Annotated[
+        int | None, typer.Option(help="Concurrent recognitions (default: one per core).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from faceatlas.api import create_app
+
+    api = create_app(get_settings(), insecure_no_auth=insecure_no_auth, engines=engines)
+    # the access log has method, path and status only: the Authorization header never
+    # reaches a log line
+    uvicorn.run(api, host=host, port=port, log_level="info")

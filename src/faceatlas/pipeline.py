@@ -1,0 +1,304 @@
+"""One person's way from name to curated faces, and the queue that runs it.
+
+A person moves ``queued → searching → downloading → curating → curated`` (or ``failed`` with
+the reason and the attempt count). Every step reads its input from the database and commits
+its result, so killing the process at any moment loses nothing: the next run resumes each
+unfinished person at the step it had reached. Raw files are named by content hash and written
+atomically before their rows commit; a file a crash left without a row is swept away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.download import DownloadItem, DownloadResult, download_all_sync
+from faceatlas.errors import AuthError, ConfigError, FaceAtlasError
+from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.names.normalize import collection_key
+from faceatlas.search.base import ImageSearchProvider, query_for
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.jobs import finish_job, start_job, update_job
+from faceatlas.store.models import Attempt, Image, Person, PersonState, Reason
+from faceatlas.store.models import Collection as CollectionRow
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = (PersonState.QUEUED, PersonState.SEARCHING, PersonState.DOWNLOADING,
+              PersonState.CURATING)
+
+#: ``on_images(done, total, stage)`` while one person's images are downloaded or analysed
+ImageProgress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Fetched:
+    person_id: int
+    name: str
+    error: str | None = None  # set when the person failed before curation
+
+
+def pending_people(settings: Settings, collection: str | None = None, *,
+                   retry_failed: bool = False, limit: int | None = None) -> list[int]:
+    """People with work left, oldest first (resumed ones included)."""
+    states = (*UNFINISHED, PersonState.FAILED) if retry_failed else UNFINISHED
+    with session_scope(settings) as s:
+        query = select(Person.id).where(Person.state.in_(states)).order_by(Person.id)
+        if collection:
+            query = query.join(CollectionRow).where(CollectionRow.key == collection_key(collection))
+        if limit:
+            query = query.limit(limit)
+        return list(s.scalars(query))
+
+
+def _set_state(settings: Settings, person_id: int, state: str) -> Person:
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        if person is None:
+            raise FaceAtlasError(f"person {person_id} no longer exists")
+        person.state = state
+        return person
+
+
+def search_person(settings: Settings, person_id: int, provider: ImageSearchProvider) -> int:
+    """Store the search hits of a person once (one query per occupation, capped)."""
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        assert person is not None
+        person.state = PersonState.SEARCHING
+        if s.scalar(select(Image.id).where(Image.person_id == person_id).limit(1)):
+            return 0  # searched before a crash: the hits are stored
+        name, occupations = person.name, list(person.occupations) or [""]
+    cap = settings.max_downloads_per_person
+    hits = []
+    seen: set[str] = set()
+    for occupation in occupations:
+        query = query_for(name, occupation or None)
+        for hit in provider.search(query, settings.search_limit):
+            if hit.url not in seen and len(hits) < cap:
+                seen.add(hit.url)
+                hits.append(hit)
+    with session_scope(settings) as s:
+        for rank, hit in enumerate(hits):
+            s.add(Image(
+                person_id=person_id, origin=hit.url[:2000], provider="rapidapi", query=hit.query,
+                rank=rank, url=hit.url, thumbnail_url=hit.thumbnail_url, page_url=hit.source_url,
+                title=hit.title, width=hit.width, height=hit.height, state="pending",
+            ))
+    if not hits:
+        raise FaceAtlasError(f"the image search found nothing for {name!r}")
+    return len(hits)
+
+
+def download_person(settings: Settings, person_id: int, *, trusted: Collection[str] = (),
+                    progress: ImageProgress | None = None) -> int:
+    """Download the person's pending hits; every attempt is recorded, each file stored once."""
+    layout = Layout(settings.home)
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        assert person is not None
+        person.state = PersonState.DOWNLOADING
+        collection, folder = person.collection.key, person.folder
+        pending = s.scalars(select(Image).where(Image.person_id == person_id,
+                                                Image.state == "pending")).all()
+        items = [DownloadItem(img.id, img.url or img.origin, img.thumbnail_url) for img in pending]
+    done = 0
+
+    def tick(_: DownloadResult) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(items), "download")
+
+    results = download_all_sync(items, settings=settings, trusted=trusted, progress=tick)
+    with session_scope(settings) as s:
+        stored = {sha: path for sha, path in s.execute(
+            select(Image.sha256, Image.path).where(Image.person_id == person_id,
+                                                   Image.path.is_not(None)))}
+        for result in results:
+            _store_download(s, layout, collection, folder, result, stored)
+    return sum(r.ok for r in results)
+
+
+def _store_download(s: Session, layout: Layout, collection: str, folder: str,
+                    result: DownloadResult, stored: dict[str | None, str | None]) -> None:
+    img = s.get(Image, result.key)
+    if img is None:
+        return
+    for a in result.attempts:
+        s.add(Attempt(image_id=img.id, url=a.url[:4000], status=a.status, bytes=a.bytes,
+                      sha256=a.sha256, error=a.error, elapsed_ms=a.elapsed_ms))
+    if not result.ok or result.content is None:
+        img.state, img.reason = "failed", Reason.DOWNLOAD_FAILED
+        img.detail = result.reason
+        return
+    sha = result.sha256 or hashlib.sha256(result.content).hexdigest()
+    path = stored.get(sha)
+    if path is None:  # the same bytes from two URLs are stored once
+        ext = {"image/png": "png", "image/gif": "gif", "image/webp": "webp"}.get(
+            (result.content_type or "").split(";")[0].strip(), "jpg")
+        dest = layout.raw_file(collection, folder, sha, ext)
+        atomic_write(dest, result.content)
+        path = stored[sha] = layout.relative(dest)
+    img.sha256, img.path, img.bytes = sha, path, len(result.content)
+    img.width, img.height = result.width or img.width, result.height or img.height
+    img.state = "fetched"
+    if result.url_reason:
+        img.detail = f"{result.url_reason}; the thumbnail was used"
+
+
+def sweep_orphan_raw(settings: Settings, person_id: int) -> int:
+    """Delete raw files of the person that no image row points at (a crash's leftovers)."""
+    layout = Layout(settings.home)
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        if person is None:
+            return 0
+        folder = layout.raw_dir(person.collection.key, person.folder)
+        known = set(s.scalars(select(Image.path).where(Image.person_id == person_id)))
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.iterdir():
+        if path.is_file() and layout.relative(path) not in known:
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvider, *,
+                 trusted: Collection[str] = (), progress: ImageProgress | None = None) -> Fetched:
+    """Search and download one person; a failure marks the person failed (not the run).
+
+    A bad or missing API key stops the whole run instead: every later person would fail too.
+    """
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        assert person is not None
+        name = person.name
+        if person.state == PersonState.FAILED:  # a retry gives failed downloads another go
+            for img in s.scalars(select(Image).where(Image.person_id == person_id,
+                                                     Image.state == "failed")):
+                img.state, img.reason, img.detail = "pending", None, None
+    try:
+        search_person(settings, person_id, provider)
+        download_person(settings, person_id, trusted=trusted, progress=progress)
+        sweep_orphan_raw(settings, person_id)
+        with session_scope(settings) as s:
+            fetched = s.scalar(select(func.count()).where(Image.person_id == person_id,
+                                                          Image.path.is_not(None)))
+            if not fetched:
+                reasons = Counter(s.scalars(select(Image.detail).where(
+                    Image.person_id == person_id)))
+                summary = ", ".join(f"{r} {n}" for r, n in reasons.most_common())
+                raise FaceAtlasError(f"no photo could be downloaded ({summary})")
+        return Fetched(person_id, name)
+    except (AuthError, ConfigError):
+        raise
+    except FaceAtlasError as exc:
+        mark_failed(settings, person_id, str(exc))
+        return Fetched(person_id, name, error=str(exc))
+
+
+def mark_failed(settings: Settings, person_id: int, error: str) -> None:
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        if person is not None:
+            person.state, person.error = PersonState.FAILED, error[:2000]
+            person.attempts += 1
+
+
+def curate_fetched(settings: Settings, person_id: int, pool: FacePool,
+                   progress: ImageProgress | None = None) -> CurationReport:
+    jobs = plan_curation(person_id, settings)
+
+    def tick(done: int, total: int) -> None:
+        if progress:
+            progress(done, total, "faces")
+
+    report = finish_curation(person_id, settings, collect(pool.submit(jobs), tick))
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        if person is not None:
+            person.attempts += 1
+    return report
+
+
+def collect_person(settings: Settings, person_id: int, provider: ImageSearchProvider,
+                   pool: FacePool, *, trusted: Collection[str] = ()) -> CurationReport | Fetched:
+    """The whole pipeline for one person (what a worker runs): search → download → curate."""
+    job = start_job(settings, "collect", person_id)
+    try:
+        fetched = fetch_person(settings, person_id, provider, trusted=trusted)
+        if fetched.error:
+            finish_job(settings, job, error=fetched.error)
+            return fetched
+        report = curate_fetched(settings, person_id, pool)
+    except BaseException as exc:
+        finish_job(settings, job, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finish_job(settings, job)
+    return report
+
+
+@dataclass
+class CollectSummary:
+    curated: list[CurationReport]
+    failed: list[Fetched]
+
+
+def collect_people(
+    settings: Settings,
+    person_ids: Sequence[int],
+    provider: ImageSearchProvider,
+    *,
+    trusted: Collection[str] = (),
+    on_person: Callable[[str, CurationReport | Fetched], None] | None = None,
+    on_images: ImageProgress | None = None,
+) -> CollectSummary:
+    """Collect many people; the next person downloads while the current one is curated."""
+    summary = CollectSummary([], [])
+    if not person_ids:
+        return summary
+    params = AnalyseParams.from_settings(settings)
+    with FacePool(params, settings.worker_count).start() as pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="fetch") as fetcher:
+
+        def fetch(pid: int) -> tuple[int, Fetched]:
+            job = start_job(settings, "collect", pid)
+            return job, fetch_person(settings, pid, provider, trusted=trusted, progress=on_images)
+
+        upcoming: Future[tuple[int, Fetched]] = fetcher.submit(fetch, person_ids[0])
+        for i in range(len(person_ids)):
+            job, fetched = upcoming.result()  # AuthError/ConfigError stop the run here
+            if i + 1 < len(person_ids):
+                upcoming = fetcher.submit(fetch, person_ids[i + 1])
+            if fetched.error:
+                finish_job(settings, job, error=fetched.error)
+                summary.failed.append(fetched)
+                if on_person:
+                    on_person(fetched.name, fetched)
+                continue
+            try:
+                update_job(settings, job, progress=0.5, message="curating")
+                report = curate_fetched(settings, fetched.person_id, pool, on_images)
+            except FaceAtlasError as exc:
+                mark_failed(settings, fetched.person_id, str(exc))
+                finish_job(settings, job, error=str(exc))
+                summary.failed.append(Fetched(fetched.person_id, fetched.name, str(exc)))
+                continue
+            finish_job(settings, job)
+            summary.curated.append(report)
+            if on_person:
+                on_person(fetched.name, report)
+    return summary

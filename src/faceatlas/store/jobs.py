@@ -1,0 +1,60 @@
+"""Job rows: the live truth about a unit of work (state, attempts, heartbeat, worker, error)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.models import Job
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def start_job(settings: Settings, kind: str, person_id: int | None = None,
+              collection_id: int | None = None, task_id: str | None = None) -> int:
+    """The open job of this kind for the person (resumed after a crash), or a new one."""
+    with session_scope(settings) as s:
+        job = s.scalar(
+            select(Job).where(Job.kind == kind, Job.person_id == person_id,
+                              Job.state.in_(("queued", "running")))
+            .order_by(Job.id.desc()).limit(1)
+        )
+        if job is None:
+            job = Job(kind=kind, person_id=person_id, collection_id=collection_id, attempts=0)
+            s.add(job)
+        job.state, job.attempts = "running", job.attempts + 1
+        job.worker, job.heartbeat = worker_name(), datetime.now(timezone.utc)
+        job.task_id = task_id or job.task_id
+        s.flush()
+        return job.id
+
+
+def update_job(settings: Settings, job_id: int, *, progress: float | None = None,
+               message: str | None = None) -> None:
+    with session_scope(settings) as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return
+        if progress is not None:
+            job.progress = progress
+        if message is not None:
+            job.message = message
+        job.heartbeat = datetime.now(timezone.utc)
+
+
+def finish_job(settings: Settings, job_id: int, *, error: str | None = None) -> None:
+    with session_scope(settings) as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return
+        job.state = "failed" if error else "done"
+        job.error = error
+        job.progress = job.progress if error else 1.0
+        job.heartbeat = datetime.now(timezone.utc)
