@@ -35,7 +35,7 @@ def noisy(tmp_path: Path, faces_root: Path) -> tuple[Path, dict[str, str]]:
     people = faces_root / "people"
     for name in OBAMA:
         copy(people / "barack_obama" / name, folder)
-    for name in RESOLUTIONS + ["obama_partial_face.jpg"]:
+    for name in [*RESOLUTIONS, "obama_partial_face.jpg"]:
         copy(faces_root / "variants" / name, folder)
     copy(faces_root / "group" / "obama_and_biden.jpg", folder)
     copy(faces_root / "group" / "kit_with_rose.jpg", folder)
@@ -126,7 +126,9 @@ def test_reimport_is_idempotent(tmp_path: Path, faces_root: Path, settings: Sett
 
     def snapshot() -> tuple[object, ...]:
         with session_scope(settings) as s:
-            counts = tuple(s.scalar(select(func.count()).select_from(t)) for t in (Person, Image, Face))
+            counts = tuple(
+                s.scalar(select(func.count()).select_from(t)) for t in (Person, Image, Face)
+            )
             faces = sorted(s.execute(select(Face.id, Face.state, Face.crop_path)).all())
         files = sorted(p.relative_to(settings.home).as_posix()
                        for p in settings.home.rglob("*") if p.is_file() and ".db" not in p.name)
