@@ -100,6 +100,7 @@ def import_folder(
     *,
     strategy: str | None = None,
     on_person: Callable[[PersonFolder], Callable[[int, int], None] | None] | None = None,
+    pool: FacePool | None = None,
 ) -> Iterator[CurationReport]:
     """Import and curate every person folder; yields one report per person as it finishes.
 
@@ -107,8 +108,10 @@ def import_folder(
     people; each person is decided as soon as their own photos are analysed.
     """
     folders = scan(root)
-    params = AnalyseParams.from_settings(settings)
-    with FacePool(params, settings.worker_count).start() as pool:
+    own = pool is None
+    if pool is None:
+        pool = FacePool(AnalyseParams.from_settings(settings), settings.worker_count).start()
+    try:
         queued = []
         for folder in folders:
             with session_scope(settings) as session:
@@ -121,6 +124,9 @@ def import_folder(
             progress = on_person(folder) if on_person else None
             fresh = collect(futures, progress)
             yield finish_curation(person_id, settings, fresh, strategy)
+    finally:
+        if own:
+            pool.close()
 
 
 def _drop_unreferenced_raw(session: Session, layout: Layout, path: str | None) -> None:

@@ -174,11 +174,13 @@ class FacePool:
                 )
         return self._executor
 
-    def start(self) -> FacePool:
+    def start(self, wait: bool = False) -> FacePool:
         """Start the workers now: they load the models while the caller does other work."""
         pool = self._pool()
-        for _ in range(self.workers):
-            pool.submit(_warm, self.params)
+        warming = [pool.submit(_warm, self.params) for _ in range(self.workers)]
+        if wait:
+            for fut in warming:
+                fut.result()
         return self
 
     def submit(self, items: Iterable[tuple[int, str]]) -> list[Future[ImageAnalysis]]:
