@@ -64,3 +64,17 @@ def test_embeddings_are_128d_and_finite(analysed: dict[str, ImageAnalysis]) -> N
         for f in a.faces:
             assert f.embedding is not None and f.embedding.shape == (128,)
             assert np.isfinite(f.embedding).all()
+
+
+def test_cnn_detector_by_setting(faces_root: Path) -> None:
+    """The MMOD CNN detector (weights from face_recognition_models) behind the same protocol."""
+    from faceatlas.faces.engine import get_engine
+    from faceatlas.faces.image import decode
+
+    engine = get_engine("cnn", max_side=500, upsample=0)
+    for path, expected in (("people/person_01/img5.jpg", 1), ("group/couple.jpg", 2)):
+        rgb = decode((faces_root / path).read_bytes()).rgb
+        faces = engine.detect(rgb)
+        assert len(faces) == expected, path
+        vectors = engine.embed(rgb, faces)
+        assert vectors.shape == (expected, 128)
