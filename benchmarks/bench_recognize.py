@@ -1,0 +1,226 @@
+"""Benchmark recognition: end to end over HTTP, and index search alone.
+
+    .venv/bin/python benchmarks/bench_recognize.py [--requests 60] [--sizes 10k,100k,1M]
+
+(a) Builds a gallery from the shared test photos (``people/``, ``min_faces_to_promote=1``),
+    starts the API in a subprocess (uvicorn on loopback, ``OPENBLAS_NUM_THREADS=1``) and
+    measures ``POST /api/recognize`` with a ~1 MP photo of one known face: latency p50/p95
+    one request at a time, then requests/s and latency with 8 concurrent clients.
+(b) Search alone (``ExactIndex.search`` + ``best_person``, what a request does after
+    embedding) over 10k / 100k / 1M synthetic gallery vectors, 40 faces per person.
+
+Goals: search ≤ 5 ms at 100k; end-to-end p50 ≤ 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+TOKEN = "bench-token"
+GOAL_SEARCH_MS, GOAL_P50_MS = 5.0, 250.0
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1e3, q))
+
+
+# --------------------------------------------------------------------------- (a) end to end
+
+
+def build_gallery(home: Path, faces: Path) -> int:
+    from faceatlas.gallery import promote
+    from faceatlas.importer import import_folder
+    from faceatlas.settings import Settings
+
+    incoming = home.parent / "incoming"
+    for folder in sorted((faces / "people").iterdir()):
+        photos = sorted(folder.iterdir())
+        if len(photos) >= 2:
+            shutil.copytree(folder, incoming / folder.name)
+    settings = Settings(home=home, min_faces_to_promote=1, default_collection="bench")
+    list(import_folder(incoming, "bench", settings))
+    results = promote(settings, collection="bench")
+    return sum(r.gallery_files for r in results)
+
+
+def one_megapixel_photo(src: Path) -> bytes:
+    from PIL import Image
+
+    img = Image.open(src).convert("RGB")
+    scale = (1_000_000 / (img.width * img.height)) ** 0.5
+    img = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    print(f"query photo: {src.name} at {img.width}×{img.height} "
+          f"({img.width * img.height / 1e6:.2f} MP, {len(buf.getvalue()) / 1e3:.0f} kB)")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    home: Path, port: int, engines: int | None, upsample: int | None
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FACEATLAS_HOME": str(home), "FACEATLAS_API_TOKENS": TOKEN,
+           "FACEATLAS_DEFAULT_COLLECTION": "bench", "OPENBLAS_NUM_THREADS": "1"}
+    if upsample is not None:  # detector upsampling: 0 is ~3x faster, misses faces < ~80 px
+        env["FACEATLAS_UPSAMPLE"] = str(upsample)
+    if engines:
+        env["FACEATLAS_WORKERS"] = str(engines)  # the engine pool is sized by worker_count
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "faceatlas.api.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level",
+         "warning"], env=env,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise RuntimeError("server exited")
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def end_to_end(photo: bytes, url: str, requests: int, clients: int) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    files = {"image": ("q.jpg", photo, "image/jpeg")}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        first = client.post("/api/recognize", files=files).json()
+        assert first["status"] == "success", first
+        print(f"answer: {first['person']} (confidence {first['confidence']}, "
+              f"distance {first['best_match']['distance']})")
+        for _ in range(3):
+            client.post("/api/recognize", files=files)
+        serial = []
+        for _ in range(requests):
+            t = time.perf_counter()
+            r = client.post("/api/recognize", files=files)
+            serial.append(time.perf_counter() - t)
+            assert r.status_code == 200
+    print(f"sequential, {requests} requests: p50 {pct(serial, 50):.0f} ms, "
+          f"p95 {pct(serial, 95):.0f} ms  (goal p50 ≤ {GOAL_P50_MS:.0f} ms)")
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_client = max(1, requests // clients) * 2
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
+            for _ in range(per_client):
+                t = time.perf_counter()
+                r = c.post("/api/recognize", files=files)
+                dt = time.perf_counter() - t
+                assert r.status_code == 200
+                with lock:
+                    latencies.append(dt)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    print(f"{clients} concurrent clients, {len(latencies)} requests: "
+          f"{len(latencies) / wall:.1f} req/s, p50 {pct(latencies, 50):.0f} ms, "
+          f"p95 {pct(latencies, 95):.0f} ms")
+
+
+# --------------------------------------------------------------------------- (b) search only
+
+
+def search_only(n: int, queries: int, threshold: float = 0.55) -> tuple[float, float]:
+    from faceatlas.gallery import SEARCH_K
+    from faceatlas.index import DIM, ExactIndex, best_person
+
+    rng = np.random.default_rng(n)
+    index = ExactIndex()
+    step = 100_000  # build in slices: keeps peak memory near one gallery
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        vecs = rng.standard_normal((m, DIM), dtype=np.float32) * np.float32(1 / np.sqrt(DIM))
+        ids = np.arange(start, start + m, dtype=np.int64)
+        index.add(ids, ids // 40, vecs)
+    rows = rng.integers(0, n, queries)
+    qs = index.vectors[rows] + rng.standard_normal((queries, DIM), dtype=np.float32) * 0.02
+    for q in qs[:5]:
+        best_person(index.search(q, SEARCH_K)[0], threshold)
+    times = []
+    for q in qs:
+        t = time.perf_counter()
+        best_person(index.search(q, SEARCH_K)[0], threshold)
+        times.append(time.perf_counter() - t)
+    return pct(times, 50), pct(times, 95)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--engines", type=int, default=None,
+                        help="face engines in the server (default: one per core)")
+    parser.add_argument("--upsample", type=int, default=None,
+                        help="server's detector upsampling (default: the setting, 1)")
+    parser.add_argument("--sizes", default="10k,100k,1M")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, numpy {np.__version__}, load1 {os.getloadavg()[0]:.2f}")
+
+    if not args.skip_http:
+        from faceatlas.testdata import faces_dir
+
+        faces = faces_dir()
+        with tempfile.TemporaryDirectory(prefix="faceatlas-bench-") as tmp:
+            home = Path(tmp) / "home"
+            t = time.perf_counter()
+            n = build_gallery(home, faces)
+            print(f"gallery: {n} faces, built in {time.perf_counter() - t:.1f} s")
+            photo = one_megapixel_photo(faces / "people" / "barack_obama" / "obama3.jpg")
+            port = free_port()
+            proc = start_server(home, port, args.engines, args.upsample)
+            try:
+                end_to_end(photo, f"http://127.0.0.1:{port}", args.requests, args.clients)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # only effective before numpy loads
+    print(f"search + best_person, k=10, {args.queries} single queries "
+          f"(goal ≤ {GOAL_SEARCH_MS:.0f} ms at 100k):")
+    for size in args.sizes.split(","):
+        n = parse_size(size)
+        p50, p95 = search_only(n, args.queries)
+        print(f"  {size.strip():>5} faces: p50 {p50:.2f} ms, p95 {p95:.2f} ms  "
+              f"(load1 {os.getloadavg()[0]:.2f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

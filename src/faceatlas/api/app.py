@@ -1,0 +1,86 @@
+"""The app factory: ``create_app(settings)``; ``faceatlas serve`` runs it with uvicorn.
+
+Everything but ``/healthz`` (and the API docs) needs a token from ``FACEATLAS_API_TOKENS``;
+with no token configured the app refuses to start unless auth is explicitly switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from faceatlas.api import errors
+from faceatlas.api.deps import ApiContext, require_token
+from faceatlas.api.routes import excel, seed, v1
+from faceatlas.api.schemas import Health
+from faceatlas.errors import ConfigError
+from faceatlas.gallery import index_store
+from faceatlas.recognize import engine_pool
+from faceatlas.settings import Settings, get_settings
+
+log = logging.getLogger("faceatlas.api")
+
+#: a bulk enrolment may carry this many times the single-upload limit in one request
+ENROL_BODY_FACTOR = 8
+_OVERHEAD = 64 * 1024  # multipart boundaries and form fields
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    insecure_no_auth: bool = False,
+    engines: int | None = None,
+) -> FastAPI:
+    """The API app. ``engines``: face engines for concurrent recognitions (default: cores)."""
+    settings = settings or get_settings()
+    if not settings.api_tokens and not insecure_no_auth:
+        raise ConfigError(
+            "no API tokens configured: set FACEATLAS_API_TOKENS=<token>[,<token>…] "
+            "(or, for a local trial only, pass --insecure-no-auth)"
+        )
+    if insecure_no_auth:
+        log.warning("authentication is OFF: every endpoint is open to anyone who can connect")
+    ctx = ApiContext(
+        settings=settings, store=index_store(settings),
+        engines=engine_pool(settings, engines), auth_disabled=insecure_no_auth,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # load the models (and the default index) before the first request, not during it
+        await asyncio.to_thread(ctx.engines.warm)
+        if ctx.store.path(settings.default_collection).exists():
+            await asyncio.to_thread(ctx.store.get, settings.default_collection)
+        yield
+
+    app = FastAPI(
+        title="faceatlas",
+        summary="Face-recognition galleries of public figures.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """Liveness; no token needed."""
+        return Health(status="ok")
+
+    protected = [Depends(require_token)]
+    app.include_router(seed.router, dependencies=protected)
+    app.include_router(v1.router, dependencies=protected)
+    app.include_router(excel.router, dependencies=protected)
+    errors.install(app)
+
+    single = settings.max_upload_bytes + _OVERHEAD
+    bulk = settings.max_upload_bytes * ENROL_BODY_FACTOR + _OVERHEAD
+
+    def body_limit(path: str) -> int:
+        return bulk if path.rstrip("/") == "/api/v1/people" else single
+
+    app.add_middleware(errors.BodyLimit, limit_for=body_limit)
+    return app

@@ -1,0 +1,30 @@
+"""The old system's recognition endpoint, on both paths its clients use."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+
+from faceatlas.api.deps import ApiContext, get_ctx
+from faceatlas.api.schemas import SeedRecognition
+from faceatlas.api.uploads import read_upload
+from faceatlas.recognize import recognize_bytes, seed_answer
+
+router = APIRouter(tags=["seed: recognition"])
+
+
+@router.post("/api/recognize", response_model=SeedRecognition, response_model_exclude_unset=True)
+@router.post("/recognize", response_model=SeedRecognition, response_model_exclude_unset=True)
+def recognize_seed(
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    image: Annotated[UploadFile, File(description="The photo (JPEG, PNG, WebP, …).")],
+    collection: Annotated[
+        str | None, Form(max_length=100, description="Default: the server's collection.")
+    ] = None,
+) -> Any:
+    """Who is in this photo: ``success`` with the best person, ``unknown`` or ``no_face``."""
+    data = read_upload(image, ctx.settings.max_upload_bytes)
+    result = recognize_bytes(data, ctx.settings, collection=collection, store=ctx.store,
+                             engines=ctx.engines)
+    return SeedRecognition.model_validate(seed_answer(result))

@@ -1,0 +1,213 @@
+"""REST API under /api/v1: collections, people, faces, jobs, recognition, enrolment."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from faceatlas.api.deps import ApiContext, get_ctx
+from faceatlas.api.schemas import (
+    CollectionOut,
+    Enrolment,
+    ImageOut,
+    JobOut,
+    PersonDetail,
+    PersonOut,
+    Recognition,
+    Removal,
+)
+from faceatlas.api.uploads import check_image, read_upload
+from faceatlas.errors import FaceAtlasError, NotFoundError
+from faceatlas.gallery import list_collections, list_people, promote_person, remove_person
+from faceatlas.recognize import face_dict, recognize_bytes
+from faceatlas.store.db import session_scope
+from faceatlas.store.models import Image, Job, Person
+
+router = APIRouter(prefix="/api/v1")
+
+#: ids are SQL integers: bound them so a huge number is a 422, not a database overflow
+Id = Annotated[int, Path(ge=1, le=2**62)]
+MAX_ENROL_FILES = 50
+
+
+@router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
+def collections(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Any:
+    """Every collection with its counts of people and faces, and its index size."""
+    out = []
+    for c in list_collections(ctx.settings):
+        index_faces = len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0
+        out.append(CollectionOut(**asdict(c), index_faces=index_faces))
+    return out
+
+
+@router.get("/people", response_model=list[PersonOut], tags=["people"])
+def people(
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    collection: Annotated[str | None, Query(max_length=100)] = None,
+    state: Annotated[str | None, Query(max_length=30)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> Any:
+    """People with their state and counts (images, accepted faces, gallery faces)."""
+    found = list_people(ctx.settings, collection=collection, state=state, limit=limit,
+                        offset=offset)
+    return [asdict(p) for p in found]
+
+
+@router.get("/people/{person_id}", response_model=PersonDetail, tags=["people"])
+def person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+    """One person: counts, state, error and the last promotion self-test."""
+    (info,) = list_people(ctx.settings, person_id=person_id) or _missing(person_id)
+    with session_scope(ctx.settings) as session:
+        p = session.get(Person, person_id)
+        if p is None:
+            _missing(person_id)
+        return {**asdict(info), "ascii_name": p.ascii_name, "folder": p.folder,
+                "occupations": p.occupations, "country": p.country, "source": p.source,
+                "error": p.error, "selftest": p.selftest, "created_at": p.created_at,
+                "updated_at": p.updated_at}
+
+
+@router.delete("/people/{person_id}", response_model=Removal, tags=["people"])
+def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+    """Erase a person: rows, raw files, crops, gallery files and index entries."""
+    return asdict(remove_person(person_id, ctx.settings, store=ctx.store))
+
+
+@router.get("/people/{person_id}/faces", response_model=list[ImageOut], tags=["people"])
+def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+    """Every candidate image of the person with its faces and the decision about each."""
+    with session_scope(ctx.settings) as session:
+        if session.get(Person, person_id) is None:
+            _missing(person_id)
+        images = session.scalars(
+            select(Image).where(Image.person_id == person_id)
+            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
+        ).all()
+        return [
+            {"id": img.id, "title": img.title, "origin": img.origin, "state": img.state,
+             "reason": img.reason, "faces": [
+                 {"id": f.id, "image_id": img.id, "image": img.title or img.origin,
+                  "image_reason": img.reason, "idx": f.idx,
+                  "box": {"x": f.x, "y": f.y, "w": f.w, "h": f.h}, "det_score": f.det_score,
+                  "blur": f.blur, "distance": f.distance, "quality": f.quality,
+                  "state": f.state, "reason": f.reason, "crop_path": f.crop_path,
+                  "gallery_path": f.gallery_path}
+                 for f in sorted(img.faces, key=lambda f: f.idx)
+             ]}
+            for img in images
+        ]
+
+
+@router.get("/jobs", response_model=list[JobOut], tags=["jobs"])
+def jobs(
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    state: Annotated[str | None, Query(max_length=20)] = None,
+    kind: Annotated[str | None, Query(max_length=30)] = None,
+    person_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """Recent jobs, newest first."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if person_id is not None:
+        query = query.where(Job.person_id == person_id)
+    with session_scope(ctx.settings) as session:
+        return [JobOut.model_validate(j, from_attributes=True) for j in session.scalars(query)]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+def job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
+    with session_scope(ctx.settings) as session:
+        found = session.get(Job, job_id)
+        if found is None:
+            raise NotFoundError(f"no job with id {job_id}")
+        return JobOut.model_validate(found, from_attributes=True)
+
+
+@router.post("/recognize", response_model=Recognition, tags=["recognition"])
+def recognize(
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    image: Annotated[UploadFile, File(description="The photo.")],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+) -> Any:
+    """Every face in the photo, each with its best person or ``unknown``."""
+    data = read_upload(image, ctx.settings.max_upload_bytes)
+    result = recognize_bytes(data, ctx.settings, collection=collection, store=ctx.store,
+                             engines=ctx.engines)
+    return {"status": result.status, "collection": result.collection, "width": result.width,
+            "height": result.height, "threshold": result.threshold,
+            "faces": [face_dict(f, result) for f in result.faces]}
+
+
+@router.post("/people", response_model=Enrolment, tags=["people"])
+def enrol(
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    name: Annotated[str, Form(min_length=1, max_length=200, description="Full name.")],
+    files: Annotated[list[UploadFile], File(description="Photos of the person.")],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+    promote: Annotated[bool, Form(description="Promote right after curation.")] = False,
+) -> Any:
+    """Enrol a person from uploaded photos: store them, curate (every photo gets a decision),
+    optionally promote. Any unusable upload refuses the whole batch, so nothing is half-done."""
+    from faceatlas.curate import curate_person
+    from faceatlas.faces.analyse import AnalyseParams, FacePool
+    from faceatlas.importer import add_files
+    from faceatlas.names.normalize import name_key
+    from faceatlas.store.jobs import finish_job, start_job
+    from faceatlas.store.people import get_or_create_collection, upsert_person
+
+    settings = ctx.settings
+    if not name_key(name):
+        raise HTTPException(422, "name has no letters or digits")
+    if not files:
+        raise HTTPException(422, "no files")
+    if len(files) > MAX_ENROL_FILES:
+        raise HTTPException(413, f"at most {MAX_ENROL_FILES} files per request")
+    checked = [check_image(f, settings.max_upload_bytes, settings.max_pixels) for f in files]
+    with ctx.enrol_lock, tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp:
+        paths = []
+        for c in checked:  # names are unique per content, so re-uploads are recognised
+            path = FsPath(tmp) / c.name
+            path.write_bytes(c.data)
+            paths.append(path)
+        with session_scope(settings) as session:
+            coll = get_or_create_collection(session, collection or settings.default_collection)
+            p, _ = upsert_person(session, coll, name, source="upload")
+            person_id, coll_key, coll_id = p.id, coll.key, coll.id
+        job_id = start_job(settings, "enrol", person_id, coll_id)
+        try:
+            add_files(person_id, paths, settings)
+            with FacePool(AnalyseParams.from_settings(settings), 1) as pool:
+                report = curate_person(person_id, settings, pool)
+            promotion = promote_person(person_id, settings, store=ctx.store) if promote else None
+        except FaceAtlasError as exc:
+            finish_job(settings, job_id, error=f"{exc.code}: {exc}")
+            raise
+        except Exception as exc:
+            finish_job(settings, job_id, error=f"internal error: {type(exc).__name__}")
+            raise
+        finish_job(settings, job_id)
+    return {
+        "person_id": person_id, "person": report.person, "collection": coll_key,
+        "job_id": job_id, "candidates": report.candidates, "accepted": report.accepted,
+        "new_images": report.new_images, "reasons": dict(report.reasons),
+        "promotion": None if promotion is None else {
+            "state": promotion.state, "faces": promotion.faces,
+            "gallery_files": promotion.gallery_files,
+            "selftest": None if promotion.selftest is None else asdict(promotion.selftest),
+        },
+    }
+
+
+def _missing(person_id: int) -> Any:
+    raise NotFoundError(f"no person with id {person_id}")

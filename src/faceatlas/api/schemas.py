@@ -1,0 +1,179 @@
+"""Response models: they document the answers in the OpenAPI schema (``/docs``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Coordinates(BaseModel):
+    x_percent: float
+    y_percent: float
+    width_percent: float
+    height_percent: float
+
+
+class Box(BaseModel):
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class FaceResult(BaseModel):
+    box: Box = Field(description="Pixels in the (EXIF-rotated) image.")
+    face_coordinates: Coordinates
+    status: Literal["known", "unknown"]
+    person_id: int | None
+    person: str | None = Field(description="Original spelling of the name.")
+    identity: str | None = Field(description="Gallery file name stem of the closest face.")
+    distance: float | None
+    confidence: float | None = Field(description="Percent; 50 at the threshold.")
+    nearest_distance: float | None = Field(description="Closest gallery face of anyone.")
+
+
+class RecognizedPerson(BaseModel):
+    name: str
+    face_coordinates: Coordinates
+
+
+class BestMatch(BaseModel):
+    identity: str | None
+    distance: float
+
+
+class SeedRecognition(BaseModel):
+    """The old system's answer: ``success``, ``unknown`` or ``no_face`` (all HTTP 200)."""
+
+    status: Literal["success", "unknown", "no_face"]
+    message: str
+    person: str | None
+    confidence: float | None = None
+    best_match: BestMatch | None = None
+    faces: list[FaceResult]
+    recognized_persons: list[RecognizedPerson]
+
+
+class Recognition(BaseModel):
+    status: Literal["success", "unknown", "no_face"]
+    collection: str
+    width: int
+    height: int
+    threshold: float
+    faces: list[FaceResult]
+
+
+class CollectionOut(BaseModel):
+    key: str
+    name: str
+    people: int
+    promoted: int
+    accepted_faces: int
+    gallery_faces: int
+    index_faces: int
+
+
+class PersonOut(BaseModel):
+    id: int
+    name: str
+    collection: str
+    state: str
+    images: int
+    accepted_faces: int
+    gallery_faces: int
+
+
+class PersonDetail(PersonOut):
+    ascii_name: str
+    folder: str
+    occupations: list[str]
+    country: str
+    source: str
+    error: str | None
+    selftest: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FaceOut(BaseModel):
+    id: int
+    image_id: int
+    image: str = Field(description="Title or origin of the image.")
+    image_reason: str | None = Field(description="Decision about the whole image.")
+    idx: int
+    box: Box
+    det_score: float
+    blur: float
+    distance: float | None
+    quality: float
+    state: str
+    reason: str
+    crop_path: str | None
+    gallery_path: str | None
+
+
+class ImageOut(BaseModel):
+    id: int
+    title: str | None
+    origin: str
+    state: str
+    reason: str | None
+    faces: list[FaceOut]
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    person_id: int | None
+    collection_id: int | None
+    state: str
+    attempts: int
+    progress: float
+    message: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Removal(BaseModel):
+    person_id: int
+    person: str
+    collection: str
+    rows: dict[str, int]
+    files_removed: int
+    index_rows_removed: int
+
+
+class SelfTestOut(BaseModel):
+    passed: bool | None
+    face_id: int | None
+    predicted_person_id: int | None
+    predicted_name: str | None
+    distance: float | None
+    confidence: float | None
+    detail: str
+
+
+class PromotionOut(BaseModel):
+    state: str
+    faces: int
+    gallery_files: int
+    selftest: SelfTestOut | None
+
+
+class Enrolment(BaseModel):
+    person_id: int
+    person: str
+    collection: str
+    job_id: int
+    candidates: int
+    accepted: int
+    new_images: int
+    reasons: dict[str, int]
+    promotion: PromotionOut | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -1,0 +1,484 @@
+"""Stage 4: promote curated people into a collection's production gallery and index.
+
+A person with at least ``min_faces_to_promote`` accepted faces (the seed system's "more than
+5") gets their crops copied to ``gallery/<collection>/`` under the seed's file names, their
+embeddings added to the collection's index, and a recognition self-test: one of their faces,
+left out, must be recognised as them among everyone in the index. The seed system deleted the
+source folder before its test and only logged the result; here the test runs before anything is
+removed, and its result is stored in ``Person.selftest``.
+
+Everything is idempotent and converges: re-promoting writes the same files and index rows, and
+a face rejected since the last promotion leaves the gallery folder and the index. Order of work
+is files → index → database, so a crash half-way is repaired by running the command again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceatlas.errors import FaceAtlasError, NotFoundError
+from faceatlas.index import ExactIndex, IndexStore, best_person, confidence
+from faceatlas.names.normalize import collection_key
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState
+
+#: neighbours fetched per query; enough for ``best_person`` to see several faces per person
+SEARCH_K = 10
+
+#: states a person can be (re-)promoted from; earlier states have no curated faces yet
+PROMOTABLE = (PersonState.CURATED, PersonState.PROMOTED, PersonState.TOO_FEW_FACES)
+
+_stores: dict[Path, IndexStore] = {}
+
+
+def index_store(settings: Settings) -> IndexStore:
+    """The process-wide index store of this home (it caches loaded indexes)."""
+    root = Layout(settings.home).index_dir
+    if root not in _stores:
+        _stores[root] = IndexStore(root)
+    return _stores[root]
+
+
+@dataclass
+class SelfTest:
+    """Was a left-out face of the person recognised as them?"""
+
+    passed: bool | None  # None: could not run (a single face leaves nothing to match)
+    face_id: int | None = None
+    predicted_person_id: int | None = None
+    predicted_name: str | None = None
+    distance: float | None = None
+    confidence: float | None = None
+    detail: str = ""
+
+
+@dataclass
+class PromotionResult:
+    person_id: int
+    person: str
+    collection: str
+    state: str
+    faces: int  # accepted faces
+    gallery_files: int = 0  # files in the gallery for this person after the run
+    written: int = 0
+    removed: int = 0
+    selftest: SelfTest | None = None
+    purged: bool = False
+
+
+@dataclass
+class RemovalReport:
+    person_id: int
+    person: str
+    collection: str
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows deleted
+    files_removed: int = 0
+    index_rows_removed: int = 0
+
+
+# --------------------------------------------------------------------------- promote
+
+
+def promote(
+    settings: Settings,
+    *,
+    collection: str | None = None,
+    person: str | None = None,
+    purge: bool = False,
+) -> list[PromotionResult]:
+    """Promote every curated person (of one collection, or one person by name or id)."""
+    from faceatlas.store.people import find_person
+
+    with session_scope(settings) as session:
+        if person is not None:
+            found = find_person(session, person, collection)
+            if found.state not in PROMOTABLE:
+                raise FaceAtlasError(
+                    f"{found.name} is {found.state}: only curated people can be promoted"
+                )
+            ids = [found.id]
+        else:
+            query = select(Person.id).where(Person.state.in_(PROMOTABLE)).order_by(Person.id)
+            if collection is not None:
+                key = collection_key(collection)
+                if session.scalar(select(Collection.id).where(Collection.key == key)) is None:
+                    raise NotFoundError(f"no collection {collection!r}")
+                query = query.join(Collection).where(Collection.key == key)
+            ids = list(session.scalars(query))
+    return [promote_person(pid, settings, purge=purge) for pid in ids]
+
+
+def promote_person(
+    person_id: int,
+    settings: Settings,
+    *,
+    purge: bool = False,
+    store: IndexStore | None = None,
+) -> PromotionResult:
+    """Promote one person, or mark them ``too_few_faces`` (erase them with ``purge``)."""
+    layout = Layout(settings.home)
+    store = store or index_store(settings)
+    with session_scope(settings) as session:
+        person = _get_person(session, person_id)
+        coll, name = person.collection.key, person.name
+        accepted = _accepted_faces(session, person_id)
+        stale = session.scalars(
+            select(Face).where(
+                Face.person_id == person_id, Face.gallery_path.is_not(None),
+                Face.state != "accepted",
+            )
+        ).all()
+        plan = [(f.id, f.crop_path, f.embedding) for f in accepted]
+        stale_paths = [(f.id, f.gallery_path) for f in stale]
+        old_paths = {f.id: f.gallery_path for f in accepted if f.gallery_path}
+
+    result = PromotionResult(person_id, name, coll, PersonState.PROMOTED, len(plan))
+    if len(plan) < settings.min_faces_to_promote:
+        if purge:
+            remove_person(person_id, settings, store=store)
+            result.state, result.purged = "purged", True
+            return result
+        result.removed = unpromote_person(person_id, settings, store=store)
+        with session_scope(settings) as session:
+            person = _get_person(session, person_id)
+            person.state = PersonState.TOO_FEW_FACES
+            person.error = (f"{len(plan)} accepted faces; promotion needs at least "
+                            f"{settings.min_faces_to_promote}")
+            person.selftest = None
+        result.state = PersonState.TOO_FEW_FACES
+        return result
+
+    # 1. files: copy crops under their gallery names; drop files of faces no longer accepted
+    new_paths: dict[int, str] = {}
+    for face_id, crop_path, _ in plan:
+        src = layout.absolute(crop_path)
+        dest = layout.gallery_file(coll, src.name)
+        data = src.read_bytes()
+        if not dest.is_file() or dest.read_bytes() != data:
+            atomic_write(dest, data)
+            result.written += 1
+        new_paths[face_id] = layout.relative(dest)
+    for face_id, old in [*stale_paths, *old_paths.items()]:
+        if old and new_paths.get(face_id) != old:
+            result.removed += _unlink(layout, old)
+
+    # 2. index: this person's rows become exactly their accepted faces
+    face_ids = np.array([f for f, _, _ in plan], dtype=np.int64)
+    vectors = np.stack([np.frombuffer(e, dtype=np.float32) for _, _, e in plan])
+    store.update(coll, lambda index: _sync_person_rows(index, person_id, face_ids, vectors))
+
+    # 3. self-test against the whole collection, then the database
+    test = _selftest(store.get(coll), person_id, face_ids, vectors, settings)
+    with session_scope(settings) as session:
+        if test.predicted_person_id is not None:
+            other = session.get(Person, test.predicted_person_id)
+            test.predicted_name = other.name if other else None
+        person = _get_person(session, person_id)
+        for face in _accepted_faces(session, person_id):
+            face.gallery_path = new_paths.get(face.id)
+        for face_id, _ in stale_paths:
+            row = session.get(Face, face_id)
+            if row is not None:
+                row.gallery_path = None
+        person.state = PersonState.PROMOTED
+        person.selftest = asdict(test)
+        person.error = None if test.passed is not False else f"self-test failed: {test.detail}"
+    result.selftest = test
+    result.gallery_files = len(new_paths)
+    return result
+
+
+def _sync_person_rows(
+    index: ExactIndex, person_id: int, face_ids: np.ndarray, vectors: np.ndarray
+) -> None:
+    """Replace the person's rows only if they differ: an unchanged re-promotion leaves the
+    index file untouched (``IndexStore.update`` saves only on a version change)."""
+    mine = index.person_id_array == person_id
+    current = index.face_ids[mine]
+    if len(current) == len(face_ids):
+        order = np.argsort(current)
+        want = np.argsort(face_ids)
+        if np.array_equal(current[order], face_ids[want]) and np.array_equal(
+            index.vectors[mine][order], vectors[want]
+        ):
+            return
+    index.remove_person(person_id)
+    index.add(face_ids, np.full(len(face_ids), person_id, dtype=np.int64), vectors)
+
+
+def _selftest(
+    index: ExactIndex,
+    person_id: int,
+    face_ids: np.ndarray,
+    vectors: np.ndarray,
+    settings: Settings,
+) -> SelfTest:
+    """Search with one face while ignoring its own row: the same as leaving it out of the
+    index, without writing an index that lacks it. The face with the lowest id is used, so
+    the test is repeatable."""
+    if len(face_ids) < 2:
+        return SelfTest(None, detail="a single face: nothing left to match it against")
+    i = int(np.argmin(face_ids))
+    held_out = int(face_ids[i])
+    (neighbours,) = index.search(vectors[i], SEARCH_K + 1)
+    neighbours = [nb for nb in neighbours if nb.face_id != held_out][:SEARCH_K]
+    best = best_person(neighbours, settings.recognize_threshold)
+    if best is None:
+        closest = neighbours[0].distance if neighbours else None
+        return SelfTest(False, held_out, None, None, closest, None,
+                        f"face {held_out} matched nobody within "
+                        f"{settings.recognize_threshold}")
+    predicted, distance = best
+    conf = confidence(distance, settings.recognize_threshold)
+    passed = predicted == person_id
+    detail = "recognised" if passed else f"face {held_out} recognised as person {predicted}"
+    return SelfTest(passed, held_out, predicted, None, round(distance, 4), conf, detail)
+
+
+# --------------------------------------------------------------------------- take back
+
+
+def unpromote_person(
+    person_id: int, settings: Settings, *, store: IndexStore | None = None
+) -> int:
+    """Take a person out of the gallery and the index (crops and rows stay).
+
+    Returns the number of gallery files removed. The state is left to the caller.
+    """
+    layout = Layout(settings.home)
+    store = store or index_store(settings)
+    with session_scope(settings) as session:
+        person = _get_person(session, person_id)
+        coll = person.collection.key
+        paths = list(session.scalars(
+            select(Face.gallery_path).where(
+                Face.person_id == person_id, Face.gallery_path.is_not(None)
+            )
+        ))
+    _remove_from_index(store, coll, person_id)
+    removed = sum(_unlink(layout, p) for p in paths)
+    with session_scope(settings) as session:
+        for face in session.scalars(select(Face).where(Face.person_id == person_id)):
+            face.gallery_path = None
+    return removed
+
+
+def remove_person(
+    person_id: int, settings: Settings, *, store: IndexStore | None = None
+) -> RemovalReport:
+    """Erase a person: index rows, gallery files, crops, raw files, folders, name mapping
+    entry and database rows (images, faces, attempts and jobs go with the person)."""
+    layout = Layout(settings.home)
+    store = store or index_store(settings)
+    with session_scope(settings) as session:
+        person = _get_person(session, person_id)
+        report = RemovalReport(person_id, person.name, person.collection.key)
+        folder = person.folder
+        faces = session.scalars(select(Face).where(Face.person_id == person_id)).all()
+        files = [p for f in faces for p in (f.gallery_path, f.crop_path) if p]
+        # raw files are named by content hash inside the person's own folder, so they are
+        # never shared with another person
+        files += [p for p in session.scalars(
+            select(Image.path).where(Image.person_id == person_id, Image.path.is_not(None))
+        )]
+    # index first: recognition stops naming them before anything else disappears
+    report.index_rows_removed = _remove_from_index(store, report.collection, person_id)
+    report.files_removed = sum(_unlink(layout, p) for p in files)
+    for d in (layout.faces_dir(report.collection, folder),
+              layout.raw_dir(report.collection, folder)):
+        if d.is_dir():
+            report.files_removed += sum(1 for p in d.rglob("*") if p.is_file())
+            shutil.rmtree(d)
+    _forget_name(settings, person_id, folder, report.person)
+    with session_scope(settings) as session:
+        person = _get_person(session, person_id)
+        report.rows = {
+            "images": _count(session, Image, person_id),
+            "faces": _count(session, Face, person_id),
+            "jobs": _count(session, Job, person_id),
+            "people": 1,
+        }
+        # explicit deletes, not only ON DELETE CASCADE: correct on databases without it too
+        for model in (Face, Job):
+            for row in session.scalars(select(model).where(model.person_id == person_id)):
+                session.delete(row)
+        session.flush()
+        session.delete(person)  # images and their attempts go by the ORM cascade
+    return report
+
+
+def _remove_from_index(store: IndexStore, coll: str, person_id: int) -> int:
+    if not store.path(coll).exists():  # never create an empty index just to remove from it
+        return 0
+    return store.update(coll, lambda index: index.remove_person(person_id))
+
+
+def _forget_name(settings: Settings, person_id: int, folder: str, name: str) -> None:
+    """Drop the person's entry from name_mapping.json, unless it names someone still stored
+    (the mapping is flat over collections; another collection may hold the same folder)."""
+    import json
+
+    from faceatlas.names.service import _locked, _read_mapping
+
+    path = Layout(settings.home).name_mapping
+    if not path.exists():
+        return
+    with session_scope(settings) as session:
+        others = session.scalar(
+            select(Person.id).where(Person.folder == folder, Person.id != person_id).limit(1)
+        )
+    if others is not None:
+        return
+    with _locked(path):
+        mapping = _read_mapping(path)
+        if mapping.get(folder) != name:
+            return
+        del mapping[folder]
+        data = json.dumps(mapping, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        atomic_write(path, data.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _get_person(session: Session, person_id: int) -> Person:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFoundError(f"no person with id {person_id}")
+    return person
+
+
+def _accepted_faces(session: Session, person_id: int) -> list[Face]:
+    return list(session.scalars(
+        select(Face).where(
+            Face.person_id == person_id, Face.state == "accepted",
+            Face.crop_path.is_not(None), Face.embedding.is_not(None),
+        ).order_by(Face.id)
+    ))
+
+
+def _count(session: Session, model: Any, person_id: int) -> int:
+    from sqlalchemy import func
+
+    return int(session.scalar(
+        select(func.count()).select_from(model).where(model.person_id == person_id)
+    ) or 0)
+
+
+def _unlink(layout: Layout, relative: str) -> int:
+    path = layout.absolute(relative)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+        return 1
+    return 0
+
+
+def gallery_identity(gallery_path: str | None) -> str | None:
+    """The seed's ``best_match.identity``: the gallery file name without extension."""
+    return Path(gallery_path).stem if gallery_path else None
+
+
+# --------------------------------------------------------------------------- catalogue
+# Read-only views for the API and CLI: counts per collection and person, a person's faces.
+
+
+@dataclass
+class CollectionInfo:
+    key: str
+    name: str
+    people: int
+    promoted: int
+    accepted_faces: int
+    gallery_faces: int
+
+
+@dataclass
+class PersonInfo:
+    id: int
+    name: str
+    collection: str
+    state: str
+    images: int
+    accepted_faces: int
+    gallery_faces: int
+
+
+def list_collections(settings: Settings) -> list[CollectionInfo]:
+    from sqlalchemy import case, func
+
+    with session_scope(settings) as session:
+        people = (
+            select(
+                Person.collection_id.label("cid"),
+                func.count().label("people"),
+                func.sum(case((Person.state == PersonState.PROMOTED, 1), else_=0))
+                .label("promoted"),
+            ).group_by(Person.collection_id).subquery()
+        )
+        faces = (
+            select(
+                Person.collection_id.label("cid"),
+                func.sum(case((Face.state == "accepted", 1), else_=0)).label("accepted"),
+                func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gallery"),
+            ).join(Person, Face.person_id == Person.id).group_by(Person.collection_id).subquery()
+        )
+        rows = session.execute(
+            select(Collection.key, Collection.name, people.c.people, people.c.promoted,
+                   faces.c.accepted, faces.c.gallery)
+            .outerjoin(people, people.c.cid == Collection.id)
+            .outerjoin(faces, faces.c.cid == Collection.id)
+            .order_by(Collection.key)
+        ).all()
+    return [CollectionInfo(k, n, int(p or 0), int(pr or 0), int(a or 0), int(g or 0))
+            for k, n, p, pr, a, g in rows]
+
+
+def list_people(
+    settings: Settings,
+    *,
+    collection: str | None = None,
+    state: str | None = None,
+    person_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[PersonInfo]:
+    from sqlalchemy import case, func
+
+    with session_scope(settings) as session:
+        images = (select(Image.person_id, func.count().label("n"))
+                  .group_by(Image.person_id).subquery())
+        faces = (
+            select(
+                Face.person_id,
+                func.sum(case((Face.state == "accepted", 1), else_=0)).label("accepted"),
+                func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gallery"),
+            ).group_by(Face.person_id).subquery()
+        )
+        query = (
+            select(Person.id, Person.name, Collection.key, Person.state, images.c.n,
+                   faces.c.accepted, faces.c.gallery)
+            .join(Collection)
+            .outerjoin(images, images.c.person_id == Person.id)
+            .outerjoin(faces, faces.c.person_id == Person.id)
+            .order_by(Collection.key, Person.name, Person.id)
+            .limit(limit).offset(offset)
+        )
+        if collection is not None:
+            query = query.where(Collection.key == collection_key(collection))
+        if state is not None:
+            query = query.where(Person.state == state)
+        if person_id is not None:
+            query = query.where(Person.id == person_id)
+        rows = session.execute(query).all()
+    return [PersonInfo(i, n, c, s, int(im or 0), int(a or 0), int(g or 0))
+            for i, n, c, s, im, a, g in rows]
