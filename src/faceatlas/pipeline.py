@@ -235,9 +235,10 @@ def curate_fetched(settings: Settings, person_id: int, pool: FacePool,
 
 
 def collect_person(settings: Settings, person_id: int, provider: ImageSearchProvider,
-                   pool: FacePool, *, trusted: Collection[str] = ()) -> CurationReport | Fetched:
+                   pool: FacePool, *, trusted: Collection[str] = (),
+                   job_id: int | None = None) -> CurationReport | Fetched:
     """The whole pipeline for one person (what a worker runs): search → download → curate."""
-    job = start_job(settings, "collect", person_id)
+    job = job_id or start_job(settings, "collect", person_id)
     try:
         fetched = fetch_person(settings, person_id, provider, trusted=trusted)
         if fetched.error:

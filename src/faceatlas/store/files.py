@@ -60,6 +60,11 @@ class Layout:
         return self.home / "gallery" / _component(collection)
 
     @property
+    def occupation_files(self) -> tuple[Path, Path]:
+        """The old system's occupation list, if the user put one in the home."""
+        return self.home / "occupation.xlsx", self.home / "occupation.csv"
+
+    @property
     def index_dir(self) -> Path:
         return self.home / "index"
 

@@ -1,0 +1,136 @@
+"""Work the HTTP API starts and does not wait for: name generation and one person's collection.
+
+Each run gets a job row first (so `GET /api/v1/jobs` shows it at once), keys are checked before
+the thread starts (a missing key is the caller's error, not a silent background failure), and
+one background thread per server process keeps the face models to one copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from faceatlas.errors import FaceAtlasError
+from faceatlas.names.normalize import collection_key
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout
+from faceatlas.store.jobs import finish_job, start_job
+from faceatlas.store.models import Collection, Person
+
+log = logging.getLogger(__name__)
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceatlas-background")
+_busy: set[int] = set()  # people being collected by this process
+_busy_lock = threading.Lock()
+
+
+def stored_occupations(settings: Settings) -> list[str]:
+    """``occupation.xlsx``/``.csv`` in the home (the old system's file), else those in use."""
+    from faceatlas.names.tables import read_occupations
+
+    layout = Layout(settings.home)
+    for path in layout.occupation_files:
+        if path.is_file():
+            return read_occupations(path)
+    with session_scope(settings) as s:
+        seen: dict[str, str] = {}
+        for occupations in s.scalars(select(Person.occupations)):
+            for o in occupations or []:
+                seen.setdefault(o.casefold(), o)
+    return sorted(seen.values())
+
+
+@dataclass
+class NamesStarted:
+    job_id: int
+    occupations: list[str]
+    row_count: int
+    file_path: str
+
+
+def start_names(settings: Settings, country: str, occupations: list[str] | None) -> NamesStarted:
+    from faceatlas.names.llm import NameGenerator
+    from faceatlas.names.service import generate_names
+
+    wanted = occupations or stored_occupations(settings)
+    if not wanted:
+        raise FaceAtlasError(
+            "no occupations stored: put occupation.xlsx (column Occupation) in the home, "
+            "or pass occupation=A,B"
+        )
+    generator = NameGenerator.from_settings(settings)  # ConfigError now, not in the thread
+    with session_scope(settings) as s:
+        queued = s.scalar(
+            select(func.count()).select_from(Person).join(Collection)
+            .where(Collection.key == collection_key(country))
+        ) or 0
+    job = start_job(settings, "names")
+
+    def run() -> None:
+        try:
+            generate_names(settings, country, wanted, generator=generator)
+        except Exception as exc:  # the job row is where a background failure is reported
+            log.exception("name generation for %s failed", country)
+            finish_job(settings, job, error=_short(exc))
+        else:
+            finish_job(settings, job)
+
+    _executor.submit(run)
+    mapping = Layout(settings.home).name_mapping
+    return NamesStarted(job, wanted, queued, mapping.name)
+
+
+@dataclass
+class CollectStarted:
+    job_id: int
+    person_id: int
+    original_name: str
+    first_name: str
+    last_name: str
+    occupation: str
+    collection: str
+
+
+def start_collect_next(settings: Settings) -> CollectStarted | None:
+    from faceatlas.faces.analyse import AnalyseParams, FacePool
+    from faceatlas.pipeline import collect_person, pending_people
+    from faceatlas.search.rapidapi import RapidAPIImageSearch
+
+    provider = RapidAPIImageSearch.from_settings(settings)  # a missing key fails the request
+    with _busy_lock:
+        ids = [i for i in pending_people(settings, limit=len(_busy) + 1) if i not in _busy]
+        if not ids:
+            provider.close()
+            return None
+        person_id = ids[0]
+        _busy.add(person_id)
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        assert person is not None
+        started = CollectStarted(0, person_id, person.name, person.first_name, person.last_name,
+                                 ", ".join(person.occupations), person.collection.key)
+    job = start_job(settings, "collect", person_id)
+    started.job_id = job
+
+    def run() -> None:
+        try:
+            with provider, FacePool(AnalyseParams.from_settings(settings), 1) as pool:
+                collect_person(settings, person_id, provider, pool, job_id=job)
+        except Exception:
+            log.exception("collecting person %s failed", person_id)
+        finally:
+            with _busy_lock:
+                _busy.discard(person_id)
+
+    _executor.submit(run)
+    return started
+
+
+def _short(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, FaceAtlasError) else type(exc).__name__
+    return text[:500]
