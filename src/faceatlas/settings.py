@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # -- promotion and recognition
     min_faces_to_promote: int = Field(6, description="More than 5 faces, as the seed system.")
     recognize_threshold: float = Field(0.55, description="Max distance for a known person.")
+    recognize_upsample: int | None = Field(
+        None, description="Detector upsampling for recognition; default: same as curation."
+    )
     default_collection: str = "serbia"
 
     # -- collection (LLM, search, download)
