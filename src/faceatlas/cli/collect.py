@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +14,11 @@ from faceatlas.curate import CurationReport
 from faceatlas.errors import FaceAtlasError
 from faceatlas.pipeline import Fetched, collect_people, pending_people
 from faceatlas.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from faceatlas.worker import PersonResult
+
+FOLLOW_EVERY = 0.5  # seconds between looks at the job rows
 
 names_app = typer.Typer(help="Who: people from an LLM (two passes) or from spreadsheets.",
                         no_args_is_help=True)
@@ -95,14 +101,27 @@ def names_export(
     console.print(f"wrote {rows} people to {sheet}")
 
 
+Distributed = Annotated[
+    bool | None,
+    typer.Option("--distributed/--local",
+                 help="Queue people for `faceatlas worker`s instead of working in-process "
+                      "(default: distributed when FACEATLAS_BROKER_URL is set)."),
+]
+
+
 def _collect(settings: Settings, collection: str | None, limit: int | None,
-             retry_failed: bool) -> None:
+             retry_failed: bool, distributed: bool | None = None) -> None:
     from faceatlas.search.rapidapi import RapidAPIImageSearch
 
     ids = pending_people(settings, collection, retry_failed=retry_failed, limit=limit)
     if not ids:
         console.print("nothing to collect: every person is curated "
                       "(add people with [bold]faceatlas names[/], retry with --retry-failed)")
+        return
+    if distributed is None:
+        distributed = bool(settings.broker_url)
+    if distributed:
+        _collect_distributed(settings, ids)
         return
     provider = RapidAPIImageSearch.from_settings(settings)  # fails fast on a missing key
     table = Table(title="collected")
@@ -131,15 +150,62 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
     console.print(f"{len(summary.curated)} curated, {len(summary.failed)} failed")
 
 
+def _result_row(table: Table, r: PersonResult) -> None:
+    if r.state != "curated":
+        table.add_row(r.name, "[red]failed[/]", "", "",
+                      r.error or r.job_state)
+        return
+    rejected = ", ".join(f"{k} {r.reasons[k]}" for k in REJECT_ORDER if r.reasons.get(k))
+    table.add_row(r.name, "[green]curated[/]", str(r.candidates), str(r.accepted),
+                  rejected or "-")
+
+
+def _collect_distributed(settings: Settings, ids: list[int]) -> None:
+    """Queue every person for the workers, then follow their job rows until all finish."""
+    from faceatlas.worker import enqueue_people, jobs_progress
+
+    jobs = enqueue_people(settings, ids)
+    console.print(f"queued {len(jobs)} people for the workers "
+                  "(start some with [bold]faceatlas worker[/]; Ctrl-C stops watching, "
+                  "not the work)")
+    table = Table(title="collected")
+    for col in ("person", "state", "candidates", "accepted", "rejected (by reason)"):
+        table.add_column(col)
+    results: dict[int, PersonResult] = {}
+    try:
+        with progress_bar() as bar:
+            people_task = bar.add_task("people", total=len(jobs))
+            images_task = bar.add_task("images", total=None)
+            while True:
+                progress = jobs_progress(settings, jobs, seen=results.keys())
+                for r in progress.new:
+                    results[r.person_id] = r
+                    _result_row(table, r)
+                bar.update(people_task, completed=progress.finished,
+                           description=f"people ({progress.running} running)")
+                bar.update(images_task, completed=progress.images_done,
+                           total=progress.images_total or None)
+                if progress.complete:
+                    break
+                time.sleep(FOLLOW_EVERY)
+    except KeyboardInterrupt:
+        console.print("stopped watching; the workers go on (see [bold]faceatlas status[/])")
+        raise typer.Exit(130) from None
+    console.print(table)
+    curated = sum(1 for r in results.values() if r.state == "curated")
+    console.print(f"{curated} curated, {len(results) - curated} failed")
+
+
 @app.command("collect")
 @friendly
 def collect_cmd(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many people.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Also retry people that failed.")] = False,
+    distributed: Distributed = None,
 ) -> None:
     """Search, download and curate every queued person (resumes after a crash)."""
-    _collect(get_settings(), collection, limit, retry_failed)
+    _collect(get_settings(), collection, limit, retry_failed, distributed)
 
 
 @app.command("run")
@@ -149,13 +215,15 @@ def run_cmd(
     occupation: Occupations = None,
     occupations_file: OccupationsFile = None,
     limit: Annotated[int | None, typer.Option(help="Collect at most this many people.")] = None,
+    distributed: Distributed = None,
 ) -> None:
     """Names and collection in one go: from "Serbia, Actor" to curated faces per person."""
     from faceatlas.names.normalize import collection_key
 
     settings = get_settings()
     _generate(settings, country, _occupations(occupation, occupations_file))
-    _collect(settings, collection_key(country), limit, retry_failed=False)
+    _collect(settings, collection_key(country), limit, retry_failed=False,
+             distributed=distributed)
 
 
 @app.command("simweb")

@@ -1,0 +1,89 @@
+"""The same schema and the same collect outcomes on PostgreSQL as on SQLite.
+
+Each test gets a fresh PostgreSQL database (``tests.services``); the end-to-end checks are
+``tests.test_collect``'s own, run with ``FACEATLAS_DATABASE_URL`` pointing at it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from faceatlas.devtools.simweb import SimWeb
+from faceatlas.settings import Settings, get_settings
+from faceatlas.store import db
+from faceatlas.store.models import Base
+from faceatlas.worker import prepare_database
+from tests import test_collect
+from tests.services import pg_url, require_pg, state_of_url  # noqa: F401  (a fixture)
+from tests.test_collect import env_for, faceatlas, slow_web, uninterrupted, web  # noqa: F401
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _postgres_answers() -> None:
+    """Checked before the module's SQLite reference run, not after it."""
+    require_pg()
+
+
+def test_migrations_build_the_models_schema(pg_url: str) -> None:  # noqa: F811
+    prepare_database(Settings(database_url=pg_url))
+    prepare_database(Settings(database_url=pg_url))  # a second run is a no-op
+    engine = create_engine(pg_url)
+    with engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
+        head = c.execute(text("select version_num from alembic_version")).scalar()
+    engine.dispose()
+    assert diff == [], diff
+    assert head
+
+
+def test_run_end_to_end_on_postgres(web: SimWeb, tmp_path: Path, pg_url: str,  # noqa: F811
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`faceatlas run` against simweb with every assertion of the SQLite test."""
+    monkeypatch.setenv("FACEATLAS_DATABASE_URL", pg_url)
+    monkeypatch.delenv("FACEATLAS_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        test_collect.test_run_end_to_end(web, tmp_path)
+        assert not (tmp_path / "home" / "faceatlas.db").exists()  # nothing went to SQLite
+    finally:
+        db.reset_caches()
+        get_settings.cache_clear()
+
+
+def test_crash_resume_on_postgres_equals_sqlite(
+    slow_web: SimWeb, uninterrupted: dict[str, Any], tmp_path: Path, pg_url: str  # noqa: F811
+) -> None:
+    """SIGKILL `faceatlas collect` mid-curation on PostgreSQL, resume: same as SQLite, whole."""
+    home = tmp_path / "crashed"
+    env = {**env_for(slow_web, home), "FACEATLAS_DATABASE_URL": pg_url}
+    env.pop("FACEATLAS_BROKER_URL", None)
+    faceatlas("names", "generate", "--country", "Serbia", "-o", "Actor", "-o", "Athlete",
+              env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "faceatlas.cli", "collect"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = create_engine(pg_url)
+    deadline, killed = time.monotonic() + 120, False
+    while time.monotonic() < deadline and proc.poll() is None:
+        with engine.connect() as c:
+            states = set(c.execute(text("select state from people")).scalars())
+        if "curating" in states:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.02)
+    proc.wait()
+    engine.dispose()
+    assert killed, "never saw a person curating"
+    faceatlas("collect", env=env)
+    assert state_of_url(pg_url, home) == uninterrupted
