@@ -74,6 +74,9 @@ def create_app(
     app.include_router(seed.router, dependencies=protected)
     app.include_router(v1.router, dependencies=protected)
     app.include_router(excel.router, dependencies=protected)
+    from faceatlas.api import ui  # review pages: cookie log-in with the same tokens, CSRF
+
+    app.include_router(ui.router)
     errors.install(app)
 
     single = settings.max_upload_bytes + _OVERHEAD
