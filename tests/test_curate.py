@@ -140,3 +140,23 @@ def test_reimport_is_idempotent(tmp_path: Path, faces_root: Path, settings: Sett
     assert snapshot() == before
     assert [r.accepted for r in second] == first and all(r.new_images == 0 for r in second)
     assert before[0][0] == 2 and all(n > 0 for n in first)
+
+
+def test_recuration_keeps_a_reviewers_decision(
+    tmp_path: Path, faces_root: Path, settings: Settings
+) -> None:
+    from faceatlas.review import reject_face
+
+    root = tmp_path / "in"
+    for src in sorted((faces_root / "people" / "person_04").iterdir()):
+        copy(src, root / "Person 04")
+    list(import_folder(root, "serbia", settings))
+    with session_scope(settings) as s:
+        face_id = s.scalars(select(Face.id).where(Face.state == "accepted")).first()
+    assert face_id is not None
+    reject_face(settings, face_id)
+    list(import_folder(root, "serbia", settings, strategy="seed"))  # re-decides everything
+    with session_scope(settings) as s:
+        face = s.get(Face, face_id)
+        assert face is not None
+        assert (face.state, face.reason, face.crop_path) == ("rejected", "rejected_by_user", None)

@@ -391,6 +391,9 @@ def _apply(
         img.reason = decisions.images[img.id]
         for row in img.faces:
             d = decisions.faces[(img.id, row.idx)]
+            if row.reason in (Reason.REJECTED_BY_USER, Reason.ACCEPTED_BY_USER):
+                # a reviewer's decision outlives re-curation
+                d.accepted, d.reason = row.reason == Reason.ACCEPTED_BY_USER, row.reason
             row.reason, row.distance, row.quality = d.reason, d.distance, d.quality
             row.state = "accepted" if d.accepted else "rejected"
             if d.accepted and not row.crop_path:

@@ -43,8 +43,8 @@ from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState, Reason
 
-#: a reviewer accepted a face curation had rejected (proposed for ``models.Reason``)
-ACCEPTED_BY_USER = "accepted_by_user"
+#: a reviewer accepted a face curation had rejected
+ACCEPTED_BY_USER = Reason.ACCEPTED_BY_USER
 
 #: the pipeline is working on these people right now: a review would race with curation
 BUSY = (PersonState.SEARCHING, PersonState.DOWNLOADING, PersonState.CURATING)

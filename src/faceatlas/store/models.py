@@ -53,6 +53,7 @@ class Reason:
     ACCEPTED = "accepted"
     DOWNLOAD_FAILED = "download_failed"
     REJECTED_BY_USER = "rejected_by_user"
+    ACCEPTED_BY_USER = "accepted_by_user"
 
 
 class Collection(Base):
