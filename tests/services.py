@@ -122,7 +122,7 @@ def redis_url() -> Iterator[tuple[str, str]]:
 
 
 def state_of_url(url: str, home: Path) -> dict[str, Any]:
-    """``tests.test_collect.state_of`` for any database URL (same shape, same values)."""
+    """Everything that must be equal between two runs (rows and files), for any database."""
     engine = create_engine(url)
     with engine.connect() as c:
         people = sorted(c.execute(text(

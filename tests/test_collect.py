@@ -20,6 +20,7 @@ from faceatlas.search.rapidapi import RapidAPIImageSearch
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Image, Person
+from tests.services import state_of_url
 from tests.simweb_fixtures import person, simweb_server
 
 FAULTS = ["fault:404", "fault:html", "fault:truncated", "fault:tiny", "fault:500-then-ok",
@@ -79,25 +80,7 @@ def web(faces_root: Path) -> Iterator[SimWeb]:
 
 def state_of(home: Path) -> dict[str, Any]:
     """Everything that must be equal between an interrupted and an uninterrupted run."""
-    engine = create_engine(f"sqlite:///{home / 'faceatlas.db'}")
-    with engine.connect() as c:
-        people = sorted(c.execute(text("select name, state, occupations from people")).all())
-        images = sorted(c.execute(text(
-            "select p.name, i.origin, i.state, i.reason, i.sha256 from images i "
-            "join people p on p.id = i.person_id")).all())
-        faces = sorted(c.execute(text(
-            "select p.name, i.origin, f.idx, f.state, f.reason, f.crop_path is not null "
-            "from faces f join images i on i.id = f.image_id join people p on p.id = f.person_id"
-        )).all())
-        crops = set(c.execute(text("select crop_path from faces where crop_path is not null"))
-                    .scalars())
-        raws = set(c.execute(text("select path from images where path is not null")).scalars())
-    engine.dispose()
-    files = {p.relative_to(home).as_posix() for p in home.rglob("*.*")
-             if p.is_file() and p.parts[len(home.parts)] in ("faces", "raw")}
-    assert files == crops | raws, "orphan or missing files"
-    return {"people": people, "images": images, "faces": faces,
-            "files": sorted(f.split("/")[:3] for f in files)}
+    return state_of_url(f"sqlite:///{home / 'faceatlas.db'}", home)
 
 
 def test_run_end_to_end(web: SimWeb, tmp_path: Path) -> None:
