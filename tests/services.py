@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,3 +146,23 @@ def state_of_url(url: str, home: Path) -> dict[str, Any]:
     assert files == crops | raws, "orphan or missing files"
     return {"people": [tuple(r) for r in people], "images": [tuple(r) for r in images],
             "faces": faces, "files": sorted(f.split("/")[:3] for f in files)}
+
+
+def kill_when(proc: subprocess.Popen[bytes], url: str, state: str, timeout: float = 120) -> None:
+    """SIGKILL ``proc`` as soon as some person in the database at ``url`` is in ``state``."""
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout
+    killed = False
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            with engine.connect() as c:
+                states = set(c.execute(text("select state from people")).scalars())
+            if state in states:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.02)
+    finally:
+        proc.wait()
+        engine.dispose()
+    assert killed, f"never saw a person {state}"

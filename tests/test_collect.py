@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from faceatlas.devtools.simweb import SimWeb
 from faceatlas.pipeline import collect_people, pending_people
@@ -20,7 +17,7 @@ from faceatlas.search.rapidapi import RapidAPIImageSearch
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Image, Person
-from tests.services import state_of_url
+from tests.services import kill_when, state_of_url
 from tests.simweb_fixtures import person, simweb_server
 
 FAULTS = ["fault:404", "fault:html", "fault:truncated", "fault:tiny", "fault:500-then-ok",
@@ -207,19 +204,6 @@ def test_crash_resume_equals_uninterrupted(
               env=env)
     proc = subprocess.Popen([sys.executable, "-m", "faceatlas.cli", "collect"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = create_engine(f"sqlite:///{crashed / 'faceatlas.db'}")
-    deadline = time.monotonic() + 120
-    killed = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        with engine.connect() as c:
-            states = set(c.execute(text("select state from people")).scalars())
-        if kill_at in states:
-            os.kill(proc.pid, signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.02)
-    proc.wait()
-    engine.dispose()
-    assert killed, f"never saw a person {kill_at}"
+    kill_when(proc, f"sqlite:///{crashed / 'faceatlas.db'}", kill_at)
     faceatlas("collect", env=env)
     assert state_of(crashed) == uninterrupted

@@ -6,11 +6,8 @@ Each test gets a fresh PostgreSQL database (``tests.services``); the end-to-end 
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from faceatlas.store import db
 from faceatlas.store.models import Base
 from faceatlas.worker import prepare_database
 from tests import test_collect
-from tests.services import pg_url, require_pg, state_of_url  # noqa: F401  (a fixture)
+from tests.services import kill_when, pg_url, require_pg, state_of_url  # noqa: F401  (a fixture)
 from tests.test_collect import env_for, faceatlas, slow_web, uninterrupted, web  # noqa: F401
 
 
@@ -72,18 +69,6 @@ def test_crash_resume_on_postgres_equals_sqlite(
               env=env)
     proc = subprocess.Popen([sys.executable, "-m", "faceatlas.cli", "collect"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = create_engine(pg_url)
-    deadline, killed = time.monotonic() + 120, False
-    while time.monotonic() < deadline and proc.poll() is None:
-        with engine.connect() as c:
-            states = set(c.execute(text("select state from people")).scalars())
-        if "curating" in states:
-            os.kill(proc.pid, signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.02)
-    proc.wait()
-    engine.dispose()
-    assert killed, "never saw a person curating"
+    kill_when(proc, pg_url, "curating")
     faceatlas("collect", env=env)
     assert state_of_url(pg_url, home) == uninterrupted

@@ -21,7 +21,6 @@ copy; the rest are ranked by quality and capped at ``max_faces``.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, as_completed
@@ -443,6 +442,3 @@ def sweep_orphan_crops(session: Session, person: Person, layout: Layout) -> int:
             removed += 1
     return removed
 
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
