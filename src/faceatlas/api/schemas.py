@@ -70,6 +70,8 @@ class CollectionOut(BaseModel):
     name: str
     people: int
     promoted: int
+    accepted_faces: int
+    gallery_faces: int
     index_faces: int
 
 
