@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 GOAL_SEARCH_MS, GOAL_P50_MS = 5.0, 250.0
 
 

@@ -21,7 +21,7 @@ from faceatlas.store.models import Face, Job, Person
 from faceatlas.store.models import Image as ImageRow
 from tests.gallery_fixtures import Gallery, copy_home, gallery, running  # noqa: F401
 
-TOKENS = ["tok-alpha-123", "tok-beta-456"]
+TOKENS = ["tok-alpha-123456789", "tok-beta-4567890123"]
 LIMIT = 3_000_000
 
 

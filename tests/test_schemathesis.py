@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 from faceatlas.api import create_app
 from tests.gallery_fixtures import Gallery, copy_home, gallery, running  # noqa: F401
 
-TOKEN = "schema-token"
+TOKEN = "schema-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

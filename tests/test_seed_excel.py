@@ -18,7 +18,7 @@ from faceatlas.store.models import Job, Person
 from tests.gallery_fixtures import running
 from tests.simweb_fixtures import person, simweb_server
 
-AUTH = {"Authorization": "Bearer seed-token"}
+AUTH = {"Authorization": "Bearer seed-token-0123456789"}
 
 
 @pytest.fixture()
@@ -36,7 +36,7 @@ def web(faces_root: Path) -> Iterator[SimWeb]:
 
 def settings_for(web: SimWeb, home: Path, **kw: object) -> Settings:
     values: dict[str, object] = {
-        "home": home, "api_tokens": ["seed-token"], "rapidapi_key": "k", "workers": 1,
+        "home": home, "api_tokens": ["seed-token-0123456789"], "rapidapi_key": "k", "workers": 1,
         "image_search_url": f"{web.url}/search", "allow_private_networks": True, **kw,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ from faceatlas.store.models import Face, Image, Job, Person
 from tests.gallery_fixtures import COLLECTION, Gallery, copy_home, gallery  # noqa: F401
 
 TOKEN = "ui-token-0123456789"
-OTHER_TOKEN = "ui-token-other-987"
+OTHER_TOKEN = "ui-token-other-9876543"
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,8 +9,9 @@
     │   ├── AuthError              bad or missing API key: stop the run
     │   ├── RateLimitError         429 that outlived its retries
     │   └── BadResponseError       the answer had the wrong shape
-    └── DownloadError              one URL could not be fetched (carries a reason code)
-        └── UnsafeURLError         refused by the SSRF guard
+    ├── DownloadError              one URL could not be fetched (carries a reason code)
+    │   └── UnsafeURLError         refused by the SSRF guard
+    └── BusyError                  at capacity: try again later (503 + Retry-After)
 
 CLI commands turn these into one red line and exit code 1; the HTTP API turns them into a
 JSON error with a fitting status. Anything else is a bug.
@@ -75,3 +76,14 @@ class DownloadError(FaceAtlasError):
 
 class UnsafeURLError(DownloadError):
     code = "unsafe_url"
+
+
+class BusyError(FaceAtlasError):
+    """The server is at capacity (every face engine busy and the wait queue full): 503 with
+    ``Retry-After``; nothing was done, the client may send the same request again."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,6 +1,8 @@
 """Stage 5: who is in this photo.
 
-Decode (refusing decompression bombs), detect every face, embed them all in one pass, search
+Check the header (refusing decompression bombs), wait for a face engine (a bounded queue: 503
+when it is full), decode only then and only to ``recognize_max_side``, detect every face, embed
+them all in one pass, search
 the collection's index and let ``best_person`` group the neighbours by person: the best person
 within ``recognize_threshold`` is the answer for that face, otherwise it is ``unknown``.
 
@@ -13,16 +15,18 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 
-from faceatlas.errors import NotFoundError
+from faceatlas.errors import BusyError, NotFoundError
 from faceatlas.faces.engine import DlibEngine
-from faceatlas.faces.image import decode
+from faceatlas.faces.image import decode, open_image
 from faceatlas.gallery import SEARCH_K, gallery_identity, index_store
 from faceatlas.index import IndexStore, best_person, confidence
 from faceatlas.names.normalize import collection_key
@@ -72,6 +76,8 @@ class Recognition:
     height: int
     faces: list[FaceMatch] = field(default_factory=list)
     threshold: float = 0.55
+    #: the decoded picture (at most ``recognize_max_side``) when asked for, e.g. to show it
+    image: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -90,21 +96,56 @@ class Recognition:
 class EnginePool:
     """A few engines, one per concurrent recognition: dlib's networks keep per-call state and
     are not safe to share between threads, and separate copies let threads overlap where dlib
-    releases the GIL."""
+    releases the GIL.
 
-    def __init__(self, settings: Settings, size: int) -> None:
+    The pool is also the server's admission control: a request decodes its image only once it
+    holds an engine, at most ``queue_limit`` requests wait for one (each waits at most
+    ``wait_seconds``), and any more get BusyError (503 + Retry-After) at once. Memory is then
+    bounded by engines × one decode, whatever the number of clients."""
+
+    def __init__(self, settings: Settings, size: int, *, queue_limit: int | None = None,
+                 wait_seconds: float | None = None) -> None:
         self._free: queue.LifoQueue[DlibEngine] = queue.LifoQueue()
         for _ in range(max(1, size)):
             self._free.put(DlibEngine(settings.detector, settings.detect_max_side,
                                       recognize_upsample(settings)))
+        self.queue_limit = settings.engine_queue if queue_limit is None else queue_limit
+        self.wait_seconds = (settings.engine_wait_seconds if wait_seconds is None
+                             else wait_seconds)
+        self.retry_after = max(1, settings.busy_retry_after)
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
 
     @contextmanager
     def engine(self) -> Iterator[DlibEngine]:
-        engine = self._free.get()
+        try:
+            engine = self._free.get_nowait()
+        except queue.Empty:
+            engine = self._wait()
         try:
             yield engine
         finally:
             self._free.put(engine)
+
+    def _wait(self) -> DlibEngine:
+        with self._lock:
+            if self._waiting >= self.queue_limit:
+                raise BusyError(f"every face engine is busy and {self._waiting} requests are "
+                                "waiting: try again shortly", retry_after=self.retry_after)
+            self._waiting += 1
+        started = time.monotonic()
+        try:
+            return self._free.get(timeout=self.wait_seconds)
+        except queue.Empty:
+            raise BusyError(f"no face engine became free in {time.monotonic() - started:.0f} s:"
+                            " try again shortly", retry_after=self.retry_after) from None
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def warm(self) -> None:
         """Load every engine's models now (a server does it before taking requests)."""
@@ -117,7 +158,7 @@ class EnginePool:
                 self._free.put(e)
 
 
-_pools: dict[tuple[str, int, int, int], EnginePool] = {}
+_pools: dict[tuple[object, ...], EnginePool] = {}
 _pools_lock = threading.Lock()
 
 
@@ -129,7 +170,8 @@ def recognize_upsample(settings: Settings) -> int:
 def engine_pool(settings: Settings, size: int | None = None) -> EnginePool:
     """One pool per process and engine configuration (default size: one per core)."""
     size = size or settings.worker_count
-    key = (settings.detector, settings.detect_max_side, recognize_upsample(settings), size)
+    key = (settings.detector, settings.detect_max_side, recognize_upsample(settings), size,
+           settings.engine_queue, settings.engine_wait_seconds, settings.busy_retry_after)
     with _pools_lock:
         if key not in _pools:
             _pools[key] = EnginePool(settings, size)
@@ -144,18 +186,26 @@ def recognize_bytes(
     store: IndexStore | None = None,
     engines: EnginePool | None = None,
     threshold: float | None = None,
+    keep_image: bool = False,
 ) -> Recognition:
-    """Recognise every face in an encoded image. Raises ImageError for unusable bytes and
-    NotFoundError for a collection that does not exist."""
+    """Recognise every face in an encoded image. Raises ImageError for unusable bytes,
+    NotFoundError for a collection that does not exist and BusyError when the engines' queue
+    is full. Boxes are in the full image's pixels whatever size it was decoded at."""
     threshold = settings.recognize_threshold if threshold is None else threshold
     coll = _existing_collection(settings, collection or settings.default_collection)
-    img = decode(data, max_pixels=settings.max_pixels)
+    open_image(data, max_pixels=settings.max_pixels)  # header only: refuse early, no slot
     engines = engines or engine_pool(settings)
     with engines.engine() as engine:
+        # decoded only now: the number of images in memory is bounded by the engines
+        img = decode(data, max_pixels=settings.max_pixels,
+                     max_side=settings.recognize_max_side or None,
+                     max_bytes=settings.decode_max_bytes)
         detected = engine.detect(img.rgb)
         vectors = engine.embed(img.rgb, detected)
-    out = Recognition(coll, img.width, img.height, threshold=threshold)
-    out.faces = [FaceMatch(Box(*f.box)) for f in detected]
+    width, height = img.full_size
+    out = Recognition(coll, width, height, threshold=threshold,
+                      image=img.rgb if keep_image else None)
+    out.faces = [FaceMatch(_full_box(f.box, img.scale, width, height)) for f in detected]
     if not detected:
         return out
     index = (store or index_store(settings)).get(coll)
@@ -178,6 +228,15 @@ def recognize_bytes(
     if winners:
         _name_matches(settings, out, winners)
     return out
+
+
+def _full_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Box:
+    """A box found on the decoded (maybe shrunk) picture, in the full image's pixels."""
+    if scale == 1.0:
+        return Box(*box)
+    x, y = min(width - 1, round(box[0] / scale)), min(height - 1, round(box[1] / scale))
+    w, h = round(box[2] / scale), round(box[3] / scale)
+    return Box(x, y, max(1, min(w, width - x)), max(1, min(h, height - y)))
 
 
 def recognize_file(path: Path, settings: Settings, **kwargs: object) -> Recognition:

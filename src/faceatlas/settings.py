@@ -74,6 +74,29 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 12_000_000
     broker_url: str | None = None
 
+    # -- hardening: decode budget, engine queue, UI sessions (issue 11)
+    decode_max_bytes: int = Field(
+        256_000_000, description="Refuse images whose decoded pixels need more memory."
+    )
+    recognize_max_side: int = Field(
+        2048, description="Recognition decodes images to at most this long side; 0: full size."
+    )
+    engine_queue: int = Field(
+        16, description="Recognitions that may wait for a busy face engine; more get 503."
+    )
+    engine_wait_seconds: float = Field(
+        30.0, description="Longest wait for a face engine before 503 with Retry-After."
+    )
+    busy_retry_after: int = Field(5, description="Retry-After seconds sent with 503 busy.")
+    session_ttl_seconds: int = Field(12 * 3600, description="UI log-in sessions expire after.")
+    login_max_failures: int = Field(
+        10, description="Wrong UI log-ins per client address (and per form) in the window."
+    )
+    login_window_seconds: int = Field(900, description="Window of the log-in failure limit.")
+    login_body_bytes: int = Field(
+        16_384, description="Largest request body of the UI log-in and other form posts."
+    )
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

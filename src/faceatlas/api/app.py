@@ -1,26 +1,32 @@
 """The app factory: ``create_app(settings)``; ``faceatlas serve`` runs it with uvicorn.
 
 Everything but ``/healthz`` (and the API docs) needs a token from ``FACEATLAS_API_TOKENS``;
-with no token configured the app refuses to start unless auth is explicitly switched off.
+with no token configured the app refuses to start unless auth is explicitly switched off, and
+so it does with a token shorter than 16 characters. The schema is migrated here, before the
+first request (never inside one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from faceatlas.api import errors
+from faceatlas.api import docs, errors
 from faceatlas.api.deps import ApiContext, require_token
+from faceatlas.api.guard import AuthGate
 from faceatlas.api.routes import excel, seed, v1
 from faceatlas.api.schemas import Health
+from faceatlas.api.sessions import LoginLimiter, check_tokens
 from faceatlas.errors import ConfigError
 from faceatlas.gallery import index_store
 from faceatlas.recognize import engine_pool
 from faceatlas.settings import Settings, get_settings
+from faceatlas.store.db import prepare_database
 
 log = logging.getLogger("faceatlas.api")
 
@@ -42,8 +48,12 @@ def create_app(
             "no API tokens configured: set FACEATLAS_API_TOKENS=<token>[,<token>…] "
             "(or, for a local trial only, pass --insecure-no-auth)"
         )
+    if not insecure_no_auth:
+        check_tokens(settings.api_tokens)
     if insecure_no_auth:
         log.warning("authentication is OFF: every endpoint is open to anyone who can connect")
+    # once, now, under the migration lock: concurrent first requests find the schema ready
+    prepare_database(settings)
     ctx = ApiContext(
         settings=settings, store=index_store(settings),
         engines=engine_pool(settings, engines), auth_disabled=insecure_no_auth,
@@ -62,8 +72,13 @@ def create_app(
         summary="Face-recognition galleries of public figures.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from a local copy by api.docs, not from a CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.login_limiter = LoginLimiter(settings.login_max_failures,
+                                           settings.login_window_seconds)
+    docs.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
@@ -83,7 +98,30 @@ def create_app(
     bulk = settings.max_upload_bytes * ENROL_BODY_FACTOR + _OVERHEAD
 
     def body_limit(path: str) -> int:
-        return bulk if path.rstrip("/") == "/api/v1/people" else single
+        path = path.rstrip("/")
+        if path == "/api/v1/people":
+            return bulk
+        if path.startswith("/ui") and path != "/ui/recognize":  # log-in and small forms
+            return settings.login_body_bytes
+        return single
 
     app.add_middleware(errors.BodyLimit, limit_for=body_limit)
+    app.add_middleware(AuthGate)  # outermost: no credentials, no body read at all
     return app
+
+
+def check_bind(host: str, insecure_no_auth: bool) -> None:
+    """ConfigError for serving without authentication on anything but a loopback address."""
+    if not insecure_no_auth:
+        return
+    name = host.strip("[]").lower()
+    try:
+        loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"--insecure-no-auth serves every endpoint to anyone who can connect: it is only "
+            f"allowed on a loopback address (127.0.0.1, ::1, localhost), not on {host!r}. "
+            "Set FACEATLAS_API_TOKENS instead."
+        )

@@ -40,7 +40,12 @@ _authorization = APIKeyHeader(
 def require_token(
     request: Request, authorization: str | None = Security(_authorization)
 ) -> None:
-    ctx = get_ctx(request)
+    check_token(get_ctx(request), authorization)
+
+
+def check_token(ctx: ApiContext, authorization: str | None) -> None:
+    """HTTPException 401 unless ``authorization`` carries a configured token (the route
+    dependency and the body-less gate in ``api.guard`` both ask this)."""
     if ctx.auth_disabled:
         return
     challenge = {"WWW-Authenticate": "Bearer"}

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceatlas.errors import (
+    BusyError,
     ConfigError,
     DownloadError,
     FaceAtlasError,
@@ -25,6 +26,7 @@ log = logging.getLogger("faceatlas.api")
 
 _STATUS: list[tuple[type[FaceAtlasError], int]] = [
     (NotFoundError, 404),
+    (BusyError, 503),
     (ImageError, 422),
     (ProviderError, 502),
     (DownloadError, 502),
@@ -48,14 +50,23 @@ def client_message(exc: FaceAtlasError) -> str:
     if isinstance(exc, ImageError):
         if exc.code == "not_an_image":
             return "the upload is not an image (send a JPEG, PNG, WebP, GIF, BMP or TIFF file)"
-        if "MP limit" in exc.message:  # our own pixel-limit message: safe and useful
+        if "MP limit" in exc.message or "decode budget" in exc.message:  # our own words
             return f"image too large to decode: {exc.message}"
         return "the image could not be decoded (truncated or corrupt file)"
+    if isinstance(exc, BusyError):
+        return exc.message
     if isinstance(exc, ConfigError):  # our own words about a missing setting: safe to show
         return f"not available on this server: {exc.message}"
     if status_of(exc) >= 500:
         return f"internal error ({exc.code}); the server log has the details"
     return exc.message
+
+
+def retry_headers(exc: Exception) -> dict[str, str]:
+    """``Retry-After`` for a busy server, nothing for other errors."""
+    if isinstance(exc, BusyError):
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
 
 
 def install(app: FastAPI) -> None:
@@ -64,7 +75,8 @@ def install(app: FastAPI) -> None:
         status = status_of(exc)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": client_message(exc), "code": exc.code}, status)
+        return JSONResponse({"detail": client_message(exc), "code": exc.code}, status,
+                            headers=retry_headers(exc))
 
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s: unexpected error", request.method, request.url.path,
@@ -81,10 +93,13 @@ class _TooLarge(Exception):
 
 class BodyLimit:
     """413 for request bodies over a per-path limit, before the multipart parser spools them
-    to disk. A declared Content-Length over the limit is drained (up to a hard cap) and
-    refused; a chunked body is counted as it arrives."""
+    to disk. Only requests with credentials get here (``api.guard`` refuses the others
+    unread). A declared Content-Length over the limit is answered before any byte reaches the
+    app: the body is thrown away up to ``DRAIN_FACTOR`` × the limit, so the client reads its
+    413 instead of a connection reset, and past that the connection closes. A chunked body
+    is counted as it arrives and cut at the limit."""
 
-    HARD_CAP_FACTOR = 4  # past limit × this, stop draining and let the connection close
+    DRAIN_FACTOR = 2
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
         self.app = app
@@ -97,7 +112,7 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await self._drain(receive, limit * self.HARD_CAP_FACTOR)
+            await self._drain(receive, limit * self.DRAIN_FACTOR)
             await _send_413(send, limit)
             return
         seen = 0

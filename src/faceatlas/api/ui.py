@@ -3,9 +3,10 @@
 Thin shells over ``faceatlas.review``, ``faceatlas.gallery`` and ``faceatlas.recognize``.
 
 Log-in: the form takes one of the API tokens (compared in constant time with every configured
-token) and sets a session cookie ``<sid>.<expiry>.<hmac>``, signed with a key derived from
-the token that was used: no server-side state, sessions survive restarts and work across
-server processes, and removing a token from ``FACEATLAS_API_TOKENS`` ends its sessions. The
+token) and sets a session cookie holding a random session id; the session lives in the
+database (``faceatlas.api.sessions``): log-out revokes it, it expires after
+``session_ttl_seconds``, and removing a token from ``FACEATLAS_API_TOKENS`` ends its sessions.
+Wrong log-ins are limited per client address and per form (429 with ``Retry-After``). The
 cookie is HttpOnly, SameSite=Strict, Path=/ui, and Secure — except on plain http to a
 loopback host name (127.0.0.1, ::1, localhost), where browsers would not send it back;
 that is what a laptop trial and the tests use. Anything else over plain http gets a Secure
@@ -28,7 +29,6 @@ import io
 import ipaddress
 import logging
 import secrets
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
+import numpy as np
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -45,11 +46,11 @@ from fastapi.templating import Jinja2Templates
 from PIL import Image as PILImage
 
 from faceatlas import review
+from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext, get_ctx
-from faceatlas.api.errors import client_message, status_of
+from faceatlas.api.errors import client_message, retry_headers, status_of
 from faceatlas.api.uploads import read_upload
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.faces.image import decode
 from faceatlas.gallery import PROMOTABLE, list_collections, promote_person, remove_person
 from faceatlas.recognize import recognize_bytes
 
@@ -58,7 +59,6 @@ log = logging.getLogger("faceatlas.ui")
 HERE = Path(__file__).parent
 COOKIE = "faceatlas_session"
 LOGIN_COOKIE = "faceatlas_login"
-SESSION_TTL = 12 * 3600  # seconds
 _PROCESS_SECRET = secrets.token_bytes(32)  # signs sessions only when auth is switched off
 _STATIC = {"ui.css": "text/css; charset=utf-8", "htmx.min.js": "text/javascript; charset=utf-8"}
 _SECURITY_HEADERS = {
@@ -127,6 +127,7 @@ class UiRoute(APIRoute):
                     log.error("%s %s failed: %s", request.method, request.url.path, exc)
                 response = _problem(request, Problem(status, _TITLES.get(status, "Not done"),
                                                      client_message(exc), _back(request)))
+                response.headers.update(retry_headers(exc))
             except RequestValidationError:
                 response = _problem(request, Problem(
                     422, "Not understood", "The address or the form had a missing or wrong "
@@ -199,28 +200,32 @@ def _b64(raw: bytes) -> str:
 
 
 def _keys(ctx: ApiContext) -> list[bytes]:
-    """One signing key per API token (derived, so the cookie never holds a token)."""
+    """One CSRF key per API token (derived, so no page ever holds a token)."""
     if ctx.auth_disabled:
         return [_PROCESS_SECRET]
     return [hmac.new(t.encode("utf-8"), b"faceatlas-ui-session-v1", hashlib.sha256).digest()
             for t in ctx.settings.api_tokens]
 
 
-def _sign(key: bytes, sid: str, expires: int) -> str:
-    return _b64(hmac.new(key, f"{sid}.{expires}".encode(), hashlib.sha256).digest())
+def _fingerprints(ctx: ApiContext) -> list[str]:
+    """The stored fingerprint of each configured token, in the order of ``_keys``."""
+    if ctx.auth_disabled:
+        return [sessions.token_fingerprint(_PROCESS_SECRET)]
+    return [sessions.token_fingerprint(t) for t in ctx.settings.api_tokens]
 
 
 def _session(request: Request) -> UiSession | None:
-    raw = request.cookies.get(COOKIE, "")
-    parts = raw.split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < time.time():
+    sid = request.cookies.get(COOKIE, "")
+    if not sid:
         return None
-    sid, expires, sig = parts[0], int(parts[1]), parts[2]
-    found = None
-    for key in _keys(get_ctx(request)):  # no early exit: timing tells nothing
-        if hmac.compare_digest(_sign(key, sid, expires).encode(), sig.encode()):
-            found = key
-    return UiSession(sid, found) if found is not None else None
+    ctx = get_ctx(request)
+    fingerprint = sessions.session_fingerprint(ctx.settings, sid)
+    if fingerprint is None:  # unknown, revoked or expired
+        return None
+    for fp, key in zip(_fingerprints(ctx), _keys(ctx), strict=True):
+        if hmac.compare_digest(fp, fingerprint):  # its token is still configured
+            return UiSession(sid, key)
+    return None
 
 
 def require_session(request: Request) -> UiSession:
@@ -303,9 +308,10 @@ templates.env.filters["label"] = lambda s: str(s).replace("_", " ")
 templates.env.globals["static_version"] = _static_version()
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status: int = 200
-            ) -> Response:
-    return templates.TemplateResponse(request, name, context, status_code=status)
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200,
+            headers: dict[str, str] | None = None) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status,
+                                      headers=headers)
 
 
 # --------------------------------------------------------------------------- log in / out
@@ -328,33 +334,42 @@ def login(
     nonce: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/ui/",
 ) -> Response:
+    # limited per client address and per form, checked before the token is compared
+    limiter: sessions.LoginLimiter = request.app.state.login_limiter
+    keys = (f"ip:{request.client.host if request.client else '?'}", f"nonce:{nonce}")
+    wait = limiter.retry_after(*keys)
+    if wait is not None:
+        return _render(request, "login.html", {
+            "nonce": request.cookies.get(LOGIN_COOKIE, ""), "next": _safe_next(next),
+            "session": None, "error": f"Too many wrong tokens from here: log-in is locked "
+            f"for {wait} more seconds."}, status=429, headers={"Retry-After": str(wait)})
     cookie_nonce = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie_nonce or not hmac.compare_digest(cookie_nonce.encode(), nonce.encode()):
         raise CsrfFailed
     given = token.strip().encode("utf-8", "surrogateescape")
-    matched: bytes | None = None
+    matched: str | None = None
     if ctx.auth_disabled:
-        matched = _PROCESS_SECRET
+        matched = _fingerprints(ctx)[0]
     else:
-        for known, key in zip(ctx.settings.api_tokens, _keys(ctx), strict=True):
+        for known, fp in zip(ctx.settings.api_tokens, _fingerprints(ctx), strict=True):
             if hmac.compare_digest(given, known.encode("utf-8")):  # no early exit
-                matched = key
+                matched = fp
     if matched is None:
+        limiter.failed(*keys)
         response = _render(request, "login.html", {
             "nonce": cookie_nonce, "next": _safe_next(next), "session": None,
             "error": "That token is not valid."}, status=401)
         return response
-    sid = secrets.token_urlsafe(18)
-    expires = int(time.time()) + SESSION_TTL
+    sid = sessions.create_session(ctx.settings, matched)
     response = RedirectResponse(_safe_next(next), 303)
-    _set_cookie(response, request, COOKIE, f"{sid}.{expires}.{_sign(matched, sid, expires)}",
-                SESSION_TTL)
+    _set_cookie(response, request, COOKIE, sid, ctx.settings.session_ttl_seconds)
     _set_cookie(response, request, LOGIN_COOKIE, "", 0)  # spent: one nonce, one log-in
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, _: Checked) -> Response:
+def logout(request: Request, ctx: Ctx, session: Checked) -> Response:
+    sessions.revoke_session(ctx.settings, session.sid)  # a copied cookie dies with it
     response = RedirectResponse("/ui/login", 303)
     _set_cookie(response, request, COOKIE, "", 0)
     return response
@@ -513,9 +528,10 @@ def recognize(
 ) -> Response:
     data = read_upload(image, ctx.settings.max_upload_bytes)
     result = recognize_bytes(data, ctx.settings, collection=collection or None,
-                             store=ctx.store, engines=ctx.engines)
+                             store=ctx.store, engines=ctx.engines, keep_image=True)
     context = _recognize_context(ctx, session, result.collection)
-    context.update(result=result, photo=_display_jpeg(data, ctx.settings.max_pixels),
+    assert result.image is not None
+    context.update(result=result, photo=_display_jpeg(result.image),
                    font=max(12, round(max(result.width, result.height) / 45)))
     return _render(request, "recognize.html", context)
 
@@ -527,9 +543,10 @@ def _recognize_context(ctx: ApiContext, session: UiSession, chosen: str | None =
             "nav": "recognize", "limit_mb": ctx.settings.max_upload_bytes / 1e6}
 
 
-def _display_jpeg(data: bytes, max_pixels: int) -> str:
-    """The upload, at most 1600 px and orientation applied (the boxes' frame), as a data URL."""
-    pic = PILImage.fromarray(decode(data, max_pixels=max_pixels).rgb)
+def _display_jpeg(rgb: np.ndarray) -> str:
+    """The picture recognition decoded (orientation applied), at most 1600 px, as a data
+    URL; the page scales it to the full image's frame, where the boxes are."""
+    pic = PILImage.fromarray(rgb)
     pic.thumbnail((1600, 1600))
     buf = io.BytesIO()
     pic.save(buf, "JPEG", quality=85)

@@ -1,4 +1,5 @@
-"""Uploaded files: a per-file size limit (413) and images only (415 / 422 via ImageError)."""
+"""Uploaded files: a per-file size limit (413) and images only (415 / 422 via ImageError),
+judged from the header: pixels are decoded later, once a face engine is held."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import HTTPException, UploadFile
 
 from faceatlas.api.errors import client_message
 from faceatlas.errors import ImageError
-from faceatlas.faces.image import decode
+from faceatlas.faces.image import decode_bytes_needed, open_image
 
 # Pillow format -> file extension for stored uploads (the client's file name is not trusted)
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp",
@@ -34,11 +35,23 @@ class CheckedImage:
     data: bytes
 
 
-def check_image(upload: UploadFile, limit: int, max_pixels: int) -> CheckedImage:
-    """Read and fully decode one upload; ImageError (415/422) names the file."""
+def check_image(upload: UploadFile, limit: int, max_pixels: int,
+                max_bytes: int | None = None) -> CheckedImage:
+    """Read one upload and check its header (format, size, decode memory) without decoding
+    any pixel: decoding waits for a face engine. ImageError (415/422) names the file."""
     data = read_upload(upload, limit)
     try:
-        img = decode(data, max_pixels=max_pixels)
+        img = open_image(data, max_pixels=max_pixels)
+        w, h = img.size
+        need = decode_bytes_needed(img.mode, w, h)
+        if max_bytes is not None and need > max_bytes:
+            raise ImageError(f"{w}×{h} {img.mode} needs {need / 1e6:.0f} MB to decode, over "
+                             f"the {max_bytes / 1e6:.0f} MB decode budget")
+        fmt = img.format or "?"
+        try:
+            img.verify()  # PNG: chunk checksums, no pixel decoded; a no-op for most formats
+        except Exception:
+            raise ImageError("bad image data", code="decode_error") from None
     except ImageError as exc:
         # keep the code (415 vs 422), say which file of a batch it was, and only in words
         # fit for a client (Pillow's own text stays out)
@@ -47,7 +60,7 @@ def check_image(upload: UploadFile, limit: int, max_pixels: int) -> CheckedImage
         raise err from None
     stem = _UNSAFE.sub("_", PurePath(upload.filename or "upload").stem).strip("_")[:60]
     sha = hashlib.sha256(data).hexdigest()
-    ext = _EXT.get(img.format, "img")
+    ext = _EXT.get(fmt, "img")
     return CheckedImage(f"{sha[:12]}_{stem or 'upload'}.{ext}", data)
 
 

@@ -95,7 +95,9 @@ def serve(
     import uvicorn
 
     from faceatlas.api import create_app
+    from faceatlas.api.app import check_bind
 
+    check_bind(host, insecure_no_auth)
     api = create_app(get_settings(), insecure_no_auth=insecure_no_auth, engines=engines)
     # the access log has method, path and status only: the Authorization header never
     # reaches a log line

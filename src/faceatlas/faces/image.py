@@ -3,6 +3,12 @@
 Handles EXIF orientation, greyscale, RGBA/LA/P transparency (composited on white), 16-bit and
 32-bit integer modes, CMYK, and animated images (first frame). Refuses decompression bombs by
 reading the header before decoding any pixel.
+
+Memory: the pixel count and the bytes Pillow will hold are decided from the header; with
+``max_side`` a JPEG is decoded straight at 1/2, 1/4 or 1/8 scale (libjpeg's draft mode) and any
+other format is shrunk right after decoding, before orientation, colour conversion or alpha
+compositing touch it. 16/32-bit images become 8-bit in row chunks through float32, never as a
+float64 copy of the whole image (the old path took ~18 bytes per pixel).
 """
 
 from __future__ import annotations
@@ -10,9 +16,10 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from math import ceil
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from faceatlas.errors import ImageError
 
@@ -26,12 +33,85 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 class Decoded:
     rgb: np.ndarray  # H×W×3 uint8, orientation applied
     format: str
-    width: int
+    width: int  # of ``rgb``
     height: int
+    #: ``rgb`` is the image (orientation applied) shrunk by this factor (1.0: full size)
+    scale: float = 1.0
+
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """Width and height of the full image, orientation applied."""
+        if self.scale == 1.0:
+            return self.width, self.height
+        return round(self.width / self.scale), round(self.height / self.scale)
 
 
-def decode(data: bytes, *, max_pixels: int = 50_000_000) -> Decoded:
-    """Decode ``data`` or raise ImageError with code ``not_an_image`` or ``decode_error``."""
+#: bytes per pixel Pillow holds for a mode, counting the one conversion decoding may need
+#: ("P" becomes RGB(A), 16-bit big-endian becomes 32-bit); anything unlisted: 4 (RGBX storage)
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "I;16": 2, "I;16L": 2, "I;16N": 2}
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+_CHUNK_PIXELS = 1 << 22  # rows of about 4 MP at a time when converting deep images
+
+
+def decode_bytes_needed(mode: str, width: int, height: int) -> int:
+    """What Pillow will hold in memory to decode an image of this mode and size."""
+    return width * height * _BYTES_PER_PIXEL.get(mode, 4)
+
+
+def decode(
+    data: bytes,
+    *,
+    max_pixels: int = 50_000_000,
+    max_side: int | None = None,
+    max_bytes: int | None = None,
+) -> Decoded:
+    """Decode ``data`` or raise ImageError with code ``not_an_image`` or ``decode_error``.
+
+    ``max_side``: the answer's long side is at most this (smaller images are not enlarged).
+    ``max_bytes``: refuse images whose decoded pixels would need more memory than this.
+    """
+    img = open_image(data, max_pixels=max_pixels)
+    fmt = img.format or "?"
+    w, h = img.size
+    if max_side and max(w, h) > max_side and fmt in ("JPEG", "MPO"):
+        # libjpeg decodes at 1/2, 1/4 or 1/8 scale directly: the full image never exists
+        s = max_side / max(w, h)
+        img.draft(None, (max(1, ceil(w * s)), max(1, ceil(h * s))))
+    need = decode_bytes_needed(img.mode, *img.size)
+    if max_bytes is not None and need > max_bytes:
+        raise ImageError(
+            f"{w}×{h} {img.mode} needs {need / 1e6:.0f} MB to decode, over the "
+            f"{max_bytes / 1e6:.0f} MB decode budget",
+            code="decode_error",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if getattr(img, "is_animated", False):
+                img.seek(0)
+            orientation = _orientation(img)
+            img.load()
+            if max_side and max(img.size) > max_side:
+                img = _shrink(img, max_side)
+            if orientation in _ORIENTATION:
+                img = img.transpose(_ORIENTATION[orientation])
+            rgb = to_rgb(img)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"cannot decode {fmt} image: {exc}", code="decode_error") from None
+    # the draft scale and the shrink together, measured on the result
+    scale = max(rgb.shape[:2]) / max(w, h) if max_side and max(w, h) > max_side else 1.0
+    return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0], scale=scale)
+
+
+def open_image(data: bytes, *, max_pixels: int = 50_000_000) -> Image.Image:
+    """Read only the header: format, mode and size (no pixel is decoded). Raises ImageError
+    for what is not an image or is over ``max_pixels``."""
     if not data:
         raise ImageError("empty file (0 bytes)", code="not_an_image")
     try:
@@ -40,37 +120,42 @@ def decode(data: bytes, *, max_pixels: int = 50_000_000) -> Decoded:
         raise ImageError("not an image file (format not recognised)", code="not_an_image") from None
     except Exception as exc:  # Pillow raises many types for broken headers
         raise ImageError(f"unreadable image header: {exc}", code="decode_error") from None
-    fmt = img.format or "?"
     w, h = img.size
     if w * h > max_pixels:
         raise ImageError(
             f"{w}×{h} = {w * h / 1e6:.0f} MP is over the {max_pixels / 1e6:.0f} MP limit",
             code="decode_error",
         )
+    return img
+
+
+def _orientation(img: Image.Image) -> int:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if getattr(img, "is_animated", False):
-                img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = to_rgb(img)
-    except ImageError:
-        raise
-    except Exception as exc:
-        raise ImageError(f"cannot decode {fmt} image: {exc}", code="decode_error") from None
-    return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0])
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block is no reason to refuse the picture
+        return 1
+
+
+def _shrink(img: Image.Image, max_side: int) -> Image.Image:
+    """Area-average ``img`` down to ``max_side`` on its long side."""
+    if img.mode == "P":  # palette indices cannot be averaged
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in ("I;16B", "I;16L", "I;16N"):  # Pillow resizes only native I;16
+        img = img.convert("I")
+    elif img.mode == "1":
+        img = img.convert("L")
+    w, h = img.size
+    s = max_side / max(w, h)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return img.resize(size, Image.Resampling.BOX)
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
     """Any Pillow mode to a contiguous H×W×3 uint8 array."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-        grey = scaled.astype(np.uint8)
-        return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+        grey = _deep_to_grey(img)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if mode in ("RGBA", "LA", "PA") or img.mode == "RGBA":
@@ -79,3 +164,23 @@ def to_rgb(img: Image.Image) -> np.ndarray:
         img = Image.alpha_composite(background, rgba)
     rgb = img.convert("RGB")
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def _deep_to_grey(img: Image.Image) -> np.ndarray:
+    """A 16/32-bit or float image stretched to 0..255, a few MP at a time through float32:
+    the only full-size arrays are the Pillow image and the 8-bit answer."""
+    lo, hi = img.getextrema()
+    w, h = img.size
+    out = np.zeros((h, w), dtype=np.uint8)
+    if not hi > lo:
+        return out
+    lo_f, factor = float(lo), 255.0 / (float(hi) - float(lo))
+    rows = max(1, _CHUNK_PIXELS // max(1, w))
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        block = np.asarray(img.crop((0, top, w, bottom)), dtype=np.float32)
+        block -= lo_f
+        block *= factor
+        np.clip(block, 0.0, 255.0, out=block)
+        out[top:bottom] = block  # truncates like the old astype(uint8)
+    return out

@@ -2,17 +2,26 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout, so a CLI, a server and worker
 processes can share one file; any other SQLAlchemy URL (PostgreSQL) works the same way.
+
+Schema upgrades run once per process and database, before the first session, under a lock
+that every process and thread respects: an exclusive ``flock`` on ``<db file>.migrate.lock``
+for SQLite, ``pg_advisory_lock`` for PostgreSQL (and a thread lock within the process, since
+Alembic's command context is process-global). The server migrates at start-up
+(``prepare_database``), never inside a request.
 """
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceatlas.settings import Settings, get_settings
@@ -39,8 +48,18 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+#: any fixed 64-bit number: the PostgreSQL advisory lock all faceatlas processes take
+_PG_LOCK_KEY = 0x66616365_61746C73  # "faceatls"
+_thread_lock = threading.Lock()
+
+
 def migrate(url: str) -> None:
-    """Bring the schema at ``url`` to the newest migration."""
+    """Bring the schema at ``url`` to the newest migration, under the migration lock."""
+    with _migration_lock(url):
+        _upgrade(url)
+
+
+def _upgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -51,7 +70,44 @@ def migrate(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Held by one migrating thread of one process at a time for this database."""
+    with _thread_lock:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            db_file = parsed.database
+            if not db_file or db_file == ":memory:":  # private to this process
+                yield
+                return
+            lock_path = Path(db_file).with_name(Path(db_file).name + ".migrate.lock")
+            with open(lock_path, "a+b") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        elif parsed.get_backend_name() == "postgresql":
+            # a session-level lock on its own connection, outside Alembic's transaction
+            with _engine(url).connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                    conn.commit()
+        else:
+            yield
+
+
 _ready: set[str] = set()
+_ready_lock = threading.Lock()
+
+
+def prepare_database(settings: Settings | None = None) -> None:
+    """Create the home and migrate the schema now (servers call it at start-up)."""
+    get_engine(settings)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
@@ -61,8 +117,10 @@ def get_engine(settings: Settings | None = None) -> Engine:
     if url not in _ready:
         if url.startswith("sqlite"):
             settings.home.mkdir(parents=True, exist_ok=True)
-        migrate(url)
-        _ready.add(url)
+        with _ready_lock:  # threads of one process: one migrates, the others wait for it
+            if url not in _ready:
+                migrate(url)
+                _ready.add(url)
     return _engine(url)
 
 

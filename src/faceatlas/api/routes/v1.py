@@ -173,8 +173,12 @@ def enrol(
         raise HTTPException(422, "no files")
     if len(files) > MAX_ENROL_FILES:
         raise HTTPException(413, f"at most {MAX_ENROL_FILES} files per request")
-    checked = [check_image(f, settings.max_upload_bytes, settings.max_pixels) for f in files]
-    with ctx.enrol_lock, tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp:
+    checked = [check_image(f, settings.max_upload_bytes, settings.max_pixels,
+                           settings.decode_max_bytes) for f in files]
+    # an engine slot first (bounded queue, 503 when full), so enrolments' decodes count
+    # against the same budget as recognitions'; then take turns on curation's engine
+    with ctx.engines.engine(), ctx.enrol_lock, \
+            tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp:
         paths = []
         for c in checked:  # names are unique per content, so re-uploads are recognised
             path = FsPath(tmp) / c.name
