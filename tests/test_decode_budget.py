@@ -1,0 +1,134 @@
+"""The decode budget (issue 11, finding 1): a small 16-bit PNG of 7000×7000 px is recognised
+right while memory stays bounded; decoding waits for a face engine; a full queue is 503 with
+Retry-After."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceatlas.api import create_app
+from faceatlas.faces.image import decode
+from tests.gallery_fixtures import Gallery, copy_home, gallery, running  # noqa: F401
+
+TOKEN = "decode-budget-token-0123"
+SIDE = 7000
+FACE_AT = (2500, 3000)  # where the face photo goes in the big picture
+FACE_SIDE = 1400
+
+
+def bomb_png(photo: Path) -> tuple[bytes, tuple[int, int, int, int]]:
+    """A 7000×7000 16-bit greyscale PNG, black but for one face photo; and where it is."""
+    face = Image.open(photo).convert("L")
+    face = face.resize((FACE_SIDE, round(FACE_SIDE * face.height / face.width)))
+    canvas = np.zeros((SIDE, SIDE), dtype=np.uint16)
+    x, y = FACE_AT
+    canvas[y:y + face.height, x:x + face.width] = np.asarray(face, dtype=np.uint16) * 257
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, "PNG")
+    return buf.getvalue(), (x, y, face.width, face.height)
+
+
+def test_decode_shrinks_16_bit_and_jpeg_to_max_side(faces_root: Path) -> None:
+    grey16 = np.arange(3000 * 2000, dtype=np.uint32).reshape(2000, 3000) % 65536
+    buf = io.BytesIO()
+    Image.fromarray(grey16.astype(np.uint16)).save(buf, "PNG")
+    small = decode(buf.getvalue(), max_side=600)
+    assert small.rgb.shape == (400, 600, 3) and small.rgb.dtype == np.uint8
+    assert small.full_size == (3000, 2000) and small.scale == pytest.approx(0.2)
+    full = decode(buf.getvalue())
+    assert full.rgb.shape == (2000, 3000, 3) and full.rgb.max() == 255 and full.scale == 1.0
+    # a JPEG is decoded straight at a reduced scale (libjpeg draft), then shrunk exactly
+    photo = next((faces_root / "people").glob("*/*.jpg"))
+    big = io.BytesIO()
+    Image.open(photo).convert("RGB").resize((4000, 3000)).save(big, "JPEG")
+    j = decode(big.getvalue(), max_side=500)
+    assert max(j.rgb.shape[:2]) == 500 and j.full_size == (4000, 3000)
+    # the budget is decided from the header, before any pixel is decoded
+    with pytest.raises(Exception, match="decode budget"):
+        decode(buf.getvalue(), max_bytes=1_000_000)
+
+
+_CHILD = r"""
+import json, resource, sys
+from pathlib import Path
+from faceatlas.recognize import recognize_bytes
+from faceatlas.settings import Settings
+settings = Settings(home=sys.argv[1], default_collection="test", workers=1)
+data = Path(sys.argv[2]).read_bytes()
+warm = Path(sys.argv[3]).read_bytes()
+recognize_bytes(warm, settings)  # models, index and database loaded: the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = recognize_bytes(data, settings)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_mb": (after - before) / 1024, "status": result.status,
+                  "size": [result.width, result.height],
+                  "faces": [[f.name, f.box.x, f.box.y, f.box.w, f.box.h] for f in result.faces]}))
+"""
+
+
+@pytest.mark.slow
+def test_16_bit_bomb_is_recognised_in_bounded_memory(
+    gallery: Gallery, tmp_path: Path  # noqa: F811
+) -> None:
+    who, photo = next(q for q in gallery.queries if q[0] == "barack_obama")
+    data, (x, y, w, h) = bomb_png(photo)
+    assert len(data) < 12_000_000  # a small upload
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(data)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(gallery.settings.home), str(bomb),
+                          str(photo)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    # the old decode held ~18 bytes per pixel (49 MP: > 1 GB); now ~2 for the 16-bit pixels
+    assert got["grew_mb"] < 350, got
+    assert got["status"] == "success" and got["size"] == [SIDE, SIDE]
+    (name, fx, fy, fw, fh), = [f for f in got["faces"] if f[0]]
+    assert name == Gallery.person_name(who)
+    # the box is in the full image's pixels, inside the pasted photo
+    assert x <= fx and y <= fy and fx + fw <= x + w + 5 and fy + fh <= y + h + 5
+
+
+def test_full_engine_queue_answers_503_with_retry_after(
+    gallery: Gallery, tmp_path: Path  # noqa: F811
+) -> None:
+    settings = copy_home(gallery.settings, tmp_path / "home", api_tokens=[TOKEN],
+                         engine_queue=1, engine_wait_seconds=60, busy_retry_after=7)
+    app = create_app(settings, engines=1)
+    pool = app.state.ctx.engines
+    _, photo = next(q for q in gallery.queries if q[0] == "barack_obama")
+    files = {"image": ("q.jpg", photo.read_bytes(), "image/jpeg")}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with running(app) as url:
+        waiting: list[httpx.Response] = []
+        with pool.engine():  # the only engine is busy
+            first = threading.Thread(target=lambda: waiting.append(
+                httpx.post(f"{url}/api/recognize", files=files, headers=auth, timeout=120)))
+            first.start()
+            deadline = time.monotonic() + 30
+            while pool.waiting < 1:  # the first request queues for the engine
+                assert time.monotonic() < deadline, "the first request never queued"
+                time.sleep(0.05)
+            busy = httpx.post(f"{url}/api/recognize", files=files, headers=auth, timeout=30)
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["retry-after"] == "7"
+            assert busy.json()["code"] == "busy" and "try again" in busy.json()["detail"]
+            v1 = httpx.post(f"{url}/api/v1/recognize", files=files, headers=auth, timeout=30)
+            assert v1.status_code == 503 and v1.headers["retry-after"] == "7"
+        first.join(120)
+        # the queued request got the engine once it was free, and its answer is right
+        assert waiting and waiting[0].status_code == 200, waiting
+        assert waiting[0].json()["person"] == "barack obama"
+        assert pool.waiting == 0
