@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from faceatlas.settings import Settings
 from faceatlas.store import db
 from faceatlas.store.models import Person
+from tests.services import pg_url  # noqa: F401  (a fixture)
 
 N = 8
 
@@ -38,7 +39,14 @@ def _head_revision(settings: Settings) -> str | None:
 
 
 def test_threads_first_use_of_a_fresh_home(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home")
+    _threads_first_use(Settings(home=tmp_path / "home"))
+
+
+def test_threads_first_use_of_a_fresh_postgres_database(pg_url: str) -> None:  # noqa: F811
+    _threads_first_use(Settings(database_url=pg_url))  # under pg_advisory_lock
+
+
+def _threads_first_use(settings: Settings) -> None:
     db.reset_caches()
     barrier = threading.Barrier(N)
     errors: list[BaseException] = []

@@ -39,7 +39,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from faceatlas.errors import AuthError, ConfigError, FaceAtlasError
@@ -59,7 +59,6 @@ TERMINAL_JOB = ("done", "failed")
 TRANSIENT: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionError, TimeoutError,
 )
-_MIGRATE_LOCK = 0x66616365  # pg advisory lock id ("face"): one migrating process at a time
 
 
 class WorkerConfig(BaseSettings):
@@ -367,19 +366,9 @@ def _close_process(**_: Any) -> None:
 
 
 def prepare_database(settings: Settings) -> None:
-    """Migrate once: on PostgreSQL under an advisory lock, so starting workers never race."""
-    url = settings.db_url
-    if not url.startswith("postgresql"):
-        db.get_engine(settings)
-        return
-    engine = db._engine(url)
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATE_LOCK})
-        try:
-            db.get_engine(settings)
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATE_LOCK})
-            conn.commit()
+    """Migrate once, under the migration lock of ``store.db`` (advisory lock on PostgreSQL,
+    file lock on SQLite), so starting workers never race."""
+    db.prepare_database(settings)
 
 
 def open_jobs(settings: Settings, person_ids: Sequence[int]) -> dict[int, int]:

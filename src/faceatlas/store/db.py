@@ -48,8 +48,8 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-#: any fixed 64-bit number: the PostgreSQL advisory lock all faceatlas processes take
-_PG_LOCK_KEY = 0x66616365_61746C73  # "faceatls"
+#: the PostgreSQL advisory lock id all faceatlas processes take to migrate ("face")
+_PG_LOCK_KEY = 0x66616365
 _thread_lock = threading.Lock()
 
 
