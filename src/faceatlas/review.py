@@ -573,7 +573,10 @@ def _thumbnail(path: Path, settings: Settings, box: tuple[int, int, int, int] | 
             _cache.move_to_end(key)
             return _cache[key]
     try:
-        rgb = decode(path.read_bytes(), max_pixels=settings.max_pixels).rgb
+        # a whole-photo thumbnail needs no more pixels than it shows
+        rgb = decode(path.read_bytes(), max_pixels=settings.max_pixels,
+                     max_side=size if box is None else None,
+                     max_bytes=settings.decode_max_bytes).rgb
     except ImageError as exc:
         raise NotFoundError("the stored picture cannot be decoded") from exc
     if box is not None:
