@@ -1,7 +1,7 @@
 """Load benchmark: concurrent recognition, with normal photos and with 16-bit "bombs".
 
     .venv/bin/python benchmarks/bench_load.py [--clients 16] [--requests 64] [--people 6]
-                                              [--engines N] [--bomb-share 0.5] [--src DIR]
+                                              [--engines N] [--bomb-share 0.5]
 
 Builds a tiny promoted gallery from the shared test photos (``people/``, the first
 ``--people`` identities, ``min_faces_to_promote=1``), starts ``faceatlas serve`` in a
@@ -15,8 +15,8 @@ For each phase it prints p50/p95 latency of the answered requests, the count of 
 status, whether the answers named the right person, and the server's peak RSS (VmHWM from
 /proc/<pid>/status) against its RSS after start-up. Goal: with 16 clients sending the bomb
 mix the server stays under 1.5 GB and answers no 5xx but 503 (busy, with Retry-After).
-``--src`` runs the server from another source tree (e.g. ``/work/main/src`` for a before
-figure; keep clients low there). CI: ``--clients 2 --requests 6``.
+For a before figure run the script with another source tree first on ``PYTHONPATH`` (the
+gallery and the server both use it; keep clients low there). CI: ``--clients 2 --requests 6``.
 """
 
 from __future__ import annotations
@@ -107,13 +107,11 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
 
 
-def start_server(home: Path, port: int, engines: int | None, src: str | None,
+def start_server(home: Path, port: int, engines: int | None,
                  log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEATLAS_")}
     env.update(FACEATLAS_HOME=str(home), FACEATLAS_API_TOKENS=TOKEN,
                FACEATLAS_DEFAULT_COLLECTION="bench", OPENBLAS_NUM_THREADS="1")
-    if src:
-        env["PYTHONPATH"] = src
     cmd = [sys.executable, "-m", "faceatlas", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if engines:
         cmd += ["--engines", str(engines)]
@@ -204,7 +202,6 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=6, help="gallery identities")
     parser.add_argument("--engines", type=int, default=None, help="server engines (cores)")
     parser.add_argument("--bomb-share", type=float, default=0.5)
-    parser.add_argument("--src", default=None, help="run the server from this source tree")
     parser.add_argument("--skip-normal", action="store_true")
     args = parser.parse_args()
 
@@ -218,7 +215,7 @@ def main() -> None:
         print(f"gallery: {args.people} people, {len(queries)} query photos "
               f"({time.perf_counter() - t:.0f} s)")
         port = free_port()
-        proc = start_server(home, port, args.engines, args.src, Path(tmp) / "server.log")
+        proc = start_server(home, port, args.engines, Path(tmp) / "server.log")
         url = f"http://127.0.0.1:{port}"
         try:
             # warm up (models, index) and keep the photos the server names right when alone,
