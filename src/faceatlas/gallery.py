@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -451,7 +452,9 @@ def list_people(
     person_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
+    collections: Iterable[str] | None = None,
 ) -> list[PersonInfo]:
+    """People with counts; ``collections``: only these collection keys (None: all)."""
     from sqlalchemy import case, func
 
     with session_scope(settings) as session:
@@ -475,6 +478,8 @@ def list_people(
         )
         if collection is not None:
             query = query.where(Collection.key == collection_key(collection))
+        if collections is not None:
+            query = query.where(Collection.key.in_(sorted(collections)))
         if state is not None:
             query = query.where(Person.state == state)
         if person_id is not None:

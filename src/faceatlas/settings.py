@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -74,6 +74,29 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 12_000_000
     broker_url: str | None = None
 
+    # -- the old system's files and tokens (issue 12)
+    token_collections: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Token → collection keys it may use; filled from FACEATLAS_API_TOKENS "
+                    "given as the old {token: domain} JSON (or a path to such a file). "
+                    "A token not listed here is an admin token.",
+    )
+    occupations_file: Path | None = Field(
+        None, description="occupation.xlsx/.csv; default: excel/occupation.xlsx in the home."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_mapping(cls, data: object) -> object:
+        # the old {token: domain} JSON (or a file of it): tokens plus their collections
+        if isinstance(data, dict) and isinstance(data.get("api_tokens"), str):
+            parsed = parse_token_mapping(data["api_tokens"])
+            if parsed is not None:
+                tokens, bound = parsed
+                data = {**data, "api_tokens": tokens,
+                        "token_collections": {**bound, **(data.get("token_collections") or {})}}
+        return data
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
@@ -92,6 +115,50 @@ class Settings(BaseSettings):
         import os
 
         return self.workers or (os.cpu_count() or 1)
+
+
+def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | None:
+    """``FACEATLAS_API_TOKENS`` in the old system's form: JSON ``{token: domain}`` (a domain
+    may also be a list of collections, or null for an admin token), inline or as the path of
+    a JSON file. None: the value is today's comma list. Domains become collection keys."""
+    import json
+
+    from faceatlas.names.normalize import collection_key
+
+    text = value.strip()
+    if not text.startswith("{"):
+        # a file: an existing path, or anything ending in .json (a missing one is an error)
+        looks_like_file = text.endswith(".json") or (
+            bool(text) and "," not in text and Path(text).expanduser().is_file())
+        if not looks_like_file:
+            return None
+        try:
+            text = Path(text).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"FACEATLAS_API_TOKENS: cannot read token file {value!r} "
+                             f"({exc.strerror or exc})") from None
+    try:
+        mapping = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"FACEATLAS_API_TOKENS is not valid JSON ({exc})") from None
+    if not isinstance(mapping, dict):
+        raise ValueError("FACEATLAS_API_TOKENS as JSON must be one object {token: domain}")
+    tokens: list[str] = []
+    bound: dict[str, list[str]] = {}
+    for token, domains in mapping.items():
+        token = str(token).strip()
+        if not token:
+            raise ValueError("FACEATLAS_API_TOKENS: empty token in the JSON object")
+        tokens.append(token)
+        if domains is None:  # explicitly unbound: an admin token
+            continue
+        items = [domains] if isinstance(domains, str) else domains
+        if not isinstance(items, list) or not items or not all(
+                isinstance(d, str) and d.strip() for d in items):
+            raise ValueError(f"FACEATLAS_API_TOKENS: the domain of a token must be a "
+                             f"collection name or a list of them, got {domains!r}")
+        bound[token] = sorted({collection_key(d) for d in items})
+    return tokens, bound
 
 
 @lru_cache(maxsize=1)

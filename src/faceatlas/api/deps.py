@@ -3,13 +3,14 @@ check."""
 
 from __future__ import annotations
 
-import hmac
 import threading
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
+from faceatlas.api.tokens import ADMIN, Principal, principal_for
 from faceatlas.index import IndexStore
 from faceatlas.recognize import EnginePool
 from faceatlas.settings import Settings
@@ -39,20 +40,22 @@ _authorization = APIKeyHeader(
 
 def require_token(
     request: Request, authorization: str | None = Security(_authorization)
-) -> None:
+) -> Principal:
+    """The caller's Principal (admin, or bound to collections: see ``api.tokens``)."""
     ctx = get_ctx(request)
     if ctx.auth_disabled:
-        return
+        return ADMIN
     challenge = {"WWW-Authenticate": "Bearer"}
     if not authorization or not authorization.strip():
         raise HTTPException(401, "missing Authorization header (Bearer token)", challenge)
     token = authorization.strip()
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
-    given = token.encode("utf-8", "surrogateescape")
-    # compare with every token, no early exit: timing does not tell which one nearly matched
-    matched = False
-    for known in ctx.settings.api_tokens:
-        matched |= hmac.compare_digest(given, known.encode("utf-8"))
-    if not matched:
+    principal = principal_for(ctx.settings, token)
+    if principal is None:
         raise HTTPException(401, "invalid token", challenge)
+    return principal
+
+
+#: a route's caller; FastAPI runs ``require_token`` once per request however often it is named
+Caller = Annotated[Principal, Depends(require_token)]

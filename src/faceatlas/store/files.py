@@ -60,9 +60,20 @@ class Layout:
         return self.home / "gallery" / _component(collection)
 
     @property
-    def occupation_files(self) -> tuple[Path, Path]:
-        """The old system's occupation list, if the user put one in the home."""
-        return self.home / "occupation.xlsx", self.home / "occupation.csv"
+    def occupation_files(self) -> tuple[Path, ...]:
+        """The old system's occupation list, if the user put one in the home: where the old
+        system kept it (``excel/occupation.xlsx``) first."""
+        return (self.excel_dir / "occupation.xlsx", self.excel_dir / "occupation.csv",
+                self.home / "occupation.xlsx", self.home / "occupation.csv")
+
+    @property
+    def excel_dir(self) -> Path:
+        """The old system's spreadsheets: ``occupation.xlsx`` and ``data.xlsx`` (the queue)."""
+        return self.home / "excel"
+
+    @property
+    def data_sheet(self) -> Path:
+        return self.excel_dir / "data.xlsx"
 
     @property
     def index_dir(self) -> Path:

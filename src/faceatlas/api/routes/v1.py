@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from faceatlas.api.deps import ApiContext, get_ctx
+from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.api.schemas import (
     CollectionOut,
     Enrolment,
@@ -22,6 +22,7 @@ from faceatlas.api.schemas import (
     Recognition,
     Removal,
 )
+from faceatlas.api.tokens import check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery import list_collections, list_people, promote_person, remove_person
@@ -37,10 +38,13 @@ MAX_ENROL_FILES = 50
 
 
 @router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
-def collections(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Any:
-    """Every collection with its counts of people and faces, and its index size."""
+def collections(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller) -> Any:
+    """Every collection (of the token's) with its counts of people and faces, and its index
+    size."""
     out = []
     for c in list_collections(ctx.settings):
+        if not caller.allows(c.key):
+            continue
         index_faces = len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0
         out.append(CollectionOut(**asdict(c), index_faces=index_faces))
     return out
@@ -49,20 +53,24 @@ def collections(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Any:
 @router.get("/people", response_model=list[PersonOut], tags=["people"])
 def people(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     collection: Annotated[str | None, Query(max_length=100)] = None,
     state: Annotated[str | None, Query(max_length=30)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Any:
     """People with their state and counts (images, accepted faces, gallery faces)."""
+    if collection is not None:
+        caller.check(collection, f"no collection {collection!r}")
     found = list_people(ctx.settings, collection=collection, state=state, limit=limit,
-                        offset=offset)
+                        offset=offset, collections=caller.collections)
     return [asdict(p) for p in found]
 
 
 @router.get("/people/{person_id}", response_model=PersonDetail, tags=["people"])
-def person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+def person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, person_id: Id) -> Any:
     """One person: counts, state, error and the last promotion self-test."""
+    check_person(caller, ctx.settings, person_id)
     (info,) = list_people(ctx.settings, person_id=person_id) or _missing(person_id)
     with session_scope(ctx.settings) as session:
         p = session.get(Person, person_id)
@@ -75,14 +83,18 @@ def person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
 
 
 @router.delete("/people/{person_id}", response_model=Removal, tags=["people"])
-def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+                  person_id: Id) -> Any:
     """Erase a person: rows, raw files, crops, gallery files and index entries."""
+    check_person(caller, ctx.settings, person_id)
     return asdict(remove_person(person_id, ctx.settings, store=ctx.store))
 
 
 @router.get("/people/{person_id}/faces", response_model=list[ImageOut], tags=["people"])
-def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+                 person_id: Id) -> Any:
     """Every candidate image of the person with its faces and the decision about each."""
+    check_person(caller, ctx.settings, person_id)
     with session_scope(ctx.settings) as session:
         if session.get(Person, person_id) is None:
             _missing(person_id)
@@ -108,6 +120,7 @@ def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) ->
 @router.get("/jobs", response_model=list[JobOut], tags=["jobs"])
 def jobs(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     state: Annotated[str | None, Query(max_length=20)] = None,
     kind: Annotated[str | None, Query(max_length=30)] = None,
     person_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
@@ -121,12 +134,14 @@ def jobs(
         query = query.where(Job.kind == kind)
     if person_id is not None:
         query = query.where(Job.person_id == person_id)
+    query = visible_jobs(query, caller, ctx.settings)  # type: ignore[assignment]
     with session_scope(ctx.settings) as session:
         return [JobOut.model_validate(j, from_attributes=True) for j in session.scalars(query)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
-def job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
+def job(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, job_id: Id) -> Any:
+    check_job(caller, ctx.settings, job_id)
     with session_scope(ctx.settings) as session:
         found = session.get(Job, job_id)
         if found is None:
@@ -137,12 +152,14 @@ def job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
 @router.post("/recognize", response_model=Recognition, tags=["recognition"])
 def recognize(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     image: Annotated[UploadFile, File(description="The photo.")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Any:
     """Every face in the photo, each with its best person or ``unknown``."""
+    chosen = caller.choose(collection, ctx.settings.default_collection)
     data = read_upload(image, ctx.settings.max_upload_bytes)
-    result = recognize_bytes(data, ctx.settings, collection=collection, store=ctx.store,
+    result = recognize_bytes(data, ctx.settings, collection=chosen, store=ctx.store,
                              engines=ctx.engines)
     return {"status": result.status, "collection": result.collection, "width": result.width,
             "height": result.height, "threshold": result.threshold,
@@ -152,6 +169,7 @@ def recognize(
 @router.post("/people", response_model=Enrolment, tags=["people"])
 def enrol(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     name: Annotated[str, Form(min_length=1, max_length=200, description="Full name.")],
     files: Annotated[list[UploadFile], File(description="Photos of the person.")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
@@ -167,6 +185,7 @@ def enrol(
     from faceatlas.store.people import get_or_create_collection, upsert_person
 
     settings = ctx.settings
+    collection = caller.choose(collection, settings.default_collection)
     if not name_key(name):
         raise HTTPException(422, "name has no letters or digits")
     if not files:
