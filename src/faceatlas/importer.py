@@ -36,6 +36,11 @@ def scan(root: Path) -> list[PersonFolder]:
         raise FaceAtlasError(
             f"{root} is not a folder; give a folder with one sub-folder per person"
         )
+    from faceatlas.migrate_seed import explain_old_layout
+
+    old = explain_old_layout(root)
+    if old:  # not silently one person named after the country
+        raise FaceAtlasError(old)
     people = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(f for f in sub.iterdir() if f.is_file() and not f.name.startswith("."))

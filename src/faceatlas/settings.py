@@ -126,7 +126,7 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
     from faceatlas.names.normalize import collection_key
 
     text = value.strip()
-    if not text.startswith("{"):
+    if not text.startswith(("{", "[")):
         # a file: an existing path, or anything ending in .json (a missing one is an error)
         looks_like_file = text.endswith(".json") or (
             bool(text) and "," not in text and Path(text).expanduser().is_file())

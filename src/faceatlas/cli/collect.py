@@ -32,14 +32,20 @@ OccupationsFile = Annotated[
 ]
 
 
-def _occupations(occupation: list[str] | None, occupations_file: Path | None) -> list[str]:
+def _occupations(occupation: list[str] | None, occupations_file: Path | None,
+                 settings: Settings | None = None) -> list[str]:
+    from faceatlas.jobs_background import file_occupations
     from faceatlas.names.tables import read_occupations
 
     found = list(occupation or [])
     if occupations_file:
         found += read_occupations(occupations_file)
     if not found:
-        raise FaceAtlasError("give at least one --occupation or an --occupations-file")
+        # as the old system: excel/occupation.xlsx in the home, or FACEATLAS_OCCUPATIONS_FILE
+        found = file_occupations(settings or get_settings())
+    if not found:
+        raise FaceAtlasError("give at least one --occupation or an --occupations-file (or put "
+                             "occupation.xlsx in the home's excel/ folder)")
     return found
 
 
@@ -69,7 +75,8 @@ def names_generate(
     occupations_file: OccupationsFile = None,
 ) -> None:
     """Ask the LLM for the most famous people per occupation, verify each, queue the verified."""
-    _generate(get_settings(), country, _occupations(occupation, occupations_file))
+    settings = get_settings()
+    _generate(settings, country, _occupations(occupation, occupations_file, settings))
 
 
 @names_app.command("import")
@@ -221,7 +228,7 @@ def run_cmd(
     from faceatlas.names.normalize import collection_key
 
     settings = get_settings()
-    _generate(settings, country, _occupations(occupation, occupations_file))
+    _generate(settings, country, _occupations(occupation, occupations_file, settings))
     _collect(settings, collection_key(country), limit, retry_failed=False,
              distributed=distributed)
 
