@@ -108,7 +108,7 @@ def test_cli_recognize_json(
                                        "--json"])
         assert out.exit_code == 0, out.output
         answer = json.loads(out.output)
-        assert answer["status"] == "success" and len(answer["faces"]) == 3
+        assert answer["status"] == "success" and len(answer["recognized_persons"]) == 2
         table = CliRunner().invoke(app, ["recognize", str(photo), "--collection", "test"])
         assert table.exit_code == 0 and "joe biden" in table.output
         missing = CliRunner().invoke(app, ["recognize", str(photo), "--collection", "nowhere"])
