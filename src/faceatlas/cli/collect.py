@@ -123,7 +123,7 @@ Distributed = Annotated[
 
 def _collect(settings: Settings, collection: str | None, limit: int | None,
              retry_failed: bool, distributed: bool | None = None) -> None:
-    from faceatlas.search.rapidapi import RapidAPIImageSearch
+    from faceatlas.search.sources import image_search_from_settings
 
     ids = pending_people(settings, collection, retry_failed=retry_failed, limit=limit)
     if not ids:
@@ -135,7 +135,7 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
     if distributed:
         _collect_distributed(settings, ids)
         return
-    provider = RapidAPIImageSearch.from_settings(settings)  # fails fast on a missing key
+    provider = image_search_from_settings(settings)  # fails fast on a missing key
     table = Table(title="collected")
     for col in ("person", "state", "candidates", "accepted", "rejected (by reason)"):
         table.add_column(col)

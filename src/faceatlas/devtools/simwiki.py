@@ -563,3 +563,77 @@ def _upload(h: Any, wiki: WikiSim, rest: str) -> None:
         h._send(200, wiki.thumbnail(path, width), "image/jpeg")
     else:
         h._image(f["rel"])  # type: ignore[index]
+
+
+# -- a replica world for demos, tests and benchmarks
+REPLICA = (  # (folder under people/, Serbian Cyrillic, Serbian Latin or None, extras)
+    ("person_01", "Милош Ђорђевић", None, {}),
+    ("person_02", "Јована Петровић", "Jovana Petrović", {"noise": "person_05"}),
+    ("person_03", "Драгана Љубић", None, {}),
+    ("person_04", "Никола Шабић", None, {"depicts_group": "group/couple.jpg"}),
+    ("person_05", "Марија Чолић", "Marija Čolić", {}),
+    ("person_06", "Стефан Ђукић", None, {"noise": "person_07"}),
+    ("person_07", "Ивана Жарковић", None, {}),
+    ("person_08", "Урош Џаковић", None, {}),
+    ("person_09", "Милица Ћосић", None, {"no_p18": True}),
+    ("person_10", "Душан Његош", None, {"died": "1990-05-04"}),
+)
+
+
+def replica(faces_dir: str | Path, occupation: str = "Actor") -> dict[str, Any]:
+    """A people file: ten Serbian "actors" made of the test faces (``people/person_NN``).
+
+    Each has Cyrillic and Latin labels, a P18 portrait (but one), a Commons category, some a
+    co-star's photo in their category or a group photo that depicts them (as real Commons
+    has), one historical. ``identity`` says whose face each path really is.
+    """
+    from faceatlas.names.wikidata import _SR_LATIN
+
+    root = Path(faces_dir)
+    people = []
+    for n, (folder, cyrillic, latin, extra) in enumerate(REPLICA):
+        photos = sorted(f"people/{folder}/{p.name}" for p in (root / "people" / folder).iterdir()
+                        if p.suffix.lower() in (".jpg", ".jpeg", ".png"))  # fmt: skip
+        name = latin or cyrillic.translate(_SR_LATIN)
+        labels = {"sr": cyrillic, "en": name_key(name) and _ascii(name)}
+        if latin:
+            labels["sr-el"] = latin
+        commons = photos[1:]
+        if extra.get("noise"):
+            commons.append(sorted(f"people/{extra['noise']}/{p.name}" for p in
+                                  (root / "people" / extra["noise"]).iterdir())[-1])
+        person: dict[str, Any] = {
+            "name": name, "country": "Serbia", "occupations": [occupation], "labels": labels,
+            "sitelinks": 100 - 5 * n, "images": photos, "p18": None if extra.get("no_p18")
+            else photos[0], "commons": commons if not extra.get("no_p18") else photos,
+            "identity": folder,
+        }  # fmt: skip
+        if extra.get("depicts_group"):
+            person["depicts"] = [extra["depicts_group"]]
+        if extra.get("died"):
+            person["died"] = extra["died"]
+        people.append(person)
+    return {"people": people}
+
+
+def _ascii(name: str) -> str:
+    from faceatlas.names.normalize import to_ascii
+
+    return to_ascii(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="simwiki", description="Write a replica people file.")
+    parser.add_argument("--photos", required=True, help="the test faces folder")
+    parser.add_argument("--out", required=True, help="people JSON to write")
+    args = parser.parse_args(argv)
+    data = replica(args.photos)
+    Path(args.out).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"wrote {len(data['people'])} people to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
