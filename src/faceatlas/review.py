@@ -372,6 +372,8 @@ class Provenance:
     title: str | None
     created_at: datetime | None
     has_file: bool
+    licence: str | None = None  # reuse terms (Commons files)
+    author: str | None = None
 
 
 @dataclass
@@ -428,7 +430,8 @@ class PersonReview:
 
 def _provenance(img: Image) -> Provenance:
     return Provenance(img.id, img.url, img.page_url, img.query, img.rank, img.provider,
-                      img.origin, img.title, _aware(img.created_at), bool(img.path))
+                      img.origin, img.title, _aware(img.created_at), bool(img.path),
+                      img.licence, img.author)
 
 
 def person_review(settings: Settings, person_id: int) -> PersonReview:
