@@ -165,6 +165,8 @@ class WikimediaClient:
         """At most one request every ``wikimedia_min_interval`` seconds in this process."""
         global _next_slot
         gap = max(0.0, self.settings.wikimedia_min_interval)
+        if gap == 0:
+            return
         with _pace_lock:
             now = self._clock()
             wait = _next_slot - now

@@ -100,8 +100,8 @@ class WikiSim:
     def _entity(self, label: str, kind: str, **extra: Any) -> dict[str, Any]:
         key = label.casefold()
         for e in self.entities.values():
-            if e["kind"] == kind and e["label"].casefold() == key:
-                return e
+            if e["kind"] == kind and e["label"].casefold() == key and "id" not in extra:
+                return e  # an explicit id makes a second item of the same label (ambiguity)
         eid = extra.pop("id", None) or KNOWN_IDS.get(key) or _qid(f"{kind}|{key}")
         entity = {"id": eid, "label": label, "kind": kind, "description": "",
                   "languages": [], "subclass_of": [], "p31": KIND_P31.get(kind, []), **extra}
@@ -149,7 +149,7 @@ class WikiSim:
                 next(iter(labels.values())) if person["commons"] else None)
             for x in p.get("depicts", []):
                 self.files[self._file(x, labels, person["id"])]["depicts"].append(person["id"])
-            if person["real"]:  # an invented person has no item
+            if person["real"] and p.get("qid") is not False:  # invented or unlisted: no item
                 self.people.append(person)
 
     def _file(self, rel: str, labels: dict[str, str], owner: str) -> str:
