@@ -576,7 +576,9 @@ REPLICA = (  # (folder under people/, Serbian Cyrillic, Serbian Latin or None, e
     ("person_07", "Ивана Жарковић", None, {}),
     ("person_08", "Урош Џаковић", None, {}),
     ("person_09", "Милица Ћосић", None, {"no_p18": True}),
-    ("person_10", "Душан Његош", None, {"died": "1990-05-04"}),
+    # a historical figure with two photos whose category is mostly a co-star's (3 photos):
+    # the densest face there is not his, only the P18 portrait says who he is
+    ("person_10", "Душан Његош", None, {"died": "1990-05-04", "costar": "person_08"}),
 )
 
 
@@ -585,7 +587,8 @@ def replica(faces_dir: str | Path, occupation: str = "Actor") -> dict[str, Any]:
 
     Each has Cyrillic and Latin labels, a P18 portrait (but one), a Commons category, some a
     co-star's photo in their category or a group photo that depicts them (as real Commons
-    has), one historical. ``identity`` says whose face each path really is.
+    has), one historical whose category holds more of a co-star than of him. ``identity``
+    says whose face each path really is.
     """
     from faceatlas.names.wikidata import _SR_LATIN
 
@@ -599,6 +602,9 @@ def replica(faces_dir: str | Path, occupation: str = "Actor") -> dict[str, Any]:
         if latin:
             labels["sr-el"] = latin
         commons = photos[1:]
+        if extra.get("costar"):
+            commons += sorted(f"people/{extra['costar']}/{p.name}" for p in
+                              (root / "people" / extra["costar"]).iterdir())[:3]
         if extra.get("noise"):
             commons.append(sorted(f"people/{extra['noise']}/{p.name}" for p in
                                   (root / "people" / extra["noise"]).iterdir())[-1])
