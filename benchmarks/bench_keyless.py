@@ -78,13 +78,14 @@ def main() -> int:
                           if not rel(i.url).startswith(f"people/{identity[person.name]}/")]
                 portrait = next((i for i in person.images if i.detail == PORTRAIT), None)
                 with_p18 += portrait is not None
-                galleries += portrait is not None and bool(accepted)
+                galleries += portrait is not None and bool(accepted) and not others
                 foreign += len(others)
                 accepted_total += len(accepted)
                 print(f"{person.name:<20} {portrait.reason if portrait else '-':<10} "
                       f"{len(accepted):>8} {len(others):>6} {len(person.images):>10}")
     print(f"\npeople {len(report.people)}, with a P18 portrait {with_p18}, of those with a "
-          f"gallery {galleries} ({100 * galleries / max(with_p18, 1):.0f}%)")
+          f"gallery of their own (no one else's face) {galleries} "
+          f"({100 * galleries / max(with_p18, 1):.0f}%)")
     print(f"accepted photos {accepted_total}, another person's {foreign} "
           f"(purity {100 * (1 - foreign / max(accepted_total, 1)):.1f}%)")
     print(f"curated {len(summary.curated)}, failed {len(summary.failed)}; names {names_s:.2f}s, "

@@ -12,7 +12,7 @@ import pytest
 
 from faceatlas.devtools.simweb import SimWeb
 from faceatlas.devtools.simwiki import replica
-from faceatlas.search.commons import PORTRAIT, portrait_image_id
+from faceatlas.search.commons import PORTRAIT, portrait_image_id, portrait_path
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
@@ -84,6 +84,7 @@ def test_keyless_run_with_faults(faces_root: Path, tmp_path: Path) -> None:
                 assert len(portrait) == 1 and portrait[0].rank == 0
                 assert portrait[0].reason == "accepted"
                 assert portrait_image_id(settings, person.id) == portrait[0].id
+                assert portrait_path(settings, person.id) == home.resolve() / portrait[0].path
             assert any(i.reason == "not_this_person" for i in
                        people["Jovana Petrović"].images)  # the co-star was caught
 

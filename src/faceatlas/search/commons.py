@@ -15,6 +15,7 @@ import html
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Self
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from faceatlas.names.wikidata import HUMAN, QID, Wikidata, _claim_ids, claim_str
 from faceatlas.search.base import PersonQuery, SearchHit
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout
 from faceatlas.store.models import Image
 from faceatlas.wikimedia import WikimediaClient
 
@@ -217,4 +219,15 @@ def portrait_image_id(settings: Settings, person_id: int) -> int | None:
         ).order_by(Image.rank).limit(1))  # fmt: skip
 
 
-__all__ = ["PORTRAIT", "PROVIDER", "CommonsImageSearch", "portrait_image_id", "portrait_url"]
+def portrait_path(settings: Settings, person_id: int) -> Path | None:
+    """The stored file of the person's downloaded P18 portrait (absolute), or None."""
+    with session_scope(settings) as s:
+        rel = s.scalar(select(Image.path).where(
+            Image.person_id == person_id, Image.provider == PROVIDER,
+            Image.query.like(f"{PORTRAIT_QUERY}%"), Image.path.is_not(None),
+        ).order_by(Image.rank).limit(1))  # fmt: skip
+    return Layout(settings.home).absolute(rel) if rel else None
+
+
+__all__ = ["PORTRAIT", "PROVIDER", "CommonsImageSearch", "portrait_image_id", "portrait_path",
+           "portrait_url"]
