@@ -36,6 +36,7 @@ PEOPLE: dict[str, Any] = {
         {"id": "Q900001", "label": "Player", "kind": "occupation", "description": "game player"},
         {"id": "Q900002", "label": "Player", "kind": "occupation", "description": "music player"},
         {"id": "Q900003", "label": "Stage actor", "kind": "occupation", "subclass_of": ["Q33999"]},
+        {"id": "Q900004", "label": "Mime", "kind": "untyped", "description": "no P31 at all"},
     ],
     "people": [
         {"name": "Novak Đoković", "country": "Serbia", "occupations": ["Actor"],
@@ -51,6 +52,9 @@ PEOPLE: dict[str, Any] = {
         {"name": "Only Llm", "country": "Serbia", "occupations": ["Actor"], "qid": False,
          "images": []},
         {"name": "Ivo Hrvat", "country": "Croatia", "occupations": ["Actor"], "images": P6},
+        {"name": "Mirko Mim", "country": "Serbia", "occupations": ["Mime"], "images": P6},
+        {"name": "Ана Ћирић", "country": "Serbia", "occupations": ["Actor"], "sitelinks": 10,
+         "labels": {"sr": "Ана Ћирић", "en": "Ana Ciric"}, "images": P6},
     ],
 }
 
@@ -86,7 +90,7 @@ def test_most_famous_people_with_qids_and_both_scripts(settings: Settings, web: 
     report = generate_names_wikidata(settings, "Serbia", ["Actor"])
     # subclasses of the occupation count (stage actor); Croatia's actor and the invented one
     # do not; most sitelinks first
-    assert report.people == ["Novak Đoković", "Ana Ivanović", "Marko Bez Slike"]
+    assert report.people == ["Novak Đoković", "Ana Ivanović", "Marko Bez Slike", "Ana Ćirić"]
     with session_scope(settings) as s:
         people = {p.name: p for p in s.query(Person)}
         novak = people["Novak Đoković"]
@@ -97,6 +101,7 @@ def test_most_famous_people_with_qids_and_both_scripts(settings: Settings, web: 
         assert novak.source == "wikidata" and novak.occupations == ["Actor"]
         assert people["Ana Ivanović"].native_name == "Ана Ивановић"  # sr-el label preferred
         assert people["Marko Bez Slike"].native_name is None
+        assert people["Ana Ćirić"].native_name == "Ана Ћирић"  # Ć kept, ASCII "Ana Ciric"
     # the words were resolved past the decoys ("Serbia national football team", "Actor (film)")
     agents = set(web.wiki.user_agents)
     assert agents == {f"faceatlas/0.1.0 (ops@example.org) httpx/{httpx.__version__}"}
@@ -108,7 +113,7 @@ def test_most_famous_people_with_qids_and_both_scripts(settings: Settings, web: 
 def test_living_and_historical(web: SimWeb, tmp_path: Path) -> None:
     living = generate_names_wikidata(wiki_settings(web, tmp_path / "a", wikidata_era="living"),
                                      "Serbia", ["Actor"])
-    assert "Ana Ivanović" not in living.people and len(living.people) == 2
+    assert "Ana Ivanović" not in living.people and len(living.people) == 3
     old = generate_names_wikidata(wiki_settings(web, tmp_path / "b", wikidata_era="historical"),
                                   "Serbia", ["Actor"])
     assert old.people == ["Ana Ivanović"]
@@ -125,9 +130,12 @@ def test_ambiguous_and_unknown_words_are_clear_errors(settings: Settings) -> Non
     assert not (settings.home / "faceatlas.db").exists()  # resolved before anything is stored
     with pytest.raises(AmbiguousError, match="no occupation called 'Astronaut'"):
         generate_names_wikidata(settings, "Serbia", ["Astronaut"])
-    # a Q-id is taken as it is
+    # a Q-id is taken as it is, and names the collection and occupation by its label
     report = generate_names_wikidata(settings, "Q403", ["Q900003"])
     assert report.people == ["Ana Ivanović"]
+    assert (report.collection, report.occupations) == ("serbia", ["Stage actor"])
+    # an item with no occupation type is one when somebody has it as occupation (P106)
+    assert generate_names_wikidata(settings, "Serbia", ["Mime"]).people == ["Mirko Mim"]
 
 
 def test_llm_names_checked_against_wikidata(settings: Settings, web: SimWeb,
@@ -136,12 +144,15 @@ def test_llm_names_checked_against_wikidata(settings: Settings, web: SimWeb,
     monkeypatch.setenv("OPENAI_BASE_URL", f"{web.url}/v1")
     sourced = generate(settings, "Serbia", ["Actor"])
     assert sourced.source == "llm"
-    # the LLM verified 3 (the invented one was rejected); "Only Llm" has no Wikidata item
-    assert sorted(sourced.report.people) == ["Marko Bez Slike", "Novak Đoković", "Only Llm"]
-    assert sourced.resolved == (2, 3)
+    # the LLM verified 4 (the invented one was rejected); "Only Llm" has no Wikidata item;
+    # the Cyrillic name is found through a Serbian-language search
+    assert sorted(sourced.report.people) == ["Marko Bez Slike", "Novak Đoković", "Only Llm",
+                                             "Ана Ћирић"]
+    assert sourced.resolved == (3, 4)
     with session_scope(settings) as s:
         qids = {p.name: p.wikidata_qid for p in s.query(Person)}
     assert qids["Only Llm"] is None and qids["Novak Đoković"] and qids["Marko Bez Slike"]
+    assert qids["Ана Ћирић"]
     monkeypatch.delenv("OPENAI_API_KEY")
     assert generate(settings, "Serbia", ["Actor"]).source == "wikidata"  # keyless default
 
@@ -178,7 +189,7 @@ def test_answers_are_cached_on_disk(settings: Settings, web: SimWeb) -> None:
     generate_names_wikidata(settings, "Serbia", ["Actor"])
     asked = len(web.requests)
     again = generate_names_wikidata(settings, "Serbia", ["Actor"])  # a new client, same home
-    assert len(web.requests) == asked and again.existing == 3
+    assert len(web.requests) == asked and again.existing == 4
     assert list((settings.home / "cache" / "wikimedia").rglob("*.json"))
     fresh = settings.model_copy(update={"wikimedia_cache_hours": 0})
     generate_names_wikidata(fresh, "Serbia", ["Actor"])

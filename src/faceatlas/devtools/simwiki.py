@@ -114,6 +114,13 @@ class WikiSim:
                                   "languages": [], "subclass_of": [], "p31": [p31]}  # fmt: skip
         return entity
 
+    def _occupation(self, label: str) -> dict[str, Any]:
+        """An occupation by label; an extra entity of kind "untyped" (no P31) counts too."""
+        for e in self.entities.values():
+            if e["kind"] == "untyped" and e["label"].casefold() == label.casefold():
+                return e
+        return self._entity(label, "occupation")
+
     def _language(self, code: str) -> dict[str, Any]:
         name = LANGUAGE_NAMES.get(code, code)
         return self._entity(name, "language", code=code, description="language")
@@ -131,7 +138,7 @@ class WikiSim:
             if not country["languages"]:
                 codes = COUNTRY_LANGUAGES.get(country["label"].casefold(), ["en"])
                 country["languages"] = [self._language(c)["id"] for c in codes]
-            occupations = [self._entity(o, "occupation")["id"] for o in p["occupations"]]
+            occupations = [self._occupation(o)["id"] for o in p["occupations"]]
             plain = [x for x in p["images"] if not x.startswith("fault:")]
             p18 = p["p18"] if "p18" in p else (plain[0] if plain else None)
             commons = p.get("commons", [x for x in plain if x != p18])
@@ -226,12 +233,16 @@ class WikiSim:
         return out
 
     # -- search (wbsearchentities)
-    def search_entities(self, text: str, limit: int) -> list[dict[str, Any]]:
+    def search_entities(self, text: str, limit: int, language: str = "en",
+                        ) -> list[dict[str, Any]]:
+        """Labels in ``language`` (and its variants) with the fallbacks ``mul`` and ``en``."""
         want = text.casefold().strip()
         wkey = name_key(text)
         found: list[tuple[int, int, str, str, str]] = []  # (exactness, -sitelinks, id, label)
         for p in self.people:
-            for label in p["labels"].values():
+            for lang, label in p["labels"].items():
+                if lang not in (language, "mul", "en") and not lang.startswith(language + "-"):
+                    continue
                 if label.casefold().startswith(want) or (wkey and name_key(label) == wkey):
                     found.append((0 if name_key(label) == wkey else 1, -p["sitelinks"], p["id"],
                                   label, p["description"]))  # fmt: skip
@@ -251,6 +262,11 @@ class WikiSim:
     # -- SPARQL
     def sparql(self, query: str) -> dict[str, Any] | None:
         """Rows for a query faceatlas sends; None when the query is not understood (400)."""
+        used = re.search(r"VALUES\s+\?occupation\s*\{([^}]*)\}", query)
+        if used and re.search(r"FILTER\s+EXISTS\s*\{\s*\?\w+\s+wdt:P106\s+\?occupation", query):
+            held = {o for p in self.people for o in p["occupations"]}
+            return _results(["occupation"], [{"occupation": _uri(q)} for q in
+                                             re.findall(r"wd:(Q\d+)", used.group(1)) if q in held])
         country = re.search(r"wdt:P27\s+wd:(Q\d+)", query)
         occupation = re.search(r"wdt:P106/wdt:P279\*\s+wd:(Q\d+)", query)
         if not country or not occupation:
@@ -469,8 +485,8 @@ def _wikidata_api(h: Any, wiki: WikiSim, qs: dict[str, list[str]]) -> None:
                                     "info": "The \"search\" parameter must be set."}})
             return
         limit = min(_int(_one(qs, "limit", "7"), 7), 50)
-        h._json(200, {"searchinfo": {"search": text}, "search": wiki.search_entities(text, limit),
-                      "success": 1})  # fmt: skip
+        found = wiki.search_entities(text, limit, _one(qs, "language", "en"))
+        h._json(200, {"searchinfo": {"search": text}, "search": found, "success": 1})
     elif action == "wbgetentities":
         ids = [x for x in _one(qs, "ids").split("|") if x]
         if not ids or len(ids) > 50:

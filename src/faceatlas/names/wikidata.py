@@ -149,11 +149,11 @@ class Wikidata:
             out.update({k: v for k, v in entities.items() if isinstance(v, dict)})
         return out
 
-    def search(self, text: str, limit: int = 10) -> list[str]:
+    def search(self, text: str, limit: int = 10, language: str | None = None) -> list[str]:
+        language = language or self.settings.wikidata_language
         body = self.client.api(self.api_url, {
-            "action": "wbsearchentities", "search": text, "language":
-            self.settings.wikidata_language, "uselang": self.settings.wikidata_language,
-            "type": "item", "limit": limit})  # fmt: skip
+            "action": "wbsearchentities", "search": text, "language": language,
+            "uselang": language, "type": "item", "limit": limit})  # fmt: skip
         hits = body.get("search")
         if not isinstance(hits, list):
             raise ProviderError("Wikidata wbsearchentities answered without a search list")
@@ -172,6 +172,10 @@ class Wikidata:
         items = [data[i] for i in ids if i in data and "missing" not in data[i]]
         fitting = [e for e in items if _claim_ids(e, "P31") & KINDS[kind]
                    or _claim_ids(e, "P279") & KINDS[kind]]  # fmt: skip
+        if not fitting and kind == "occupation" and items:
+            # not typed as an occupation, but someone has it as their P106: it is one
+            used = self.used_as_occupation([e["id"] for e in items])
+            fitting = [e for e in items if e["id"] in used]
         exact = [e for e in fitting if _label(e).casefold() == word.casefold()]
         chosen = exact if exact else fitting
         if len(chosen) == 1:
@@ -184,6 +188,14 @@ class Wikidata:
                                  f"give the Q-id instead")  # fmt: skip
         raise AmbiguousError(f"{kind} {word!r} is ambiguous on Wikidata: {listing}; "
                              f"give one Q-id instead of the word")  # fmt: skip
+
+    def used_as_occupation(self, candidates: Sequence[str]) -> set[str]:
+        """Which of ``candidates`` somebody has as occupation (P106)."""
+        values = " ".join(f"wd:{q}" for q in candidates if QID.match(q))
+        query = (f"SELECT ?occupation WHERE {{\n  VALUES ?occupation {{ {values} }}\n"
+                 "  FILTER EXISTS { ?someone wdt:P106 ?occupation }\n}")  # fmt: skip
+        rows = self.client.sparql(self.sparql_url, query)
+        return {r.get("occupation", {}).get("value", "").rsplit("/", 1)[-1] for r in rows}
 
     def languages(self, country: str) -> list[str]:
         """Language codes of a country's official languages (P37 → P424)."""
@@ -294,12 +306,15 @@ def generate_names_wikidata(settings: Settings, country: str, occupations: Seque
     if settings.wikidata_limit < 1:
         raise ConfigError("FACEATLAS_WIKIDATA_LIMIT must be at least 1")
     wd = wikidata or Wikidata(settings)
-    report = WikidataReport(country=country, collection=collection_key(country),
-                            occupations=wanted)  # fmt: skip
     try:
         # every word is resolved before anything is stored: a typo leaves nothing behind
         place = wd.resolve(country, "country")
-        jobs = [(o, wd.resolve(o, "occupation")) for o in wanted]
+        # a Q-id given for a word names things by the item's label ("Q403" → "Serbia")
+        country = clean_label(place.label, "country") if QID.match(country) else country
+        jobs = [(clean_label(j.label, "occupation") if QID.match(o) else o, j)
+                for o, j in ((o, wd.resolve(o, "occupation")) for o in wanted)]
+        report = WikidataReport(country=country, collection=collection_key(country),
+                                occupations=[o for o, _ in jobs])  # fmt: skip
         languages = wd.languages(place.qid)
         for done, (occupation, job) in enumerate(jobs, start=1):
             found = wd.famous(place.qid, job.qid, settings.wikidata_limit,
@@ -366,7 +381,11 @@ def check_llm_names(settings: Settings, country: str, occupations: Sequence[str]
     try:
         place = wd.resolve(country, "country")
         jobs = [wd.resolve(o, "occupation") for o in occupations]
+        languages = wd.languages(place.qid)
         hits = {name: wd.search(name, 5) for name in names}
+        for name, found_ids in hits.items():  # "Ана Ивановић" is found in Serbian, not English
+            if not found_ids and languages and not is_latin(name):
+                hits[name] = wd.search(name, 5, language=languages[0])
         pool = sorted({q for qs in hits.values() for q in qs})
         good: set[str] = set()
         for job in jobs:
