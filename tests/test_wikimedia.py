@@ -14,7 +14,13 @@ from PIL import Image as PILImage
 from pydantic import SecretStr
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.errors import BadResponseError, ConfigError, ProviderError, RateLimitError
+from faceatlas.errors import (
+    AuthError,
+    BadResponseError,
+    ConfigError,
+    ProviderError,
+    RateLimitError,
+)
 from faceatlas.names.source import generate
 from faceatlas.names.wikidata import AmbiguousError, Wikidata, generate_names_wikidata
 from faceatlas.search.base import PersonQuery, person_hits
@@ -182,6 +188,9 @@ def test_retries_run_out_with_the_right_error(settings: Settings, web: SimWeb) -
         with pytest.raises(BadResponseError):
             client.sparql(quick.wikidata_sparql_url, "SELECT ?x WHERE {}")
         with pytest.raises(ProviderError, match="HTTP 400"):  # not understood: no retry
+            client.sparql(quick.wikidata_sparql_url, "SELECT ?x WHERE {}")
+        web.wiki.faults["sparql"] += ["403"]  # a User-Agent block stops the run, clearly
+        with pytest.raises(AuthError, match="FACEATLAS_WIKIMEDIA_CONTACT"):
             client.sparql(quick.wikidata_sparql_url, "SELECT ?x WHERE {}")
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import httpx
 
 from faceatlas import __version__
-from faceatlas.errors import BadResponseError, ProviderError, RateLimitError
+from faceatlas.errors import AuthError, BadResponseError, ProviderError, RateLimitError
 from faceatlas.settings import Settings
 from faceatlas.store.files import Layout, atomic_write
 
@@ -132,6 +132,10 @@ class WikimediaClient:
                     failure = (RateLimitError if status == 429 else ProviderError)(
                         f"{_host(url)} answered HTTP {status} after {attempt + 1} attempts")
                     wait = self._retry_after(response)
+                elif status in (401, 403):  # on Wikimedia: mostly a User-Agent policy block
+                    raise AuthError(f"{_host(url)} refused the request (HTTP {status}); set "
+                                    "FACEATLAS_WIKIMEDIA_CONTACT to your e-mail and retry "
+                                    "later: " + _snippet(response.text))  # fmt: skip
                 elif status >= 500:
                     failure = ProviderError(f"{_host(url)} answered HTTP {status}")
                 elif status != 200:

@@ -23,7 +23,8 @@ by several people depicts them all), ``category``. ``entities`` at the top of th
 countries/occupations (``{"id", "label", "kind", "languages", "subclass_of", "description"}``).
 
 Faults: ``sim.wiki.faults["sparql"|"wikidata"|"commons"|"upload"]`` is a queue of
-``timeout``, ``429``, ``503``, ``malformed``, ``maxlag``; each request takes the next one.
+``timeout``, ``429``, ``503``, ``malformed``, ``maxlag``, ``403``; each request takes the
+next one.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ DECOYS = {"country": ("{} national football team", "Q6979593", "national footbal
 LICENCES = (("CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0"),
             ("CC BY 2.0", "https://creativecommons.org/licenses/by/2.0"),
             ("Public domain", None))  # fmt: skip
-FAULT_KINDS = ("timeout", "429", "503", "malformed", "maxlag")
+FAULT_KINDS = ("timeout", "429", "503", "malformed", "maxlag", "403")
 
 
 def _qid(text: str) -> str:
@@ -436,6 +437,9 @@ def handle(h: Any, path: str) -> None:
     fault = wiki.take_fault(endpoint)
     if fault == "timeout":
         time.sleep(wiki.timeout_sleep)
+    elif fault == "403":
+        h._text(403, "Please set a user-agent and respect our robot policy")
+        return
     elif fault in ("429", "503"):
         h._send(int(fault), b"Too many requests. Please retry later.", "text/plain",
                 {"Retry-After": "1"})
