@@ -426,6 +426,8 @@ class PersonReview:
     min_faces_to_promote: int
     busy: bool
     can_promote: bool
+    wikidata_qid: str | None = None  # keyless sources (issue 14)
+    native_name: str | None = None
 
 
 def _provenance(img: Image) -> Provenance:
@@ -469,7 +471,8 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             person.id, person.name, person.collection.key, person.state, person.error,
             list(person.occupations or []), person.country, person.selftest,
             _aware(person.updated_at), accepted, rejected, len(images),
-            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE)
+            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
+            person.wikidata_qid, person.native_name)
 
 
 @dataclass
