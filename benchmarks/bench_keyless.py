@@ -26,7 +26,7 @@ from faceatlas.devtools.simwiki import replica  # noqa: E402
 from faceatlas.errors import ConfigError  # noqa: E402
 from faceatlas.names.wikidata import generate_names_wikidata  # noqa: E402
 from faceatlas.pipeline import collect_people, pending_people  # noqa: E402
-from faceatlas.search.commons import PORTRAIT  # noqa: E402
+from faceatlas.search.commons import PORTRAIT_QUERY  # noqa: E402
 from faceatlas.search.sources import image_search_from_settings  # noqa: E402
 from faceatlas.settings import Settings  # noqa: E402
 from faceatlas.store.db import session_scope  # noqa: E402
@@ -76,7 +76,8 @@ def main() -> int:
                 accepted = [i for i in person.images if i.reason == "accepted"]
                 others = [i for i in accepted
                           if not rel(i.url).startswith(f"people/{identity[person.name]}/")]
-                portrait = next((i for i in person.images if i.detail == PORTRAIT), None)
+                portrait = next((i for i in person.images
+                                 if (i.query or "").startswith(PORTRAIT_QUERY)), None)
                 with_p18 += portrait is not None
                 galleries += portrait is not None and bool(accepted) and not others
                 foreign += len(others)
