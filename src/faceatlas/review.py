@@ -372,6 +372,8 @@ class Provenance:
     title: str | None
     created_at: datetime | None
     has_file: bool
+    licence: str | None = None  # reuse terms (Commons files)
+    author: str | None = None
 
 
 @dataclass
@@ -424,11 +426,14 @@ class PersonReview:
     min_faces_to_promote: int
     busy: bool
     can_promote: bool
+    wikidata_qid: str | None = None  # keyless sources (issue 14)
+    native_name: str | None = None
 
 
 def _provenance(img: Image) -> Provenance:
     return Provenance(img.id, img.url, img.page_url, img.query, img.rank, img.provider,
-                      img.origin, img.title, _aware(img.created_at), bool(img.path))
+                      img.origin, img.title, _aware(img.created_at), bool(img.path),
+                      img.licence, img.author)
 
 
 def person_review(settings: Settings, person_id: int) -> PersonReview:
@@ -466,7 +471,8 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             person.id, person.name, person.collection.key, person.state, person.error,
             list(person.occupations or []), person.country, person.selftest,
             _aware(person.updated_at), accepted, rejected, len(images),
-            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE)
+            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
+            person.wikidata_qid, person.native_name)
 
 
 @dataclass

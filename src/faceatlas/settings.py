@@ -97,6 +97,48 @@ class Settings(BaseSettings):
                         "token_collections": {**bound, **(data.get("token_collections") or {})}}
         return data
 
+    # -- keyless sources: Wikidata names, Wikimedia Commons photos (issue 14)
+    names_source: Literal["auto", "wikidata", "llm"] = Field(
+        "auto", description="auto: the LLM when OPENAI_API_KEY is set, else Wikidata."
+    )
+    image_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Image sources in order, e.g. commons,rapidapi; empty: rapidapi when "
+        "RAPIDAPI_KEY is set, else commons.",
+    )
+    wikidata_api_url: str = "https://www.wikidata.org/w/api.php"
+    wikidata_sparql_url: str = "https://query.wikidata.org/sparql"
+    commons_api_url: str = "https://commons.wikimedia.org/w/api.php"
+    wikimedia_contact: str = Field(
+        "", description="Your e-mail or URL, sent in the User-Agent as Wikimedia asks."
+    )
+    wikimedia_maxlag: int = Field(5, description="maxlag sent to api.php (seconds); 0 = none.")
+    wikimedia_min_interval: float = Field(0.2, description="Seconds between two requests.")
+    wikimedia_retries: int = 4
+    wikimedia_max_retry_after: float = Field(120.0, description="Longest wait honoured.")
+    wikimedia_timeout: float = 30.0
+    wikimedia_cache_hours: float = Field(
+        24.0 * 7, description="Answers cached on disk under the home; 0 = no cache."
+    )
+    wikidata_limit: int = Field(30, description="People per occupation, most sitelinks first.")
+    wikidata_era: Literal["any", "living", "historical"] = "any"
+    wikidata_language: str = Field("en", description="Language the words are searched in.")
+    wikidata_check_llm: bool = Field(
+        True, description="Check the LLM's names against Wikidata (Q-ids, resolve rate)."
+    )
+    commons_thumb_width: int = Field(
+        1024, description="Thumbnail width asked of Commons (the detector works at 1024)."
+    )
+    commons_category_files: int = Field(60, description="Most files taken from the category.")
+    commons_depicts_files: int = Field(30, description="Most 'depicts' (P180) files taken.")
+
+    @field_validator("image_sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip().lower() for t in value.split(",") if t.strip()]
+        return value
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

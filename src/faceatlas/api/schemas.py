@@ -116,6 +116,8 @@ class PersonDetail(PersonOut):
     selftest: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    wikidata_qid: str | None = Field(None, description="Wikidata item, e.g. Q5812.")
+    native_name: str | None = Field(None, description="The name in its original script.")
 
 
 class FaceOut(BaseModel):
@@ -142,6 +144,10 @@ class ImageOut(BaseModel):
     state: str
     reason: str | None
     faces: list[FaceOut]
+    provider: str | None = None
+    licence: str | None = Field(None, description="Reuse licence (Commons files).")
+    licence_url: str | None = None
+    author: str | None = None
 
 
 class JobOut(BaseModel):

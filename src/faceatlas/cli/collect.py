@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 FOLLOW_EVERY = 0.5  # seconds between looks at the job rows
 
-names_app = typer.Typer(help="Who: people from an LLM (two passes) or from spreadsheets.",
+names_app = typer.Typer(help="Who: people from Wikidata, an LLM (two passes) or spreadsheets.",
                         no_args_is_help=True)
 app.add_typer(names_app, name="names")
 
@@ -50,21 +50,29 @@ def _occupations(occupation: list[str] | None, occupations_file: Path | None,
 
 
 def _generate(settings: Settings, country: str, occupations: list[str]) -> None:
-    from faceatlas.names.service import generate_names
+    from faceatlas.names.source import generate
 
     with progress_bar() as bar:
         task = bar.add_task(f"names for {country}", total=len(occupations))
-        report = generate_names(
+        sourced = generate(
             settings, country, occupations,
             progress=lambda done, total, occ: bar.update(task, completed=done,
                                                           description=f"names: {occ}"),
         )
+    report = sourced.report
+    verb = "not verified" if sourced.source == "llm" else "skipped"
     console.print(
-        f"[bold]{report.collection}[/]: {report.created} new, {report.existing} already known, "
-        f"{report.rejected} not verified"
+        f"[bold]{report.collection}[/] (from {sourced.source}): {report.created} new, "
+        f"{report.existing} already known, {report.rejected} {verb}"
     )
+    if sourced.resolved:
+        found, checked = sourced.resolved
+        console.print(f"  Wikidata check: {found} of {checked} names resolve to a Q-id with "
+                      f"this country and occupation ({100 * found / max(checked, 1):.0f}%)")
+    elif sourced.check_error:
+        console.print(f"  [yellow]Wikidata check skipped[/]: {sourced.check_error}")
     for name, reason in report.rejections[:20]:
-        console.print(f"  [yellow]not verified[/] {name}: {reason}")
+        console.print(f"  [yellow]{verb}[/] {name}: {reason}")
 
 
 @names_app.command("generate")
@@ -74,7 +82,11 @@ def names_generate(
     occupation: Occupations = None,
     occupations_file: OccupationsFile = None,
 ) -> None:
-    """Ask the LLM for the most famous people per occupation, verify each, queue the verified."""
+    """The most famous people per occupation: from Wikidata (keyless) or an LLM (two passes).
+
+    FACEATLAS_NAMES_SOURCE=wikidata|llm; default: the LLM when OPENAI_API_KEY is set.
+    An occupation or country may be a word or a Wikidata Q-id (e.g. Q33999).
+    """
     settings = get_settings()
     _generate(settings, country, _occupations(occupation, occupations_file, settings))
 
@@ -118,7 +130,7 @@ Distributed = Annotated[
 
 def _collect(settings: Settings, collection: str | None, limit: int | None,
              retry_failed: bool, distributed: bool | None = None) -> None:
-    from faceatlas.search.rapidapi import RapidAPIImageSearch
+    from faceatlas.search.sources import image_search_from_settings
 
     ids = pending_people(settings, collection, retry_failed=retry_failed, limit=limit)
     if not ids:
@@ -130,7 +142,7 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
     if distributed:
         _collect_distributed(settings, ids)
         return
-    provider = RapidAPIImageSearch.from_settings(settings)  # fails fast on a missing key
+    provider = image_search_from_settings(settings)  # fails fast on a missing key
     table = Table(title="collected")
     for col in ("person", "state", "candidates", "accepted", "rejected (by reason)"):
         table.add_column(col)

@@ -106,10 +106,11 @@ def show(
     settings = get_settings()
     with session_scope(settings) as session:
         p = find_person(session, person, collection)
-        console.print(f"[bold]{p.name}[/] ({p.ascii_name}) · {p.collection.key} · "
+        known = "".join(f" · {x}" for x in (p.native_name, p.wikidata_qid) if x)
+        console.print(f"[bold]{p.name}[/] ({p.ascii_name}){known} · {p.collection.key} · "
                       f"{state_label(p.state)}" + (f" · [red]{p.error}[/]" if p.error else ""))
         table = Table()
-        for col in ("image", "source", "faces", "decision", "distance", "crop"):
+        for col in ("image", "source", "licence", "faces", "decision", "distance", "crop"):
             table.add_column(col)
         for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
             accepted = [f for f in img.faces if f.state == "accepted"]
@@ -120,7 +121,9 @@ def show(
             decision = img.reason or img.state
             style = "green" if decision == "accepted" else "red"
             table.add_row(
-                img.title or img.origin, (img.url or img.origin)[:60], str(len(img.faces)),
+                img.title or img.origin, (img.url or img.origin)[:60],
+                " · ".join(x[:40] for x in (img.licence, img.author) if x),
+                str(len(img.faces)),
                 f"[{style}]{decision}[/]", distance,
                 Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
             )

@@ -6,6 +6,7 @@ One stdlib ``ThreadingHTTPServer`` (a thread per request) serves:
 - ``GET /search``                 RapidAPI Real-Time Image Search shape; hits point back here
 - ``GET /img/<path>``             files under ``photos_dir`` (never outside it)
 - ``GET /thumb/<path>``           a downscaled JPEG of the same file
+- ``GET /wikidata/…, /commons/…, /upload/…``  Wikidata and Commons (see simwiki.py)
 - ``GET /fault/<kind>/...``       broken hosts: 404, 500-then-ok, slow, truncated, html,
                                   oversized, redirect chains, redirect to a private address, tiny
 
@@ -38,6 +39,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from PIL import Image
 
+from faceatlas.devtools import simwiki
 from faceatlas.names.normalize import name_key
 
 OVERSIZED_BYTES = 64 * 1024 * 1024
@@ -69,6 +71,7 @@ def load_people(people: str | Path | dict[str, Any] | Sequence[dict[str, Any]]) 
                 "occupations": [str(o) for o in p.get("occupations", [])],
                 "real": bool(p.get("real", True)),
                 "images": [str(x) for x in p.get("images", [])],
+                **{k: p[k] for k in simwiki.WIKI_KEYS if k in p},  # Wikidata/Commons extras
             }
         )
     return out
@@ -118,6 +121,7 @@ class SimWeb:
         self._sizes: dict[str, tuple[int, int]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.wiki = simwiki.WikiSim(self, people)  # Wikidata + Commons (devtools/simwiki.py)
 
     # -- lifecycle
     def start(self) -> Self:
@@ -397,6 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault(path[len("/fault/") :])
         elif path.startswith("/page/"):
             self._send(200, b"<html><body>a page</body></html>", "text/html; charset=utf-8")
+        elif path.startswith(simwiki.PREFIXES):
+            simwiki.handle(self, path)
         elif path in ("/", "/healthz"):
             self._json(200, {"ok": True, "people": len(self.sim.people)})
         else:

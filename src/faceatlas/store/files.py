@@ -79,6 +79,11 @@ class Layout:
     def index_dir(self) -> Path:
         return self.home / "index"
 
+    def cache_file(self, kind: str, key: str) -> Path:
+        """An outside service's answer (e.g. Wikimedia), by request hash: re-runs re-use it."""
+        folder = self.home / "cache" / _component(kind) / _component(key[:2])
+        return folder / f"{_component(key)}.json"
+
     def raw_file(self, collection: str, folder: str, sha256: str, ext: str) -> Path:
         """Downloads are stored by content hash: the same bytes are stored once."""
         return self.raw_dir(collection, folder) / f"{sha256[:16]}.{_component(ext)}"

@@ -79,7 +79,8 @@ def person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, person_
         return {**asdict(info), "ascii_name": p.ascii_name, "folder": p.folder,
                 "occupations": p.occupations, "country": p.country, "source": p.source,
                 "error": p.error, "selftest": p.selftest, "created_at": p.created_at,
-                "updated_at": p.updated_at}
+                "updated_at": p.updated_at, "wikidata_qid": p.wikidata_qid,
+                "native_name": p.native_name}
 
 
 @router.delete("/people/{person_id}", response_model=Removal, tags=["people"])
@@ -104,7 +105,8 @@ def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
         ).all()
         return [
             {"id": img.id, "title": img.title, "origin": img.origin, "state": img.state,
-             "reason": img.reason, "faces": [
+             "reason": img.reason, "provider": img.provider, "licence": img.licence,
+             "licence_url": img.licence_url, "author": img.author, "faces": [
                  {"id": f.id, "image_id": img.id, "image": img.title or img.origin,
                   "image_reason": img.reason, "idx": f.idx,
                   "box": {"x": f.x, "y": f.y, "w": f.w, "h": f.h}, "det_score": f.det_score,
