@@ -68,6 +68,10 @@ class Layout:
     def index_dir(self) -> Path:
         return self.home / "index"
 
+    def video_job_dir(self, job_id: int) -> Path:
+        """A video recognition job's files: the uploaded clip (until done), result, thumbs."""
+        return self.home / "video" / str(int(job_id))
+
     def raw_file(self, collection: str, folder: str, sha256: str, ext: str) -> Path:
         """Downloads are stored by content hash: the same bytes are stored once."""
         return self.raw_dir(collection, folder) / f"{sha256[:16]}.{_component(ext)}"

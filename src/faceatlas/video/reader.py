@@ -59,6 +59,10 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
     try:
         container = av.open(str(path), mode="r")
     except av.error.InvalidDataError:
+        if _container_magic(path):
+            # an MP4 cut short loses its index (the moov box is often written last)
+            raise VideoError(f"{path.name} is a video container but cannot be read: truncated "
+                             "or corrupt (no usable index)", code="video_decode_error") from None
         raise VideoError(f"{path.name} is not a video file (format not recognised)",
                          code="not_a_video") from None
     except av.error.FFmpegError as exc:
@@ -210,3 +214,34 @@ class VideoReader:
                 f"{self.path.name} ends at {self.last_time:.1f} s of {self.info.duration:.1f} s "
                 "(truncated?); frames up to there are kept", code="video_decode_error",
             )
+
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg",
+                              ".ts", ".3gp"})
+
+
+def _container_magic(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return (head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI "))
+
+
+def looks_like_video(path: Path) -> bool:
+    """By name (a video extension) or by content (ISO-BMFF ``ftyp``, Matroska/WebM EBML,
+    AVI): the CLI sends such files to video recognition, everything else to photos."""
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    if head[4:8] == b"ftyp":
+        # HEIF/AVIF photos are ISO-BMFF too: their brands say so
+        return head[8:12] not in (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")
+    return head[:4] == b"\x1a\x45\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")

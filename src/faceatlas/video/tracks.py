@@ -117,6 +117,7 @@ class TrackerParams:
     link_distance: float = 0.5  # embedding alone continues a track
     follow_distance: float = 0.6  # embedding limit when the boxes overlap
     best_frames: int = 5
+    min_spread: float = 0.15  # best frames closer than this to a better one are dropped
 
 
 class Tracker:
@@ -170,7 +171,16 @@ class Tracker:
     def keeps(self, track: Track, obs: Observation) -> bool:
         """Would ``obs`` be among the track's best frames? (Then the caller stores its
         picture.) Updates ``track.best`` and drops the pictures of observations pushed out."""
-        best = sorted([*track.best, obs], key=lambda o: -o.quality)
+        # near-identical frames (a still shot) add nothing but weight: a still would otherwise
+        # fill the person's candidates with copies and outvote other photos in curation
+        near = [o for o in track.best if (d := _distance(o, obs)) is not None
+                and d < self.p.min_spread]
+        if any(o.quality >= obs.quality for o in near):
+            return False
+        rest = [o for o in track.best if not any(o is n for n in near)]
+        for o in near:
+            o.frame_jpeg = o.crop_jpeg = None
+        best = sorted([*rest, obs], key=lambda o: -o.quality)
         kept, dropped = best[: self.p.best_frames], best[self.p.best_frames:]
         for o in dropped:
             o.frame_jpeg = o.crop_jpeg = None
