@@ -197,6 +197,7 @@ def _distance(a: Observation, b: Observation) -> float | None:
 def vote(track: Track, labels: dict[int | None, str] | None = None) -> None:
     """One identity per track: the person most of its observations name wins, if they are at
     least as many as the observations that name nobody; ties go to the closer person."""
+    track.person_id = track.distance = None
     counts: Counter[int | None] = Counter(o.person_id for o in track.observations
                                           if o.embedding is not None)
     track.votes = {(labels or {}).get(k, str(k)) if k is not None else "unknown": v
