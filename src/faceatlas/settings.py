@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     )
     video_track_gap: float = Field(1.5, description="Seconds a track may go unseen and go on.")
     video_best_frames: int = Field(5, description="Best frames kept per track.")
+    video_embed_every: float = Field(
+        1.0, description="Seconds between embeddings of a face that plainly continues a track "
+        "(0: embed every face)."
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod

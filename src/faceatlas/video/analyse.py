@@ -64,7 +64,8 @@ def tracker_params(settings: Settings) -> TrackerParams:
                          follow_distance=settings.accept_distance,
                          best_frames=settings.video_best_frames,
                          # near-identical in the engine's own units: 0.15 for dlib's 0.5
-                         min_spread=0.3 * settings.link_distance)
+                         min_spread=0.3 * settings.link_distance,
+                         embed_every=settings.video_embed_every)
 
 
 def analyse_video(
@@ -95,7 +96,9 @@ def analyse_video(
         rgb = frame.rgb
         detected = engine.detect(rgb)
         t1 = time.perf_counter()
-        vectors = engine.embed(rgb, detected)
+        need = [tracker.needs_embedding(f.box, frame.time) for f in detected]
+        computed = iter(engine.embed(rgb, [f for f, n in zip(detected, need, strict=True) if n]))
+        vectors = [next(computed) if n else None for n in need]
         t2 = time.perf_counter()
         t_detect += t1 - now
         t_embed += t2 - t1
@@ -117,8 +120,9 @@ def analyse_video(
             ))
             faces_of[id(observations[-1])] = face
         for track, obs in tracker.add(observations):
-            if tracker.keeps(track, obs):
-                _keep_picture(rgb, obs, faces_of[id(obs)], engine, settings)
+            face = faces_of[id(obs)]
+            if tracker.keeps(track, obs, lambda f=face, img=rgb: engine.embed(img, [f])[0]):
+                _keep_picture(rgb, obs, face, engine, settings)
         out.faces += len(observations)
         out.samples += 1
         if progress:

@@ -146,6 +146,7 @@ def answer(result: VideoRecognition, *, thumbnails: bool = False) -> dict[str, A
             "distance": t.distance, "confidence": t.confidence, "votes": t.votes,
             "frames": [
                 {"time": o.time, "box": dict(zip("xywh", map(int, o.box), strict=True)),
+                 "identified": o.embedding is not None,  # else followed by its box only
                  "person_id": o.person_id, "distance": o.distance,
                  "quality": round(o.quality, 3)}
                 for o in t.observations

@@ -14,6 +14,7 @@ identities of all its observations.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,10 @@ class Track:
     def last(self) -> Observation:
         return self.observations[-1]
 
+    @property
+    def last_embedded(self) -> Observation | None:
+        return next((o for o in reversed(self.observations) if o.embedding is not None), None)
+
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     ax, ay, aw, ah = a
@@ -118,6 +123,10 @@ class TrackerParams:
     follow_distance: float = 0.6  # embedding limit when the boxes overlap
     best_frames: int = 5
     min_spread: float = 0.15  # best frames closer than this to a better one are dropped
+    #: a face that plainly continues a track (box overlap ≥ 0.5) is embedded only when the
+    #: track's last embedding is this many seconds old: embedding is half the work per face
+    #: at 2 fps and most of it at 8 fps; 0 embeds every face
+    embed_every: float = 1.0
 
 
 class Tracker:
@@ -128,6 +137,16 @@ class Tracker:
         self.tracks: list[Track] = []
         self._open: list[Track] = []
 
+    def needs_embedding(self, box: tuple[int, int, int, int], now: float) -> bool:
+        """Should the face at ``box`` in the sample at ``now`` be embedded?"""
+        for t in self._open:
+            if now - t.end > self.p.max_gap or iou(t.last.box, box) < 0.5:
+                continue
+            ref = t.last_embedded
+            if ref is not None and now - ref.time < self.p.embed_every - 1e-6:
+                return False
+        return True
+
     def add(self, observations: list[Observation]) -> list[tuple[Track, Observation]]:
         """Link one sample's faces; returns (track, observation) pairs, new tracks included."""
         if not observations:
@@ -137,8 +156,9 @@ class Tracker:
         pairs: list[tuple[float, int, int]] = []
         for ti, track in enumerate(self._open):
             prev = track.last
+            ref = track.last_embedded or prev  # identity: the latest embedded face
             for oi, obs in enumerate(observations):
-                d = _distance(prev, obs)
+                d = _distance(ref, obs)
                 overlap = iou(prev.box, obs.box)
                 if d is None:  # no embedding (tiny or blurry face): position alone
                     if overlap >= max(self.p.min_iou, 0.4):
@@ -168,9 +188,16 @@ class Tracker:
     def _extend(self, track: Track, obs: Observation) -> None:
         track.observations.append(obs)
 
-    def keeps(self, track: Track, obs: Observation) -> bool:
+    def keeps(self, track: Track, obs: Observation,
+              embed: Callable[[], np.ndarray] | None = None) -> bool:
         """Would ``obs`` be among the track's best frames? (Then the caller stores its
-        picture.) Updates ``track.best`` and drops the pictures of observations pushed out."""
+        picture.) Updates ``track.best`` and drops the pictures of observations pushed out.
+        ``embed`` gives ``obs`` its embedding when it has none and is a candidate."""
+        full = len(track.best) >= self.p.best_frames
+        if full and obs.quality <= track.best[-1].quality:
+            return False
+        if obs.embedding is None and embed is not None:
+            obs.embedding = embed()  # best frames need one: for curation, and the check below
         # near-identical frames (a still shot) add nothing but weight: a still would otherwise
         # fill the person's candidates with copies and outvote other photos in curation
         near = [o for o in track.best if (d := _distance(o, obs)) is not None
