@@ -1,11 +1,11 @@
 """Reading video with PyAV (FFmpeg's demuxers and decoders, shipped in the ``av`` wheel).
 
 ``VideoReader`` yields frames sampled at ``fps`` (1–8 a second). Sparse sampling does not
-decode the whole file: when the next wanted time is further ahead than ``seek_gap`` seconds,
-the reader seeks to the keyframe before it and decodes forward from there; dense sampling
-decodes straight on (a seek costs the frames from the keyframe anyway). A file that breaks
-part-way (truncated, corrupt packets) keeps the frames read before the fault: the reader
-stops, sets ``error`` and ``partial``, and the caller reports what it has.
+decode the whole file: when the next wanted time is further ahead than both ``seek_gap`` and
+the keyframe spacing seen so far, the reader seeks to the keyframe before it and decodes
+forward from there; otherwise it decodes straight on (a seek re-decodes from the keyframe).
+A file that breaks part-way (truncated, corrupt packets) keeps the frames read before the
+fault: the reader stops, sets ``error`` and ``partial``, and the caller reports what it has.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from faceatlas.errors import ImageError
 MIN_FPS, MAX_FPS = 1.0, 8.0
 #: never seek for less than this (seconds); the reader also waits to have seen the keyframe
 #: spacing (GOP) and seeks only past it. Measured (benchmarks/bench_video.py): with 2 s GOPs
-#: at 1–2 fps seeking decodes *more* frames than decoding on (5,320–7,656 vs 5,500 frames
-#: for 184 s), so there it decodes on; with short GOPs it decodes a fraction.
+#: at 1–2 fps seeking every sample decoded *more* frames than decoding on (5,320–7,656 vs
+#: 5,500 for 184 s), so there it decodes on; with 1/6 s GOPs at 1 fps it decodes 365 of 1,800.
 SEEK_GAP = 0.25
 
 
