@@ -139,6 +139,20 @@ class Settings(BaseSettings):
             return [t.strip().lower() for t in value.split(",") if t.strip()]
         return value
 
+    # -- video (import-video, recognize CLIP, /api/v1/recognize/video)
+    video_fps: float = Field(2.0, ge=1.0, le=8.0, description="Frames sampled per second.")
+    video_max_bytes: int = Field(500_000_000, description="Refuse larger video files/uploads.")
+    video_max_seconds: float = Field(3 * 3600.0, description="Refuse longer videos.")
+    video_upsample: int | None = Field(
+        None, description="Detector upsampling on video frames; default: as recognition."
+    )
+    video_track_gap: float = Field(1.5, description="Seconds a track may go unseen and go on.")
+    video_best_frames: int = Field(5, description="Best frames kept per track.")
+    video_embed_every: float = Field(
+        1.0, description="Seconds between embeddings of a face that plainly continues a track "
+        "(0: embed every face)."
+    )
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

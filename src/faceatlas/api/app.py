@@ -82,7 +82,11 @@ def create_app(
     single = settings.max_upload_bytes + _OVERHEAD
     bulk = settings.max_upload_bytes * ENROL_BODY_FACTOR + _OVERHEAD
 
+    video = settings.video_max_bytes + _OVERHEAD
+
     def body_limit(path: str) -> int:
+        if path.rstrip("/") in ("/api/v1/recognize/video", "/ui/video"):
+            return video
         return bulk if path.rstrip("/") == "/api/v1/people" else single
 
     app.add_middleware(errors.BodyLimit, limit_for=body_limit)

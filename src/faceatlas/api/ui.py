@@ -558,6 +558,52 @@ def _display_jpeg(data: bytes, max_pixels: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+# --------------------------------------------------------------------------- video
+
+
+@router.get("/video")
+def video_form(request: Request, ctx: Ctx, session: Session) -> Response:
+    return _render(request, "video.html", _video_context(ctx, session))
+
+
+@router.post("/video")
+def video_start(
+    ctx: Ctx,
+    _: Checked,
+    video: Annotated[UploadFile, File()],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+) -> Response:
+    from faceatlas.video.jobs import start_video_job
+
+    job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
+                             collection=collection or None, engines=ctx.engines,
+                             store=ctx.store)
+    return RedirectResponse(f"/ui/video/{job_id}", 303)
+
+
+@router.get("/video/{job_id}")
+def video_job(request: Request, ctx: Ctx, session: Session, job_id: Id) -> Response:
+    from faceatlas.video.jobs import video_job as load
+
+    job = load(ctx.settings, job_id)
+    context = _video_context(ctx, session)
+    context.update(job=job, result=job["result"])
+    return _render(request, "video.html", context)
+
+
+@router.get("/video/{job_id}/tracks/{track}.jpg")
+def video_thumb(ctx: Ctx, _: Session, job_id: Id, track: Id) -> Response:
+    from faceatlas.video.jobs import video_thumbnail
+
+    return _jpeg(video_thumbnail(ctx.settings, job_id, track))
+
+
+def _video_context(ctx: ApiContext, session: UiSession) -> dict[str, Any]:
+    return {"session": session, "collections": [c.key for c in list_collections(ctx.settings)],
+            "chosen": ctx.settings.default_collection, "job": None, "result": None,
+            "nav": "video", "limit_mb": ctx.settings.video_max_bytes / 1e6}
+
+
 # --------------------------------------------------------------------------- pictures by id
 
 

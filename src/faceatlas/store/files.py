@@ -83,6 +83,9 @@ class Layout:
         """An outside service's answer (e.g. Wikimedia), by request hash: re-runs re-use it."""
         folder = self.home / "cache" / _component(kind) / _component(key[:2])
         return folder / f"{_component(key)}.json"
+    def video_job_dir(self, job_id: int) -> Path:
+        """A video recognition job's files: the uploaded clip (until done), result, thumbs."""
+        return self.home / "video" / str(int(job_id))
 
     def raw_file(self, collection: str, folder: str, sha256: str, ext: str) -> Path:
         """Downloads are stored by content hash: the same bytes are stored once."""

@@ -136,6 +136,12 @@ class Image(Base):
     licence_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     author: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # -- video provenance (images cut from a clip by import-video; NULL for photos)
+    video_source: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # clip
+    video_track: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    video_start: Mapped[float | None] = mapped_column(Float, nullable=True)  # track, seconds
+    video_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    video_time: Mapped[float | None] = mapped_column(Float, nullable=True)  # this frame
 
     person: Mapped[Person] = relationship(back_populates="images")
     faces: Mapped[list[Face]] = relationship(

@@ -168,6 +168,31 @@ def recognize(
             "faces": [face_dict(f, result) for f in result.faces]}
 
 
+@router.post("/recognize/video", status_code=202, tags=["recognition"])
+def recognize_video(
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    video: Annotated[UploadFile, File(description="The clip (MP4, MOV, WebM, MKV …).")],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+    fps: Annotated[float | None, Form(ge=1.0, le=8.0, description="Frames a second.")] = None,
+) -> Any:
+    """Start recognising a clip in the background; poll ``GET /recognize/video/{job_id}`` for
+    progress and, when done, tracks with times, boxes per sampled frame and identities."""
+    from faceatlas.video.jobs import start_video_job
+
+    job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
+                             collection=collection, fps=fps, engines=ctx.engines,
+                             store=ctx.store)
+    return {"job_id": job_id, "state": "running", "status_url": f"/api/v1/recognize/video/{job_id}"}
+
+
+@router.get("/recognize/video/{job_id}", tags=["recognition"])
+def recognize_video_job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
+    """A video job: state, progress (0–1), message, error, and the result once done."""
+    from faceatlas.video.jobs import video_job
+
+    return video_job(ctx.settings, job_id)
+
+
 @router.post("/people", response_model=Enrolment, tags=["people"])
 def enrol(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
