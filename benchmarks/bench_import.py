@@ -1,0 +1,69 @@
+"""`faceatlas names import` speed: rows per second for sheets of 10k and 100k people.
+
+    python benchmarks/bench_import.py [--rows 10000 100000] [--format csv xlsx]
+
+Each size is written once as a sheet (distinct names, a few occupations), then imported into
+a fresh SQLite home; the figure is rows/s of ``import_people`` (reading, checks and
+database). CI runs it with ``--rows 2000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from faceatlas.names.service import import_people  # noqa: E402
+from faceatlas.names.tables import PersonRow, write_people  # noqa: E402
+from faceatlas.settings import Settings  # noqa: E402
+from faceatlas.store import db  # noqa: E402
+
+FIRST = ["Ana", "Marko", "Jelena", "Nikola", "Milica", "Stefan", "Ivana", "Luka", "Đorđe",
+         "Šaban", "Ђорђе", "Милица", "Zoë", "Søren", "Ali", "Hana"]  # fmt: skip
+OCCUPATIONS = ["Actor", "Singer", "Athlete", "Writer, Actor", ""]
+
+
+def rows(n: int) -> list[PersonRow]:
+    """``n`` distinct people: a first name and a numbered last name."""
+    return [PersonRow(FIRST[i % len(FIRST)], f"Petrović{i}", OCCUPATIONS[i % len(OCCUPATIONS)])
+            for i in range(n)]  # fmt: skip
+
+
+def bench(n: int, suffix: str, tmp: Path) -> tuple[float, int]:
+    sheet = tmp / f"people_{n}{suffix}"
+    if not sheet.exists():
+        write_people(sheet, rows(n))
+    settings = Settings(home=tmp / f"home_{n}_{suffix[1:]}", database_url=None)
+    t0 = time.perf_counter()
+    report = import_people(settings, sheet, "Serbia")
+    elapsed = time.perf_counter() - t0
+    db.reset_caches()
+    return elapsed, report.created
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000],
+                        help="sheet sizes (rows)")  # fmt: skip
+    parser.add_argument("--format", nargs="+", default=["csv", "xlsx"], choices=["csv", "xlsx"])
+    args = parser.parse_args(argv)
+    print(f"{'rows':>8} {'format':>6} {'seconds':>8} {'rows/s':>9} {'created':>8}")
+    with tempfile.TemporaryDirectory(prefix="faceatlas-bench-import-") as tmp:
+        for n in args.rows:
+            for fmt in args.format:
+                elapsed, created = bench(n, f".{fmt}", Path(tmp))
+                print(f"{n:>8} {fmt:>6} {elapsed:>8.2f} {n / elapsed:>9.0f} {created:>8}",
+                      flush=True)  # fmt: skip
+                if created != n:
+                    print(f"  expected {n} people created, got {created}", file=sys.stderr)
+                    return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
