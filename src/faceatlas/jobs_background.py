@@ -19,7 +19,7 @@ from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
-from faceatlas.store.jobs import finish_job, start_job
+from faceatlas.store.jobs import finish_job, start_job, update_job
 from faceatlas.store.models import Collection, Person
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
             .where(Collection.key == collection_key(country))
         ) or 0
     job = start_job(settings, "names")
+    update_job(settings, job, message=f"{country}: {', '.join(wanted)}"[:500])
 
     def run() -> None:
         try:
