@@ -19,6 +19,7 @@ from faceatlas.errors import StorageError
 from faceatlas.names.llm import NameGenerator
 from faceatlas.names.normalize import (
     COUNTRY_MAX,
+    NAME_MAX,
     OCCUPATION_MAX,
     InvalidNameError,
     clean_label,
@@ -171,7 +172,7 @@ def generate_names(
                             reason = str(exc)
                     if key not in stored and key not in rejected:
                         rejected.add(key)
-                        report.rejections.append((_shown(verdict.name), reason))
+                        report.rejections.append((_shown(verdict.name, NAME_MAX), reason))
                 results = upsert_people(session, collection, batch)
                 for prepared, (_, created) in zip(batch, results, strict=True):
                     if prepared.key in stored:

@@ -11,10 +11,12 @@ deletions), so checking a 100k-row sheet against a large collection stays linear
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from faceatlas.names.normalize import compact_key
 
+_DIGIT = re.compile(r"\d")
 _MAX_INDEXED = 64  # longer keys are only compared without spaces (their deletions cost memory)
 
 
@@ -42,8 +44,14 @@ def within_one_edit(a: str, b: str) -> bool:
 
 
 def is_suspect(a: str, b: str) -> bool:
-    """Two different keys that look like one person (see the module docstring)."""
-    return a != b and (compact_key(a) == compact_key(b) or within_one_edit(a, b))
+    """Two different keys that look like one person (see the module docstring).
+
+    A changed digit is not a typo of a name (``Player 07`` / ``Player 08``, ``Louis 14``)."""
+    if a == b:
+        return False
+    if compact_key(a) == compact_key(b):
+        return True
+    return within_one_edit(a, b) and _DIGIT.sub("0", a) != _DIGIT.sub("0", b)
 
 
 class SimilarNames:

@@ -8,7 +8,9 @@ Create Date: 2026-11-29 03:05:00
 ("Ali علي" = "Ali عالي" = "ali", "Jo Ann Smith" = "Joann Smith" = "joannsmith"). Keys are now
 words separated by one space, in every script. Existing rows get their key recomputed from
 their stored name, so lookups by name keep finding them. People merged under the old key stay
-merged (their photos cannot be told apart here). Should two rows now get the same key (only
+merged (their photos cannot be told apart here). Stored names, first and last names and
+countries lose invisible characters (NUL, bidi overrides, zero-width; see
+``normalize.strip_invisible``), as new ones do at entry. Should two rows now get the same key (only
 possible for names the old key already told apart by letters the new one folds, e.g. Arabic
 vowel points), the later row keeps ``<key> #<id>`` and the migration says so.
 """
@@ -31,7 +33,26 @@ log = logging.getLogger("alembic.runtime.migration")
 _people = sa.table(
     "people", sa.column("id", sa.Integer), sa.column("collection_id", sa.Integer),
     sa.column("key", sa.String), sa.column("name", sa.String),
+    sa.column("first_name", sa.String), sa.column("last_name", sa.String),
+    sa.column("country", sa.String),
 )
+_TEXT = ("name", "first_name", "last_name", "country")
+
+
+def _clean_text() -> None:
+    from faceatlas.names.normalize import one_line
+
+    conn = op.get_bind()
+    changes = []
+    for row in conn.execute(sa.select(_people.c.id, *(_people.c[c] for c in _TEXT))):
+        values = {c: getattr(row, c) for c in _TEXT}
+        cleaned = {c: one_line(v) if isinstance(v, str) else v for c, v in values.items()}
+        if cleaned != values:
+            changes.append({"pid": row.id, **{f"new_{c}": v for c, v in cleaned.items()}})
+    if changes:
+        conn.execute(
+            _people.update().where(_people.c.id == sa.bindparam("pid"))
+            .values({c: sa.bindparam(f"new_{c}") for c in _TEXT}), changes)
 
 
 def _rekey(compute: Callable[[str], str]) -> None:
@@ -64,6 +85,7 @@ def _rekey(compute: Callable[[str], str]) -> None:
 def upgrade() -> None:
     from faceatlas.names.normalize import name_key
 
+    _clean_text()
     _rekey(name_key)
 
 
