@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
 from faceatlas.errors import FaceAtlasError
 from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.names.normalize import InvalidNameError
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -159,10 +160,16 @@ def import_folder(
     try:
         queued = []
         for folder in folders:
-            with session_scope(settings) as session:
-                coll = get_or_create_collection(session, collection)
-                person, _ = upsert_person(session, coll, folder.name, source="folder")
-                person_id = person.id
+            try:
+                with session_scope(settings) as session:
+                    coll = get_or_create_collection(session, collection)
+                    person, _ = upsert_person(session, coll, folder.name, source="folder")
+                    person_id = person.id
+            except InvalidNameError as exc:  # e.g. a 300-character folder name: skip it
+                log.warning("import: %s refused: %s", folder.path, exc)
+                if on_refused is not None:
+                    on_refused(folder.path, f"folder name: {exc}")
+                continue
             add_files(person_id, folder.files, settings)
             queued.append((folder, person_id, pool.submit(plan_curation(person_id, settings))))
         for folder, person_id, futures in queued:
