@@ -178,9 +178,9 @@ def _xlsx_rows(path: Path, limits: TableLimits) -> Iterator[tuple[int, list[str]
             raise TableError(f"{path.name} has no worksheet")
         if hasattr(sheet, "reset_dimensions"):
             sheet.reset_dimensions()  # the sheet's own claim of its size is not trusted
-        rows = sheet.iter_rows(values_only=True, max_col=_MAX_COLUMNS)
-        for number, row in enumerate(rows, start=1):
-            yield number, [_text(v) for v in row]
+        # no max_col: openpyxl would pad every row to it; rows come as long as they are
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            yield number, [_text(v) for v in row[:_MAX_COLUMNS]]
     except (ValueError, KeyError, TypeError, zipfile.BadZipFile, ParseError) as exc:
         raise TableError(f"{path.name} could not be read ({exc})") from None
     finally:
