@@ -5,6 +5,11 @@
 Each size is written once as a sheet (distinct names, a few occupations), then imported into
 a fresh SQLite home; the figure is rows/s of ``import_people`` (reading, checks and
 database). CI runs it with ``--rows 2000``.
+
+Measured on the 2-core dev machine while shared (load 10–15), CPU seconds in brackets:
+before batching, 10k CSV rows took 49.8 s (16.9 s) and 20k 113.6 s (39.1 s), superlinear
+(a query, a folder ``LIKE`` scan and a flush per row); after, 10k CSV 2.5 s (1.0 s),
+100k CSV 24.2 s (10.3 s), 100k xlsx 15.3 s (14.1 s): linear.
 """
 
 from __future__ import annotations
