@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.index import ExactIndex, IndexStore, best_person, confidence
-from faceatlas.names.normalize import collection_key
+from faceatlas.names.normalize import collection_key, one_line
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -485,5 +485,6 @@ def list_people(
         if person_id is not None:
             query = query.where(Person.id == person_id)
         rows = session.execute(query).all()
-    return [PersonInfo(i, n, c, s, int(im or 0), int(a or 0), int(g or 0))
+    # one_line: a name stored before invisible characters were stripped at entry shows safely
+    return [PersonInfo(i, one_line(n), c, s, int(im or 0), int(a or 0), int(g or 0))
             for i, n, c, s, im, a, g in rows]

@@ -20,7 +20,7 @@ from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
-from faceatlas.store.jobs import finish_job, start_job
+from faceatlas.store.jobs import finish_job, start_job, update_job
 from faceatlas.store.models import Collection, Person
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
         # the job belongs to the collection, so its tokens see it
         coll_id = get_or_create_collection(s, clean_label(country, "country")).id
     job = start_job(settings, "names", collection_id=coll_id)
+    update_job(settings, job, message=f"{country}: {', '.join(wanted)}"[:500])
     # the old answer: rows written to the data sheet (the queue as it stands now); the job
     # writes it again when the new names are in
     sheet, rows = write_data_sheet(settings, country)

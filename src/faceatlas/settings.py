@@ -153,6 +153,21 @@ class Settings(BaseSettings):
         "(0: embed every face)."
     )
 
+    # -- names and inputs (hardening: sheet and LLM limits)
+    sheet_max_bytes: int = Field(
+        50_000_000, ge=1, description="Largest .xlsx/.csv file `names import` reads."
+    )
+    sheet_max_rows: int = Field(200_000, ge=1, description="Most non-blank rows in one sheet.")
+    sheet_max_uncompressed_bytes: int = Field(
+        250_000_000, ge=1, description="Most bytes an .xlsx may unpack to (zip bombs)."
+    )
+    llm_max_names_per_answer: int = Field(
+        200, ge=1, description="Names kept from one LLM answer (most famous first)."
+    )
+    llm_max_names_per_run: int = Field(
+        2_000, ge=1, description="Names one `names generate` run verifies and stores."
+    )
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

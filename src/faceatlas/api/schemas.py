@@ -200,6 +200,9 @@ class Enrolment(BaseModel):
     new_images: int
     reasons: dict[str, int]
     promotion: PromotionOut | None
+    warnings: list[str] = Field(
+        default_factory=list, description="Suspected duplicates: known people with a name "
+        "that looks like this one (the person was still enrolled separately).")
 
 
 class Health(BaseModel):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar
@@ -72,7 +73,16 @@ def _generate(settings: Settings, country: str, occupations: list[str]) -> None:
     elif sourced.check_error:
         console.print(f"  [yellow]Wikidata check skipped[/]: {sourced.check_error}")
     for name, reason in report.rejections[:20]:
-        console.print(f"  [yellow]{verb}[/] {name}: {reason}")
+        console.print(f"  [yellow]{verb}[/] {escape(name)}: {escape(reason)}")
+    _warnings(report.warnings)
+
+
+def _warnings(warnings: list[str], shown: int = 20) -> None:
+    """Limits hit and suspected duplicates, the first ``shown`` of them, then how many more."""
+    for warning in warnings[:shown]:
+        console.print(f"  [yellow]warning[/] {escape(warning)}")
+    if len(warnings) > shown:
+        console.print(f"  [yellow]… {len(warnings) - shown} more warnings[/]")
 
 
 @names_app.command("generate")
@@ -103,8 +113,12 @@ def names_import(
     report = import_people(get_settings(), sheet, country)
     console.print(f"[bold]{report.collection}[/]: {report.created} new, "
                   f"{report.existing} already known, {len(report.skipped)} skipped")
-    for row, why in report.skipped[:20]:
-        console.print(f"  [yellow]skipped[/] {row}: {why}")
+    for skipped in report.skipped[:20]:
+        console.print(f"  [yellow]skipped[/] row {skipped.row} {escape(repr(skipped.text))}: "
+                      f"{escape(skipped.why)}")
+    if len(report.skipped) > 20:
+        console.print(f"  [yellow]… {len(report.skipped) - 20} more rows skipped[/]")
+    _warnings(report.warnings)
 
 
 @names_app.command("export")

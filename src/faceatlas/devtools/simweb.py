@@ -107,6 +107,9 @@ class SimWeb:
         latency_ms: float = 0.0,
     ) -> None:
         self.people = load_people(people)
+        self.by_key: dict[str, list[dict]] = {}  # name_key -> people (answers 10k-name lists)
+        for p in self.people:
+            self.by_key.setdefault(name_key(p["name"]), []).append(p)
         self.photos_dir = Path(photos_dir).resolve()
         self.host, self.port = host, port
         self.latency_ms = latency_ms
@@ -485,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _verify(self, name: str, country: str) -> dict[str, Any]:
         key = name_key(name)
-        same = [p for p in self.sim.people if name_key(p["name"]) == key]
+        same = self.sim.by_key.get(key, [])
         match = next((p for p in same if p["country"].casefold() == country.casefold()), None)
         match = match or (same[0] if same else None)
         if match is None:

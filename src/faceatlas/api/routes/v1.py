@@ -207,14 +207,21 @@ def enrol(
     from faceatlas.curate import curate_person
     from faceatlas.faces.analyse import AnalyseParams, FacePool
     from faceatlas.importer import add_files
-    from faceatlas.names.normalize import name_key
+    from faceatlas.names.normalize import InvalidNameError
     from faceatlas.store.jobs import finish_job, start_job
-    from faceatlas.store.people import get_or_create_collection, upsert_person
+    from faceatlas.store.people import (
+        get_or_create_collection,
+        prepare_person,
+        suspected_duplicates,
+        upsert_person,
+    )
 
     settings = ctx.settings
     collection = caller.choose(collection, settings.default_collection)
-    if not name_key(name):
-        raise HTTPException(422, "name has no letters or digits")
+    try:  # control characters stripped, length checked: before any photo is looked at
+        name = prepare_person(name).name
+    except InvalidNameError as exc:
+        raise HTTPException(422, f"name: {exc}") from None
     if not files:
         raise HTTPException(422, "no files")
     if len(files) > MAX_ENROL_FILES:
@@ -228,7 +235,11 @@ def enrol(
             paths.append(path)
         with session_scope(settings) as session:
             coll = get_or_create_collection(session, collection or settings.default_collection)
-            p, _ = upsert_person(session, coll, name, source="upload")
+            # a different name that looks like a known one is a new person, and the answer
+            # says whom it resembles (never merged: only a person can tell)
+            suspects = suspected_duplicates(session, coll, name)
+            p, created = upsert_person(session, coll, name, source="upload")
+            suspects = suspects if created else []
             person_id, coll_key, coll_id = p.id, coll.key, coll.id
         job_id = start_job(settings, "enrol", person_id, coll_id)
         try:
@@ -247,6 +258,8 @@ def enrol(
         "person_id": person_id, "person": report.person, "collection": coll_key,
         "job_id": job_id, "candidates": report.candidates, "accepted": report.accepted,
         "new_images": report.new_images, "reasons": dict(report.reasons),
+        "warnings": [f"{name!r} looks like {s!r}, a different person in {coll_key}: enrolled "
+                     "as a separate person" for s in suspects],
         "promotion": None if promotion is None else {
             "state": promotion.state, "faces": promotion.faces,
             "gallery_files": promotion.gallery_files,
