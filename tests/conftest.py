@@ -15,6 +15,18 @@ from faceatlas.store import db
 from faceatlas.testdata import HINT, faces_dir
 
 
+@pytest.fixture(autouse=True)
+def _wikimedia_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach the real Wikidata/Commons (keyless defaults would): a closed
+    loopback port unless the test points the URLs at simweb, one attempt, no waiting."""
+    for var, path in (("FACEATLAS_WIKIDATA_API_URL", "/wikidata/w/api.php"),
+                      ("FACEATLAS_WIKIDATA_SPARQL_URL", "/wikidata/sparql"),
+                      ("FACEATLAS_COMMONS_API_URL", "/commons/w/api.php")):
+        monkeypatch.setenv(var, f"http://127.0.0.1:9{path}")
+    monkeypatch.setenv("FACEATLAS_WIKIMEDIA_RETRIES", "0")
+    monkeypatch.setenv("FACEATLAS_WIKIMEDIA_MIN_INTERVAL", "0")
+
+
 @pytest.fixture(scope="session")
 def faces_root() -> Path:
     """The shared test photos; missing data fails under CI and skips (one line) elsewhere."""

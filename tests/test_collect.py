@@ -128,14 +128,18 @@ def test_run_end_to_end(web: SimWeb, tmp_path: Path) -> None:
 
 
 def test_missing_key_is_a_clear_error(web: SimWeb, tmp_path: Path) -> None:
+    """A source asked for by name whose key is missing stops at once (keyless is only the
+    default when nothing is asked for: see test_wikimedia.py)."""
     home = tmp_path / "home"
     env = env_for(web, home)
+    env.update(FACEATLAS_NAMES_SOURCE="llm", FACEATLAS_IMAGE_SOURCES="rapidapi")
     env.pop("OPENAI_API_KEY")
     proc = faceatlas("run", "--country", "Serbia", "--occupation", "Actor", env=env, check=False)
     assert proc.returncode != 0 and "OPENAI_API_KEY" in proc.stderr
     assert not (home / "faceatlas.db").exists() or not state_of(home)["people"]
     env = env_for(web, home)
     faceatlas("names", "generate", "--country", "Serbia", "--occupation", "Actor", env=env)
+    env.update(FACEATLAS_IMAGE_SOURCES="rapidapi")
     env.pop("RAPIDAPI_KEY")
     proc = faceatlas("collect", env=env, check=False)
     assert proc.returncode == 1 and "RAPIDAPI_KEY" in proc.stderr

@@ -365,7 +365,7 @@ def test_import_people(tmp_path: Path, settings: Settings, suffix: str) -> None:
     ])  # fmt: skip
     report = import_people(settings, sheet, "Serbia")
     assert (report.created, report.existing) == (3, 0)
-    assert [why for _, why in report.skipped] == ["no letters or digits in the name"]
+    assert [(s.row, s.why) for s in report.skipped] == [(6, "no letters or digits in the name")]
     people = _people(settings)
     novak = people["Novak Đoković"]
     assert novak.occupations == ["Tennis player", "Athlete"]

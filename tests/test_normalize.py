@@ -50,8 +50,8 @@ def test_to_ascii_transliterates_every_letter(original: str, ascii_: str) -> Non
 
 
 def test_cyrillic_and_latin_spellings_are_one_person() -> None:
-    assert name_key("Новак Ђоковић") == name_key("Novak Đoković") == "novakdjokovic"
-    assert name_key("NOVAK  đoković") == "novakdjokovic"
+    assert name_key("Новак Ђоковић") == name_key("Novak Đoković") == "novak djokovic"
+    assert name_key("NOVAK  đoković") == name_key("NOVAK ĐOKOVIĆ") == "novak djokovic"
     assert file_stem("Новак Ђоковић") == file_stem("Novak Đoković") == "Novak_Djokovic"
 
 
@@ -70,7 +70,7 @@ def test_apostrophes_and_hyphens_are_folded(original: str, ascii_: str) -> None:
 
 
 def test_apostrophe_and_hyphen_do_not_change_identity() -> None:
-    assert name_key("Sinéad O'Connor") == name_key("Sinead O\u2019Connor") == "sineadoconnor"
+    assert name_key("Sinéad O'Connor") == name_key("Sinead O\u2019Connor") == "sinead oconnor"
     assert name_key("Jean-Paul Belmondo") == name_key("Jean Paul Belmondo")
     assert file_stem("Sinéad O'Connor") == "Sinead_O_Connor"
     assert file_stem("Jean-Paul Belmondo") == "Jean-Paul_Belmondo"

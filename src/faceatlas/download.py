@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -44,6 +44,21 @@ BROWSER_HEADERS = {
     "Sec-Fetch-Mode": "no-cors",
 }
 _REDIRECTS = {301, 302, 303, 307, 308}
+
+
+def _wikimedia_agent(settings: Settings) -> str:
+    from faceatlas.wikimedia import user_agent
+
+    return user_agent(settings.wikimedia_contact)
+
+
+def _wikimedia_hosts(settings: Settings) -> frozenset[str]:
+    """``host:port`` of Wikimedia's file servers and of the configured Commons API."""
+    hosts = {"upload.wikimedia.org:443"}
+    url = urlsplit(settings.commons_api_url)
+    if url.hostname:
+        hosts.add(f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}")
+    return frozenset(hosts)
 
 
 @dataclass(frozen=True)
@@ -97,9 +112,14 @@ class DownloadOptions:
     full_decode: bool = False  # decode JPEGs fully too (CPU-heavy; see inspect_image)
     allow_private: bool = False
     trusted: frozenset[str] = frozenset()  # exact "host:port" let through the SSRF guard
+    # Wikimedia asks automated clients for a descriptive User-Agent (issue 14): used instead
+    # of the browser one for these "host:port"s
+    agent: str | None = None
+    agent_hosts: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trusted", frozenset(self.trusted))
+        object.__setattr__(self, "agent_hosts", frozenset(self.agent_hosts))
         for name in ("concurrency", "per_host", "max_bytes", "min_side", "max_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"download option {name} must be at least 1")
@@ -119,6 +139,7 @@ class DownloadOptions:
             retries=settings.download_retries,
             allow_private=settings.allow_private_networks,
             max_pixels=settings.max_pixels,
+            agent=_wikimedia_agent(settings), agent_hosts=_wikimedia_hosts(settings),
         )
         return base.with_(**overrides)
 
@@ -349,8 +370,11 @@ class _Downloader:
             return exc
 
         try:
+            headers = {**BROWSER_HEADERS, **extra_headers}
+            if self.opts.agent and checked.netloc_key in self.opts.agent_hosts:
+                headers["User-Agent"] = self.opts.agent
             request = self.client.build_request(
-                "GET", target, headers={**BROWSER_HEADERS, **extra_headers},
+                "GET", target, headers=headers,
                 timeout=self.timeout, extensions=extensions,
             )  # fmt: skip
             response = await self.client.send(request, stream=True, follow_redirects=False)

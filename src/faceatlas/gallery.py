@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.index import ExactIndex, IndexStore, best_person, confidence
-from faceatlas.names.normalize import collection_key
+from faceatlas.names.normalize import collection_key, one_line
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -451,7 +452,9 @@ def list_people(
     person_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
+    collections: Iterable[str] | None = None,
 ) -> list[PersonInfo]:
+    """People with counts; ``collections``: only these collection keys (None: all)."""
     from sqlalchemy import case, func
 
     with session_scope(settings) as session:
@@ -475,10 +478,13 @@ def list_people(
         )
         if collection is not None:
             query = query.where(Collection.key == collection_key(collection))
+        if collections is not None:
+            query = query.where(Collection.key.in_(sorted(collections)))
         if state is not None:
             query = query.where(Person.state == state)
         if person_id is not None:
             query = query.where(Person.id == person_id)
         rows = session.execute(query).all()
-    return [PersonInfo(i, n, c, s, int(im or 0), int(a or 0), int(g or 0))
+    # one_line: a name stored before invisible characters were stripped at entry shows safely
+    return [PersonInfo(i, one_line(n), c, s, int(im or 0), int(a or 0), int(g or 0))
             for i, n, c, s, im, a, g in rows]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
 from faceatlas.errors import FaceAtlasError
 from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.names.normalize import InvalidNameError
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -21,6 +24,7 @@ from faceatlas.store.models import Image, Person
 from faceatlas.store.people import get_or_create_collection, upsert_person
 
 _EXT = re.compile(r"^[a-z0-9]{1,5}$")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,16 +34,63 @@ class PersonFolder:
     files: list[Path]
 
 
-def scan(root: Path) -> list[PersonFolder]:
-    """Person folders under ``root`` (folder name = person name), with their files."""
+#: ``on_refused(path, reason)``: a file or folder ``scan`` would not read
+Refused = Callable[[Path, str], None]
+
+
+def _inside(path: Path, root: Path) -> Path | None:
+    """Where ``path`` really is, if that is inside ``root`` (resolved); else ``None``."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # broken link, loop
+        return None
+    return real if real == root or root in real.parents else None
+
+
+def scan(root: Path, on_refused: Refused | None = None) -> list[PersonFolder]:
+    """Person folders under ``root`` (folder name = person name), with their files.
+
+    Symbolic links are followed only when they lead to somewhere inside ``root``: a link in a
+    folder handed to us must not make us copy ``/etc/shadow`` or another user's photos into
+    the store. Each refused link is passed to ``on_refused`` with the reason (and logged).
+    """
     if not root.is_dir():
         raise FaceAtlasError(
             f"{root} is not a folder; give a folder with one sub-folder per person"
         )
+    from faceatlas.migrate_seed import explain_old_layout
+
+    old = explain_old_layout(root)
+    if old:  # not silently one person named after the country
+        raise FaceAtlasError(old)
+
+    real_root = root.resolve()
+
+    def refuse(path: Path, why: str) -> None:
+        log.warning("import: %s refused: %s", path, why)
+        if on_refused is not None:
+            on_refused(path, why)
+
+    def allowed(path: Path) -> Path | None:
+        if not path.is_symlink():
+            return path
+        real = _inside(path, real_root)
+        if real is None:
+            refuse(path, "symbolic link to outside the imported folder (or broken)")
+        return real
+
     people = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in sub.iterdir() if f.is_file() and not f.name.startswith("."))
-        people.append(PersonFolder(person_name(sub.name), sub, files))
+    for sub in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if not sub.is_dir() or (real_sub := allowed(sub)) is None:
+            continue
+        files = []
+        for f in sorted(real_sub.iterdir()):
+            if f.name.startswith(".") or not f.is_file():
+                continue
+            real = allowed(f)
+            if real is not None:
+                files.append(real)
+        people.append(PersonFolder(person_name(sub.name), real_sub, files))
     if not people:
         raise FaceAtlasError(f"{root} has no sub-folders: put each person's photos in a folder "
                              "named after the person")
@@ -70,7 +121,7 @@ def add_files(person_id: int, files: list[Path], settings: Settings) -> int:
         }
         for rank, path in enumerate(files):
             origin = f"file:{path.name}"
-            data = path.read_bytes()
+            data = _read_no_follow(path)
             sha = hashlib.sha256(data).hexdigest()
             if known.get(origin) == sha:
                 continue
@@ -101,23 +152,30 @@ def import_folder(
     strategy: str | None = None,
     on_person: Callable[[PersonFolder], Callable[[int, int], None] | None] | None = None,
     pool: FacePool | None = None,
+    on_refused: Refused | None = None,
 ) -> Iterator[CurationReport]:
     """Import and curate every person folder; yields one report per person as it finishes.
 
     Every person's new photos go to the face pool at once, so both cores stay busy across
     people; each person is decided as soon as their own photos are analysed.
     """
-    folders = scan(root)
+    folders = scan(root, on_refused)
     own = pool is None
     if pool is None:
         pool = FacePool(AnalyseParams.from_settings(settings), settings.worker_count).start()
     try:
         queued = []
         for folder in folders:
-            with session_scope(settings) as session:
-                coll = get_or_create_collection(session, collection)
-                person, _ = upsert_person(session, coll, folder.name, source="folder")
-                person_id = person.id
+            try:
+                with session_scope(settings) as session:
+                    coll = get_or_create_collection(session, collection)
+                    person, _ = upsert_person(session, coll, folder.name, source="folder")
+                    person_id = person.id
+            except InvalidNameError as exc:  # e.g. a 300-character folder name: skip it
+                log.warning("import: %s refused: %s", folder.path, exc)
+                if on_refused is not None:
+                    on_refused(folder.path, f"folder name: {exc}")
+                continue
             add_files(person_id, folder.files, settings)
             queued.append((folder, person_id, pool.submit(plan_curation(person_id, settings))))
         for folder, person_id, futures in queued:
@@ -127,6 +185,16 @@ def import_folder(
     finally:
         if own:
             pool.close()
+
+
+def _read_no_follow(path: Path) -> bytes:
+    """The file's bytes; a link swapped in after :func:`scan` checked the folder is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise FaceAtlasError(f"{path.name} cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 def _drop_unreferenced_raw(session: Session, layout: Layout, path: str | None) -> None:

@@ -11,15 +11,16 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from faceatlas.errors import FaceAtlasError
+from faceatlas.errors import ConfigError, FaceAtlasError
 from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
-from faceatlas.store.jobs import finish_job, start_job
+from faceatlas.store.jobs import finish_job, start_job, update_job
 from faceatlas.store.models import Collection, Person
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,50 @@ _busy: set[int] = set()  # people being collected by this process
 _busy_lock = threading.Lock()
 
 
-def stored_occupations(settings: Settings) -> list[str]:
-    """``occupation.xlsx``/``.csv`` in the home (the old system's file), else those in use."""
+def occupations_file(settings: Settings) -> Path | None:
+    """The old system's occupation list: ``FACEATLAS_OCCUPATIONS_FILE``, else
+    ``excel/occupation.xlsx`` in the home (where the old system kept it; ``.csv`` and the
+    home itself also work). A configured file that is missing is an error, not a fallback."""
+    if settings.occupations_file is not None:
+        if not Path(settings.occupations_file).is_file():
+            raise ConfigError(f"FACEATLAS_OCCUPATIONS_FILE: no such file "
+                              f"{settings.occupations_file}")
+        return Path(settings.occupations_file)
+    return next((p for p in Layout(settings.home).occupation_files if p.is_file()), None)
+
+
+def file_occupations(settings: Settings) -> list[str]:
+    """The occupations of :func:`occupations_file` (empty when there is none)."""
     from faceatlas.names.tables import read_occupations
 
-    layout = Layout(settings.home)
-    for path in layout.occupation_files:
-        if path.is_file():
-            return read_occupations(path)
+    path = occupations_file(settings)
+    return read_occupations(path) if path is not None else []
+
+
+def write_data_sheet(settings: Settings, collection: str) -> tuple[Path, int]:
+    """``excel/data.xlsx`` as the old system kept it: the collection's queue (people not yet
+    collected), columns ``name``, ``last_name``, ``occupation``. Returns (path, rows)."""
+    from faceatlas.names.tables import PersonRow, write_people
+    from faceatlas.store.models import PersonState
+
+    with session_scope(settings) as s:
+        rows = [
+            PersonRow(p.first_name, p.last_name, ", ".join(p.occupations or []))
+            for p in s.scalars(
+                select(Person).join(Collection)
+                .where(Collection.key == collection_key(collection),
+                       Person.state == PersonState.QUEUED).order_by(Person.id))
+        ]
+    path = Layout(settings.home).data_sheet
+    write_people(path, rows)
+    return path, len(rows)
+
+
+def stored_occupations(settings: Settings) -> list[str]:
+    """``occupation.xlsx``/``.csv`` (the old system's file), else those in use."""
+    found = file_occupations(settings)
+    if found:
+        return found
     with session_scope(settings) as s:
         seen: dict[str, str] = {}
         for occupations in s.scalars(select(Person.occupations)):
@@ -64,16 +101,22 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
             "or pass occupation=A,B"
         )
     generator = NameGenerator.from_settings(settings)  # ConfigError now, not in the thread
+    from faceatlas.names.normalize import clean_label
+    from faceatlas.store.people import get_or_create_collection
+
     with session_scope(settings) as s:
-        queued = s.scalar(
-            select(func.count()).select_from(Person).join(Collection)
-            .where(Collection.key == collection_key(country))
-        ) or 0
-    job = start_job(settings, "names")
+        # the job belongs to the collection, so its tokens see it
+        coll_id = get_or_create_collection(s, clean_label(country, "country")).id
+    job = start_job(settings, "names", collection_id=coll_id)
+    update_job(settings, job, message=f"{country}: {', '.join(wanted)}"[:500])
+    # the old answer: rows written to the data sheet (the queue as it stands now); the job
+    # writes it again when the new names are in
+    sheet, rows = write_data_sheet(settings, country)
 
     def run() -> None:
         try:
             generate_names(settings, country, wanted, generator=generator)
+            write_data_sheet(settings, country)
         except Exception as exc:  # the job row is where a background failure is reported
             log.exception("name generation for %s failed", country)
             finish_job(settings, job, error=_short(exc))
@@ -81,8 +124,7 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
             finish_job(settings, job)
 
     _executor.submit(run)
-    mapping = Layout(settings.home).name_mapping
-    return NamesStarted(job, wanted, queued, mapping.name)
+    return NamesStarted(job, wanted, rows, Layout(settings.home).relative(sheet))
 
 
 @dataclass
@@ -96,14 +138,21 @@ class CollectStarted:
     collection: str
 
 
-def start_collect_next(settings: Settings) -> CollectStarted | None:
+def start_collect_next(settings: Settings, collections: frozenset[str] | None = None
+                       ) -> CollectStarted | None:
+    """Start the next queued person (of ``collections`` only, when given)."""
     from faceatlas.faces.analyse import AnalyseParams, FacePool
     from faceatlas.pipeline import collect_person, pending_people
     from faceatlas.search.rapidapi import RapidAPIImageSearch
 
     provider = RapidAPIImageSearch.from_settings(settings)  # a missing key fails the request
     with _busy_lock:
-        ids = [i for i in pending_people(settings, limit=len(_busy) + 1) if i not in _busy]
+        if collections is None:
+            pending = pending_people(settings, limit=len(_busy) + 1)
+        else:
+            pending = sorted(i for c in collections
+                             for i in pending_people(settings, c, limit=len(_busy) + 1))
+        ids = [i for i in pending if i not in _busy]
         if not ids:
             provider.close()
             return None

@@ -38,12 +38,47 @@ class CheckedURL:
     is_literal: bool  # the host is an IP literal (nothing to resolve, nothing to pin)
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 is the last 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: where the IPv4 sits varies
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 address carries to (kind, address), or ``None``.
+
+    IPv4-mapped (``::ffff:127.0.0.1``) and IPv4-compatible (``::127.0.0.1``) addresses reach
+    the IPv4 host on dual-stack sockets; 6to4 (``2002:7f00:1::``), Teredo (``2001:0::/32``,
+    the client address) and NAT64 (``64:ff9b::7f00:1``) reach it through a relay or
+    translator. Each must be judged by the IPv4 inside, or ``127.0.0.1`` and
+    ``169.254.169.254`` get through in an IPv6 spelling.
+    """
+    if addr.ipv4_mapped is not None:
+        return "IPv4-mapped", addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return "6to4", addr.sixtofour
+    if addr.teredo is not None:
+        return "Teredo", addr.teredo[1]
+    if addr in _NAT64:
+        return "NAT64", ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if addr in _IPV4_COMPATIBLE and int(addr) > 1:  # not :: or ::1, judged as themselves
+        return "IPv4-compatible", ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
+
+
 def ip_problem(ip: str | IPAddress) -> str | None:
     """Why this address must not be fetched from, or ``None`` for a public address."""
     addr = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        # ::ffff:127.0.0.1 reaches 127.0.0.1 on dual-stack sockets: judge the IPv4 inside.
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr in _NAT64_LOCAL:
+            return "local-use NAT64"
+        inner = embedded_ipv4(addr)
+        if inner is not None:
+            kind, v4 = inner
+            problem = ip_problem(v4)
+            if kind == "IPv4-mapped":
+                return problem  # the very same host as the IPv4 it maps
+            if problem:
+                return f"{problem} IPv4 {v4} inside a {kind}"
     checks = (
         ("unspecified", addr.is_unspecified),
         ("loopback", addr.is_loopback),

@@ -24,7 +24,7 @@ from faceatlas.download import DownloadItem, DownloadResult, download_all_sync
 from faceatlas.errors import AuthError, ConfigError, FaceAtlasError
 from faceatlas.faces.analyse import AnalyseParams, FacePool
 from faceatlas.names.normalize import collection_key
-from faceatlas.search.base import ImageSearchProvider, query_for
+from faceatlas.search.base import ImageSearchProvider, PersonQuery, person_hits
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -78,22 +78,17 @@ def search_person(settings: Settings, person_id: int, provider: ImageSearchProvi
         person.state = PersonState.SEARCHING
         if s.scalar(select(Image.id).where(Image.person_id == person_id).limit(1)):
             return 0  # searched before a crash: the hits are stored
-        name, occupations = person.name, list(person.occupations) or [""]
-    cap = settings.max_downloads_per_person
-    hits = []
-    seen: set[str] = set()
-    for occupation in occupations:
-        query = query_for(name, occupation or None)
-        for hit in provider.search(query, settings.search_limit):
-            if hit.url not in seen and len(hits) < cap:
-                seen.add(hit.url)
-                hits.append(hit)
+        who = PersonQuery(person.name, tuple(person.occupations), person.wikidata_qid, person_id)
+    name = who.name
+    hits = person_hits(provider, who, settings.max_downloads_per_person, settings.search_limit)
     with session_scope(settings) as s:
         for rank, hit in enumerate(hits):
             s.add(Image(
-                person_id=person_id, origin=hit.url[:2000], provider="rapidapi", query=hit.query,
-                rank=rank, url=hit.url, thumbnail_url=hit.thumbnail_url, page_url=hit.source_url,
-                title=hit.title, width=hit.width, height=hit.height, state="pending",
+                person_id=person_id, origin=hit.url[:2000], provider=hit.provider or "rapidapi",
+                query=hit.query, rank=rank, url=hit.url, thumbnail_url=hit.thumbnail_url,
+                page_url=hit.source_url, title=hit.title, width=hit.width, height=hit.height,
+                state="pending", detail=hit.detail, licence=hit.licence,
+                licence_url=hit.licence_url, author=hit.author,
             ))
     if not hits:
         raise FaceAtlasError(f"the image search found nothing for {name!r}")

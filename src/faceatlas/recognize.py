@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -65,6 +65,9 @@ class FaceMatch:
     distance: float | None = None  # to that person's closest face (None: empty index)
     confidence: float | None = None
     nearest_distance: float | None = None  # to the closest gallery face of anyone
+    folder: str | None = None  # the person's file-name stem (the seed's ``person_name``)
+    nearest_person_id: int | None = None  # whose is that closest gallery face
+    nearest_folder: str | None = None
 
     @property
     def known(self) -> bool:
@@ -232,6 +235,7 @@ def recognize_bytes(
     for i, neighbours in enumerate(results):
         match = out.faces[i]
         match.nearest_distance = round(neighbours[0].distance, 4) if neighbours else None
+        match.nearest_person_id = neighbours[0].person_id if neighbours else None
         best = best_person(neighbours, threshold)
         if best is None:
             continue
@@ -243,7 +247,7 @@ def recognize_bytes(
         match.person_id = person_id
         match.distance = round(distance, 4)
         match.confidence = confidence(distance, threshold)
-    if winners:
+    if winners or any(f.nearest_person_id is not None for f in out.faces):
         _name_matches(settings, out, winners)
     return out
 
@@ -272,20 +276,27 @@ def _existing_collection(settings: Settings, name: str) -> str:
 def _name_matches(settings: Settings, out: Recognition, winners: dict[int, tuple[int, int]]
                   ) -> None:
     person_ids = {p for p, _ in winners.values()}
+    person_ids |= {f.nearest_person_id for f in out.faces if f.nearest_person_id is not None}
     face_ids = {f for _, f in winners.values()}
     with session_scope(settings) as session:
-        names = dict(session.execute(
-            select(Person.id, Person.name).where(Person.id.in_(person_ids))
-        ).all())
+        rows = session.execute(
+            select(Person.id, Person.name, Person.folder).where(Person.id.in_(person_ids))
+        ).all()
+        names = {pid: name for pid, name, _ in rows}
+        folders = {pid: folder for pid, _, folder in rows}
         paths = dict(session.execute(
             select(Face.id, Face.gallery_path).where(Face.id.in_(face_ids))
         ).all())
+    for match in out.faces:
+        if match.nearest_person_id is not None:
+            match.nearest_folder = folders.get(match.nearest_person_id)
     for i, (person_id, face_id) in winners.items():
         match = out.faces[i]
         if person_id not in names:  # deleted after the index was read: nobody to name
             match.person_id = match.distance = match.confidence = None
             continue
         match.name = names[person_id]
+        match.folder = folders[person_id]
         match.identity = gallery_identity(paths.get(face_id))
 
 
@@ -293,30 +304,88 @@ def _name_matches(settings: Settings, out: Recognition, winners: dict[int, tuple
 
 
 def seed_answer(result: Recognition) -> dict[str, object]:
-    """The seed system's ``/recognize`` answer (its guide's keys plus the code's
-    ``recognized_persons``), so clients of either form keep working."""
-    faces = [face_dict(f, result) for f in result.faces]
-    recognized = [
-        {"name": f.name, "face_coordinates": f.box.percent(result.width, result.height)}
-        for f in result.faces if f.known
-    ]
-    status = result.status
-    if status == "no_face":
-        return {"status": "no_face", "message": "No face found in the image",
-                "person": None, "faces": [], "recognized_persons": []}
-    best = result.best
-    if best is None:
-        return {"status": "unknown", "message": "No matches within threshold", "person": None,
-                "faces": faces, "recognized_persons": []}
+    """The old system's ``/recognize`` answer, key for key (HTTP 200 in every case).
+
+    - ``{"status": "no_faces", "message"}`` when no face was found;
+    - ``{"status": "error", "message": "No matches within threshold", "all_detected_matches"}``
+      when faces were found but nobody is within the threshold;
+    - ``success``: ``person`` (display name), ``recognized_persons`` with percent boxes,
+      ``best_match {person_name, display_name, confidence_metrics, identity, distance}``,
+      ``all_detected_matches``, and the guide's top-level ``confidence``.
+
+    Its numbers, computed from the distances our engine returns: confidence = (1 − distance)
+    × 100; per person ``occurrences`` = faces of the photo matched to them, the best person
+    the lowest ``weighted_score`` = 0.4 × mean distance + 0.3 × min distance − 0.1 ×
+    occurrences. ``person_name`` is the gallery file-name stem (``Novak_Djokovic``),
+    ``identity`` the gallery file name of the closest face (``…_2025-05-24_04400366.jpg``).
+    """
+    if not result.faces:
+        return {"status": "no_faces", "message": "No faces detected in the image"}
+    detected = _detected_matches(result)
+    known: dict[str, list[FaceMatch]] = {}
+    for f in result.faces:
+        if f.known and f.folder is not None:
+            known.setdefault(f.folder, []).append(f)
+    if not known:
+        return {"status": "error", "message": "No matches within threshold",
+                "all_detected_matches": detected}
+    stats = {folder: _old_metrics([f.distance or 0.0 for f in faces])
+             for folder, faces in known.items()}
+    best_folder = min(stats, key=lambda k: (stats[k]["weighted_score"], stats[k]["min_distance"]))
+    best = min(known[best_folder], key=lambda f: f.distance or 0.0)
+    display = best.name or best_folder.replace("_", " ")
     return {
         "status": "success",
-        "message": f"Recognised {best.name}",
-        "person": best.name,
-        "confidence": best.confidence,
-        "best_match": {"identity": best.identity, "distance": best.distance},
-        "faces": faces,
-        "recognized_persons": recognized,
+        "message": f"Face recognized as: {display}",
+        "person": display,
+        "confidence": stats[best_folder]["confidence_percentage"],
+        "recognized_persons": [
+            {"name": faces[0].name,
+             "face_coordinates": faces[0].box.percent(result.width, result.height)}
+            for faces in known.values()
+        ],
+        "best_match": {
+            "person_name": best_folder,
+            "display_name": display,
+            "identity": f"{best.identity}.jpg" if best.identity else None,
+            "distance": best.distance,
+            "confidence_metrics": stats[best_folder],
+        },
+        "all_detected_matches": detected,
     }
+
+
+def old_confidence(distance: float) -> float:
+    """The old system's confidence in percent: (1 − distance) × 100, two decimals."""
+    return round((1.0 - distance) * 100.0, 2)
+
+
+def _old_metrics(distances: list[float]) -> dict[str, Any]:
+    low, mean = min(distances), sum(distances) / len(distances)
+    return {
+        "occurrences": len(distances),
+        "average_distance": round(mean, 4),
+        "min_distance": round(low, 4),
+        "weighted_score": round(mean * 0.4 + low * 0.3 - len(distances) * 0.1, 4),
+        "confidence_percentage": old_confidence(low),
+        "distances": [round(d, 4) for d in distances],
+    }
+
+
+def _detected_matches(result: Recognition) -> list[dict[str, Any]]:
+    """Per person, the closest face at each detected face (within the threshold or not)."""
+    seen: dict[str, list[float]] = {}
+    for f in result.faces:
+        if f.known and f.folder is not None and f.distance is not None:
+            seen.setdefault(f.folder, []).append(f.distance)
+        elif f.nearest_folder is not None and f.nearest_distance is not None:
+            seen.setdefault(f.nearest_folder, []).append(f.nearest_distance)
+    out = []
+    for folder, distances in seen.items():
+        metrics = _old_metrics(distances)
+        del metrics["weighted_score"]
+        out.append({"person_name": folder, "metrics": metrics})
+    return out
 
 
 def face_dict(f: FaceMatch, result: Recognition) -> dict[str, object]:

@@ -372,6 +372,8 @@ class Provenance:
     title: str | None
     created_at: datetime | None
     has_file: bool
+    licence: str | None = None  # reuse terms (Commons files)
+    author: str | None = None
 
 
 @dataclass
@@ -424,11 +426,14 @@ class PersonReview:
     min_faces_to_promote: int
     busy: bool
     can_promote: bool
+    wikidata_qid: str | None = None  # keyless sources (issue 14)
+    native_name: str | None = None
 
 
 def _provenance(img: Image) -> Provenance:
     return Provenance(img.id, img.url, img.page_url, img.query, img.rank, img.provider,
-                      img.origin, img.title, _aware(img.created_at), bool(img.path))
+                      img.origin, img.title, _aware(img.created_at), bool(img.path),
+                      img.licence, img.author)
 
 
 def person_review(settings: Settings, person_id: int) -> PersonReview:
@@ -466,7 +471,8 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             person.id, person.name, person.collection.key, person.state, person.error,
             list(person.occupations or []), person.country, person.selftest,
             _aware(person.updated_at), accepted, rejected, len(images),
-            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE)
+            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
+            person.wikidata_qid, person.native_name)
 
 
 @dataclass
@@ -487,9 +493,10 @@ class JobRow:
     updated_at: datetime | None
 
 
-def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = None
-                ) -> list[JobRow]:
-    """Newest jobs first, running ones on top, with the person's name."""
+def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = None,
+                collections: frozenset[str] | None = None) -> list[JobRow]:
+    """Newest jobs first, running ones on top, with the person's name; ``collections``:
+    only jobs of these collection keys (None: all)."""
     with session_scope(settings) as session:
         query = (
             select(Job, Person.name, Collection.key)
@@ -502,6 +509,8 @@ def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = Non
         )
         if state:
             query = query.where(Job.state == state)
+        if collections is not None:
+            query = query.where(Collection.key.in_(sorted(collections)))
         return [
             JobRow(j.id, j.kind, j.state, j.person_id, name, coll, j.progress, j.message,
                    j.error, j.attempts, j.worker, _aware(j.heartbeat), _aware(j.created_at),
@@ -510,10 +519,16 @@ def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = Non
         ]
 
 
-def job_counts(settings: Settings) -> dict[str, int]:
+def job_counts(settings: Settings, collections: frozenset[str] | None = None
+               ) -> dict[str, int]:
+    query = select(Job.state, func.count()).group_by(Job.state)
+    if collections is not None:
+        query = (query.outerjoin(Person, Job.person_id == Person.id)
+                 .join(Collection, Collection.id == func.coalesce(Job.collection_id,
+                                                                  Person.collection_id))
+                 .where(Collection.key.in_(sorted(collections))))
     with session_scope(settings) as session:
-        return {s: int(n) for s, n in session.execute(
-            select(Job.state, func.count()).group_by(Job.state))}
+        return {s: int(n) for s, n in session.execute(query)}
 
 
 def _aware(moment: datetime | None) -> datetime | None:

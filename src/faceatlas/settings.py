@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -74,7 +74,101 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 12_000_000
     broker_url: str | None = None
 
-    # -- hardening: decode budget, engine queue, UI sessions (issue 11)
+    # -- the old system's files and tokens (issue 12)
+    token_collections: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Token → collection keys it may use; filled from FACEATLAS_API_TOKENS "
+                    "given as the old {token: domain} JSON (or a path to such a file). "
+                    "A token not listed here is an admin token.",
+    )
+    occupations_file: Path | None = Field(
+        None, description="occupation.xlsx/.csv; default: excel/occupation.xlsx in the home."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_mapping(cls, data: object) -> object:
+        # the old {token: domain} JSON (or a file of it): tokens plus their collections
+        if isinstance(data, dict) and isinstance(data.get("api_tokens"), str):
+            parsed = parse_token_mapping(data["api_tokens"])
+            if parsed is not None:
+                tokens, bound = parsed
+                data = {**data, "api_tokens": tokens,
+                        "token_collections": {**bound, **(data.get("token_collections") or {})}}
+        return data
+
+    # -- keyless sources: Wikidata names, Wikimedia Commons photos (issue 14)
+    names_source: Literal["auto", "wikidata", "llm"] = Field(
+        "auto", description="auto: the LLM when OPENAI_API_KEY is set, else Wikidata."
+    )
+    image_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Image sources in order, e.g. commons,rapidapi; empty: rapidapi when "
+        "RAPIDAPI_KEY is set, else commons.",
+    )
+    wikidata_api_url: str = "https://www.wikidata.org/w/api.php"
+    wikidata_sparql_url: str = "https://query.wikidata.org/sparql"
+    commons_api_url: str = "https://commons.wikimedia.org/w/api.php"
+    wikimedia_contact: str = Field(
+        "", description="Your e-mail or URL, sent in the User-Agent as Wikimedia asks."
+    )
+    wikimedia_maxlag: int = Field(5, description="maxlag sent to api.php (seconds); 0 = none.")
+    wikimedia_min_interval: float = Field(0.2, description="Seconds between two requests.")
+    wikimedia_retries: int = 4
+    wikimedia_max_retry_after: float = Field(120.0, description="Longest wait honoured.")
+    wikimedia_timeout: float = 30.0
+    wikimedia_cache_hours: float = Field(
+        24.0 * 7, description="Answers cached on disk under the home; 0 = no cache."
+    )
+    wikidata_limit: int = Field(30, description="People per occupation, most sitelinks first.")
+    wikidata_era: Literal["any", "living", "historical"] = "any"
+    wikidata_language: str = Field("en", description="Language the words are searched in.")
+    wikidata_check_llm: bool = Field(
+        True, description="Check the LLM's names against Wikidata (Q-ids, resolve rate)."
+    )
+    commons_thumb_width: int = Field(
+        1024, description="Thumbnail width asked of Commons (the detector works at 1024)."
+    )
+    commons_category_files: int = Field(60, description="Most files taken from the category.")
+    commons_depicts_files: int = Field(30, description="Most 'depicts' (P180) files taken.")
+
+    @field_validator("image_sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip().lower() for t in value.split(",") if t.strip()]
+        return value
+
+    # -- video (import-video, recognize CLIP, /api/v1/recognize/video)
+    video_fps: float = Field(2.0, ge=1.0, le=8.0, description="Frames sampled per second.")
+    video_max_bytes: int = Field(500_000_000, description="Refuse larger video files/uploads.")
+    video_max_seconds: float = Field(3 * 3600.0, description="Refuse longer videos.")
+    video_upsample: int | None = Field(
+        None, description="Detector upsampling on video frames; default: as recognition."
+    )
+    video_track_gap: float = Field(1.5, description="Seconds a track may go unseen and go on.")
+    video_best_frames: int = Field(5, description="Best frames kept per track.")
+    video_embed_every: float = Field(
+        1.0, description="Seconds between embeddings of a face that plainly continues a track "
+        "(0: embed every face)."
+    )
+
+    # -- names and inputs (hardening: sheet and LLM limits)
+    sheet_max_bytes: int = Field(
+        50_000_000, ge=1, description="Largest .xlsx/.csv file `names import` reads."
+    )
+    sheet_max_rows: int = Field(200_000, ge=1, description="Most non-blank rows in one sheet.")
+    sheet_max_uncompressed_bytes: int = Field(
+        250_000_000, ge=1, description="Most bytes an .xlsx may unpack to (zip bombs)."
+    )
+    llm_max_names_per_answer: int = Field(
+        200, ge=1, description="Names kept from one LLM answer (most famous first)."
+    )
+    llm_max_names_per_run: int = Field(
+        2_000, ge=1, description="Names one `names generate` run verifies and stores."
+    )
+
+    # -- hardening: decode budget, engine queue, UI sessions (issue 11, serving)
     decode_max_bytes: int = Field(
         256_000_000, description="Refuse images whose decoded pixels need more memory."
     )
@@ -115,6 +209,50 @@ class Settings(BaseSettings):
         import os
 
         return self.workers or (os.cpu_count() or 1)
+
+
+def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | None:
+    """``FACEATLAS_API_TOKENS`` in the old system's form: JSON ``{token: domain}`` (a domain
+    may also be a list of collections, or null for an admin token), inline or as the path of
+    a JSON file. None: the value is today's comma list. Domains become collection keys."""
+    import json
+
+    from faceatlas.names.normalize import collection_key
+
+    text = value.strip()
+    if not text.startswith(("{", "[")):
+        # a file: an existing path, or anything ending in .json (a missing one is an error)
+        looks_like_file = text.endswith(".json") or (
+            bool(text) and "," not in text and Path(text).expanduser().is_file())
+        if not looks_like_file:
+            return None
+        try:
+            text = Path(text).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"FACEATLAS_API_TOKENS: cannot read token file {value!r} "
+                             f"({exc.strerror or exc})") from None
+    try:
+        mapping = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"FACEATLAS_API_TOKENS is not valid JSON ({exc})") from None
+    if not isinstance(mapping, dict):
+        raise ValueError("FACEATLAS_API_TOKENS as JSON must be one object {token: domain}")
+    tokens: list[str] = []
+    bound: dict[str, list[str]] = {}
+    for token, domains in mapping.items():
+        token = str(token).strip()
+        if not token:
+            raise ValueError("FACEATLAS_API_TOKENS: empty token in the JSON object")
+        tokens.append(token)
+        if domains is None:  # explicitly unbound: an admin token
+            continue
+        items = [domains] if isinstance(domains, str) else domains
+        if not isinstance(items, list) or not items or not all(
+                isinstance(d, str) and d.strip() for d in items):
+            raise ValueError(f"FACEATLAS_API_TOKENS: the domain of a token must be a "
+                             f"collection name or a list of them, got {domains!r}")
+        bound[token] = sorted({collection_key(d) for d in items})
+    return tokens, bound
 
 
 @lru_cache(maxsize=1)

@@ -274,7 +274,7 @@ def run_collect_job(settings: Settings, job_id: int, person_id: int, *,
                     cfg: WorkerConfig | None = None, task_id: str | None = None) -> Outcome:
     """Claim the job, run the person's pipeline under a heartbeat, finish the job row."""
     from faceatlas.pipeline import collect_person, mark_failed
-    from faceatlas.search.rapidapi import RapidAPIImageSearch
+    from faceatlas.search.sources import image_search_from_settings
 
     cfg = cfg or worker_config()
     try:
@@ -291,7 +291,7 @@ def run_collect_job(settings: Settings, job_id: int, person_id: int, *,
         return Outcome("failed", error="too many attempts")
     with Heartbeat(settings, job_id, cfg.heartbeat_seconds):
         try:
-            with RapidAPIImageSearch.from_settings(settings) as provider:
+            with image_search_from_settings(settings) as provider:
                 result = collect_person(settings, person_id, provider, face_pool(settings),
                                         job_id=job_id)
         except TRANSIENT as exc:

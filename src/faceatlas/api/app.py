@@ -97,8 +97,12 @@ def create_app(
     single = settings.max_upload_bytes + _OVERHEAD
     bulk = settings.max_upload_bytes * ENROL_BODY_FACTOR + _OVERHEAD
 
+    video = settings.video_max_bytes + _OVERHEAD
+
     def body_limit(path: str) -> int:
         path = path.rstrip("/")
+        if path in ("/api/v1/recognize/video", "/ui/video"):
+            return video
         if path == "/api/v1/people":
             return bulk
         if path.startswith("/ui") and path != "/ui/recognize":  # log-in and small forms

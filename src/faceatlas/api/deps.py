@@ -3,13 +3,14 @@ check."""
 
 from __future__ import annotations
 
-import hmac
 import threading
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
+from faceatlas.api.tokens import ADMIN, Principal, principal_for
 from faceatlas.index import IndexStore
 from faceatlas.recognize import EnginePool
 from faceatlas.settings import Settings
@@ -39,25 +40,27 @@ _authorization = APIKeyHeader(
 
 def require_token(
     request: Request, authorization: str | None = Security(_authorization)
-) -> None:
-    check_token(get_ctx(request), authorization)
+) -> Principal:
+    """The caller's Principal (admin, or bound to collections: see ``api.tokens``)."""
+    return check_token(get_ctx(request), authorization)
 
 
-def check_token(ctx: ApiContext, authorization: str | None) -> None:
-    """HTTPException 401 unless ``authorization`` carries a configured token (the route
-    dependency and the body-less gate in ``api.guard`` both ask this)."""
+def check_token(ctx: ApiContext, authorization: str | None) -> Principal:
+    """The Principal of ``authorization``, or HTTPException 401 (the route dependency and
+    the body-less gate in ``api.guard`` both ask this)."""
     if ctx.auth_disabled:
-        return
+        return ADMIN
     challenge = {"WWW-Authenticate": "Bearer"}
     if not authorization or not authorization.strip():
         raise HTTPException(401, "missing Authorization header (Bearer token)", challenge)
     token = authorization.strip()
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
-    given = token.encode("utf-8", "surrogateescape")
-    # compare with every token, no early exit: timing does not tell which one nearly matched
-    matched = False
-    for known in ctx.settings.api_tokens:
-        matched |= hmac.compare_digest(given, known.encode("utf-8"))
-    if not matched:
+    principal = principal_for(ctx.settings, token)
+    if principal is None:
         raise HTTPException(401, "invalid token", challenge)
+    return principal
+
+
+#: a route's caller; FastAPI runs ``require_token`` once per request however often it is named
+Caller = Annotated[Principal, Depends(require_token)]

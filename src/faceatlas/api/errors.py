@@ -37,7 +37,7 @@ _STATUS: list[tuple[type[FaceAtlasError], int]] = [
 
 
 def status_of(exc: FaceAtlasError) -> int:
-    if isinstance(exc, ImageError) and exc.code == "not_an_image":
+    if isinstance(exc, ImageError) and exc.code in ("not_an_image", "not_a_video"):
         return 415
     return next(code for cls, code in _STATUS if isinstance(exc, cls))
 

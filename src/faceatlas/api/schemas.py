@@ -39,21 +39,42 @@ class RecognizedPerson(BaseModel):
     face_coordinates: Coordinates
 
 
+class OldMetrics(BaseModel):
+    """The old system's per-person numbers; confidence = (1 − distance) × 100."""
+
+    occurrences: int = Field(description="Faces of the photo matched to this person.")
+    average_distance: float
+    min_distance: float
+    weighted_score: float | None = Field(
+        None, description="0.4 × mean + 0.3 × min distance − 0.1 × occurrences (best_match).")
+    confidence_percentage: float
+    distances: list[float]
+
+
+class DetectedMatch(BaseModel):
+    person_name: str
+    metrics: OldMetrics
+
+
 class BestMatch(BaseModel):
-    identity: str | None
-    distance: float
+    person_name: str = Field(description="File-name form of the name, e.g. Novak_Djokovic.")
+    display_name: str = Field(description="Original spelling, e.g. Novak Đoković.")
+    identity: str | None = Field(description="Gallery file name of the closest face (.jpg).")
+    distance: float | None
+    confidence_metrics: OldMetrics
 
 
 class SeedRecognition(BaseModel):
-    """The old system's answer: ``success``, ``unknown`` or ``no_face`` (all HTTP 200)."""
+    """The old system's answer (HTTP 200 in every case): ``success``; ``error`` with
+    "No matches within threshold"; ``no_faces``."""
 
-    status: Literal["success", "unknown", "no_face"]
+    status: Literal["success", "error", "no_faces"]
     message: str
-    person: str | None
-    confidence: float | None = None
+    person: str | None = None
+    confidence: float | None = Field(None, description="(1 − distance) × 100 of the best.")
+    recognized_persons: list[RecognizedPerson] | None = None
     best_match: BestMatch | None = None
-    faces: list[FaceResult]
-    recognized_persons: list[RecognizedPerson]
+    all_detected_matches: list[DetectedMatch] | None = None
 
 
 class Recognition(BaseModel):
@@ -95,6 +116,8 @@ class PersonDetail(PersonOut):
     selftest: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    wikidata_qid: str | None = Field(None, description="Wikidata item, e.g. Q5812.")
+    native_name: str | None = Field(None, description="The name in its original script.")
 
 
 class FaceOut(BaseModel):
@@ -121,6 +144,10 @@ class ImageOut(BaseModel):
     state: str
     reason: str | None
     faces: list[FaceOut]
+    provider: str | None = None
+    licence: str | None = Field(None, description="Reuse licence (Commons files).")
+    licence_url: str | None = None
+    author: str | None = None
 
 
 class JobOut(BaseModel):
@@ -173,6 +200,9 @@ class Enrolment(BaseModel):
     new_images: int
     reasons: dict[str, int]
     promotion: PromotionOut | None
+    warnings: list[str] = Field(
+        default_factory=list, description="Suspected duplicates: known people with a name "
+        "that looks like this one (the person was still enrolled separately).")
 
 
 class Health(BaseModel):

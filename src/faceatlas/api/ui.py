@@ -49,6 +49,8 @@ from faceatlas import review
 from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext, get_ctx
 from faceatlas.api.errors import client_message, retry_headers, status_of
+from faceatlas.api.tokens import ADMIN, Principal, check_face, check_image, check_person
+from faceatlas.api.tokens import principal_of_known as _principal_of
 from faceatlas.api.uploads import read_upload
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery import PROMOTABLE, list_collections, promote_person, remove_person
@@ -189,6 +191,7 @@ def _login_required(request: Request) -> Response:
 class UiSession:
     sid: str
     key: bytes
+    principal: Principal = ADMIN  # whose token logged in: what this session may see
 
     @property
     def csrf(self) -> str:
@@ -222,9 +225,11 @@ def _session(request: Request) -> UiSession | None:
     fingerprint = sessions.session_fingerprint(ctx.settings, sid)
     if fingerprint is None:  # unknown, revoked or expired
         return None
-    for fp, key in zip(_fingerprints(ctx), _keys(ctx), strict=True):
+    for i, (fp, key) in enumerate(zip(_fingerprints(ctx), _keys(ctx), strict=True)):
         if hmac.compare_digest(fp, fingerprint):  # its token is still configured
-            return UiSession(sid, key)
+            principal = (ADMIN if ctx.auth_disabled
+                         else _principal_of(ctx.settings, ctx.settings.api_tokens[i]))
+            return UiSession(sid, key, principal)
     return None
 
 
@@ -417,7 +422,8 @@ def _flash(done: str | None, n: int | None) -> list[str]:
 def collections(request: Request, ctx: Ctx, session: Session,
                 done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None
                 ) -> Response:
-    overview = review.collections_overview(ctx.settings)
+    overview = [c for c in review.collections_overview(ctx.settings)
+                if session.principal.allows(c.key)]
     index_faces = {c.key: (len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0)
                    for c in overview}
     return _render(request, "collections.html", {
@@ -430,6 +436,7 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                state: Annotated[str | None, Query(max_length=30)] = None,
                page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     per_page = 200
+    session.principal.check(key, f"no collection {key!r}")
     data = review.collection_people(ctx.settings, key, state=state or None, limit=per_page,
                                     offset=(page - 1) * per_page)
     pages = max(1, -(-data.total // per_page))
@@ -441,6 +448,7 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
 @router.get("/people/{person_id}")
 def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
            done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    check_person(session.principal, ctx.settings, person_id)
     data = review.person_review(ctx.settings, person_id)
     return _render(request, "person.html", {
         "session": session, "p": data, "flash": _flash(done, n), "nav": "collections",
@@ -453,7 +461,8 @@ def _to_person(person_id: int, *codes: str, n: int | None = None, anchor: str = 
 
 
 @router.post("/faces/{face_id}/reject")
-def reject(ctx: Ctx, _: Checked, face_id: Id) -> Response:
+def reject(ctx: Ctx, session: Checked, face_id: Id) -> Response:
+    check_face(session.principal, ctx.settings, face_id)
     r = review.reject_face(ctx.settings, face_id, store=ctx.store)
     codes = ["rejected" if r.changed else "unchanged"]
     if r.below_minimum and r.changed:
@@ -462,20 +471,23 @@ def reject(ctx: Ctx, _: Checked, face_id: Id) -> Response:
 
 
 @router.post("/faces/{face_id}/restore")
-def restore(ctx: Ctx, _: Checked, face_id: Id) -> Response:
+def restore(ctx: Ctx, session: Checked, face_id: Id) -> Response:
+    check_face(session.principal, ctx.settings, face_id)
     r = review.restore_face(ctx.settings, face_id, store=ctx.store)
     code = ("restored_gallery" if r.in_gallery else "restored") if r.changed else "unchanged"
     return _to_person(r.person_id, code, n=face_id, anchor="#accepted")
 
 
 @router.post("/people/{person_id}/recollect")
-def recollect(ctx: Ctx, _: Checked, person_id: Id) -> Response:
+def recollect(ctx: Ctx, session: Checked, person_id: Id) -> Response:
+    check_person(session.principal, ctx.settings, person_id)
     r = review.recollect_person(ctx.settings, person_id)
     return _to_person(r.person_id, "recollect")
 
 
 @router.post("/people/{person_id}/promote")
-def promote(ctx: Ctx, _: Checked, person_id: Id) -> Response:
+def promote(ctx: Ctx, session: Checked, person_id: Id) -> Response:
+    check_person(session.principal, ctx.settings, person_id)
     data = review.person_review(ctx.settings, person_id)
     if data.state not in PROMOTABLE:
         raise Problem(409, "Not promotable", f"{data.name} is {data.state.replace('_', ' ')}: "
@@ -485,8 +497,9 @@ def promote(ctx: Ctx, _: Checked, person_id: Id) -> Response:
 
 
 @router.post("/people/{person_id}/delete")
-def delete(ctx: Ctx, _: Checked, person_id: Id,
+def delete(ctx: Ctx, session: Checked, person_id: Id,
            confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
+    check_person(session.principal, ctx.settings, person_id)
     if confirm != "yes":
         raise Problem(400, "Not deleted", "Tick the box to confirm the deletion.",
                       f"/ui/people/{person_id}#danger")
@@ -509,8 +522,10 @@ def jobs_table(request: Request, ctx: Ctx, session: Session,
 
 
 def _jobs_context(ctx: ApiContext, session: UiSession, state: str | None) -> dict[str, Any]:
-    return {"session": session, "jobs": review.recent_jobs(ctx.settings, state=state or None),
-            "counts": review.job_counts(ctx.settings), "state": state, "nav": "jobs"}
+    mine = session.principal.collections
+    return {"session": session,
+            "jobs": review.recent_jobs(ctx.settings, state=state or None, collections=mine),
+            "counts": review.job_counts(ctx.settings, mine), "state": state, "nav": "jobs"}
 
 
 @router.get("/recognize")
@@ -526,8 +541,9 @@ def recognize(
     image: Annotated[UploadFile, File()],
     collection: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Response:
+    chosen = session.principal.choose(collection or None, ctx.settings.default_collection)
     data = read_upload(image, ctx.settings.max_upload_bytes)
-    result = recognize_bytes(data, ctx.settings, collection=collection or None,
+    result = recognize_bytes(data, ctx.settings, collection=chosen,
                              store=ctx.store, engines=ctx.engines, keep_image=True)
     context = _recognize_context(ctx, session, result.collection)
     assert result.image is not None
@@ -538,8 +554,12 @@ def recognize(
 
 def _recognize_context(ctx: ApiContext, session: UiSession, chosen: str | None = None
                        ) -> dict[str, Any]:
-    return {"session": session, "collections": [c.key for c in list_collections(ctx.settings)],
-            "chosen": chosen or ctx.settings.default_collection, "result": None,
+    keys = session.principal.filter(c.key for c in list_collections(ctx.settings))
+    default = ctx.settings.default_collection
+    if not session.principal.allows(default) and keys:
+        default = keys[0]
+    return {"session": session, "collections": keys,
+            "chosen": chosen or default, "result": None,
             "nav": "recognize", "limit_mb": ctx.settings.max_upload_bytes / 1e6}
 
 
@@ -553,6 +573,52 @@ def _display_jpeg(rgb: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+# --------------------------------------------------------------------------- video
+
+
+@router.get("/video")
+def video_form(request: Request, ctx: Ctx, session: Session) -> Response:
+    return _render(request, "video.html", _video_context(ctx, session))
+
+
+@router.post("/video")
+def video_start(
+    ctx: Ctx,
+    _: Checked,
+    video: Annotated[UploadFile, File()],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+) -> Response:
+    from faceatlas.video.jobs import start_video_job
+
+    job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
+                             collection=collection or None, engines=ctx.engines,
+                             store=ctx.store)
+    return RedirectResponse(f"/ui/video/{job_id}", 303)
+
+
+@router.get("/video/{job_id}")
+def video_job(request: Request, ctx: Ctx, session: Session, job_id: Id) -> Response:
+    from faceatlas.video.jobs import video_job as load
+
+    job = load(ctx.settings, job_id)
+    context = _video_context(ctx, session)
+    context.update(job=job, result=job["result"])
+    return _render(request, "video.html", context)
+
+
+@router.get("/video/{job_id}/tracks/{track}.jpg")
+def video_thumb(ctx: Ctx, _: Session, job_id: Id, track: Id) -> Response:
+    from faceatlas.video.jobs import video_thumbnail
+
+    return _jpeg(video_thumbnail(ctx.settings, job_id, track))
+
+
+def _video_context(ctx: ApiContext, session: UiSession) -> dict[str, Any]:
+    return {"session": session, "collections": [c.key for c in list_collections(ctx.settings)],
+            "chosen": ctx.settings.default_collection, "job": None, "result": None,
+            "nav": "video", "limit_mb": ctx.settings.video_max_bytes / 1e6}
+
+
 # --------------------------------------------------------------------------- pictures by id
 
 
@@ -563,18 +629,21 @@ def _jpeg(data: bytes) -> Response:
 
 
 @router.get("/faces/{face_id}/thumb.jpg")
-def face_thumb(ctx: Ctx, _: Session, face_id: Id) -> Response:
+def face_thumb(ctx: Ctx, session: Session, face_id: Id) -> Response:
+    check_face(session.principal, ctx.settings, face_id)
     return _jpeg(review.face_image(ctx.settings, face_id))
 
 
 @router.get("/faces/{face_id}/crop.jpg")
-def face_crop(ctx: Ctx, _: Session, face_id: Id) -> Response:
+def face_crop(ctx: Ctx, session: Session, face_id: Id) -> Response:
+    check_face(session.principal, ctx.settings, face_id)
     return _jpeg(review.face_image(ctx.settings, face_id, thumb=False))
 
 
 @router.get("/images/{image_id}/thumb.jpg")
-def image_thumb(ctx: Ctx, _: Session, image_id: Id) -> Response:
+def image_thumb(ctx: Ctx, session: Session, image_id: Id) -> Response:
     try:
+        check_image(session.principal, ctx.settings, image_id)
         return _jpeg(review.image_thumbnail(ctx.settings, image_id))
     except NotFoundError:
         return Response(status_code=404)

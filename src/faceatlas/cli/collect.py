@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 FOLLOW_EVERY = 0.5  # seconds between looks at the job rows
 
-names_app = typer.Typer(help="Who: people from an LLM (two passes) or from spreadsheets.",
+names_app = typer.Typer(help="Who: people from Wikidata, an LLM (two passes) or spreadsheets.",
                         no_args_is_help=True)
 app.add_typer(names_app, name="names")
 
@@ -32,33 +33,56 @@ OccupationsFile = Annotated[
 ]
 
 
-def _occupations(occupation: list[str] | None, occupations_file: Path | None) -> list[str]:
+def _occupations(occupation: list[str] | None, occupations_file: Path | None,
+                 settings: Settings | None = None) -> list[str]:
+    from faceatlas.jobs_background import file_occupations
     from faceatlas.names.tables import read_occupations
 
     found = list(occupation or [])
     if occupations_file:
         found += read_occupations(occupations_file)
     if not found:
-        raise FaceAtlasError("give at least one --occupation or an --occupations-file")
+        # as the old system: excel/occupation.xlsx in the home, or FACEATLAS_OCCUPATIONS_FILE
+        found = file_occupations(settings or get_settings())
+    if not found:
+        raise FaceAtlasError("give at least one --occupation or an --occupations-file (or put "
+                             "occupation.xlsx in the home's excel/ folder)")
     return found
 
 
 def _generate(settings: Settings, country: str, occupations: list[str]) -> None:
-    from faceatlas.names.service import generate_names
+    from faceatlas.names.source import generate
 
     with progress_bar() as bar:
         task = bar.add_task(f"names for {country}", total=len(occupations))
-        report = generate_names(
+        sourced = generate(
             settings, country, occupations,
             progress=lambda done, total, occ: bar.update(task, completed=done,
                                                           description=f"names: {occ}"),
         )
+    report = sourced.report
+    verb = "not verified" if sourced.source == "llm" else "skipped"
     console.print(
-        f"[bold]{report.collection}[/]: {report.created} new, {report.existing} already known, "
-        f"{report.rejected} not verified"
+        f"[bold]{report.collection}[/] (from {sourced.source}): {report.created} new, "
+        f"{report.existing} already known, {report.rejected} {verb}"
     )
+    if sourced.resolved:
+        found, checked = sourced.resolved
+        console.print(f"  Wikidata check: {found} of {checked} names resolve to a Q-id with "
+                      f"this country and occupation ({100 * found / max(checked, 1):.0f}%)")
+    elif sourced.check_error:
+        console.print(f"  [yellow]Wikidata check skipped[/]: {sourced.check_error}")
     for name, reason in report.rejections[:20]:
-        console.print(f"  [yellow]not verified[/] {name}: {reason}")
+        console.print(f"  [yellow]{verb}[/] {escape(name)}: {escape(reason)}")
+    _warnings(report.warnings)
+
+
+def _warnings(warnings: list[str], shown: int = 20) -> None:
+    """Limits hit and suspected duplicates, the first ``shown`` of them, then how many more."""
+    for warning in warnings[:shown]:
+        console.print(f"  [yellow]warning[/] {escape(warning)}")
+    if len(warnings) > shown:
+        console.print(f"  [yellow]… {len(warnings) - shown} more warnings[/]")
 
 
 @names_app.command("generate")
@@ -68,8 +92,13 @@ def names_generate(
     occupation: Occupations = None,
     occupations_file: OccupationsFile = None,
 ) -> None:
-    """Ask the LLM for the most famous people per occupation, verify each, queue the verified."""
-    _generate(get_settings(), country, _occupations(occupation, occupations_file))
+    """The most famous people per occupation: from Wikidata (keyless) or an LLM (two passes).
+
+    FACEATLAS_NAMES_SOURCE=wikidata|llm; default: the LLM when OPENAI_API_KEY is set.
+    An occupation or country may be a word or a Wikidata Q-id (e.g. Q33999).
+    """
+    settings = get_settings()
+    _generate(settings, country, _occupations(occupation, occupations_file, settings))
 
 
 @names_app.command("import")
@@ -84,8 +113,12 @@ def names_import(
     report = import_people(get_settings(), sheet, country)
     console.print(f"[bold]{report.collection}[/]: {report.created} new, "
                   f"{report.existing} already known, {len(report.skipped)} skipped")
-    for row, why in report.skipped[:20]:
-        console.print(f"  [yellow]skipped[/] {row}: {why}")
+    for skipped in report.skipped[:20]:
+        console.print(f"  [yellow]skipped[/] row {skipped.row} {escape(repr(skipped.text))}: "
+                      f"{escape(skipped.why)}")
+    if len(report.skipped) > 20:
+        console.print(f"  [yellow]… {len(report.skipped) - 20} more rows skipped[/]")
+    _warnings(report.warnings)
 
 
 @names_app.command("export")
@@ -111,7 +144,7 @@ Distributed = Annotated[
 
 def _collect(settings: Settings, collection: str | None, limit: int | None,
              retry_failed: bool, distributed: bool | None = None) -> None:
-    from faceatlas.search.rapidapi import RapidAPIImageSearch
+    from faceatlas.search.sources import image_search_from_settings
 
     ids = pending_people(settings, collection, retry_failed=retry_failed, limit=limit)
     if not ids:
@@ -123,7 +156,7 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
     if distributed:
         _collect_distributed(settings, ids)
         return
-    provider = RapidAPIImageSearch.from_settings(settings)  # fails fast on a missing key
+    provider = image_search_from_settings(settings)  # fails fast on a missing key
     table = Table(title="collected")
     for col in ("person", "state", "candidates", "accepted", "rejected (by reason)"):
         table.add_column(col)
@@ -221,7 +254,7 @@ def run_cmd(
     from faceatlas.names.normalize import collection_key
 
     settings = get_settings()
-    _generate(settings, country, _occupations(occupation, occupations_file))
+    _generate(settings, country, _occupations(occupation, occupations_file, settings))
     _collect(settings, collection_key(country), limit, retry_failed=False,
              distributed=distributed)
 

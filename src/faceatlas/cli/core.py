@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -38,8 +39,11 @@ def import_(
             task = bar.add_task(folder.name, total=len(folder.files))
             return lambda done, total: bar.update(task, completed=done, total=total)
 
+        def on_refused(path: Path, why: str) -> None:
+            console.print(f"[yellow]refused[/] {escape(str(path))}: {escape(why)}")
+
         reports = list(import_folder(folder, collection, settings, strategy=strategy,
-                                     on_person=on_person))
+                                     on_person=on_person, on_refused=on_refused))
     table = Table(title=f"import into {collection} ({strategy})")
     table.add_column("person")
     table.add_column("candidates", justify="right")
@@ -59,7 +63,7 @@ def people(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
 ) -> None:
     """List people with their state and counts of candidates and accepted faces."""
-    from faceatlas.names.normalize import collection_key
+    from faceatlas.names.normalize import collection_key, one_line
     from faceatlas.store.db import session_scope
     from faceatlas.store.models import Collection, Face, Image, Person
 
@@ -87,7 +91,8 @@ def people(
     for col in ("id", "collection", "name", "occupations", "state", "images", "faces"):
         table.add_column(col, justify="right" if col in ("id", "images", "faces") else "left")
     for person, coll, n_images, n_faces in rows:
-        table.add_row(str(person.id), coll, person.name, ", ".join(person.occupations),
+        table.add_row(str(person.id), coll, escape(one_line(person.name)),
+                      escape(one_line(", ".join(person.occupations))),
                       state_label(person.state), str(n_images), str(n_faces))
     console.print(table)
 
@@ -100,16 +105,19 @@ def show(
     = None,
 ) -> None:
     """Each candidate image of a person, with its decision and reason."""
+    from faceatlas.names.normalize import one_line
     from faceatlas.store.db import session_scope
     from faceatlas.store.people import find_person
 
     settings = get_settings()
     with session_scope(settings) as session:
         p = find_person(session, person, collection)
-        console.print(f"[bold]{p.name}[/] ({p.ascii_name}) · {p.collection.key} · "
-                      f"{state_label(p.state)}" + (f" · [red]{p.error}[/]" if p.error else ""))
+        known = "".join(f" · {escape(one_line(x))}" for x in (p.native_name, p.wikidata_qid) if x)
+        console.print(f"[bold]{escape(one_line(p.name))}[/] ({p.ascii_name}){known} · "
+                      f"{p.collection.key} · {state_label(p.state)}"
+                      + (f" · [red]{escape(p.error)}[/]" if p.error else ""))
         table = Table()
-        for col in ("image", "source", "faces", "decision", "distance", "crop"):
+        for col in ("image", "source", "licence", "faces", "decision", "distance", "crop"):
             table.add_column(col)
         for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
             accepted = [f for f in img.faces if f.state == "accepted"]
@@ -120,7 +128,9 @@ def show(
             decision = img.reason or img.state
             style = "green" if decision == "accepted" else "red"
             table.add_row(
-                img.title or img.origin, (img.url or img.origin)[:60], str(len(img.faces)),
+                img.title or img.origin, (img.url or img.origin)[:60],
+                " · ".join(x[:40] for x in (img.licence, img.author) if x),
+                str(len(img.faces)),
                 f"[{style}]{decision}[/]", distance,
                 Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
             )

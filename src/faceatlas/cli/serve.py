@@ -51,14 +51,23 @@ def promote(
 @app.command()
 @friendly
 def recognize(
-    image: Annotated[Path, typer.Argument(help="Photo to recognise.", exists=True,
+    image: Annotated[Path, typer.Argument(help="Photo or video clip to recognise.", exists=True,
                                           dir_okay=False, readable=True)],
     collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
+    fps: Annotated[float | None, typer.Option(
+        min=1.0, max=8.0, help="Video only: frames sampled per second (default 2).")] = None,
 ) -> None:
-    """Who is in this photo: every face with its best person, or unknown."""
+    """Who is in this photo (every face with its best person, or unknown), or in this clip
+    (a timeline: person, from–to, confidence)."""
     from faceatlas.recognize import recognize_file, seed_answer
+    from faceatlas.video.reader import looks_like_video
 
+    if looks_like_video(image):
+        from faceatlas.cli.video import recognize_clip
+
+        recognize_clip(image, collection, as_json, fps)
+        return
     settings = get_settings()
     result = recognize_file(image, settings, collection=collection, engines=None)
     if as_json:

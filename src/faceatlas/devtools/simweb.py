@@ -6,6 +6,7 @@ One stdlib ``ThreadingHTTPServer`` (a thread per request) serves:
 - ``GET /search``                 RapidAPI Real-Time Image Search shape; hits point back here
 - ``GET /img/<path>``             files under ``photos_dir`` (never outside it)
 - ``GET /thumb/<path>``           a downscaled JPEG of the same file
+- ``GET /wikidata/…, /commons/…, /upload/…``  Wikidata and Commons (see simwiki.py)
 - ``GET /fault/<kind>/...``       broken hosts: 404, 500-then-ok, slow, truncated, html,
                                   oversized, redirect chains, redirect to a private address, tiny
 
@@ -38,6 +39,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from PIL import Image
 
+from faceatlas.devtools import simwiki
 from faceatlas.names.normalize import name_key
 
 OVERSIZED_BYTES = 64 * 1024 * 1024
@@ -69,6 +71,7 @@ def load_people(people: str | Path | dict[str, Any] | Sequence[dict[str, Any]]) 
                 "occupations": [str(o) for o in p.get("occupations", [])],
                 "real": bool(p.get("real", True)),
                 "images": [str(x) for x in p.get("images", [])],
+                **{k: p[k] for k in simwiki.WIKI_KEYS if k in p},  # Wikidata/Commons extras
             }
         )
     return out
@@ -104,6 +107,9 @@ class SimWeb:
         latency_ms: float = 0.0,
     ) -> None:
         self.people = load_people(people)
+        self.by_key: dict[str, list[dict]] = {}  # name_key -> people (answers 10k-name lists)
+        for p in self.people:
+            self.by_key.setdefault(name_key(p["name"]), []).append(p)
         self.photos_dir = Path(photos_dir).resolve()
         self.host, self.port = host, port
         self.latency_ms = latency_ms
@@ -118,6 +124,7 @@ class SimWeb:
         self._sizes: dict[str, tuple[int, int]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.wiki = simwiki.WikiSim(self, people)  # Wikidata + Commons (devtools/simwiki.py)
 
     # -- lifecycle
     def start(self) -> Self:
@@ -397,6 +404,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault(path[len("/fault/") :])
         elif path.startswith("/page/"):
             self._send(200, b"<html><body>a page</body></html>", "text/html; charset=utf-8")
+        elif path.startswith(simwiki.PREFIXES):
+            simwiki.handle(self, path)
         elif path in ("/", "/healthz"):
             self._json(200, {"ok": True, "people": len(self.sim.people)})
         else:
@@ -479,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _verify(self, name: str, country: str) -> dict[str, Any]:
         key = name_key(name)
-        same = [p for p in self.sim.people if name_key(p["name"]) == key]
+        same = self.sim.by_key.get(key, [])
         match = next((p for p in same if p["country"].casefold() == country.casefold()), None)
         match = match or (same[0] if same else None)
         if match is None:

@@ -11,18 +11,36 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import select
 
 from faceatlas.errors import StorageError
 from faceatlas.names.llm import NameGenerator
-from faceatlas.names.normalize import InvalidNameError, clean_label, collection_key, name_key
-from faceatlas.names.tables import PersonRow, read_people, write_table
+from faceatlas.names.normalize import (
+    COUNTRY_MAX,
+    NAME_MAX,
+    OCCUPATION_MAX,
+    InvalidNameError,
+    clean_label,
+    collection_key,
+    name_key,
+    one_line,
+)
+from faceatlas.names.similar import SimilarNames
+from faceatlas.names.tables import PersonRow, TableLimits, read_people, write_table
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import Collection, Person
-from faceatlas.store.people import get_collection, get_or_create_collection, upsert_person
+from faceatlas.store.people import (
+    PreparedPerson,
+    get_collection,
+    get_or_create_collection,
+    known_names,
+    prepare_person,
+    upsert_people,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +62,16 @@ class NamesReport:
     rejected: int = 0  # proposed, but not verified
     people: list[str] = field(default_factory=list)  # verified names, first seen first
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    # limits hit (names dropped) and suspected duplicates (stored as separate people)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Skipped(NamedTuple):
+    """A sheet row that was not imported, and why."""
+
+    row: int  # row number in the sheet (header = 1)
+    text: str  # the name as given, shortened for display
+    why: str
 
 
 @dataclass
@@ -53,7 +81,24 @@ class ImportReport:
     collection: str
     created: int = 0
     existing: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (row text, why)
+    skipped: list[Skipped] = field(default_factory=list)
+    # suspected duplicates: rows stored as new people that look like someone already there
+    warnings: list[str] = field(default_factory=list)
+
+
+def _shown(name: str, limit: int = 80) -> str:
+    name = one_line(name)
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _check_similar(similar: SimilarNames, person: PreparedPerson, where: str,
+                   warnings: list[str]) -> None:  # fmt: skip
+    """Warn when a new person looks like one already known; then know them too."""
+    suspects = similar.check_and_add(person.key, person.name)
+    if suspects:
+        shown = ", ".join(repr(_shown(n)) for n in sorted(suspects)[:3])
+        warnings.append(f"{where}{_shown(person.name)!r} looks like {shown}: stored as a "
+                        "separate person; if they are one, delete one of them")  # fmt: skip
 
 
 def generate_names(
@@ -69,10 +114,10 @@ def generate_names(
     failure later keeps the occupations already paid for; the name mapping is written for
     whatever was stored, then the error goes on to the caller.
     """
-    country = clean_label(country, "country")
+    country = clean_label(country, "country", COUNTRY_MAX)
     by_case: dict[str, str] = {}  # "Singer" and "singer" are one occupation; first spelling wins
     for occupation in occupations:
-        label = clean_label(occupation, "occupation")
+        label = clean_label(occupation, "occupation", OCCUPATION_MAX)
         by_case.setdefault(label.casefold(), label)
     wanted = list(by_case.values())
     if not wanted:
@@ -80,29 +125,60 @@ def generate_names(
     # before any request or file: a missing API key must leave nothing behind
     generator = generator or NameGenerator.from_settings(settings)
     report = NamesReport(country=country, collection=collection_key(country), occupations=wanted)
+    per_answer, per_run = settings.llm_max_names_per_answer, settings.llm_max_names_per_run
+    asked = 0  # names sent for verification in this run
     stored: set[str] = set()
     rejected: set[str] = set()
     try:
         for done, occupation in enumerate(wanted, start=1):
+            if asked >= per_run:
+                report.warnings.append(
+                    f"{occupation}: not asked: the run's limit of {per_run} names was reached "
+                    "(FACEATLAS_LLM_MAX_NAMES_PER_RUN)")
+                if progress is not None:
+                    progress(done, len(wanted), occupation)
+                continue
             candidates = generator.generate(country, occupation)
+            # Over a cap, keep the first names (the prompt asks for the most famous first): a
+            # long answer is still useful, and the warning says how many were dropped.
+            if len(candidates) > per_answer:
+                report.warnings.append(
+                    f"{occupation}: the LLM listed {len(candidates)} names; kept the first "
+                    f"{per_answer} (FACEATLAS_LLM_MAX_NAMES_PER_ANSWER)")
+                candidates = candidates[:per_answer]
+            if len(candidates) > per_run - asked:
+                report.warnings.append(
+                    f"{occupation}: kept {per_run - asked} of {len(candidates)} names: the "
+                    f"run's limit is {per_run} (FACEATLAS_LLM_MAX_NAMES_PER_RUN)")
+                candidates = candidates[: per_run - asked]
+            asked += len(candidates)
             verdicts = generator.review(country, [c.name for c in candidates])
             with session_scope(settings) as session:
                 collection = get_or_create_collection(session, country)
+                similar = known_names(session, collection)
+                batch: list[PreparedPerson] = []
                 for verdict in verdicts:
                     key = name_key(verdict.name)
-                    if not verdict.verified:
-                        if key not in stored and key not in rejected:
-                            rejected.add(key)
-                            report.rejections.append((verdict.name, verdict.reason))
+                    reason = verdict.reason
+                    if verdict.verified:
+                        try:
+                            batch.append(prepare_person(
+                                verdict.name, occupations=[occupation], country=country,
+                                source="llm", verdict=verdict.reason or "verified"))
+                            _check_similar(similar, batch[-1], f"{occupation}: ",
+                                           report.warnings)  # fmt: skip
+                            continue
+                        except InvalidNameError as exc:
+                            reason = str(exc)
+                    if key not in stored and key not in rejected:
+                        rejected.add(key)
+                        report.rejections.append((_shown(verdict.name, NAME_MAX), reason))
+                results = upsert_people(session, collection, batch)
+                for prepared, (_, created) in zip(batch, results, strict=True):
+                    if prepared.key in stored:
                         continue
-                    _, created = upsert_person(
-                        session, collection, verdict.name, occupations=[occupation],
-                        country=country, source="llm", verdict=verdict.reason or "verified",
-                    )  # fmt: skip
-                    if key in stored:
-                        continue
-                    stored.add(key)
-                    report.people.append(verdict.name)
+                    stored.add(prepared.key)
+                    report.people.append(prepared.name)
                     if created:
                         report.created += 1
                     else:
@@ -115,32 +191,43 @@ def generate_names(
     # a name rejected for one occupation but verified for another is a person, not a rejection
     report.rejections = [(n, r) for n, r in report.rejections if name_key(n) not in stored]
     report.rejected = len(report.rejections)
+    for warning in report.warnings:
+        log.warning("names for %s: %s", country, warning)
     return report
 
 
 def import_people(settings: Settings, path: Path | str, country: str) -> ImportReport:
-    """People from a ``data.xlsx``/CSV sheet join the collection of ``country`` (queued)."""
-    country = clean_label(country, "country")
-    rows = read_people(path)  # before the session: a bad sheet writes nothing
+    """People from a ``data.xlsx``/CSV sheet join the collection of ``country`` (queued).
+
+    A row that cannot be stored (no letters, a value too long for its column) is reported
+    with its row number and reason; the other rows are imported. All rows go to the database
+    in one transaction with one query per 500 names, so large sheets import in linear time.
+    """
+    country = clean_label(country, "country", COUNTRY_MAX)
+    # before the session: a bad sheet writes nothing
+    rows = read_people(path, TableLimits.from_settings(settings))
     report = ImportReport(collection=collection_key(country))
+    prepared: list[tuple[int, PreparedPerson]] = []
+    for row in rows:
+        try:
+            prepared.append((row.row, prepare_person(
+                row.full_name, occupations=_split_occupations(row.occupation),
+                country=country, source="sheet", first_name=row.name, last_name=row.last_name,
+            )))  # fmt: skip
+        except InvalidNameError as exc:
+            report.skipped.append(Skipped(row.row, _shown(row.full_name), str(exc)))
     seen: set[str] = set()
     with session_scope(settings) as session:
         collection = get_or_create_collection(session, country)
-        for row in rows:
-            full = row.full_name
-            key = name_key(full)
-            if not key:
-                report.skipped.append((full, "no letters or digits in the name"))
-                continue
-            _, created = upsert_person(
-                session, collection, full,
-                occupations=_split_occupations(row.occupation),
-                country=country, source="sheet",
-                first_name=row.name, last_name=row.last_name,
-            )  # fmt: skip
-            if key in seen:
+        similar = known_names(session, collection)
+        for number, person in prepared:
+            _check_similar(similar, person, f"row {number}: ", report.warnings)
+        people = [person for _, person in prepared]
+        for person, (_, created) in zip(people, upsert_people(session, collection, people),
+                                       strict=True):
+            if person.key in seen:
                 continue  # the same person twice in one sheet: occupations merged, counted once
-            seen.add(key)
+            seen.add(person.key)
             if created:
                 report.created += 1
             else:
@@ -162,7 +249,7 @@ def export_people(settings: Settings, path: Path | str, country: str | None = No
         query = select(Person).join(Collection).order_by(Collection.key, Person.id)
         if country is not None:
             # an unknown country is a mistake to report, not an empty sheet
-            collection = get_collection(session, clean_label(country, "country"))
+            collection = get_collection(session, clean_label(country, "country", COUNTRY_MAX))
             query = query.where(Person.collection_id == collection.id)
         for person in session.scalars(query):
             first, last = _first_last(person)
@@ -184,7 +271,8 @@ def write_name_mapping(settings: Settings) -> dict[str, str]:
     """
     path = Layout(settings.home).name_mapping
     with session_scope(settings) as session:
-        ours = {p.folder: p.name for p in session.scalars(select(Person).order_by(Person.id))}
+        ours = {folder: name for folder, name in
+                session.execute(select(Person.folder, Person.name).order_by(Person.id))}
     with _locked(path):
         mapping = {**_read_mapping(path), **ours}
         data = json.dumps(mapping, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
@@ -240,6 +328,7 @@ __all__ = [
     "NamesReport",
     "PersonRow",
     "Progress",
+    "Skipped",
     "export_people",
     "generate_names",
     "import_people",

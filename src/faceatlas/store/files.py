@@ -60,13 +60,32 @@ class Layout:
         return self.home / "gallery" / _component(collection)
 
     @property
-    def occupation_files(self) -> tuple[Path, Path]:
-        """The old system's occupation list, if the user put one in the home."""
-        return self.home / "occupation.xlsx", self.home / "occupation.csv"
+    def occupation_files(self) -> tuple[Path, ...]:
+        """The old system's occupation list, if the user put one in the home: where the old
+        system kept it (``excel/occupation.xlsx``) first."""
+        return (self.excel_dir / "occupation.xlsx", self.excel_dir / "occupation.csv",
+                self.home / "occupation.xlsx", self.home / "occupation.csv")
+
+    @property
+    def excel_dir(self) -> Path:
+        """The old system's spreadsheets: ``occupation.xlsx`` and ``data.xlsx`` (the queue)."""
+        return self.home / "excel"
+
+    @property
+    def data_sheet(self) -> Path:
+        return self.excel_dir / "data.xlsx"
 
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    def cache_file(self, kind: str, key: str) -> Path:
+        """An outside service's answer (e.g. Wikimedia), by request hash: re-runs re-use it."""
+        folder = self.home / "cache" / _component(kind) / _component(key[:2])
+        return folder / f"{_component(key)}.json"
+    def video_job_dir(self, job_id: int) -> Path:
+        """A video recognition job's files: the uploaded clip (until done), result, thumbs."""
+        return self.home / "video" / str(int(job_id))
 
     def raw_file(self, collection: str, folder: str, sha256: str, ext: str) -> Path:
         """Downloads are stored by content hash: the same bytes are stored once."""

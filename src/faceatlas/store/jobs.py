@@ -19,13 +19,19 @@ def worker_name() -> str:
 
 def start_job(settings: Settings, kind: str, person_id: int | None = None,
               collection_id: int | None = None, task_id: str | None = None) -> int:
-    """The open job of this kind for the person (resumed after a crash), or a new one."""
+    """The open job of this kind for the person (resumed after a crash), or a new one.
+
+    Jobs without a person (``names`` runs) are never resumed: each request is its own job,
+    so two runs for different countries never report into one row.
+    """
     with session_scope(settings) as s:
-        job = s.scalar(
-            select(Job).where(Job.kind == kind, Job.person_id == person_id,
-                              Job.state.in_(("queued", "running")))
-            .order_by(Job.id.desc()).limit(1)
-        )
+        job = None
+        if person_id is not None:
+            job = s.scalar(
+                select(Job).where(Job.kind == kind, Job.person_id == person_id,
+                                  Job.state.in_(("queued", "running")))
+                .order_by(Job.id.desc()).limit(1)
+            )
         if job is None:
             job = Job(kind=kind, person_id=person_id, collection_id=collection_id, attempts=0)
             s.add(job)

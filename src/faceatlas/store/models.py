@@ -90,6 +90,9 @@ class Person(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     selftest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # -- keyless sources (issue 14): who this is on Wikidata, and the name in its own script
+    wikidata_qid: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    native_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -128,7 +131,17 @@ class Image(Base):
     state: Mapped[str] = mapped_column(String(30), default="pending")  # pending|fetched|decided
     reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # -- keyless sources (issue 14): reuse terms of a Commons file
+    licence: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    licence_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    author: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # -- video provenance (images cut from a clip by import-video; NULL for photos)
+    video_source: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # clip
+    video_track: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    video_start: Mapped[float | None] = mapped_column(Float, nullable=True)  # track, seconds
+    video_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    video_time: Mapped[float | None] = mapped_column(Float, nullable=True)  # this frame
 
     person: Mapped[Person] = relationship(back_populates="images")
     faces: Mapped[list[Face]] = relationship(

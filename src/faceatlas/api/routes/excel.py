@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from faceatlas.api.deps import ApiContext, get_ctx
+from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.jobs_background import start_collect_next, start_names, stored_occupations
 
 router = APIRouter(prefix="/api/excel", tags=["seed: spreadsheets"])
@@ -25,8 +25,9 @@ router = APIRouter(prefix="/api/excel", tags=["seed: spreadsheets"])
 
 @router.get("/occupations")
 def occupations(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> dict[str, Any]:
-    """The occupations names are generated for (``occupation.xlsx`` in the home, else the
-    occupations of the people already stored)."""
+    """The occupations names are generated for (``excel/occupation.xlsx`` in the home, or
+    ``FACEATLAS_OCCUPATIONS_FILE``; else the occupations of the people already stored).
+    The list is the server's, not a collection's: every token may read it."""
     found = stored_occupations(ctx.settings)
     return {"success": True, "data": {"occupations": found, "total": len(found)}}
 
@@ -34,16 +35,19 @@ def occupations(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> dict[str, Any]:
 @router.get("/check-excel", response_model=None)
 def check_excel(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     country: Annotated[str | None, Query(max_length=100)] = None,
     occupation: Annotated[
         str | None, Query(max_length=2000, description="Comma-separated filter.")
     ] = None,
 ) -> dict[str, Any] | JSONResponse:
-    """Start generating names for ``country`` (all stored occupations, or the filter)."""
+    """Start generating names for ``country`` (all stored occupations, or the filter).
+    ``row_count``: rows written to the data sheet (``file_path``, the collection's queue)."""
     if not country or not country.strip():
         return JSONResponse(
             {"success": False, "message": "country is required, e.g. ?country=Serbia"}, 400
         )
+    caller.check(country.strip(), f"no collection {country.strip()!r}")
     wanted = [o.strip() for o in (occupation or "").split(",") if o.strip()]
     started = start_names(ctx.settings, country.strip(), wanted or None)
     return {
@@ -60,9 +64,11 @@ def check_excel(
 
 
 @router.get("/process", response_model=None)
-def process(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> dict[str, Any] | JSONResponse:
-    """Start collecting the next queued person; answers at once with the person and job id."""
-    started = start_collect_next(ctx.settings)
+def process(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller
+            ) -> dict[str, Any] | JSONResponse:
+    """Start collecting the next queued person (of the token's collections); answers at once
+    with the person and job id."""
+    started = start_collect_next(ctx.settings, caller.collections)
     if started is None:
         return {"success": False, "message": "No data found: no person is queued for collection"}
     return {

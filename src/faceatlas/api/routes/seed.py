@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
-from faceatlas.api.deps import ApiContext, get_ctx
+from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.api.schemas import SeedRecognition
 from faceatlas.api.uploads import read_upload
 from faceatlas.recognize import recognize_bytes, seed_answer
@@ -18,13 +18,18 @@ router = APIRouter(tags=["seed: recognition"])
 @router.post("/recognize", response_model=SeedRecognition, response_model_exclude_unset=True)
 def recognize_seed(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     image: Annotated[UploadFile, File(description="The photo (JPEG, PNG, WebP, …).")],
     collection: Annotated[
-        str | None, Form(max_length=100, description="Default: the server's collection.")
+        str | None, Form(max_length=100, description="Default: the token's collection "
+                                                    "(old {token: domain} tokens), else the "
+                                                    "server's.")
     ] = None,
 ) -> Any:
-    """Who is in this photo: ``success`` with the best person, ``unknown`` or ``no_face``."""
+    """Who is in this photo, in the old system's words: ``success`` with the best person,
+    ``error`` ("No matches within threshold") or ``no_faces``."""
+    chosen = caller.choose(collection, ctx.settings.default_collection)
     data = read_upload(image, ctx.settings.max_upload_bytes)
-    result = recognize_bytes(data, ctx.settings, collection=collection, store=ctx.store,
+    result = recognize_bytes(data, ctx.settings, collection=chosen, store=ctx.store,
                              engines=ctx.engines)
     return SeedRecognition.model_validate(seed_answer(result))

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from faceatlas.api.deps import ApiContext, get_ctx
+from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.api.schemas import (
     CollectionOut,
     Enrolment,
@@ -22,6 +22,7 @@ from faceatlas.api.schemas import (
     Recognition,
     Removal,
 )
+from faceatlas.api.tokens import check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery import list_collections, list_people, promote_person, remove_person
@@ -37,10 +38,13 @@ MAX_ENROL_FILES = 50
 
 
 @router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
-def collections(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Any:
-    """Every collection with its counts of people and faces, and its index size."""
+def collections(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller) -> Any:
+    """Every collection (of the token's) with its counts of people and faces, and its index
+    size."""
     out = []
     for c in list_collections(ctx.settings):
+        if not caller.allows(c.key):
+            continue
         index_faces = len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0
         out.append(CollectionOut(**asdict(c), index_faces=index_faces))
     return out
@@ -49,20 +53,24 @@ def collections(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Any:
 @router.get("/people", response_model=list[PersonOut], tags=["people"])
 def people(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     collection: Annotated[str | None, Query(max_length=100)] = None,
     state: Annotated[str | None, Query(max_length=30)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Any:
     """People with their state and counts (images, accepted faces, gallery faces)."""
+    if collection is not None:
+        caller.check(collection, f"no collection {collection!r}")
     found = list_people(ctx.settings, collection=collection, state=state, limit=limit,
-                        offset=offset)
+                        offset=offset, collections=caller.collections)
     return [asdict(p) for p in found]
 
 
 @router.get("/people/{person_id}", response_model=PersonDetail, tags=["people"])
-def person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+def person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, person_id: Id) -> Any:
     """One person: counts, state, error and the last promotion self-test."""
+    check_person(caller, ctx.settings, person_id)
     (info,) = list_people(ctx.settings, person_id=person_id) or _missing(person_id)
     with session_scope(ctx.settings) as session:
         p = session.get(Person, person_id)
@@ -71,18 +79,23 @@ def person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
         return {**asdict(info), "ascii_name": p.ascii_name, "folder": p.folder,
                 "occupations": p.occupations, "country": p.country, "source": p.source,
                 "error": p.error, "selftest": p.selftest, "created_at": p.created_at,
-                "updated_at": p.updated_at}
+                "updated_at": p.updated_at, "wikidata_qid": p.wikidata_qid,
+                "native_name": p.native_name}
 
 
 @router.delete("/people/{person_id}", response_model=Removal, tags=["people"])
-def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+                  person_id: Id) -> Any:
     """Erase a person: rows, raw files, crops, gallery files and index entries."""
+    check_person(caller, ctx.settings, person_id)
     return asdict(remove_person(person_id, ctx.settings, store=ctx.store))
 
 
 @router.get("/people/{person_id}/faces", response_model=list[ImageOut], tags=["people"])
-def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) -> Any:
+def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+                 person_id: Id) -> Any:
     """Every candidate image of the person with its faces and the decision about each."""
+    check_person(caller, ctx.settings, person_id)
     with session_scope(ctx.settings) as session:
         if session.get(Person, person_id) is None:
             _missing(person_id)
@@ -92,7 +105,8 @@ def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) ->
         ).all()
         return [
             {"id": img.id, "title": img.title, "origin": img.origin, "state": img.state,
-             "reason": img.reason, "faces": [
+             "reason": img.reason, "provider": img.provider, "licence": img.licence,
+             "licence_url": img.licence_url, "author": img.author, "faces": [
                  {"id": f.id, "image_id": img.id, "image": img.title or img.origin,
                   "image_reason": img.reason, "idx": f.idx,
                   "box": {"x": f.x, "y": f.y, "w": f.w, "h": f.h}, "det_score": f.det_score,
@@ -108,6 +122,7 @@ def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id) ->
 @router.get("/jobs", response_model=list[JobOut], tags=["jobs"])
 def jobs(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     state: Annotated[str | None, Query(max_length=20)] = None,
     kind: Annotated[str | None, Query(max_length=30)] = None,
     person_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
@@ -121,12 +136,14 @@ def jobs(
         query = query.where(Job.kind == kind)
     if person_id is not None:
         query = query.where(Job.person_id == person_id)
+    query = visible_jobs(query, caller, ctx.settings)  # type: ignore[assignment]
     with session_scope(ctx.settings) as session:
         return [JobOut.model_validate(j, from_attributes=True) for j in session.scalars(query)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
-def job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
+def job(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, job_id: Id) -> Any:
+    check_job(caller, ctx.settings, job_id)
     with session_scope(ctx.settings) as session:
         found = session.get(Job, job_id)
         if found is None:
@@ -137,21 +154,49 @@ def job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
 @router.post("/recognize", response_model=Recognition, tags=["recognition"])
 def recognize(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     image: Annotated[UploadFile, File(description="The photo.")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Any:
     """Every face in the photo, each with its best person or ``unknown``."""
+    chosen = caller.choose(collection, ctx.settings.default_collection)
     data = read_upload(image, ctx.settings.max_upload_bytes)
-    result = recognize_bytes(data, ctx.settings, collection=collection, store=ctx.store,
+    result = recognize_bytes(data, ctx.settings, collection=chosen, store=ctx.store,
                              engines=ctx.engines)
     return {"status": result.status, "collection": result.collection, "width": result.width,
             "height": result.height, "threshold": result.threshold,
             "faces": [face_dict(f, result) for f in result.faces]}
 
 
+@router.post("/recognize/video", status_code=202, tags=["recognition"])
+def recognize_video(
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    video: Annotated[UploadFile, File(description="The clip (MP4, MOV, WebM, MKV …).")],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+    fps: Annotated[float | None, Form(ge=1.0, le=8.0, description="Frames a second.")] = None,
+) -> Any:
+    """Start recognising a clip in the background; poll ``GET /recognize/video/{job_id}`` for
+    progress and, when done, tracks with times, boxes per sampled frame and identities."""
+    from faceatlas.video.jobs import start_video_job
+
+    job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
+                             collection=collection, fps=fps, engines=ctx.engines,
+                             store=ctx.store)
+    return {"job_id": job_id, "state": "running", "status_url": f"/api/v1/recognize/video/{job_id}"}
+
+
+@router.get("/recognize/video/{job_id}", tags=["recognition"])
+def recognize_video_job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
+    """A video job: state, progress (0–1), message, error, and the result once done."""
+    from faceatlas.video.jobs import video_job
+
+    return video_job(ctx.settings, job_id)
+
+
 @router.post("/people", response_model=Enrolment, tags=["people"])
 def enrol(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     name: Annotated[str, Form(min_length=1, max_length=200, description="Full name.")],
     files: Annotated[list[UploadFile], File(description="Photos of the person.")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
@@ -162,13 +207,21 @@ def enrol(
     from faceatlas.curate import curate_person
     from faceatlas.faces.analyse import AnalyseParams, FacePool
     from faceatlas.importer import add_files
-    from faceatlas.names.normalize import name_key
+    from faceatlas.names.normalize import InvalidNameError
     from faceatlas.store.jobs import finish_job, start_job
-    from faceatlas.store.people import get_or_create_collection, upsert_person
+    from faceatlas.store.people import (
+        get_or_create_collection,
+        prepare_person,
+        suspected_duplicates,
+        upsert_person,
+    )
 
     settings = ctx.settings
-    if not name_key(name):
-        raise HTTPException(422, "name has no letters or digits")
+    collection = caller.choose(collection, settings.default_collection)
+    try:  # control characters stripped, length checked: before any photo is looked at
+        name = prepare_person(name).name
+    except InvalidNameError as exc:
+        raise HTTPException(422, f"name: {exc}") from None
     if not files:
         raise HTTPException(422, "no files")
     if len(files) > MAX_ENROL_FILES:
@@ -186,7 +239,11 @@ def enrol(
             paths.append(path)
         with session_scope(settings) as session:
             coll = get_or_create_collection(session, collection or settings.default_collection)
-            p, _ = upsert_person(session, coll, name, source="upload")
+            # a different name that looks like a known one is a new person, and the answer
+            # says whom it resembles (never merged: only a person can tell)
+            suspects = suspected_duplicates(session, coll, name)
+            p, created = upsert_person(session, coll, name, source="upload")
+            suspects = suspects if created else []
             person_id, coll_key, coll_id = p.id, coll.key, coll.id
         job_id = start_job(settings, "enrol", person_id, coll_id)
         try:
@@ -205,6 +262,8 @@ def enrol(
         "person_id": person_id, "person": report.person, "collection": coll_key,
         "job_id": job_id, "candidates": report.candidates, "accepted": report.accepted,
         "new_images": report.new_images, "reasons": dict(report.reasons),
+        "warnings": [f"{name!r} looks like {s!r}, a different person in {coll_key}: enrolled "
+                     "as a separate person" for s in suspects],
         "promotion": None if promotion is None else {
             "state": promotion.state, "faces": promotion.faces,
             "gallery_files": promotion.gallery_files,

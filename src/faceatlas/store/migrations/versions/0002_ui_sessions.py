@@ -1,7 +1,7 @@
 """ui sessions: server-side review-UI log-ins (issue 11)
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0002'
-down_revision = '0001'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

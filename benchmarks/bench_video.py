@@ -1,0 +1,122 @@
+"""Video speed on one core: frames decoded and analysed per second, and the real-time factor
+(seconds of video per second of work), at 2 and 8 sampled frames a second.
+
+    python benchmarks/bench_video.py                 # the shared clip, dlib, upsample 1 and 0
+    python benchmarks/bench_video.py --quick         # CI: 2 fps only, one pass
+    python benchmarks/bench_video.py --engine sface  # another engine, where the branch has it
+
+Part 1 reads only (no faces): the shared clip end to end 20 times (183 s, keyframes every
+2 s) and a synthetic clip with keyframes every 1/6 s, sampled at 1/2/8 fps, with the reader's
+keyframe seeks and with seeking switched off. Part 2 is the whole analysis (decode, detect,
+embed, track) of the shared clip (640×360, 9.2 s). The goal: ≥ 4× real time at 2 fps.
+"""
+
+from __future__ import annotations
+
+import os
+
+# one core, one thread everywhere: set before numpy/dlib/OpenCV load their thread pools
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from faceatlas.settings import Settings  # noqa: E402
+from faceatlas.testdata import testdata_dir  # noqa: E402
+from faceatlas.video.analyse import analyse_video  # noqa: E402
+from faceatlas.video.reader import VideoReader  # noqa: E402
+
+
+def pin_one_core() -> str:
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to cpu {cpu}"
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return "not pinned"
+
+
+def engine_for(name: str, settings: Settings, upsample: int):  # type: ignore[no-untyped-def]
+    from faceatlas.faces import engine as engines
+
+    if name == "dlib":
+        return engines.get_engine(settings.detector, settings.detect_max_side, upsample)
+    try:  # another engine behind the same protocol, where this branch has one
+        return engines.get_engine(name=name)  # type: ignore[call-arg]
+    except (TypeError, ValueError, ImportError) as exc:
+        raise SystemExit(f"engine {name!r} is not available on this branch ({exc})") from None
+
+
+def read_only(path: Path, fps: float, seek: bool) -> tuple[int, int, int, float]:
+    reader = VideoReader(path, fps, seek_gap=0.25 if seek else float("inf"))
+    t0 = time.perf_counter()
+    samples = sum(1 for _ in reader)
+    return samples, reader.decoded, reader.seeks, time.perf_counter() - t0
+
+
+def part_reading(clip: Path, tmp: Path, quick: bool) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from video_fixtures import remux, synthetic  # the same helpers the tests use
+
+    copies = 3 if quick else 20
+    long_clip = remux(clip, tmp / "long.mp4", copies=copies)
+    short_gop = synthetic(tmp / "short_gop.mp4", 20 if quick else 60, gop=5)
+    print("\n## reading only (no faces)\n")
+    print("| clip | fps | samples | frames decoded (seek / no seek) | seeks | s (seek / no seek) |")
+    print("|---|---|---|---|---|---|")
+    for label, path in ((f"shared ×{copies} (GOP 2 s)", long_clip),
+                        ("synthetic 160×96 (GOP 1/6 s)", short_gop)):
+        for fps in ((2,) if quick else (1, 2, 8)):
+            s1, d1, k1, t1 = read_only(path, fps, True)
+            s2, d2, _, t2 = read_only(path, fps, False)
+            assert s1 == s2
+            print(f"| {label} | {fps} | {s1} | {d1} / {d2} | {k1} | {t1:.2f} / {t2:.2f} |")
+
+
+def part_analysis(clip: Path, engine: str, quick: bool) -> None:
+    print(f"\n## analysis of {clip.name} (decode + detect + embed + track), engine {engine}\n")
+    print("| upsample | fps | samples | faces | tracks | wall s | CPU s | samples/s | decoded/s "
+          "| real-time factor (wall / CPU) | decode / detect / embed s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for upsample in ((1,) if quick else (1, 0)):
+        settings = Settings(video_upsample=upsample)  # type: ignore[call-arg]
+        eng = engine_for(engine, settings, upsample)
+        if hasattr(eng, "_load"):
+            eng._load()  # models load once per process: not part of the per-clip figure
+        for fps in ((2,) if quick else (2, 8)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            a = analyse_video(clip, settings, fps=fps, engine=eng)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            tm = a.timings
+            # CPU time: what one core of our own would take on a shared, loaded machine
+            print(f"| {upsample} | {fps} | {a.samples} | {a.faces} | {len(a.tracks)} "
+                  f"| {wall:.2f} | {cpu:.2f} | {a.samples / wall:.1f} | {a.decoded / wall:.0f} "
+                  f"| **{a.info.duration / wall:.1f}× / {a.info.duration / cpu:.1f}×** "
+                  f"| {tm['decode']:.2f} / {tm['detect']:.2f} / {tm['embed']:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clip", type=Path, default=None, help="default: the shared test clip")
+    ap.add_argument("--engine", default="dlib", help="face engine (dlib; sface where present)")
+    ap.add_argument("--quick", action="store_true", help="small sample for CI")
+    args = ap.parse_args()
+    clip = args.clip or testdata_dir() / "video" / "short_hamilton_clip.mp4"
+    if not clip.is_file():
+        raise SystemExit(f"no clip at {clip} (set FACEATLAS_TESTDATA)")
+    pinned = pin_one_core()
+    print(f"# bench_video: {clip.name}, one core ({pinned}), load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
+        part_reading(clip, Path(tmp), args.quick)
+    part_analysis(clip, args.engine, args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Reading video with PyAV (FFmpeg's demuxers and decoders, shipped in the ``av`` wheel).
+
+``VideoReader`` yields frames sampled at ``fps`` (1–8 a second). Sparse sampling does not
+decode the whole file: when the next wanted time is further ahead than both ``seek_gap`` and
+the keyframe spacing seen so far, the reader seeks to the keyframe before it and decodes
+forward from there; otherwise it decodes straight on (a seek re-decodes from the keyframe).
+A file that breaks part-way (truncated, corrupt packets) keeps the frames read before the
+fault: the reader stops, sets ``error`` and ``partial``, and the caller reports what it has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceatlas.errors import ImageError
+
+MIN_FPS, MAX_FPS = 1.0, 8.0
+#: never seek for less than this (seconds); the reader also waits to have seen the keyframe
+#: spacing (GOP) and seeks only past it. Measured (benchmarks/bench_video.py): with 2 s GOPs
+#: at 1–2 fps seeking every sample decoded *more* frames than decoding on (5,320–7,656 vs
+#: 5,500 for 184 s), so there it decodes on; with 1/6 s GOPs at 1 fps it decodes 365 of 1,800.
+SEEK_GAP = 0.25
+
+
+class VideoError(ImageError):
+    """A video that cannot be used. Codes: ``not_a_video`` (not a video container, or no video
+    stream), ``video_decode_error`` (corrupt, truncated without index), ``video_too_large``,
+    ``video_too_long``. A subclass of ImageError so the API answers 415/422 like for photos."""
+
+    code = "video_decode_error"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    container: str
+    codec: str
+    width: int
+    height: int
+    duration: float  # seconds
+    frame_rate: float
+    frames: int  # as the container says; 0 if unknown
+
+
+@dataclass
+class Frame:
+    index: int  # sample number
+    time: float  # seconds from the start of the video
+    rgb: np.ndarray
+
+
+def _open(path: Path):  # type: ignore[no-untyped-def]
+    import av
+
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.InvalidDataError:
+        if _container_magic(path):
+            # an MP4 cut short loses its index (the moov box is often written last)
+            raise VideoError(f"{path.name} is a video container but cannot be read: truncated "
+                             "or corrupt (no usable index)", code="video_decode_error") from None
+        raise VideoError(f"{path.name} is not a video file (format not recognised)",
+                         code="not_a_video") from None
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path.name} cannot be opened as a video: {exc.strerror or exc}",
+                         code="video_decode_error") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path.name} has no video stream", code="not_a_video")
+    return container
+
+
+def probe(path: Path, *, max_bytes: int | None = None,
+          max_seconds: float | None = None) -> VideoInfo:
+    """Container facts, after the size and duration limits; raises VideoError."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise VideoError(f"{path.name} is empty (0 bytes)", code="not_a_video")
+    if max_bytes is not None and size > max_bytes:
+        raise VideoError(f"{path.name} is {size / 1e6:.0f} MB, over the "
+                         f"{max_bytes / 1e6:.0f} MB video limit", code="video_too_large")
+    container = _open(path)
+    try:
+        info = _info(container)
+    finally:
+        container.close()
+    if max_seconds is not None and info.duration > max_seconds:
+        raise VideoError(f"{path.name} lasts {info.duration:.0f} s, over the "
+                         f"{max_seconds:.0f} s video limit", code="video_too_long")
+    return info
+
+
+def _info(container) -> VideoInfo:  # type: ignore[no-untyped-def]
+    s = container.streams.video[0]
+    if s.duration is not None and s.time_base is not None:
+        duration = float(s.duration * s.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = 0.0
+    rate = float(s.average_rate or s.guessed_rate or 0.0)
+    return VideoInfo(
+        container=container.format.name, codec=s.codec_context.name,
+        width=s.codec_context.width, height=s.codec_context.height,
+        duration=duration, frame_rate=rate, frames=int(s.frames or 0),
+    )
+
+
+class VideoReader:
+    """Sampled frames of one video. Iterate once; afterwards ``decoded`` (frames the decoder
+    produced), ``seeks``, ``error`` and ``partial`` tell how it went."""
+
+    def __init__(self, path: Path, fps: float = 2.0, *, max_bytes: int | None = None,
+                 max_seconds: float | None = None, seek_gap: float = SEEK_GAP) -> None:
+        if not MIN_FPS <= fps <= MAX_FPS:
+            raise VideoError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, not {fps:g}",
+                             code="bad_request")
+        self.path = Path(path)
+        self.fps = fps
+        self.seek_gap = seek_gap
+        self.info = probe(self.path, max_bytes=max_bytes, max_seconds=max_seconds)
+        self.decoded = 0
+        self.seeks = 0
+        self.sampled = 0
+        self.last_time = 0.0
+        self.error: VideoError | None = None
+
+    @property
+    def partial(self) -> bool:
+        return self.error is not None
+
+    @property
+    def expected_samples(self) -> int:
+        return max(1, math.ceil(self.info.duration * self.fps - 1e-6))
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        container = _open(self.path)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            tb = float(stream.time_base)
+            start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+            step = 1.0 / self.fps
+            half_frame = 0.5 / max(self.info.frame_rate, 1.0)
+            target = 0.0
+            frames: Iterator[av.VideoFrame] | None = None
+            position = -math.inf  # time of the last decoded frame
+            sought = -1.0  # the target of the last seek: one seek per target at most
+            last_key, gop = -math.inf, math.inf  # keyframe spacing as seen so far
+            while True:
+                # a seek restarts at the keyframe before the target: worth it only when that
+                # skips more frames than it decodes again, i.e. the gap exceeds a GOP
+                if frames is None or (target - position > max(self.seek_gap, gop)
+                                      and sought != target):
+                    if frames is not None:
+                        sought = target
+                        # backward=True lands on the keyframe at or before the target
+                        container.seek(int((start + target) / tb), stream=stream, backward=True)
+                        self.seeks += 1
+                        last_key = -math.inf  # keyframes either side of a jump are no GOP
+                    frames = container.decode(stream)
+                frame = self._next(frames)
+                if frame is None:
+                    break
+                self.decoded += 1
+                pts = frame.pts if frame.pts is not None else 0
+                position = pts * tb - start
+                if frame.key_frame:
+                    if position > last_key:
+                        gop = position - last_key if gop == math.inf else max(
+                            gop, position - last_key)
+                    last_key = position
+                if position + half_frame < target:
+                    continue
+                self.last_time = position
+                yield Frame(self.sampled, round(max(position, 0.0), 3),
+                            frame.to_ndarray(format="rgb24"))
+                self.sampled += 1
+                while target <= position + half_frame:
+                    target += step
+            self._check_complete()
+        finally:
+            container.close()
+
+    def _next(self, frames: Iterator[object]):  # type: ignore[no-untyped-def]
+        import av
+
+        try:
+            return next(frames)  # type: ignore[call-overload]
+        except StopIteration:
+            return None
+        except av.error.FFmpegError as exc:
+            self.error = VideoError(
+                f"{self.path.name} is corrupt after {self.last_time:.1f} s "
+                f"({exc.strerror or exc}); frames up to there are kept",
+                code="video_decode_error",
+            )
+            return None
+
+    def _check_complete(self) -> None:
+        """A file cut short may end cleanly for the demuxer: compare with the duration."""
+        if self.error is not None or self.info.duration <= 0:
+            return
+        missing = self.info.duration - self.last_time
+        if missing > max(1.0, 2.0 / self.fps):
+            self.error = VideoError(
+                f"{self.path.name} ends at {self.last_time:.1f} s of {self.info.duration:.1f} s "
+                "(truncated?); frames up to there are kept", code="video_decode_error",
+            )
+
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg",
+                              ".ts", ".3gp"})
+
+
+def _container_magic(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return (head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI "))
+
+
+def looks_like_video(path: Path) -> bool:
+    """By name (a video extension) or by content (ISO-BMFF ``ftyp``, Matroska/WebM EBML,
+    AVI): the CLI sends such files to video recognition, everything else to photos."""
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    if head[4:8] == b"ftyp":
+        # HEIF/AVIF photos are ISO-BMFF too: their brands say so
+        return head[8:12] not in (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")
+    return head[:4] == b"\x1a\x45\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
