@@ -60,6 +60,20 @@ def test_decode_shrinks_16_bit_and_jpeg_to_max_side(faces_root: Path) -> None:
         decode(buf.getvalue(), max_bytes=1_000_000)
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_shrunk_decode_keeps_the_orientation(orientation: int) -> None:
+    stored = Image.new("RGB", (1200, 600), "white")
+    stored.paste((200, 30, 30), (0, 0, 300, 600))  # a red band on the stored left edge
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    full, small = decode(buf.getvalue()), decode(buf.getvalue(), max_side=300)
+    assert small.full_size == (full.width, full.height)
+    expected = np.asarray(Image.fromarray(full.rgb).resize((small.width, small.height)))
+    assert np.abs(expected.astype(int) - small.rgb.astype(int)).mean() < 4
+
+
 _CHILD = r"""
 import json, resource, sys
 from pathlib import Path
