@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -141,6 +142,21 @@ def test_full_engine_queue_answers_503_with_retry_after(
             assert busy.json()["code"] == "busy" and "try again" in busy.json()["detail"]
             v1 = httpx.post(f"{url}/api/v1/recognize", files=files, headers=auth, timeout=30)
             assert v1.status_code == 503 and v1.headers["retry-after"] == "7"
+            # enrolment waits in the same queue before curation decodes anything
+            enrol = httpx.post(f"{url}/api/v1/people", data={"name": "Busy Person"},
+                               files=[("files", files["image"])], headers=auth, timeout=30)
+            assert enrol.status_code == 503 and enrol.headers["retry-after"] == "7"
+            # … and the UI says so on a page, with the same header
+            with httpx.Client(base_url=url, timeout=30) as ui:
+                form = ui.get("/ui/login").text
+                nonce = re.search(r'name="nonce" value="([^"]+)"', form)
+                assert nonce
+                ui.post("/ui/login", data={"token": TOKEN, "nonce": nonce[1]})
+                csrf = re.search(r'name="csrf" value="([^"]+)"', ui.get("/ui/recognize").text)
+                assert csrf
+                page = ui.post("/ui/recognize", data={"csrf": csrf[1]}, files=files)
+                assert page.status_code == 503 and page.headers["retry-after"] == "7"
+                assert "<html" in page.text and "try again" in page.text
         first.join(120)
         # the queued request got the engine once it was free, and its answer is right
         assert waiting and waiting[0].status_code == 200, waiting
