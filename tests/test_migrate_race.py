@@ -88,3 +88,36 @@ def test_processes_first_use_of_a_fresh_home(tmp_path: Path) -> None:
     assert failed == []
     assert [out.strip() for out, _ in results] == ["0"] * N
     assert (home / "faceatlas.db.migrate.lock").exists()
+
+
+def test_eight_concurrent_first_requests_on_a_fresh_home(tmp_path: Path) -> None:
+    import httpx
+
+    from faceatlas.api import create_app
+    from tests.gallery_fixtures import running
+
+    token = "migrate-race-token-0123456789"
+    settings = Settings(home=tmp_path / "home", api_tokens=[token], workers=1)
+    db.reset_caches()
+    try:
+        app = create_app(settings, engines=1)
+        # migrated at start-up, before any request
+        assert _head_revision(settings) is not None
+        with running(app) as url:
+            barrier = threading.Barrier(N)
+            answers: list[int] = []
+
+            def first_request() -> None:
+                barrier.wait()
+                got = httpx.get(f"{url}/api/v1/collections", timeout=60,
+                                headers={"Authorization": f"Bearer {token}"})
+                answers.append(got.status_code)
+
+            threads = [threading.Thread(target=first_request) for _ in range(N)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert answers == [200] * N
+    finally:
+        db.reset_caches()
