@@ -2,9 +2,9 @@
 
 Check the header (refusing decompression bombs), wait for a face engine (a bounded queue: 503
 when it is full), decode only then and only to ``recognize_max_side``, detect every face, embed
-them all in one pass, search
-the collection's index and let ``best_person`` group the neighbours by person: the best person
-within ``recognize_threshold`` is the answer for that face, otherwise it is ``unknown``.
+them all in one pass, search the collection's index and let ``best_person`` group the
+neighbours by person: the best person within ``recognize_threshold`` is the answer for that
+face, otherwise it is ``unknown``.
 
 The seed system loaded a pickle of up to 1.1 GB per request and detected twice; here the index
 is loaded once per process (and reloaded only when a promotion replaced its file), and the
