@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from faceatlas.errors import NotFoundError
-from faceatlas.faces.engine import DlibEngine
+from faceatlas.faces.engine import EngineConfig, FaceEngine, create_engine
 from faceatlas.faces.image import decode
 from faceatlas.gallery import SEARCH_K, gallery_identity, index_store
 from faceatlas.index import IndexStore, best_person, confidence
@@ -87,19 +87,30 @@ class Recognition:
         return min(known, key=lambda f: f.distance or 0.0) if known else None
 
 
+def recognition_config(settings: Settings) -> EngineConfig:
+    """The engine recognition runs. The ensemble's index holds SFace vectors, so an ensemble
+    server recognises with SFace alone (dlib only double-checks curation)."""
+    cfg = EngineConfig.from_settings(settings, recognize_upsample(settings))
+    if cfg.name == "ensemble":
+        from dataclasses import replace
+
+        cfg = replace(cfg, name="sface")
+    return cfg
+
+
 class EnginePool:
-    """A few engines, one per concurrent recognition: dlib's networks keep per-call state and
-    are not safe to share between threads, and separate copies let threads overlap where dlib
-    releases the GIL."""
+    """A few engines, one per concurrent recognition: dlib's networks and OpenCV's DNN nets
+    keep per-call state and are not safe to share between threads, and separate copies let
+    threads overlap where the libraries release the GIL."""
 
     def __init__(self, settings: Settings, size: int) -> None:
-        self._free: queue.LifoQueue[DlibEngine] = queue.LifoQueue()
+        self.config = recognition_config(settings)
+        self._free: queue.LifoQueue[FaceEngine] = queue.LifoQueue()
         for _ in range(max(1, size)):
-            self._free.put(DlibEngine(settings.detector, settings.detect_max_side,
-                                      recognize_upsample(settings)))
+            self._free.put(create_engine(self.config))
 
     @contextmanager
-    def engine(self) -> Iterator[DlibEngine]:
+    def engine(self) -> Iterator[FaceEngine]:
         engine = self._free.get()
         try:
             yield engine
@@ -111,13 +122,13 @@ class EnginePool:
         engines = [self._free.get() for _ in range(self._free.qsize())]
         try:
             for e in engines:
-                e._load()
+                e.warm()
         finally:
             for e in engines:
                 self._free.put(e)
 
 
-_pools: dict[tuple[str, int, int, int], EnginePool] = {}
+_pools: dict[tuple[EngineConfig, int], EnginePool] = {}
 _pools_lock = threading.Lock()
 
 
@@ -129,7 +140,7 @@ def recognize_upsample(settings: Settings) -> int:
 def engine_pool(settings: Settings, size: int | None = None) -> EnginePool:
     """One pool per process and engine configuration (default size: one per core)."""
     size = size or settings.worker_count
-    key = (settings.detector, settings.detect_max_side, recognize_upsample(settings), size)
+    key = (recognition_config(settings), size)
     with _pools_lock:
         if key not in _pools:
             _pools[key] = EnginePool(settings, size)
@@ -147,18 +158,22 @@ def recognize_bytes(
 ) -> Recognition:
     """Recognise every face in an encoded image. Raises ImageError for unusable bytes and
     NotFoundError for a collection that does not exist."""
-    threshold = settings.recognize_threshold if threshold is None else threshold
+    engines = engines or engine_pool(settings)
+    if threshold is None:
+        threshold = settings.thresholds(engines.config.name).recognize
     coll = _existing_collection(settings, collection or settings.default_collection)
     img = decode(data, max_pixels=settings.max_pixels)
-    engines = engines or engine_pool(settings)
+    index = (store or index_store(settings)).get(coll)
     with engines.engine() as engine:
+        # before the work: a server whose engine differs from the index's says so clearly
+        if len(index) and index.engine is not None:
+            index.require_engine(engine.name, engine.model_hash, coll)
         detected = engine.detect(img.rgb)
         vectors = engine.embed(img.rgb, detected)
     out = Recognition(coll, img.width, img.height, threshold=threshold)
     out.faces = [FaceMatch(Box(*f.box)) for f in detected]
     if not detected:
         return out
-    index = (store or index_store(settings)).get(coll)
     results = index.search(vectors, SEARCH_K) if len(index) else [[] for _ in detected]
     winners: dict[int, tuple[int, float]] = {}
     for i, neighbours in enumerate(results):
