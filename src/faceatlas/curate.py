@@ -306,7 +306,9 @@ def plan_curation(person_id: int, settings: Settings) -> list[tuple[int, str]]:
             raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
         person.state = PersonState.CURATING
         # embeddings of another engine cannot be compared with new ones: analyse all again
-        stale = person.engine is not None and person.engine != settings.engine
+        stale = person.engine != settings.engine or bool(
+            session.scalar(select(Face.id).where(Face.person_id == person.id,
+                                                 Face.engine != settings.engine).limit(1)))
         todo = _mark_exact_duplicates(session, person, reanalyse=stale)
         return [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
 

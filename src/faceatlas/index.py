@@ -174,6 +174,13 @@ class ExactIndex:
         self._n = end
         self.version += 1
 
+    def reset(self, engine: str, model_hash: str) -> int:
+        """Drop every row and tag the index for another engine (``faceatlas reembed``)."""
+        removed = self._compact(np.zeros(self._n, dtype=bool)) if self._n else 0
+        self.engine, self.model_hash = engine, model_hash
+        self.version += 1
+        return removed
+
     def remove_faces(self, face_ids: Sequence[int] | IntArray) -> int:
         fids = _as_ids(face_ids, "face_ids")
         if not self._n or not len(fids):

@@ -5,7 +5,13 @@ Each module registers its commands on the one Typer ``app`` in ``base``.
 
 from __future__ import annotations
 
-from faceatlas.cli import collect, core, distributed, serve  # noqa: F401  (they register commands)
+from faceatlas.cli import (  # noqa: F401  (they register commands)
+    collect,
+    core,
+    distributed,
+    eval,
+    serve,
+)
 from faceatlas.cli.base import app
 
 
