@@ -4,7 +4,12 @@ Prints images/s, ms per image split into decode / detect / embed / the rest (eve
 the models: quality, hashing, crops, decisions, database, files, process overhead), and peak
 memory. Goals: the rest ≤ 10% of the time; two workers ≥ 1.7× faster than one.
 
-    python benchmarks/bench_curate.py [--sample N] [--workers 2]
+With several ``--engine`` (default: dlib and sface) the engines run one after the other and a
+side-by-side table compares CPU per image (process CPU of the one-worker run, which analyses
+in-process: the primary figure on a shared machine) and accepted faces. Goal: sface ≤ 60 ms
+CPU per image, ≥ 5× less than dlib.
+
+    python benchmarks/bench_curate.py [--sample N] [--workers 2] [--engine dlib --engine sface]
 """
 
 from __future__ import annotations
@@ -44,13 +49,15 @@ def build_input(root: Path, sample: int | None) -> int:
     return len(files)
 
 
-def run(src: Path, workers: int) -> tuple[float, float, Counter[str], int, int]:
+def run(src: Path, workers: int, engine: str = "dlib"
+        ) -> tuple[float, float, Counter[str], int, int, float]:
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
-    settings = Settings(home=home, workers=workers)
+    settings = Settings(home=home, workers=workers, engine=engine)
     db.get_engine(settings)  # schema migration is set-up, not curation
     t0 = time.perf_counter()
     pool = FacePool(AnalyseParams.from_settings(settings), workers).start(wait=True)
     start = time.perf_counter()
+    cpu0 = time.process_time()
     timings: Counter[str] = Counter()
     accepted = peak = 0
     for report in import_folder(src, "bench", settings, pool=pool):
@@ -58,42 +65,57 @@ def run(src: Path, workers: int) -> tuple[float, float, Counter[str], int, int]:
         accepted += report.accepted
         peak = max(peak, report.peak_rss_kb)
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu0  # all of it with one (in-process) worker
     pool.close()
     db.reset_caches()
     shutil.rmtree(home)
-    return start - t0, wall, timings, accepted, peak
+    return start - t0, wall, timings, accepted, peak, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=None, help="use only N photos")
     parser.add_argument("--workers", type=int, default=2, help="parallel run's processes")
+    parser.add_argument("--engine", action="append", choices=["dlib", "sface", "ensemble"],
+                        help="engine(s) to compare (repeat; default dlib and sface)")
     args = parser.parse_args()
+    engines = args.engine or ["dlib", "sface"]
     src = Path(tempfile.mkdtemp(prefix="bench-in-"))
     n = build_input(src, args.sample)
     print(f"{n} photos of {len(list(src.iterdir()))} people\n")
-    print(f"{'run':<12}{'start s':>8}{'wall s':>8}{'img/s':>8}{'decode':>9}{'detect':>9}"
-          f"{'embed':>9}{'rest':>9}{'rest %':>8}{'accepted':>10}")
-    results = {}
+    print(f"{'engine':<9}{'run':<12}{'start s':>8}{'wall s':>8}{'img/s':>8}{'decode':>9}"
+          f"{'detect':>9}{'embed':>9}{'rest':>9}{'rest %':>8}{'accepted':>10}")
+    results: dict[tuple[str, int], float] = {}
+    side: dict[str, tuple[float, float, int]] = {}  # engine -> cpu ms/img, wall ms/img, accepted
     peak_worker = 0
-    for workers in (1, args.workers):
-        startup, wall, t, accepted, peak = run(src, workers)
+    for engine, workers in [(e, w) for e in engines for w in (1, args.workers)]:
+        startup, wall, t, accepted, peak, cpu = run(src, workers, engine)
         peak_worker = max(peak_worker, peak)
-        results[workers] = wall
+        results[engine, workers] = wall
+        if workers == 1:
+            side[engine] = (1000 * cpu / n, 1000 * wall / n, accepted)
         model = t["decode"] + t["detect"] + t["embed"]
         # with one worker, wall time = model time + everything else; per image in ms
         rest = max(0.0, wall - model / workers)
         per = {k: 1000 * t[k] / n for k in ("decode", "detect", "embed")}
-        print(f"{f'{workers} worker(s)':<12}{startup:>8.2f}{wall:>8.2f}{n / wall:>8.2f}"
+        print(f"{engine:<9}{f'{workers} worker(s)':<12}{startup:>8.2f}{wall:>8.2f}{n / wall:>8.2f}"
               f"{per['decode']:>9.1f}"
               f"{per['detect']:>9.1f}{per['embed']:>9.1f}{1000 * rest / n:>9.1f}"
               f"{100 * rest / wall:>7.1f}%{accepted:>10}")
     shutil.rmtree(src)
-    speedup = results[1] / results[args.workers]
+    print(f"\n{'one worker':<10}{'CPU ms/img':>12}{'wall ms/img':>13}{'accepted':>10}"
+          f"{'CPU vs dlib':>13}")
+    for engine, (cpu_ms, wall_ms, accepted) in side.items():
+        ratio = f"{side['dlib'][0] / cpu_ms:.1f}× less" if "dlib" in side else "-"
+        print(f"{engine:<10}{cpu_ms:>12.1f}{wall_ms:>13.1f}{accepted:>10}{ratio:>13}")
+    for engine in engines:
+        speedup = results[engine, 1] / results[engine, args.workers]
+        print(f"{engine}: speed-up with {args.workers} workers: {speedup:.2f}× (goal ≥ 1.7×)")
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nspeed-up with {args.workers} workers: {speedup:.2f}× (goal ≥ 1.7×)")
     print(f"peak memory: parent {peak_self:.0f} MB, largest face worker "
           f"{peak_worker / 1024:.0f} MB")
+    print("(CPU = process_time of the one-worker run / photos: primary figure on a shared "
+          "machine; wall clock suffers from other load)")
     print("(start = workers up with models loaded, once per run, not in wall; decode/detect/embed"
           " in ms per image summed over workers; rest = wall − model time / workers)")
 

@@ -400,6 +400,8 @@ def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
                 state="rejected", engine=a.engine or "dlib",
                 model_hash=a.model_hash or DLIB_MODEL_HASH,
             ))
+        # the loaded collection still lists the deleted rows: read it again when next used
+        session.expire(img, ["faces"])
     session.flush()
 
 

@@ -63,8 +63,8 @@ def eval_(
         table.add_column(r.engine, justify="right")
     rows = [r.summary() for r in results]
     for key in ("detection_rate", "accuracy_configured", "best_accuracy", "tar_at_far_1e-3",
-                "tar_at_far_1e-4", "threshold_at_target_far", "top1", "stranger_false_accepts",
-                "cpu_ms_per_image"):
+                "tar_at_far_1e-4", "threshold_at_target_far", "top1", "identified_configured",
+                "stranger_false_accepts_configured", "cpu_ms_per_image"):
         table.add_row(key, *(str(row[key]) for row in rows))
     console.print(table)
     console.print(f"report: {report}")
