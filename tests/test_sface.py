@@ -16,6 +16,7 @@ from faceatlas.faces.image import decode
 from faceatlas.faces.sface import MODEL_HASH, RECOGNIZER_FILE, SFaceEngine, model_dir
 from faceatlas.index import ExactIndex, IndexStore
 from faceatlas.settings import Settings
+from tests.photos import expected_faces
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +33,8 @@ def test_finds_every_labelled_face(
     sface_analysed: dict[str, ImageAnalysis], manifest: list[dict[str, str]]
 ) -> None:
     """Single-face photos: the labelled face is found and is the surest one (YuNet also finds
-    small faces in the background). Group photos: at least as many faces as HOG found, except
-    where the manifest's second face is not visible to YuNet (at most one photo)."""
+    small faces in the background). Group photos: exactly the faces a person would count
+    (tests/photos.py says where that differs from the manifest's HOG counts)."""
     for row in manifest:
         a = sface_analysed[row["path"]]
         assert a.engine == "sface" and a.model_hash == MODEL_HASH
@@ -41,11 +42,13 @@ def test_finds_every_labelled_face(
             assert a.faces, row["path"]
             best = max(a.faces, key=lambda f: f.box[2] * f.box[3])
             assert best.score >= 0.9, row["path"]
-    groups = [r for r in manifest if r["path"].startswith("group/")]
-    short = [r["path"] for r in groups if len(sface_analysed[r["path"]].faces) < int(r["faces"])]
-    assert len(short) <= 1, short
+    groups = {r["path"]: (expected_faces(r, "sface"), len(sface_analysed[r["path"]].faces))
+              for r in manifest if r["path"].startswith("group/")}
+    assert len(groups) >= 5
+    assert {p: found for p, (_, found) in groups.items()} == {
+        p: want for p, (want, _) in groups.items()}
     # the crowded selfie: HOG finds 4 faces; YuNet finds those and the two at the border
-    assert len(sface_analysed["group/selfie-many-people.jpg"].faces) >= 6
+    assert groups["group/selfie-many-people.jpg"][1] == 6 > 4
 
 
 def test_pair_accuracy_on_the_shared_photos(

@@ -105,6 +105,12 @@ class EnginePool:
 
     def __init__(self, settings: Settings, size: int) -> None:
         self.config = recognition_config(settings)
+        if self.config.name != "dlib" and size > 1:
+            # concurrency comes from the pool (one engine per request); OpenCV's own thread
+            # pool on top would oversubscribe the cores and slow every request down
+            import cv2
+
+            cv2.setNumThreads(1)
         self._free: queue.LifoQueue[FaceEngine] = queue.LifoQueue()
         for _ in range(max(1, size)):
             self._free.put(create_engine(self.config))

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # d = sqrt(2 - 2*cos), so they live on another scale. Precedence: explicit value (env,
     # argument) > calibration file written by `faceatlas eval --calibrate` > default.
     engine: Literal["dlib", "sface", "ensemble"] = Field(
-        "dlib", description="Face engine: dlib (HOG+ResNet), sface (YuNet+SFace) or ensemble."
+        "sface", description="Face engine: sface (YuNet+SFace), dlib (HOG+ResNet) or ensemble."
     )
     duplicate_distance: float = Field(0.3, description="dlib: near-duplicate embedding distance.")
     # sface defaults from `faceatlas eval` on LFW (744 photos, 272k impostor pairs) and the

@@ -41,7 +41,7 @@ class AnalyseParams:
     blur_threshold: float = 80.0
     crop_margin: float = 0.2
     crop_quality: int = 92
-    engine: str = "dlib"
+    engine: str = "sface"
     sface_max_side: int = 640
     sface_score: float = 0.7
     models: str | None = None

@@ -157,7 +157,7 @@ def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
 class EngineConfig:
     """Everything that makes two engine instances different (the cache key)."""
 
-    name: str = "dlib"
+    name: str = "sface"
     detector: str = "hog"  # dlib's detector
     max_side: int = 1024  # dlib detection size
     upsample: int = 1
