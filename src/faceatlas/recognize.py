@@ -2,7 +2,8 @@
 
 Decode (refusing decompression bombs), detect every face, embed them all in one pass, search
 the collection's index and let ``best_person`` group the neighbours by person: the best person
-within ``recognize_threshold`` is the answer for that face, otherwise it is ``unknown``.
+within the engine's recognise threshold (``Settings.thresholds``) is the answer for that face,
+otherwise it is ``unknown``. An index built by another engine is refused (EngineMismatchError).
 
 The seed system loaded a pickle of up to 1.1 GB per request and detected twice; here the index
 is loaded once per process (and reloaded only when a promotion replaced its file), and the
