@@ -3,12 +3,17 @@ resumably; reviewers' verdicts survive it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from faceatlas.cli import app
 from faceatlas.errors import EngineMismatchError
 from faceatlas.faces.sface import MODEL_HASH
 from faceatlas.gallery import index_store, promote
@@ -16,9 +21,10 @@ from faceatlas.importer import import_folder
 from faceatlas.recognize import recognize_file
 from faceatlas.reembed import reembed
 from faceatlas.review import reject_face
-from faceatlas.settings import Settings
+from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Job, Person, Reason
+from tests.services import kill_when
 
 PEOPLE = {"person_01": 3, "person_02": 3, "person_03": 3}
 
@@ -95,3 +101,34 @@ def test_reembed_resumes_and_switches_the_index(faces_root: Path, tmp_path: Path
         recognize_file(photo, dlib)
     # a third run has nothing left to do
     assert reembed(dlib, "sface", collection="test").skipped == 3
+
+
+@pytest.mark.slow
+def test_reembed_killed_mid_person_continues(faces_root: Path, tmp_path: Path) -> None:
+    """SIGKILL `faceatlas reembed` while a person is being re-curated, then run it again."""
+    dlib, queries = _home(faces_root, tmp_path)
+    env = {**os.environ, "FACEATLAS_HOME": str(dlib.home), "FACEATLAS_WORKERS": "1",
+           "FACEATLAS_MIN_FACES_TO_PROMOTE": "1", "FACEATLAS_ENGINE": "dlib",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "faceatlas.cli", "reembed", "--engine",
+                             "sface", "--collection", "test"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_when(proc, dlib.db_url, "curating")
+    with session_scope(dlib) as s:
+        assert s.scalar(select(Job.state).where(Job.kind == "reembed")) == "running"
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["reembed", "--engine", "sface", "--collection", "test"],
+                                    env={**env, "FACEATLAS_ENGINE": "sface"})
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "3 people" in result.output
+    with session_scope(dlib) as s:
+        assert set(s.scalars(select(Face.engine))) == {"sface"}
+        assert set(s.scalars(select(Person.state))) == {"promoted"}
+        assert set(s.scalars(select(Job.state).where(Job.kind == "reembed"))) == {"done"}
+    sface = dlib.model_copy(update={"engine": "sface"})
+    for who, photo in queries:
+        best = recognize_file(photo, sface).best
+        assert best is not None and best.name == who.replace("_", " ")
