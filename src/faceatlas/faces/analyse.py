@@ -156,6 +156,11 @@ def _worker_init(p: AnalyseParams, owner: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="owner-watch").start()
+    # parallelism comes from the worker processes: OpenCV's own threads in each of them
+    # would only oversubscribe the cores
+    import cv2
+
+    cv2.setNumThreads(1)
     _warm(p)
 
 
