@@ -65,7 +65,7 @@ def eval_(
     for key in ("detection_rate", "accuracy_configured", "best_accuracy", "tar_at_far_1e-3",
                 "tar_at_far_1e-4", "threshold_at_target_far", "top1", "identified_configured",
                 "stranger_false_accepts_configured", "cpu_ms_per_image"):
-        table.add_row(key, *(str(row[key]) for row in rows))
+        table.add_row(key, *(_cell(row[key]) for row in rows))
     console.print(table)
     console.print(f"report: {report}")
     if calibrate:
@@ -76,6 +76,12 @@ def eval_(
             console.print(f"calibrated {name}: " + ", ".join(f"{k} {v}" for k, v in
                                                               values.items()))
         console.print(f"written to {path}")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @app.command()
