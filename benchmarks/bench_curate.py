@@ -138,7 +138,8 @@ def main() -> None:
     print(f"\n{'one worker':<10}{'CPU ms/img':>12}{'wall ms/img':>13}{'accepted':>10}"
           f"{'CPU vs dlib':>13}")
     for engine, (cpu_ms, wall_ms, accepted) in side.items():
-        ratio = f"{side['dlib'][0] / cpu_ms:.1f}× less" if "dlib" in side else "-"
+        ratio = (f"{side['dlib'][0] / cpu_ms:.1f}× less" if "dlib" in side and engine != "dlib"
+                 else "-")
         print(f"{engine:<10}{cpu_ms:>12.1f}{wall_ms:>13.1f}{accepted:>10}{ratio:>13}")
     if args.intruders:
         print(f"\n{'purity':<10}{'accepted':>10}{'intruders':>11}{'purity':>9}{'own kept':>10}")
