@@ -29,6 +29,7 @@ def sface_analysed(faces_root: Path, manifest: list[dict[str, str]]) -> dict[str
     return {manifest[k]["path"]: a for k, a in by_key.items()}
 
 
+@pytest.mark.slow  # the session fixture analyses every test photo
 def test_finds_every_labelled_face(
     sface_analysed: dict[str, ImageAnalysis], manifest: list[dict[str, str]]
 ) -> None:
@@ -51,6 +52,7 @@ def test_finds_every_labelled_face(
     assert groups["group/selfie-many-people.jpg"][1] == 6 > 4
 
 
+@pytest.mark.slow  # the session fixture analyses every test photo
 def test_pair_accuracy_on_the_shared_photos(
     sface_analysed: dict[str, ImageAnalysis], manifest: list[dict[str, str]]
 ) -> None:
@@ -72,6 +74,7 @@ def test_pair_accuracy_on_the_shared_photos(
     assert right / total >= 0.995
 
 
+@pytest.mark.slow  # the session fixture analyses every test photo
 def test_embeddings_are_unit_128d(sface_analysed: dict[str, ImageAnalysis]) -> None:
     for a in sface_analysed.values():
         for f in a.faces:
