@@ -170,15 +170,25 @@ class Verification:
         return [self.far_tar(float(t)) for t in cands]
 
 
-def verification(vectors: Sequence[np.ndarray | None], identities: Sequence[str]
-                 ) -> Verification:
+def _pairwise(v: np.ndarray) -> np.ndarray:
+    sq = (v * v).sum(axis=1)
+    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * v @ v.T, 0.0))
+
+
+def verification(vectors: Sequence[np.ndarray | None], identities: Sequence[str],
+                 split: tuple[float, float] | None = None) -> Verification:
+    """Genuine and impostor pair distances. ``split`` (the two thresholds of an ensemble's
+    halves): a pair's score is the larger of its two distances each divided by its engine's
+    threshold, so a score ≤ 1 means both engines accept the pair."""
     keep = [i for i, v in enumerate(vectors) if v is not None]
     if len(keep) < 2:
         return Verification(np.zeros(0), np.zeros(0))
     v = np.stack([vectors[i] for i in keep]).astype(np.float64)
     ids = np.array([identities[i] for i in keep])
-    sq = (v * v).sum(axis=1)
-    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * v @ v.T, 0.0))
+    if split is None:
+        dist = _pairwise(v)
+    else:
+        dist = np.maximum(_pairwise(v[:, :128]) / split[0], _pairwise(v[:, 128:]) / split[1])
     iu = np.triu_indices(len(keep), k=1)
     same = ids[iu[0]] == ids[iu[1]]
     d = dist[iu]
@@ -258,6 +268,13 @@ class EngineResult:
     strict_threshold: float | None  # meeting target FAR / 10
     identification: Identification = field(default_factory=Identification)  # target FAR
     identification_configured: Identification = field(default_factory=Identification)
+    #: the pair-score threshold the product applies (= configured_threshold but for the
+    #: ensemble, whose pair score is max(distance / threshold) over its two engines: 1.0)
+    pair_threshold: float | None = None
+
+    @property
+    def pair_at(self) -> float:
+        return self.configured_threshold if self.pair_threshold is None else self.pair_threshold
 
     @property
     def detection_rate(self) -> float:
@@ -266,15 +283,15 @@ class EngineResult:
     def summary(self) -> dict[str, object]:
         v = self.verification
         best_acc, best_t = v.best_accuracy() if len(v.genuine) else (0.0, 0.0)
-        at = self.threshold if self.threshold is not None else self.configured_threshold
+        at = self.threshold if self.threshold is not None else self.pair_at
         return {
             "engine": self.engine,
             "detection_rate": round(self.detection_rate, 4),
             "genuine_pairs": len(v.genuine), "impostor_pairs": len(v.impostor),
-            "accuracy_configured": round(v.accuracy(self.configured_threshold), 4),
+            "accuracy_configured": round(v.accuracy(self.pair_at), 4),
             "configured_threshold": round(self.configured_threshold, 4),
-            "far_configured": v.far_tar(self.configured_threshold)[0],
-            "tar_configured": round(v.far_tar(self.configured_threshold)[1], 4),
+            "far_configured": v.far_tar(self.pair_at)[0],
+            "tar_configured": round(v.far_tar(self.pair_at)[1], 4),
             "accuracy_at_target": round(v.accuracy(at), 4),
             "best_accuracy": round(best_acc, 4), "best_threshold": round(best_t, 4),
             "tar_at_far_1e-3": v.tar_at_far(1e-3), "tar_at_far_1e-4": v.tar_at_far(1e-4),
@@ -297,10 +314,17 @@ def evaluate_engine(
     emb = embed_samples(samples, engine, settings, progress)
     identities = [s.identity for s in samples]
     vectors = emb.vectors
-    if engine == "ensemble":  # verification and search use its SFace half, as the product
-        vectors = [None if v is None else v[:128] for v in vectors]
-    ver = verification(vectors, identities)
     configured = settings.thresholds(engine).recognize
+    if engine == "ensemble":
+        # pairs: both engines must accept (score = max of distance/threshold, accept at 1);
+        # identification searches the SFace half, as the product does
+        ver = verification(vectors, identities,
+                           (configured, settings.thresholds("dlib").recognize))
+        vectors = [None if v is None else v[:128] for v in vectors]
+        configured_pairs = 1.0
+    else:
+        ver = verification(vectors, identities)
+        configured_pairs = configured
     threshold = ver.threshold_at_far(target_far)
     result = EngineResult(
         engine, len(samples), sum(v is not None for v in emb.vectors), sum(emb.faces),
@@ -308,7 +332,10 @@ def evaluate_engine(
         statistics.median(emb.cpu) if emb.cpu else 0.0, ver, configured, target_far,
         threshold, ver.threshold_at_far(target_far / 10),
     )
-    at = threshold if threshold is not None else configured
+    result.pair_threshold = configured_pairs
+    at = threshold if threshold is not None else configured_pairs
+    if engine == "ensemble":  # from pair-score units back to SFace distances
+        at *= configured
     result.identification = identification(vectors, identities, at)
     result.identification_configured = identification(vectors, identities, configured)
     return result
@@ -418,6 +445,10 @@ def write_report(
             "",
             "| FAR | threshold | TAR |", "|---:|---:|---:|",
         ]
+        if r.engine == "ensemble":
+            lines[-2:-2] = ["Pair score: the larger of each engine's distance divided by its "
+                            "recognise threshold (SFace, dlib): ≤ 1 when both engines accept "
+                            "the pair. Identification searches the SFace half.", ""]
         for far in FAR_POINTS:
             t = v.threshold_at_far(far)
             lines.append(f"| {far:g} | {_fmt(t)} | "
@@ -499,7 +530,7 @@ def draw_histogram(r: EngineResult, path: Path, bins: int = 60) -> None:
         f"{r.engine}: pair distances (green same person, red different)")
     both = np.concatenate([v.genuine, v.impostor]) if len(v.genuine) + len(v.impostor) else \
         np.array([0.0, 1.0])
-    lo, hi = 0.0, float(max(both.max(), r.configured_threshold)) * 1.05
+    lo, hi = 0.0, float(max(both.max(), r.pair_at)) * 1.05
     edges = np.linspace(lo, hi, bins + 1)
 
     def x_of(d: float) -> float:
@@ -515,7 +546,7 @@ def draw_histogram(r: EngineResult, path: Path, bins: int = 60) -> None:
                 top = y1 - c / peak * (y1 - y0 - 10)
                 draw.rectangle([x_of(a) + 1, top, x_of(b) - 1, y1],
                                outline=colour)
-    for t, colour in ((r.configured_threshold, (150, 150, 150)), (r.threshold, (0, 0, 0))):
+    for t, colour in ((r.pair_at, (150, 150, 150)), (r.threshold, (0, 0, 0))):
         if t is not None:
             draw.line([(x_of(t), y0), (x_of(t), y1)], fill=colour, width=2)
     for k in range(6):

@@ -69,8 +69,9 @@ def eval_(
     console.print(table)
     console.print(f"report: {report}")
     if calibrate:
-        chosen = {r.engine if r.engine != "ensemble" else "sface": calibrated_thresholds(
-            r, settings) for r in results}
+        # the ensemble's pair score is no engine's distance: calibrate its engines alone
+        chosen = {r.engine: calibrated_thresholds(r, settings) for r in results
+                  if r.engine != "ensemble"}
         path = write_calibration(settings.calibration_path, chosen, str(folder))
         for name, values in chosen.items():
             console.print(f"calibrated {name}: " + ", ".join(f"{k} {v}" for k, v in
