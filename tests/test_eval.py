@@ -57,7 +57,8 @@ def test_eval_report_and_calibration(
     # --calibrate: settings now read sface's thresholds from the file, dlib's stay default
     calibration = json.loads((home / "thresholds.json").read_text())
     chosen = calibration["engines"]["sface"]
-    assert chosen["recognize"] == round(summary["threshold_at_target_far"], 4)
+    # ~2k impostor pairs cannot measure FAR 1e-4: recognise falls back to the 1e-3 threshold
+    assert chosen["recognize"] == chosen["accept"] == round(summary["threshold_at_target_far"], 4)
     s = Settings(home=home)
     assert s.thresholds("sface").recognize == chosen["recognize"]
     assert s.thresholds("sface").link == chosen["link"] <= chosen["recognize"]
