@@ -31,7 +31,7 @@ from faceatlas.names.normalize import collection_key, one_line
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState
+from faceatlas.store.models import Collection, Face, FaceState, Image, Job, Person, PersonState
 
 #: neighbours fetched per query; enough for ``best_person`` to see several faces per person
 SEARCH_K = 10
@@ -136,7 +136,7 @@ def promote_person(
         stale = session.scalars(
             select(Face).where(
                 Face.person_id == person_id, Face.gallery_path.is_not(None),
-                Face.state != "accepted",
+                Face.state != FaceState.ACCEPTED,
             )
         ).all()
         plan = [(f.id, f.crop_path, f.embedding) for f in accepted]
@@ -384,7 +384,7 @@ def _get_person(session: Session, person_id: int) -> Person:
 def _accepted_faces(session: Session, person_id: int) -> list[Face]:
     return list(session.scalars(
         select(Face).where(
-            Face.person_id == person_id, Face.state == "accepted",
+            Face.person_id == person_id, Face.state == FaceState.ACCEPTED,
             Face.crop_path.is_not(None), Face.embedding.is_not(None),
         ).order_by(Face.id)
     ))
@@ -451,7 +451,7 @@ def list_collections(settings: Settings) -> list[CollectionInfo]:
         faces = (
             select(
                 Person.collection_id.label("cid"),
-                func.sum(case((Face.state == "accepted", 1), else_=0)).label("accepted"),
+                func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)).label("accepted"),
                 func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gallery"),
             ).join(Person, Face.person_id == Person.id).group_by(Person.collection_id).subquery()
         )
@@ -485,7 +485,7 @@ def list_people(
         faces = (
             select(
                 Face.person_id,
-                func.sum(case((Face.state == "accepted", 1), else_=0)).label("accepted"),
+                func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)).label("accepted"),
                 func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gallery"),
             ).group_by(Face.person_id).subquery()
         )

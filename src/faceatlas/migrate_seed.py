@@ -41,7 +41,7 @@ from faceatlas.names.normalize import collection_key, name_key, split_name
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Collection, Image, Person
+from faceatlas.store.models import Collection, Image, ImageState, Person
 from faceatlas.store.people import get_or_create_collection, upsert_person
 
 GALLERY_DIR = "recognized_faces_prod"
@@ -458,7 +458,7 @@ def _add_files(settings: Settings, person_id: int, files: list[SeedFile]) -> int
             session.add(Image(
                 person_id=person_id, origin=origin, provider=f"seed-{f.kind}", rank=rank,
                 title=f.path.name, sha256=f.sha256, path=layout.relative(dest),
-                bytes=len(data), state="fetched",
+                bytes=len(data), state=ImageState.FETCHED,
             ))
             known.add(f.sha256)
             origins.add(origin)

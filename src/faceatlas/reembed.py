@@ -28,7 +28,7 @@ from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.jobs import finish_job, start_job, update_job
-from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState
+from faceatlas.store.models import Collection, Face, Image, Job, JobState, Person, PersonState
 
 KIND = "reembed"
 
@@ -103,7 +103,7 @@ def _done(s: Settings, person_id: int, engine: str) -> bool:
             return True
         open_job = session.scalar(select(Job.id).where(
             Job.kind == KIND, Job.person_id == person_id,
-            Job.state.in_(("queued", "running"))).limit(1))
+            Job.state.in_((JobState.QUEUED, JobState.RUNNING))).limit(1))
         other = session.scalar(select(Face.id).where(
             Face.person_id == person_id, Face.engine != engine).limit(1))
         if open_job is not None or other is not None:

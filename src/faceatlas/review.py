@@ -41,7 +41,19 @@ from faceatlas.index import ExactIndex, IndexStore
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState, Reason
+from faceatlas.store.models import (
+    REASON_ORDER,
+    Collection,
+    Face,
+    FaceState,
+    Image,
+    ImageState,
+    Job,
+    JobState,
+    Person,
+    PersonState,
+    Reason,
+)
 
 #: a reviewer accepted a face curation had rejected
 ACCEPTED_BY_USER = Reason.ACCEPTED_BY_USER
@@ -49,12 +61,8 @@ ACCEPTED_BY_USER = Reason.ACCEPTED_BY_USER
 #: the pipeline is working on these people right now: a review would race with curation
 BUSY = (PersonState.SEARCHING, PersonState.DOWNLOADING, PersonState.CURATING)
 
-#: order of the rejected groups on a person's page: decisions about the person first
-REASON_ORDER = (
-    Reason.REJECTED_BY_USER, Reason.NOT_THIS_PERSON, Reason.DUPLICATE, Reason.MULTIPLE_FACES,
-    Reason.OVER_LIMIT, Reason.BLURRY, Reason.FACE_TOO_SMALL, Reason.NO_FACE,
-    Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE, Reason.DOWNLOAD_FAILED, "pending",
-)
+#: order of the rejected groups on a person's page: the reasons, then photos not yet fetched
+GROUP_ORDER: tuple[str, ...] = (*REASON_ORDER, ImageState.PENDING)
 
 
 @dataclass
@@ -96,7 +104,7 @@ def _face_and_person(session: Session, face_id: int) -> tuple[Face, Person]:
 def _accepted_count(session: Session, person_id: int) -> int:
     return int(session.scalar(
         select(func.count()).select_from(Face)
-        .where(Face.person_id == person_id, Face.state == "accepted")
+        .where(Face.person_id == person_id, Face.state == FaceState.ACCEPTED)
     ) or 0)
 
 
@@ -107,7 +115,7 @@ def _image_reason(session: Session, image_id: int, fallback: str) -> None:
         return
     accepted = session.scalar(
         select(func.count()).select_from(Face)
-        .where(Face.image_id == image_id, Face.state == "accepted")
+        .where(Face.image_id == image_id, Face.state == FaceState.ACCEPTED)
     )
     if accepted:
         img.reason = Reason.ACCEPTED
@@ -122,8 +130,8 @@ def reject_face(settings: Settings, face_id: int, *, store: IndexStore | None = 
     store = store or index_store(settings)
     with session_scope(settings) as session:
         face, person = _face_and_person(session, face_id)
-        changed = not (face.state == "rejected" and face.reason == Reason.REJECTED_BY_USER)
-        face.state, face.reason = "rejected", Reason.REJECTED_BY_USER
+        changed = not (face.state == FaceState.REJECTED and face.reason == Reason.REJECTED_BY_USER)
+        face.state, face.reason = FaceState.REJECTED, Reason.REJECTED_BY_USER
         session.flush()
         _image_reason(session, face.image_id, Reason.REJECTED_BY_USER)
         coll, person_id, name = person.collection.key, person.id, person.name
@@ -140,7 +148,7 @@ def reject_face(settings: Settings, face_id: int, *, store: IndexStore | None = 
         if row is not None:
             row.gallery_path = None
         accepted = _accepted_count(session, person_id)
-    return ReviewResult(face_id, person_id, name, "rejected", Reason.REJECTED_BY_USER,
+    return ReviewResult(face_id, person_id, name, FaceState.REJECTED, Reason.REJECTED_BY_USER,
                         changed or bool(gallery_path), False, accepted,
                         accepted < settings.min_faces_to_promote)
 
@@ -160,7 +168,7 @@ def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None =
         coll, folder, person_id, name = (person.collection.key, person.folder, person.id,
                                          person.name)
         promoted = person.state == PersonState.PROMOTED
-        was_accepted = face.state == "accepted"
+        was_accepted = face.state == FaceState.ACCEPTED
         reason = face.reason if was_accepted else (
             Reason.ACCEPTED if face.reason == Reason.REJECTED_BY_USER else ACCEPTED_BY_USER)
         crop_path, gallery_path = face.crop_path, face.gallery_path
@@ -192,12 +200,12 @@ def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None =
             raise NotFoundError(f"face {face_id} was deleted meanwhile")
         changed = not was_accepted or row.crop_path != crop_path or (
             promoted and row.gallery_path != new_gallery)
-        row.state, row.reason = "accepted", reason
+        row.state, row.reason = FaceState.ACCEPTED, reason
         row.crop_path, row.gallery_path = crop_path, new_gallery
         session.flush()
         _image_reason(session, row.image_id, reason)
         accepted = _accepted_count(session, person_id)
-    return ReviewResult(face_id, person_id, name, "accepted", reason, changed,
+    return ReviewResult(face_id, person_id, name, FaceState.ACCEPTED, reason, changed,
                         new_gallery is not None, accepted,
                         accepted < settings.min_faces_to_promote)
 
@@ -236,10 +244,10 @@ def recollect_person(settings: Settings, person_id: int) -> RecollectResult:
         if person.state in BUSY:
             raise FaceAtlasError(f"{person.name} is being collected right now ({person.state})")
         failed = session.scalars(
-            select(Image).where(Image.person_id == person_id, Image.state == "failed")
+            select(Image).where(Image.person_id == person_id, Image.state == ImageState.FAILED)
         ).all()
         for img in failed:  # downloads that failed get another go, as a retry does
-            img.state, img.reason, img.detail = "pending", None, None
+            img.state, img.reason, img.detail = ImageState.PENDING, None, None
         changed = person.state != PersonState.QUEUED or bool(failed) or person.error is not None
         person.state, person.error = PersonState.QUEUED, None
         return RecollectResult(person.id, person.name, person.state, changed, len(failed))
@@ -280,7 +288,7 @@ def collections_overview(settings: Settings) -> list[CollectionOverview]:
             states[cid].append(StateCount(state, int(n)))
         faces = {cid: (int(a or 0), int(g or 0)) for cid, a, g in session.execute(
             select(Person.collection_id,
-                   func.sum(case((Face.state == "accepted", 1), else_=0)),
+                   func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)),
                    func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)))
             .join(Person, Face.person_id == Person.id).group_by(Person.collection_id)
         )}
@@ -330,7 +338,7 @@ def collection_people(settings: Settings, key: str, *, state: str | None = None,
             raise NotFoundError(f"no collection {key!r}")
         faces = (
             select(Face.person_id,
-                   func.sum(case((Face.state == "accepted", 1), else_=0)).label("acc"),
+                   func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)).label("acc"),
                    func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gal"))
             .group_by(Face.person_id).subquery()
         )
@@ -350,7 +358,7 @@ def collection_people(settings: Settings, key: str, *, state: str | None = None,
             # best accepted face per person: one query, first by quality wins
             for pid, fid in session.execute(
                 select(Face.person_id, Face.id)
-                .where(Face.person_id.in_(ids), Face.state == "accepted")
+                .where(Face.person_id.in_(ids), Face.state == FaceState.ACCEPTED)
                 .order_by(Face.person_id, Face.quality.desc(), Face.id)
             ):
                 covers.setdefault(pid, fid)
@@ -459,17 +467,17 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             for f in sorted(img.faces, key=lambda f: f.idx):
                 card = FaceCard(f.id, f.state, f.reason, f.distance, f.quality, f.w,
                                 f.gallery_path is not None, f.embedding is not None, source)
-                if f.state == "accepted":
+                if f.state == FaceState.ACCEPTED:
                     accepted.append(card)
                 else:
                     groups.setdefault(f.reason, ReasonGroup(f.reason)).faces.append(card)
             if not img.faces:
-                reason = img.reason or ("pending" if img.state in ("pending", "fetched")
-                                        else img.state)
+                unfetched = img.state in (ImageState.PENDING, ImageState.FETCHED)
+                reason = img.reason or (ImageState.PENDING if unfetched else img.state)
                 groups.setdefault(reason, ReasonGroup(reason)).images.append(
                     ImageCard(reason, img.detail, source))
         accepted.sort(key=lambda c: (-c.quality, c.id))
-        order = {r: i for i, r in enumerate(REASON_ORDER)}
+        order = {r: i for i, r in enumerate(GROUP_ORDER)}
         rejected = sorted(groups.values(), key=lambda g: (order.get(g.reason, 99), g.reason))
         return PersonReview(
             person.id, person.name, person.collection.key, person.state, person.error,
@@ -507,8 +515,8 @@ def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = Non
             .outerjoin(Person, Job.person_id == Person.id)
             .outerjoin(Collection, Collection.id == func.coalesce(Job.collection_id,
                                                                    Person.collection_id))
-            .order_by(case((Job.state == "running", 0), (Job.state == "queued", 1), else_=2),
-                      Job.id.desc())
+            .order_by(case((Job.state == JobState.RUNNING, 0), (Job.state == JobState.QUEUED, 1),
+                           else_=2), Job.id.desc())
             .limit(limit)
         )
         if state:

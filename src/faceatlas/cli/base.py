@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from faceatlas.errors import FaceAtlasError
+from faceatlas.store.models import REASON_ORDER, PersonState
 
 app = typer.Typer(
     help="Build, keep and serve face-recognition galleries of public figures.",
@@ -22,8 +23,8 @@ console = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
-REJECT_ORDER = ["not_this_person", "duplicate", "over_limit", "multiple_faces", "blurry",
-                "face_too_small", "no_face", "decode_error", "not_an_image", "download_failed"]
+#: rejection reasons in summaries: the one order every view uses (store.models.REASON_ORDER)
+REJECT_ORDER = REASON_ORDER
 
 
 def friendly(fn: F) -> F:
@@ -48,6 +49,6 @@ def progress_bar() -> Progress:
 
 
 def state_label(state: str) -> str:
-    colour = {"curated": "green", "promoted": "bold green", "failed": "red",
-              "too_few_faces": "yellow"}.get(state, "cyan")
+    colour = {PersonState.CURATED: "green", PersonState.PROMOTED: "bold green",
+              PersonState.FAILED: "red", PersonState.TOO_FEW_FACES: "yellow"}.get(state, "cyan")
     return f"[{colour}]{state}[/]"

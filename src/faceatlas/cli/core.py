@@ -107,6 +107,7 @@ def show(
     """Each candidate image of a person, with its decision and reason."""
     from faceatlas.names.normalize import one_line
     from faceatlas.store.db import session_scope
+    from faceatlas.store.models import FaceState, Reason
     from faceatlas.store.people import find_person
 
     settings = get_settings()
@@ -120,13 +121,13 @@ def show(
         for col in ("image", "source", "licence", "faces", "decision", "distance", "crop"):
             table.add_column(col)
         for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
-            accepted = [f for f in img.faces if f.state == "accepted"]
+            accepted = [f for f in img.faces if f.state == FaceState.ACCEPTED]
             best = accepted[0] if accepted else min(
                 img.faces, key=lambda f: f.distance if f.distance is not None else 9, default=None
             )
             distance = f"{best.distance:.3f}" if best and best.distance is not None else ""
             decision = img.reason or img.state
-            style = "green" if decision == "accepted" else "red"
+            style = "green" if decision == Reason.ACCEPTED else "red"
             table.add_row(
                 img.title or img.origin, (img.url or img.origin)[:60],
                 " · ".join(x[:40] for x in (img.licence, img.author) if x),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Job
+from faceatlas.store.models import Job, JobState
 
 
 def worker_name() -> str:
@@ -29,13 +29,13 @@ def start_job(settings: Settings, kind: str, person_id: int | None = None,
         if person_id is not None:
             job = s.scalar(
                 select(Job).where(Job.kind == kind, Job.person_id == person_id,
-                                  Job.state.in_(("queued", "running")))
+                                  Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
                 .order_by(Job.id.desc()).limit(1)
             )
         if job is None:
             job = Job(kind=kind, person_id=person_id, collection_id=collection_id, attempts=0)
             s.add(job)
-        job.state, job.attempts = "running", job.attempts + 1
+        job.state, job.attempts = JobState.RUNNING, job.attempts + 1
         job.worker, job.heartbeat = worker_name(), datetime.now(timezone.utc)
         job.task_id = task_id or job.task_id
         s.flush()
@@ -60,7 +60,7 @@ def finish_job(settings: Settings, job_id: int, *, error: str | None = None) -> 
         job = s.get(Job, job_id)
         if job is None:
             return
-        job.state = "failed" if error else "done"
+        job.state = JobState.FAILED if error else JobState.DONE
         job.error = error
         job.progress = job.progress if error else 1.0
         job.heartbeat = datetime.now(timezone.utc)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -31,7 +33,22 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
-class PersonState:
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
+
+    class StrEnum(str, Enum):
+        """``enum.StrEnum`` before 3.11: members are their value in str(), format() and JSON."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+
+# The states and reasons below are stored as their plain string values (no migration: a
+# member equals its value, so rows written before the enums read back unchanged).
+
+
+class PersonState(StrEnum):
     QUEUED = "queued"
     SEARCHING = "searching"
     DOWNLOADING = "downloading"
@@ -42,7 +59,26 @@ class PersonState:
     PROMOTED = "promoted"
 
 
-class Reason:
+class ImageState(StrEnum):
+    PENDING = "pending"  # a search hit not yet downloaded
+    FETCHED = "fetched"  # the file is on disk
+    ANALYSED = "analysed"  # curated: ``reason`` says why it was kept or not
+    FAILED = "failed"  # the download failed
+
+
+class FaceState(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Reason(StrEnum):
     """Decision codes stored on images and faces."""
 
     DECODE_ERROR = "decode_error"
@@ -58,6 +94,23 @@ class Reason:
     DOWNLOAD_FAILED = "download_failed"
     REJECTED_BY_USER = "rejected_by_user"
     ACCEPTED_BY_USER = "accepted_by_user"
+
+
+#: the one order in which rejection reasons are shown (CLI summaries, the review pages, the
+#: API): decisions about the person first, then image quality, then files that never decoded
+REASON_ORDER: tuple[Reason, ...] = (
+    Reason.REJECTED_BY_USER, Reason.NOT_THIS_PERSON, Reason.DUPLICATE, Reason.MULTIPLE_FACES,
+    Reason.OVER_LIMIT, Reason.BLURRY, Reason.FACE_TOO_SMALL, Reason.NO_FACE,
+    Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE, Reason.DOWNLOAD_FAILED,
+)
+
+
+def reason_sort_key(reason: str) -> tuple[int, str]:
+    """Sort key putting reasons in `REASON_ORDER`; unknown codes last, alphabetically."""
+    try:
+        return REASON_ORDER.index(reason), reason  # type: ignore[arg-type]
+    except ValueError:
+        return len(REASON_ORDER), reason
 
 
 class Collection(Base):
@@ -135,7 +188,7 @@ class Image(Base):
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    state: Mapped[str] = mapped_column(String(30), default="pending")  # pending|fetched|decided
+    state: Mapped[str] = mapped_column(String(30), default=ImageState.PENDING)
     reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     # -- keyless sources (issue 14): reuse terms of a Commons file
@@ -198,7 +251,7 @@ class Face(Base):
     phash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     distance: Mapped[float | None] = mapped_column(Float, nullable=True)  # to identity centre
     quality: Mapped[float] = mapped_column(Float, default=0.0)
-    state: Mapped[str] = mapped_column(String(20), default="rejected")  # accepted|rejected
+    state: Mapped[str] = mapped_column(String(20), default=FaceState.REJECTED)
     reason: Mapped[str] = mapped_column(String(40))
     crop_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     gallery_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
@@ -226,7 +279,7 @@ class Job(Base):
     collection_id: Mapped[int | None] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), nullable=True
     )
-    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)

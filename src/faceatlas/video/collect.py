@@ -23,7 +23,7 @@ from faceatlas.faces.analyse import AnalyseParams, FaceAnalysis, FacePool, Image
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Image, Person
+from faceatlas.store.models import Image, ImageState, Person, Reason
 from faceatlas.store.people import get_or_create_collection, upsert_person
 from faceatlas.video.analyse import Progress, VideoAnalysis, analyse_video
 from faceatlas.video.tracks import Observation, Track
@@ -109,7 +109,8 @@ def _add_frames(person_id: int, clip: str, clip_sha: str, tracks: list[Track],
                     person_id=person_id, origin=origin, provider="video",
                     title=(f"{clip} at {obs.time:.1f} s (track {track.id}, "
                            f"{track.start:.1f}–{track.end:.1f} s)"),
-                    sha256=sha, path=layout.relative(dest), bytes=len(data), state="fetched",
+                    sha256=sha, path=layout.relative(dest), bytes=len(data),
+                    state=ImageState.FETCHED,
                     width=obs.region[2], height=obs.region[3], video_source=clip,
                     video_track=track.id, video_start=track.start, video_end=track.end,
                     video_time=obs.time,
@@ -148,7 +149,7 @@ def _outcomes(settings: Settings, person_id: int, clip_sha: str,
     for t in tracks:
         reasons = Counter(reason or "?" for track, reason in rows if track == t.id)
         out.append(TrackOutcome(t.id, t.start, t.end, sum(reasons.values()),
-                                reasons.get("accepted", 0), reasons))
+                                reasons.get(Reason.ACCEPTED, 0), reasons))
     return out
 
 

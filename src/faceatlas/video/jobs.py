@@ -29,7 +29,7 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.jobs import finish_job, update_job, worker_name
-from faceatlas.store.models import Collection, Job
+from faceatlas.store.models import Collection, Job, JobState
 from faceatlas.video.reader import VideoError, probe
 from faceatlas.video.recognize import answer, recognize_video
 
@@ -91,7 +91,7 @@ def start_video_job(
 def _new_job(settings: Settings, collection_id: int) -> int:
     """A fresh job row every time (``start_job`` would resume an open job of the same kind)."""
     with session_scope(settings) as s:
-        job = Job(kind=KIND, collection_id=collection_id, attempts=1, state="running",
+        job = Job(kind=KIND, collection_id=collection_id, attempts=1, state=JobState.RUNNING,
                   worker=worker_name(), heartbeat=datetime.now(timezone.utc))
         s.add(job)
         s.flush()
@@ -158,7 +158,7 @@ def video_job(settings: Settings, job_id: int) -> dict[str, Any]:
         out: dict[str, Any] = {"job_id": job.id, "state": job.state, "progress": job.progress,
                                "message": job.message, "error": job.error, "result": None}
     path = Layout(settings.home).video_job_dir(job_id) / "result.json"
-    if out["state"] == "done" and path.is_file():
+    if out["state"] == JobState.DONE and path.is_file():
         out["result"] = json.loads(path.read_text("utf-8"))
     return out
 

@@ -28,7 +28,7 @@ from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery import list_collections, list_people, promote_person, remove_person
 from faceatlas.recognize import face_dict, recognize_bytes
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Image, Job, Person
+from faceatlas.store.models import Image, Job, JobState, Person
 
 router = APIRouter(prefix="/api/v1")
 
@@ -182,7 +182,8 @@ def recognize_video(
     job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
                              collection=collection, fps=fps, engines=ctx.engines,
                              store=ctx.store)
-    return {"job_id": job_id, "state": "running", "status_url": f"/api/v1/recognize/video/{job_id}"}
+    return {"job_id": job_id, "state": JobState.RUNNING,
+            "status_url": f"/api/v1/recognize/video/{job_id}"}
 
 
 @router.get("/recognize/video/{job_id}", tags=["recognition"])
