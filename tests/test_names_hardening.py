@@ -210,7 +210,7 @@ def test_export_survives_bad_data_already_stored(settings: Settings, tmp_path: P
 
 
 def test_people_listing_shows_stored_names_safely(settings: Settings, tmp_path: Path) -> None:
-    from faceatlas.gallery import list_people
+    from faceatlas.store.queries import list_people
 
     import_people(settings, _csv(tmp_path / "ok.csv", [["Ana", "Anić", ""]]), "Serbia")
     with session_scope(settings) as s:

@@ -15,6 +15,7 @@ from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.index import ExactIndex, IndexStore
 from faceatlas.recognize import recognize_file
 from faceatlas.settings import Settings
+from faceatlas.store import queries
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.models import Face, Image, Job, Person, PersonState, Reason
@@ -201,12 +202,12 @@ def test_views_show_counts_groups_and_provenance(home: Settings) -> None:
     review.reject_face(home, face_id)
     with session_scope(home) as s:
         s.add(Job(kind="collect", person_id=person_id, state="failed", error="no photo"))
-    (overview,) = review.collections_overview(home)
+    (overview,) = queries.collections_overview(home)
     assert overview.key == COLLECTION and overview.people > 5
     assert sum(c.people for c in overview.by_state) == overview.people
     assert overview.last_activity is not None and overview.gallery_faces > 0
 
-    page = review.person_review(home, person_id)
+    page = queries.person_review(home, person_id)
     assert face_id not in {f.id for f in page.accepted}
     groups = {g.reason: g for g in page.rejected}
     assert face_id in {f.id for f in groups["rejected_by_user"].faces}
@@ -216,11 +217,11 @@ def test_views_show_counts_groups_and_provenance(home: Settings) -> None:
     assert [f.quality for f in page.accepted] == sorted((f.quality for f in page.accepted),
                                                         reverse=True)
 
-    people = review.collection_people(home, COLLECTION)
+    people = queries.collection_people(home, COLLECTION)
     assert people.total == overview.people
     assert all(p.cover_face_id for p in people.people if p.accepted_faces)
 
-    (job,) = [j for j in review.recent_jobs(home) if j.person_id == person_id]
+    (job,) = [j for j in queries.recent_jobs(home) if j.person_id == person_id]
     assert job.state == "failed" and job.error == "no photo" and job.person
 
     thumb = PILImage.open(io.BytesIO(review.face_image(home, face_id)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from faceatlas.cli.base import REJECT_ORDER
-from faceatlas.review import GROUP_ORDER
 from faceatlas.store.models import (
     REASON_ORDER,
     FaceState,
@@ -15,6 +14,7 @@ from faceatlas.store.models import (
     Reason,
     reason_sort_key,
 )
+from faceatlas.store.queries import GROUP_ORDER
 
 
 def test_members_are_their_stored_strings() -> None:

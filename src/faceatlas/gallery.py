@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,25 @@ from sqlalchemy.orm import Session
 
 from faceatlas.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.index import ExactIndex, IndexStore, best_person, confidence
-from faceatlas.names.normalize import collection_key, one_line
+from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Collection, Face, FaceState, Image, Job, Person, PersonState
+from faceatlas.store.models import (
+    PROMOTABLE,
+    Collection,
+    Face,
+    FaceState,
+    Image,
+    Job,
+    Person,
+    PersonState,
+)
 
 #: neighbours fetched per query; enough for ``best_person`` to see several faces per person
 SEARCH_K = 10
 
 #: states a person can be (re-)promoted from; earlier states have no curated faces yet
-PROMOTABLE = (PersonState.CURATED, PersonState.PROMOTED, PersonState.TOO_FEW_FACES)
 
 _stores: dict[Path, IndexStore] = {}
 
@@ -409,104 +416,3 @@ def _unlink(layout: Layout, relative: str) -> int:
 def gallery_identity(gallery_path: str | None) -> str | None:
     """The seed's ``best_match.identity``: the gallery file name without extension."""
     return Path(gallery_path).stem if gallery_path else None
-
-
-# --------------------------------------------------------------------------- catalogue
-# Read-only views for the API and CLI: counts per collection and person, a person's faces.
-
-
-@dataclass
-class CollectionInfo:
-    key: str
-    name: str
-    people: int
-    promoted: int
-    accepted_faces: int
-    gallery_faces: int
-
-
-@dataclass
-class PersonInfo:
-    id: int
-    name: str
-    collection: str
-    state: str
-    images: int
-    accepted_faces: int
-    gallery_faces: int
-
-
-def list_collections(settings: Settings) -> list[CollectionInfo]:
-    from sqlalchemy import case, func
-
-    with session_scope(settings) as session:
-        people = (
-            select(
-                Person.collection_id.label("cid"),
-                func.count().label("people"),
-                func.sum(case((Person.state == PersonState.PROMOTED, 1), else_=0))
-                .label("promoted"),
-            ).group_by(Person.collection_id).subquery()
-        )
-        faces = (
-            select(
-                Person.collection_id.label("cid"),
-                func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)).label("accepted"),
-                func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gallery"),
-            ).join(Person, Face.person_id == Person.id).group_by(Person.collection_id).subquery()
-        )
-        rows = session.execute(
-            select(Collection.key, Collection.name, people.c.people, people.c.promoted,
-                   faces.c.accepted, faces.c.gallery)
-            .outerjoin(people, people.c.cid == Collection.id)
-            .outerjoin(faces, faces.c.cid == Collection.id)
-            .order_by(Collection.key)
-        ).all()
-    return [CollectionInfo(k, n, int(p or 0), int(pr or 0), int(a or 0), int(g or 0))
-            for k, n, p, pr, a, g in rows]
-
-
-def list_people(
-    settings: Settings,
-    *,
-    collection: str | None = None,
-    state: str | None = None,
-    person_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    collections: Iterable[str] | None = None,
-) -> list[PersonInfo]:
-    """People with counts; ``collections``: only these collection keys (None: all)."""
-    from sqlalchemy import case, func
-
-    with session_scope(settings) as session:
-        images = (select(Image.person_id, func.count().label("n"))
-                  .group_by(Image.person_id).subquery())
-        faces = (
-            select(
-                Face.person_id,
-                func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)).label("accepted"),
-                func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gallery"),
-            ).group_by(Face.person_id).subquery()
-        )
-        query = (
-            select(Person.id, Person.name, Collection.key, Person.state, images.c.n,
-                   faces.c.accepted, faces.c.gallery)
-            .join(Collection)
-            .outerjoin(images, images.c.person_id == Person.id)
-            .outerjoin(faces, faces.c.person_id == Person.id)
-            .order_by(Collection.key, Person.name, Person.id)
-            .limit(limit).offset(offset)
-        )
-        if collection is not None:
-            query = query.where(Collection.key == collection_key(collection))
-        if collections is not None:
-            query = query.where(Collection.key.in_(sorted(collections)))
-        if state is not None:
-            query = query.where(Person.state == state)
-        if person_id is not None:
-            query = query.where(Person.id == person_id)
-        rows = session.execute(query).all()
-    # one_line: a name stored before invisible characters were stripped at entry shows safely
-    return [PersonInfo(i, one_line(n), c, s, int(im or 0), int(a or 0), int(g or 0))
-            for i, n, c, s, im, a, g in rows]

@@ -1,4 +1,4 @@
-"""A reviewer's corrections, and the read-only views the review pages show.
+"""A reviewer's corrections, and the pictures the review pages show (their data: store.queries).
 
 Actions (all idempotent: doing one twice changes nothing the second time):
 
@@ -23,15 +23,15 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from faceatlas.errors import FaceAtlasError, ImageError, NotFoundError
 from faceatlas.faces.image import decode
@@ -42,27 +42,19 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import (
-    REASON_ORDER,
-    Collection,
+    BUSY,
     Face,
     FaceState,
     Image,
     ImageState,
-    Job,
-    JobState,
     Person,
     PersonState,
     Reason,
 )
+from faceatlas.store.queries import accepted_faces
 
 #: a reviewer accepted a face curation had rejected
 ACCEPTED_BY_USER = Reason.ACCEPTED_BY_USER
-
-#: the pipeline is working on these people right now: a review would race with curation
-BUSY = (PersonState.SEARCHING, PersonState.DOWNLOADING, PersonState.CURATING)
-
-#: order of the rejected groups on a person's page: the reasons, then photos not yet fetched
-GROUP_ORDER: tuple[str, ...] = (*REASON_ORDER, ImageState.PENDING)
 
 
 @dataclass
@@ -99,13 +91,6 @@ def _face_and_person(session: Session, face_id: int) -> tuple[Face, Person]:
             "review the faces when that has finished"
         )
     return face, person
-
-
-def _accepted_count(session: Session, person_id: int) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(Face)
-        .where(Face.person_id == person_id, Face.state == FaceState.ACCEPTED)
-    ) or 0)
 
 
 def _image_reason(session: Session, image_id: int, fallback: str) -> None:
@@ -147,7 +132,7 @@ def reject_face(settings: Settings, face_id: int, *, store: IndexStore | None = 
         row = session.get(Face, face_id)
         if row is not None:
             row.gallery_path = None
-        accepted = _accepted_count(session, person_id)
+        accepted = accepted_faces(session, person_id)
     return ReviewResult(face_id, person_id, name, FaceState.REJECTED, Reason.REJECTED_BY_USER,
                         changed or bool(gallery_path), False, accepted,
                         accepted < settings.min_faces_to_promote)
@@ -204,7 +189,7 @@ def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None =
         row.crop_path, row.gallery_path = crop_path, new_gallery
         session.flush()
         _image_reason(session, row.image_id, reason)
-        accepted = _accepted_count(session, person_id)
+        accepted = accepted_faces(session, person_id)
     return ReviewResult(face_id, person_id, name, FaceState.ACCEPTED, reason, changed,
                         new_gallery is not None, accepted,
                         accepted < settings.min_faces_to_promote)
@@ -251,303 +236,6 @@ def recollect_person(settings: Settings, person_id: int) -> RecollectResult:
         changed = person.state != PersonState.QUEUED or bool(failed) or person.error is not None
         person.state, person.error = PersonState.QUEUED, None
         return RecollectResult(person.id, person.name, person.state, changed, len(failed))
-
-
-# --------------------------------------------------------------------------- views
-
-
-@dataclass
-class StateCount:
-    state: str
-    people: int
-
-
-@dataclass
-class CollectionOverview:
-    key: str
-    name: str
-    people: int
-    by_state: list[StateCount]
-    accepted_faces: int
-    gallery_faces: int
-    last_activity: datetime | None
-
-
-def collections_overview(settings: Settings) -> list[CollectionOverview]:
-    """Each collection with its people counted by state, its faces and its last activity."""
-    with session_scope(settings) as session:
-        colls = session.execute(
-            select(Collection.id, Collection.key, Collection.name, Collection.created_at)
-            .order_by(Collection.key)
-        ).all()
-        states: dict[int, list[StateCount]] = defaultdict(list)
-        for cid, state, n in session.execute(
-            select(Person.collection_id, Person.state, func.count())
-            .group_by(Person.collection_id, Person.state).order_by(Person.state)
-        ):
-            states[cid].append(StateCount(state, int(n)))
-        faces = {cid: (int(a or 0), int(g or 0)) for cid, a, g in session.execute(
-            select(Person.collection_id,
-                   func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)),
-                   func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)))
-            .join(Person, Face.person_id == Person.id).group_by(Person.collection_id)
-        )}
-        touched = dict(session.execute(
-            select(Person.collection_id, func.max(Person.updated_at))
-            .group_by(Person.collection_id)
-        ).all())
-        jobs = dict(session.execute(
-            select(Person.collection_id, func.max(Job.updated_at))
-            .join(Person, Job.person_id == Person.id).group_by(Person.collection_id)
-        ).all())
-    out = []
-    for cid, key, name, created in colls:
-        moments = [_aware(t) for t in (created, touched.get(cid), jobs.get(cid)) if t]
-        accepted, gallery = faces.get(cid, (0, 0))
-        counts = states.get(cid, [])
-        out.append(CollectionOverview(key, name, sum(c.people for c in counts), counts,
-                                      accepted, gallery, max(moments) if moments else None))
-    return out
-
-
-@dataclass
-class PersonRow:
-    id: int
-    name: str
-    state: str
-    accepted_faces: int
-    gallery_faces: int
-    cover_face_id: int | None  # the best accepted face, for a thumbnail
-    updated_at: datetime | None
-
-
-@dataclass
-class CollectionPage:
-    key: str
-    name: str
-    people: list[PersonRow]
-    total: int
-    states: list[StateCount]
-
-
-def collection_people(settings: Settings, key: str, *, state: str | None = None,
-                      limit: int = 200, offset: int = 0) -> CollectionPage:
-    with session_scope(settings) as session:
-        coll = session.scalar(select(Collection).where(Collection.key == key))
-        if coll is None:
-            raise NotFoundError(f"no collection {key!r}")
-        faces = (
-            select(Face.person_id,
-                   func.sum(case((Face.state == FaceState.ACCEPTED, 1), else_=0)).label("acc"),
-                   func.sum(case((Face.gallery_path.is_not(None), 1), else_=0)).label("gal"))
-            .group_by(Face.person_id).subquery()
-        )
-        query = (select(Person.id, Person.name, Person.state, faces.c.acc, faces.c.gal,
-                        Person.updated_at)
-                 .outerjoin(faces, faces.c.person_id == Person.id)
-                 .where(Person.collection_id == coll.id))
-        total_q = select(func.count()).select_from(Person).where(Person.collection_id == coll.id)
-        if state:
-            query = query.where(Person.state == state)
-            total_q = total_q.where(Person.state == state)
-        rows = session.execute(
-            query.order_by(Person.name, Person.id).limit(limit).offset(offset)).all()
-        ids = [r[0] for r in rows]
-        covers: dict[int, int] = {}
-        if ids:
-            # best accepted face per person: one query, first by quality wins
-            for pid, fid in session.execute(
-                select(Face.person_id, Face.id)
-                .where(Face.person_id.in_(ids), Face.state == FaceState.ACCEPTED)
-                .order_by(Face.person_id, Face.quality.desc(), Face.id)
-            ):
-                covers.setdefault(pid, fid)
-        states = [StateCount(s, int(n)) for s, n in session.execute(
-            select(Person.state, func.count()).where(Person.collection_id == coll.id)
-            .group_by(Person.state).order_by(Person.state))]
-        return CollectionPage(
-            coll.key, coll.name,
-            [PersonRow(i, n, s, int(a or 0), int(g or 0), covers.get(i), _aware(u))
-             for i, n, s, a, g, u in rows],
-            int(session.scalar(total_q) or 0), states)
-
-
-@dataclass
-class Provenance:
-    image_id: int
-    source_url: str | None  # the photo itself
-    page_url: str | None  # the page it was found on
-    query: str | None
-    rank: int | None
-    provider: str
-    origin: str  # file:<name> for imports
-    title: str | None
-    created_at: datetime | None
-    has_file: bool
-    licence: str | None = None  # reuse terms (Commons files)
-    author: str | None = None
-
-
-@dataclass
-class FaceCard:
-    id: int
-    state: str
-    reason: str
-    distance: float | None
-    quality: float
-    size: int  # face box width in pixels
-    in_gallery: bool
-    restorable: bool
-    source: Provenance
-
-
-@dataclass
-class ImageCard:
-    """A candidate photo that gave no face to decide about (no face, broken, not fetched)."""
-
-    reason: str
-    detail: str | None
-    source: Provenance
-
-
-@dataclass
-class ReasonGroup:
-    reason: str
-    faces: list[FaceCard] = field(default_factory=list)
-    images: list[ImageCard] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.faces) + len(self.images)
-
-
-@dataclass
-class PersonReview:
-    id: int
-    name: str
-    collection: str
-    state: str
-    error: str | None
-    occupations: list[str]
-    country: str
-    selftest: dict[str, object] | None
-    updated_at: datetime | None
-    accepted: list[FaceCard]
-    rejected: list[ReasonGroup]
-    candidates: int
-    min_faces_to_promote: int
-    busy: bool
-    can_promote: bool
-    wikidata_qid: str | None = None  # keyless sources (issue 14)
-    native_name: str | None = None
-
-
-def _provenance(img: Image) -> Provenance:
-    return Provenance(img.id, img.url, img.page_url, img.query, img.rank, img.provider,
-                      img.origin, img.title, _aware(img.created_at), bool(img.path),
-                      img.licence, img.author)
-
-
-def person_review(settings: Settings, person_id: int) -> PersonReview:
-    """Everything a person's page shows: accepted faces best first, the rest by reason."""
-    from faceatlas.gallery import PROMOTABLE
-
-    with session_scope(settings) as session:
-        person = session.get(Person, person_id)
-        if person is None:
-            raise NotFoundError(f"no person with id {person_id}")
-        images = session.scalars(
-            select(Image).where(Image.person_id == person_id)
-            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
-        ).all()
-        accepted: list[FaceCard] = []
-        groups: dict[str, ReasonGroup] = {}
-        for img in images:
-            source = _provenance(img)
-            for f in sorted(img.faces, key=lambda f: f.idx):
-                card = FaceCard(f.id, f.state, f.reason, f.distance, f.quality, f.w,
-                                f.gallery_path is not None, f.embedding is not None, source)
-                if f.state == FaceState.ACCEPTED:
-                    accepted.append(card)
-                else:
-                    groups.setdefault(f.reason, ReasonGroup(f.reason)).faces.append(card)
-            if not img.faces:
-                unfetched = img.state in (ImageState.PENDING, ImageState.FETCHED)
-                reason = img.reason or (ImageState.PENDING if unfetched else img.state)
-                groups.setdefault(reason, ReasonGroup(reason)).images.append(
-                    ImageCard(reason, img.detail, source))
-        accepted.sort(key=lambda c: (-c.quality, c.id))
-        order = {r: i for i, r in enumerate(GROUP_ORDER)}
-        rejected = sorted(groups.values(), key=lambda g: (order.get(g.reason, 99), g.reason))
-        return PersonReview(
-            person.id, person.name, person.collection.key, person.state, person.error,
-            list(person.occupations or []), person.country, person.selftest,
-            _aware(person.updated_at), accepted, rejected, len(images),
-            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
-            person.wikidata_qid, person.native_name)
-
-
-@dataclass
-class JobRow:
-    id: int
-    kind: str
-    state: str
-    person_id: int | None
-    person: str | None
-    collection: str | None
-    progress: float
-    message: str | None
-    error: str | None
-    attempts: int
-    worker: str | None
-    heartbeat: datetime | None
-    created_at: datetime | None
-    updated_at: datetime | None
-
-
-def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = None,
-                collections: frozenset[str] | None = None) -> list[JobRow]:
-    """Newest jobs first, running ones on top, with the person's name; ``collections``:
-    only jobs of these collection keys (None: all)."""
-    with session_scope(settings) as session:
-        query = (
-            select(Job, Person.name, Collection.key)
-            .outerjoin(Person, Job.person_id == Person.id)
-            .outerjoin(Collection, Collection.id == func.coalesce(Job.collection_id,
-                                                                   Person.collection_id))
-            .order_by(case((Job.state == JobState.RUNNING, 0), (Job.state == JobState.QUEUED, 1),
-                           else_=2), Job.id.desc())
-            .limit(limit)
-        )
-        if state:
-            query = query.where(Job.state == state)
-        if collections is not None:
-            query = query.where(Collection.key.in_(sorted(collections)))
-        return [
-            JobRow(j.id, j.kind, j.state, j.person_id, name, coll, j.progress, j.message,
-                   j.error, j.attempts, j.worker, _aware(j.heartbeat), _aware(j.created_at),
-                   _aware(j.updated_at))
-            for j, name, coll in session.execute(query)
-        ]
-
-
-def job_counts(settings: Settings, collections: frozenset[str] | None = None
-               ) -> dict[str, int]:
-    query = select(Job.state, func.count()).group_by(Job.state)
-    if collections is not None:
-        query = (query.outerjoin(Person, Job.person_id == Person.id)
-                 .join(Collection, Collection.id == func.coalesce(Job.collection_id,
-                                                                  Person.collection_id))
-                 .where(Collection.key.in_(sorted(collections))))
-    with session_scope(settings) as session:
-        return {s: int(n) for s, n in session.execute(query)}
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; they were stored in UTC
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
 
 
 # --------------------------------------------------------------------------- thumbnails

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Coordinates(BaseModel):
@@ -16,6 +16,8 @@ class Coordinates(BaseModel):
 
 
 class Box(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     x: int
     y: int
     w: int
@@ -86,7 +88,13 @@ class Recognition(BaseModel):
     faces: list[FaceResult]
 
 
-class CollectionOut(BaseModel):
+class CatalogueModel(BaseModel):
+    """Built from a `faceatlas.store.queries` result (a dataclass or a row) by attribute."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CollectionOut(CatalogueModel):
     key: str
     name: str
     people: int
@@ -96,7 +104,7 @@ class CollectionOut(BaseModel):
     index_faces: int
 
 
-class PersonOut(BaseModel):
+class PersonOut(CatalogueModel):
     id: int
     name: str
     collection: str
@@ -120,7 +128,7 @@ class PersonDetail(PersonOut):
     native_name: str | None = Field(None, description="The name in its original script.")
 
 
-class FaceOut(BaseModel):
+class FaceOut(CatalogueModel):
     id: int
     image_id: int
     image: str = Field(description="Title or origin of the image.")
@@ -137,7 +145,7 @@ class FaceOut(BaseModel):
     gallery_path: str | None
 
 
-class ImageOut(BaseModel):
+class ImageOut(CatalogueModel):
     id: int
     title: str | None
     origin: str
@@ -150,7 +158,7 @@ class ImageOut(BaseModel):
     author: str | None = None
 
 
-class JobOut(BaseModel):
+class JobOut(CatalogueModel):
     id: int
     kind: str
     person_id: int | None

@@ -53,8 +53,9 @@ from faceatlas.api.tokens import ADMIN, Principal, check_face, check_image, chec
 from faceatlas.api.tokens import principal_of_known as _principal_of
 from faceatlas.api.uploads import read_upload
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.gallery import PROMOTABLE, list_collections, promote_person, remove_person
+from faceatlas.gallery import promote_person, remove_person
 from faceatlas.recognize import recognize_bytes
+from faceatlas.store import queries
 
 log = logging.getLogger("faceatlas.ui")
 
@@ -422,7 +423,7 @@ def _flash(done: str | None, n: int | None) -> list[str]:
 def collections(request: Request, ctx: Ctx, session: Session,
                 done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None
                 ) -> Response:
-    overview = [c for c in review.collections_overview(ctx.settings)
+    overview = [c for c in queries.collections_overview(ctx.settings)
                 if session.principal.allows(c.key)]
     index_faces = {c.key: (len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0)
                    for c in overview}
@@ -437,7 +438,7 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     per_page = 200
     session.principal.check(key, f"no collection {key!r}")
-    data = review.collection_people(ctx.settings, key, state=state or None, limit=per_page,
+    data = queries.collection_people(ctx.settings, key, state=state or None, limit=per_page,
                                     offset=(page - 1) * per_page)
     pages = max(1, -(-data.total // per_page))
     return _render(request, "collection.html", {
@@ -449,10 +450,10 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
 def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
            done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None) -> Response:
     check_person(session.principal, ctx.settings, person_id)
-    data = review.person_review(ctx.settings, person_id)
+    data = queries.person_review(ctx.settings, person_id)
     return _render(request, "person.html", {
         "session": session, "p": data, "flash": _flash(done, n), "nav": "collections",
-        "promotable": PROMOTABLE})
+        "promotable": queries.PROMOTABLE})
 
 
 def _to_person(person_id: int, *codes: str, n: int | None = None, anchor: str = "") -> Response:
@@ -488,8 +489,8 @@ def recollect(ctx: Ctx, session: Checked, person_id: Id) -> Response:
 @router.post("/people/{person_id}/promote")
 def promote(ctx: Ctx, session: Checked, person_id: Id) -> Response:
     check_person(session.principal, ctx.settings, person_id)
-    data = review.person_review(ctx.settings, person_id)
-    if data.state not in PROMOTABLE:
+    data = queries.person_review(ctx.settings, person_id)
+    if data.state not in queries.PROMOTABLE:
         raise Problem(409, "Not promotable", f"{data.name} is {data.state.replace('_', ' ')}: "
                       "only curated people can be promoted.", f"/ui/people/{person_id}")
     result = promote_person(person_id, ctx.settings, store=ctx.store)
@@ -524,8 +525,8 @@ def jobs_table(request: Request, ctx: Ctx, session: Session,
 def _jobs_context(ctx: ApiContext, session: UiSession, state: str | None) -> dict[str, Any]:
     mine = session.principal.collections
     return {"session": session,
-            "jobs": review.recent_jobs(ctx.settings, state=state or None, collections=mine),
-            "counts": review.job_counts(ctx.settings, mine), "state": state, "nav": "jobs"}
+            "jobs": queries.recent_jobs(ctx.settings, state=state or None, collections=mine),
+            "counts": queries.job_counts(ctx.settings, mine), "state": state, "nav": "jobs"}
 
 
 @router.get("/recognize")
@@ -554,7 +555,7 @@ def recognize(
 
 def _recognize_context(ctx: ApiContext, session: UiSession, chosen: str | None = None
                        ) -> dict[str, Any]:
-    keys = session.principal.filter(c.key for c in list_collections(ctx.settings))
+    keys = session.principal.filter(c.key for c in queries.list_collections(ctx.settings))
     default = ctx.settings.default_collection
     if not session.principal.allows(default) and keys:
         default = keys[0]
@@ -614,7 +615,8 @@ def video_thumb(ctx: Ctx, _: Session, job_id: Id, track: Id) -> Response:
 
 
 def _video_context(ctx: ApiContext, session: UiSession) -> dict[str, Any]:
-    return {"session": session, "collections": [c.key for c in list_collections(ctx.settings)],
+    keys = [c.key for c in queries.list_collections(ctx.settings)]
+    return {"session": session, "collections": keys,
             "chosen": ctx.settings.default_collection, "job": None, "result": None,
             "nav": "video", "limit_mb": ctx.settings.video_max_bytes / 1e6}
 

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import func, select
 
 from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar, state_label
 from faceatlas.errors import FaceAtlasError
@@ -63,26 +62,10 @@ def people(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
 ) -> None:
     """List people with their state and counts of candidates and accepted faces."""
-    from faceatlas.names.normalize import collection_key, one_line
-    from faceatlas.store.db import session_scope
-    from faceatlas.store.models import Collection, Face, Image, Person
+    from faceatlas.names.normalize import one_line
+    from faceatlas.store.queries import list_people
 
-    settings = get_settings()
-    with session_scope(settings) as session:
-        images = (select(Image.person_id, func.count().label("n")).group_by(Image.person_id)
-                  .subquery())
-        faces = (select(Face.person_id, func.count().label("n")).where(Face.state == "accepted")
-                 .group_by(Face.person_id).subquery())
-        query = (
-            select(Person, Collection.key, func.coalesce(images.c.n, 0),
-                   func.coalesce(faces.c.n, 0))
-            .join(Collection).outerjoin(images, images.c.person_id == Person.id)
-            .outerjoin(faces, faces.c.person_id == Person.id)
-            .order_by(Collection.key, Person.name)
-        )
-        if collection:
-            query = query.where(Collection.key == collection_key(collection))
-        rows = session.execute(query).all()
+    rows = list_people(get_settings(), collection=collection, limit=None)
     if not rows:
         console.print("no people yet: start with [bold]faceatlas import[/] or "
                       "[bold]faceatlas run[/]")
@@ -90,10 +73,10 @@ def people(
     table = Table(title="people")
     for col in ("id", "collection", "name", "occupations", "state", "images", "faces"):
         table.add_column(col, justify="right" if col in ("id", "images", "faces") else "left")
-    for person, coll, n_images, n_faces in rows:
-        table.add_row(str(person.id), coll, escape(one_line(person.name)),
-                      escape(one_line(", ".join(person.occupations))),
-                      state_label(person.state), str(n_images), str(n_faces))
+    for p in rows:
+        table.add_row(str(p.id), p.collection, escape(p.name),
+                      escape(one_line(", ".join(p.occupations))),
+                      state_label(p.state), str(p.images), str(p.accepted_faces))
     console.print(table)
 
 
@@ -109,6 +92,7 @@ def show(
     from faceatlas.store.db import session_scope
     from faceatlas.store.models import FaceState, Reason
     from faceatlas.store.people import find_person
+    from faceatlas.store.queries import person_images
 
     settings = get_settings()
     with session_scope(settings) as session:
@@ -117,22 +101,23 @@ def show(
         console.print(f"[bold]{escape(one_line(p.name))}[/] ({p.ascii_name}){known} · "
                       f"{p.collection.key} · {state_label(p.state)}"
                       + (f" · [red]{escape(p.error)}[/]" if p.error else ""))
-        table = Table()
-        for col in ("image", "source", "licence", "faces", "decision", "distance", "crop"):
-            table.add_column(col)
-        for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
-            accepted = [f for f in img.faces if f.state == FaceState.ACCEPTED]
-            best = accepted[0] if accepted else min(
-                img.faces, key=lambda f: f.distance if f.distance is not None else 9, default=None
-            )
-            distance = f"{best.distance:.3f}" if best and best.distance is not None else ""
-            decision = img.reason or img.state
-            style = "green" if decision == Reason.ACCEPTED else "red"
-            table.add_row(
-                img.title or img.origin, (img.url or img.origin)[:60],
-                " · ".join(x[:40] for x in (img.licence, img.author) if x),
-                str(len(img.faces)),
-                f"[{style}]{decision}[/]", distance,
-                Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
-            )
-        console.print(table)
+        person_id = p.id
+    table = Table()
+    for col in ("image", "source", "licence", "faces", "decision", "distance", "crop"):
+        table.add_column(col)
+    for img in person_images(settings, person_id):
+        accepted = [f for f in img.faces if f.state == FaceState.ACCEPTED]
+        best = accepted[0] if accepted else min(
+            img.faces, key=lambda f: f.distance if f.distance is not None else 9, default=None
+        )
+        distance = f"{best.distance:.3f}" if best and best.distance is not None else ""
+        decision = img.reason or img.state
+        style = "green" if decision == Reason.ACCEPTED else "red"
+        table.add_row(
+            img.title or img.origin, (img.url or img.origin)[:60],
+            " · ".join(x[:40] for x in (img.licence, img.author) if x),
+            str(len(img.faces)),
+            f"[{style}]{decision}[/]", distance,
+            Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
+        )
+    console.print(table)

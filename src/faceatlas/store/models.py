@@ -59,6 +59,12 @@ class PersonState(StrEnum):
     PROMOTED = "promoted"
 
 
+#: the pipeline is working on these people right now: a review would race with curation
+BUSY = (PersonState.SEARCHING, PersonState.DOWNLOADING, PersonState.CURATING)
+#: curation has finished: the person can be promoted (again)
+PROMOTABLE = (PersonState.CURATED, PersonState.PROMOTED, PersonState.TOO_FEW_FACES)
+
+
 class ImageState(StrEnum):
     PENDING = "pending"  # a search hit not yet downloaded
     FETCHED = "fetched"  # the file is on disk

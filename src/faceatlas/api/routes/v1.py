@@ -8,8 +8,6 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.api.schemas import (
@@ -25,10 +23,11 @@ from faceatlas.api.schemas import (
 from faceatlas.api.tokens import check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.gallery import list_collections, list_people, promote_person, remove_person
+from faceatlas.gallery import promote_person, remove_person
 from faceatlas.recognize import face_dict, recognize_bytes
+from faceatlas.store import queries
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Image, Job, JobState, Person
+from faceatlas.store.models import JobState
 
 router = APIRouter(prefix="/api/v1")
 
@@ -42,7 +41,7 @@ def collections(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller) ->
     """Every collection (of the token's) with its counts of people and faces, and its index
     size."""
     out = []
-    for c in list_collections(ctx.settings):
+    for c in queries.list_collections(ctx.settings):
         if not caller.allows(c.key):
             continue
         index_faces = len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0
@@ -62,25 +61,16 @@ def people(
     """People with their state and counts (images, accepted faces, gallery faces)."""
     if collection is not None:
         caller.check(collection, f"no collection {collection!r}")
-    found = list_people(ctx.settings, collection=collection, state=state, limit=limit,
-                        offset=offset, collections=caller.collections)
-    return [asdict(p) for p in found]
+    found = queries.list_people(ctx.settings, collection=collection, state=state, limit=limit,
+                                offset=offset, collections=caller.collections)
+    return [PersonOut.model_validate(p) for p in found]
 
 
 @router.get("/people/{person_id}", response_model=PersonDetail, tags=["people"])
 def person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, person_id: Id) -> Any:
     """One person: counts, state, error and the last promotion self-test."""
     check_person(caller, ctx.settings, person_id)
-    (info,) = list_people(ctx.settings, person_id=person_id) or _missing(person_id)
-    with session_scope(ctx.settings) as session:
-        p = session.get(Person, person_id)
-        if p is None:
-            _missing(person_id)
-        return {**asdict(info), "ascii_name": p.ascii_name, "folder": p.folder,
-                "occupations": p.occupations, "country": p.country, "source": p.source,
-                "error": p.error, "selftest": p.selftest, "created_at": p.created_at,
-                "updated_at": p.updated_at, "wikidata_qid": p.wikidata_qid,
-                "native_name": p.native_name}
+    return PersonDetail.model_validate(queries.person_detail(ctx.settings, person_id))
 
 
 @router.delete("/people/{person_id}", response_model=Removal, tags=["people"])
@@ -96,27 +86,7 @@ def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
                  person_id: Id) -> Any:
     """Every candidate image of the person with its faces and the decision about each."""
     check_person(caller, ctx.settings, person_id)
-    with session_scope(ctx.settings) as session:
-        if session.get(Person, person_id) is None:
-            _missing(person_id)
-        images = session.scalars(
-            select(Image).where(Image.person_id == person_id)
-            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
-        ).all()
-        return [
-            {"id": img.id, "title": img.title, "origin": img.origin, "state": img.state,
-             "reason": img.reason, "provider": img.provider, "licence": img.licence,
-             "licence_url": img.licence_url, "author": img.author, "faces": [
-                 {"id": f.id, "image_id": img.id, "image": img.title or img.origin,
-                  "image_reason": img.reason, "idx": f.idx,
-                  "box": {"x": f.x, "y": f.y, "w": f.w, "h": f.h}, "det_score": f.det_score,
-                  "blur": f.blur, "distance": f.distance, "quality": f.quality,
-                  "state": f.state, "reason": f.reason, "crop_path": f.crop_path,
-                  "gallery_path": f.gallery_path}
-                 for f in sorted(img.faces, key=lambda f: f.idx)
-             ]}
-            for img in images
-        ]
+    return [ImageOut.model_validate(i) for i in queries.person_images(ctx.settings, person_id)]
 
 
 @router.get("/jobs", response_model=list[JobOut], tags=["jobs"])
@@ -129,26 +99,16 @@ def jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Recent jobs, newest first."""
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
-    if state is not None:
-        query = query.where(Job.state == state)
-    if kind is not None:
-        query = query.where(Job.kind == kind)
-    if person_id is not None:
-        query = query.where(Job.person_id == person_id)
-    query = visible_jobs(query, caller, ctx.settings)  # type: ignore[assignment]
-    with session_scope(ctx.settings) as session:
-        return [JobOut.model_validate(j, from_attributes=True) for j in session.scalars(query)]
+    found = queries.list_jobs(
+        ctx.settings, state=state, kind=kind, person_id=person_id, limit=limit,
+        restrict=lambda q: visible_jobs(q, caller, ctx.settings))  # type: ignore[arg-type,return-value]
+    return [JobOut.model_validate(j) for j in found]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def job(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, job_id: Id) -> Any:
     check_job(caller, ctx.settings, job_id)
-    with session_scope(ctx.settings) as session:
-        found = session.get(Job, job_id)
-        if found is None:
-            raise NotFoundError(f"no job with id {job_id}")
-        return JobOut.model_validate(found, from_attributes=True)
+    return JobOut.model_validate(queries.get_job(ctx.settings, job_id))
 
 
 @router.post("/recognize", response_model=Recognition, tags=["recognition"])

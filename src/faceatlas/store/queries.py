@@ -1,0 +1,560 @@
+"""Every catalogue read: collections and people with their counts, a person with their faces,
+jobs. The API, the review pages and the CLI all read through here, so a count means the same
+thing everywhere (one accepted-face expression, one reason order). Nothing here writes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from faceatlas.errors import NotFoundError
+from faceatlas.names.normalize import collection_key, one_line
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.models import (
+    BUSY,
+    PROMOTABLE,
+    REASON_ORDER,
+    Collection,
+    Face,
+    FaceState,
+    Image,
+    ImageState,
+    Job,
+    JobState,
+    Person,
+    PersonState,
+)
+
+#: 1 for an accepted face, else 0: ``func.sum`` of it counts a person's accepted faces
+ACCEPTED_FACE = case((Face.state == FaceState.ACCEPTED, 1), else_=0)
+#: 1 for a face with a file in the gallery folder
+GALLERY_FACE = case((Face.gallery_path.is_not(None), 1), else_=0)
+
+#: order of the rejected groups on a person's page: the reasons, then photos not yet fetched
+GROUP_ORDER: tuple[str, ...] = (*REASON_ORDER, ImageState.PENDING)
+
+
+def accepted_faces(session: Session, person_id: int) -> int:
+    """How many accepted faces the person has now (inside the caller's transaction)."""
+    return int(session.scalar(
+        select(func.count()).select_from(Face)
+        .where(Face.person_id == person_id, Face.state == FaceState.ACCEPTED)
+    ) or 0)
+
+
+# --------------------------------------------------------------------------- collections and people
+
+
+@dataclass
+class CollectionInfo:
+    key: str
+    name: str
+    people: int
+    promoted: int
+    accepted_faces: int
+    gallery_faces: int
+
+
+@dataclass
+class PersonInfo:
+    id: int
+    name: str
+    collection: str
+    state: str
+    images: int
+    accepted_faces: int
+    gallery_faces: int
+    occupations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PersonDetail(PersonInfo):
+    ascii_name: str = ""
+    folder: str = ""
+    country: str = ""
+    source: str = ""
+    error: str | None = None
+    selftest: dict[str, object] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    wikidata_qid: str | None = None
+    native_name: str | None = None
+
+
+def list_collections(settings: Settings) -> list[CollectionInfo]:
+    with session_scope(settings) as session:
+        people = (
+            select(
+                Person.collection_id.label("cid"),
+                func.count().label("people"),
+                func.sum(case((Person.state == PersonState.PROMOTED, 1), else_=0))
+                .label("promoted"),
+            ).group_by(Person.collection_id).subquery()
+        )
+        faces = (
+            select(
+                Person.collection_id.label("cid"),
+                func.sum(ACCEPTED_FACE).label("accepted"),
+                func.sum(GALLERY_FACE).label("gallery"),
+            ).join(Person, Face.person_id == Person.id).group_by(Person.collection_id).subquery()
+        )
+        rows = session.execute(
+            select(Collection.key, Collection.name, people.c.people, people.c.promoted,
+                   faces.c.accepted, faces.c.gallery)
+            .outerjoin(people, people.c.cid == Collection.id)
+            .outerjoin(faces, faces.c.cid == Collection.id)
+            .order_by(Collection.key)
+        ).all()
+    return [CollectionInfo(k, n, int(p or 0), int(pr or 0), int(a or 0), int(g or 0))
+            for k, n, p, pr, a, g in rows]
+
+
+def list_people(
+    settings: Settings,
+    *,
+    collection: str | None = None,
+    state: str | None = None,
+    person_id: int | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+    collections: Iterable[str] | None = None,
+) -> list[PersonInfo]:
+    """People with counts; ``collections``: only these collection keys (None: all);
+    ``limit`` None: all of them."""
+    with session_scope(settings) as session:
+        images = (select(Image.person_id, func.count().label("n"))
+                  .group_by(Image.person_id).subquery())
+        faces = (
+            select(
+                Face.person_id,
+                func.sum(ACCEPTED_FACE).label("accepted"),
+                func.sum(GALLERY_FACE).label("gallery"),
+            ).group_by(Face.person_id).subquery()
+        )
+        query = (
+            select(Person.id, Person.name, Collection.key, Person.state, images.c.n,
+                   faces.c.accepted, faces.c.gallery, Person.occupations)
+            .join(Collection)
+            .outerjoin(images, images.c.person_id == Person.id)
+            .outerjoin(faces, faces.c.person_id == Person.id)
+            .order_by(Collection.key, Person.name, Person.id)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        if collection is not None:
+            query = query.where(Collection.key == collection_key(collection))
+        if collections is not None:
+            query = query.where(Collection.key.in_(sorted(collections)))
+        if state is not None:
+            query = query.where(Person.state == state)
+        if person_id is not None:
+            query = query.where(Person.id == person_id)
+        rows = session.execute(query).all()
+    # one_line: a name stored before invisible characters were stripped at entry shows safely
+    return [PersonInfo(i, one_line(n), c, s, int(im or 0), int(a or 0), int(g or 0),
+                       list(occ or []))
+            for i, n, c, s, im, a, g, occ in rows]
+
+
+def person_detail(settings: Settings, person_id: int) -> PersonDetail:
+    """One person: the counts of `list_people` and every descriptive column."""
+    found = list_people(settings, person_id=person_id)
+    with session_scope(settings) as session:
+        p = session.get(Person, person_id)
+        if p is None or not found:
+            raise NotFoundError(f"no person with id {person_id}")
+        return PersonDetail(
+            **vars(found[0]), ascii_name=p.ascii_name, folder=p.folder, country=p.country,
+            source=p.source, error=p.error, selftest=p.selftest, created_at=p.created_at,
+            updated_at=p.updated_at, wikidata_qid=p.wikidata_qid, native_name=p.native_name)
+
+
+@dataclass
+class BoxInfo:
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass
+class FaceInfo:
+    id: int
+    image_id: int
+    image: str  # title or origin of the image
+    image_reason: str | None
+    idx: int
+    box: BoxInfo
+    det_score: float
+    blur: float
+    distance: float | None
+    quality: float
+    state: str
+    reason: str
+    crop_path: str | None
+    gallery_path: str | None
+
+
+@dataclass
+class ImageInfo:
+    id: int
+    title: str | None
+    origin: str
+    state: str
+    reason: str | None
+    faces: list[FaceInfo]
+    provider: str | None
+    licence: str | None
+    licence_url: str | None
+    author: str | None
+    url: str | None
+    rank: int | None
+
+
+def person_images(settings: Settings, person_id: int) -> list[ImageInfo]:
+    """Every candidate image of the person, best-ranked first, with its faces by number."""
+    with session_scope(settings) as session:
+        if session.get(Person, person_id) is None:
+            raise NotFoundError(f"no person with id {person_id}")
+        images = session.scalars(
+            select(Image).where(Image.person_id == person_id)
+            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
+        ).all()
+        return [
+            ImageInfo(img.id, img.title, img.origin, img.state, img.reason, [
+                FaceInfo(f.id, img.id, img.title or img.origin, img.reason, f.idx,
+                         BoxInfo(f.x, f.y, f.w, f.h), f.det_score, f.blur, f.distance,
+                         f.quality, f.state, f.reason, f.crop_path, f.gallery_path)
+                for f in sorted(img.faces, key=lambda f: f.idx)
+            ], img.provider, img.licence, img.licence_url, img.author, img.url, img.rank)
+            for img in images
+        ]
+
+
+def list_jobs(settings: Settings, *, state: str | None = None, kind: str | None = None,
+              person_id: int | None = None, limit: int = 100,
+              restrict: Callable[[Select[tuple[Job]]], Select[tuple[Job]]] | None = None
+              ) -> list[Job]:
+    """Jobs newest first (detached rows); ``restrict`` narrows the query (the caller's
+    collections)."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if person_id is not None:
+        query = query.where(Job.person_id == person_id)
+    if restrict is not None:
+        query = restrict(query)
+    with session_scope(settings) as session:
+        return list(session.scalars(query))
+
+
+def get_job(settings: Settings, job_id: int) -> Job:
+    with session_scope(settings) as session:
+        found = session.get(Job, job_id)
+        if found is None:
+            raise NotFoundError(f"no job with id {job_id}")
+        return found
+
+
+# --------------------------------------------------------------------------- review pages
+
+
+@dataclass
+class StateCount:
+    state: str
+    people: int
+
+
+@dataclass
+class CollectionOverview:
+    key: str
+    name: str
+    people: int
+    by_state: list[StateCount]
+    accepted_faces: int
+    gallery_faces: int
+    last_activity: datetime | None
+
+
+def collections_overview(settings: Settings) -> list[CollectionOverview]:
+    """Each collection with its people counted by state, its faces and its last activity."""
+    with session_scope(settings) as session:
+        colls = session.execute(
+            select(Collection.id, Collection.key, Collection.name, Collection.created_at)
+            .order_by(Collection.key)
+        ).all()
+        states: dict[int, list[StateCount]] = defaultdict(list)
+        for cid, state, n in session.execute(
+            select(Person.collection_id, Person.state, func.count())
+            .group_by(Person.collection_id, Person.state).order_by(Person.state)
+        ):
+            states[cid].append(StateCount(state, int(n)))
+        faces = {cid: (int(a or 0), int(g or 0)) for cid, a, g in session.execute(
+            select(Person.collection_id,
+                   func.sum(ACCEPTED_FACE),
+                   func.sum(GALLERY_FACE))
+            .join(Person, Face.person_id == Person.id).group_by(Person.collection_id)
+        )}
+        touched = dict(session.execute(
+            select(Person.collection_id, func.max(Person.updated_at))
+            .group_by(Person.collection_id)
+        ).all())
+        jobs = dict(session.execute(
+            select(Person.collection_id, func.max(Job.updated_at))
+            .join(Person, Job.person_id == Person.id).group_by(Person.collection_id)
+        ).all())
+    out = []
+    for cid, key, name, created in colls:
+        moments = [_aware(t) for t in (created, touched.get(cid), jobs.get(cid)) if t]
+        accepted, gallery = faces.get(cid, (0, 0))
+        counts = states.get(cid, [])
+        out.append(CollectionOverview(key, name, sum(c.people for c in counts), counts,
+                                      accepted, gallery, max(moments) if moments else None))
+    return out
+
+
+@dataclass
+class PersonRow:
+    id: int
+    name: str
+    state: str
+    accepted_faces: int
+    gallery_faces: int
+    cover_face_id: int | None  # the best accepted face, for a thumbnail
+    updated_at: datetime | None
+
+
+@dataclass
+class CollectionPage:
+    key: str
+    name: str
+    people: list[PersonRow]
+    total: int
+    states: list[StateCount]
+
+
+def collection_people(settings: Settings, key: str, *, state: str | None = None,
+                      limit: int = 200, offset: int = 0) -> CollectionPage:
+    with session_scope(settings) as session:
+        coll = session.scalar(select(Collection).where(Collection.key == key))
+        if coll is None:
+            raise NotFoundError(f"no collection {key!r}")
+        faces = (
+            select(Face.person_id,
+                   func.sum(ACCEPTED_FACE).label("acc"),
+                   func.sum(GALLERY_FACE).label("gal"))
+            .group_by(Face.person_id).subquery()
+        )
+        query = (select(Person.id, Person.name, Person.state, faces.c.acc, faces.c.gal,
+                        Person.updated_at)
+                 .outerjoin(faces, faces.c.person_id == Person.id)
+                 .where(Person.collection_id == coll.id))
+        total_q = select(func.count()).select_from(Person).where(Person.collection_id == coll.id)
+        if state:
+            query = query.where(Person.state == state)
+            total_q = total_q.where(Person.state == state)
+        rows = session.execute(
+            query.order_by(Person.name, Person.id).limit(limit).offset(offset)).all()
+        ids = [r[0] for r in rows]
+        covers: dict[int, int] = {}
+        if ids:
+            # best accepted face per person: one query, first by quality wins
+            for pid, fid in session.execute(
+                select(Face.person_id, Face.id)
+                .where(Face.person_id.in_(ids), Face.state == FaceState.ACCEPTED)
+                .order_by(Face.person_id, Face.quality.desc(), Face.id)
+            ):
+                covers.setdefault(pid, fid)
+        states = [StateCount(s, int(n)) for s, n in session.execute(
+            select(Person.state, func.count()).where(Person.collection_id == coll.id)
+            .group_by(Person.state).order_by(Person.state))]
+        return CollectionPage(
+            coll.key, coll.name,
+            [PersonRow(i, n, s, int(a or 0), int(g or 0), covers.get(i), _aware(u))
+             for i, n, s, a, g, u in rows],
+            int(session.scalar(total_q) or 0), states)
+
+
+@dataclass
+class Provenance:
+    image_id: int
+    source_url: str | None  # the photo itself
+    page_url: str | None  # the page it was found on
+    query: str | None
+    rank: int | None
+    provider: str
+    origin: str  # file:<name> for imports
+    title: str | None
+    created_at: datetime | None
+    has_file: bool
+    licence: str | None = None  # reuse terms (Commons files)
+    author: str | None = None
+
+
+@dataclass
+class FaceCard:
+    id: int
+    state: str
+    reason: str
+    distance: float | None
+    quality: float
+    size: int  # face box width in pixels
+    in_gallery: bool
+    restorable: bool
+    source: Provenance
+
+
+@dataclass
+class ImageCard:
+    """A candidate photo that gave no face to decide about (no face, broken, not fetched)."""
+
+    reason: str
+    detail: str | None
+    source: Provenance
+
+
+@dataclass
+class ReasonGroup:
+    reason: str
+    faces: list[FaceCard] = field(default_factory=list)
+    images: list[ImageCard] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.faces) + len(self.images)
+
+
+@dataclass
+class PersonReview:
+    id: int
+    name: str
+    collection: str
+    state: str
+    error: str | None
+    occupations: list[str]
+    country: str
+    selftest: dict[str, object] | None
+    updated_at: datetime | None
+    accepted: list[FaceCard]
+    rejected: list[ReasonGroup]
+    candidates: int
+    min_faces_to_promote: int
+    busy: bool
+    can_promote: bool
+    wikidata_qid: str | None = None  # keyless sources (issue 14)
+    native_name: str | None = None
+
+
+def _provenance(img: Image) -> Provenance:
+    return Provenance(img.id, img.url, img.page_url, img.query, img.rank, img.provider,
+                      img.origin, img.title, _aware(img.created_at), bool(img.path),
+                      img.licence, img.author)
+
+
+def person_review(settings: Settings, person_id: int) -> PersonReview:
+    """Everything a person's page shows: accepted faces best first, the rest by reason."""
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise NotFoundError(f"no person with id {person_id}")
+        images = session.scalars(
+            select(Image).where(Image.person_id == person_id)
+            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
+        ).all()
+        accepted: list[FaceCard] = []
+        groups: dict[str, ReasonGroup] = {}
+        for img in images:
+            source = _provenance(img)
+            for f in sorted(img.faces, key=lambda f: f.idx):
+                card = FaceCard(f.id, f.state, f.reason, f.distance, f.quality, f.w,
+                                f.gallery_path is not None, f.embedding is not None, source)
+                if f.state == FaceState.ACCEPTED:
+                    accepted.append(card)
+                else:
+                    groups.setdefault(f.reason, ReasonGroup(f.reason)).faces.append(card)
+            if not img.faces:
+                unfetched = img.state in (ImageState.PENDING, ImageState.FETCHED)
+                reason = img.reason or (ImageState.PENDING if unfetched else img.state)
+                groups.setdefault(reason, ReasonGroup(reason)).images.append(
+                    ImageCard(reason, img.detail, source))
+        accepted.sort(key=lambda c: (-c.quality, c.id))
+        order = {r: i for i, r in enumerate(GROUP_ORDER)}
+        rejected = sorted(groups.values(), key=lambda g: (order.get(g.reason, 99), g.reason))
+        return PersonReview(
+            person.id, person.name, person.collection.key, person.state, person.error,
+            list(person.occupations or []), person.country, person.selftest,
+            _aware(person.updated_at), accepted, rejected, len(images),
+            settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
+            person.wikidata_qid, person.native_name)
+
+
+@dataclass
+class JobRow:
+    id: int
+    kind: str
+    state: str
+    person_id: int | None
+    person: str | None
+    collection: str | None
+    progress: float
+    message: str | None
+    error: str | None
+    attempts: int
+    worker: str | None
+    heartbeat: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = None,
+                collections: frozenset[str] | None = None) -> list[JobRow]:
+    """Newest jobs first, running ones on top, with the person's name; ``collections``:
+    only jobs of these collection keys (None: all)."""
+    with session_scope(settings) as session:
+        query = (
+            select(Job, Person.name, Collection.key)
+            .outerjoin(Person, Job.person_id == Person.id)
+            .outerjoin(Collection, Collection.id == func.coalesce(Job.collection_id,
+                                                                   Person.collection_id))
+            .order_by(case((Job.state == JobState.RUNNING, 0), (Job.state == JobState.QUEUED, 1),
+                           else_=2), Job.id.desc())
+            .limit(limit)
+        )
+        if state:
+            query = query.where(Job.state == state)
+        if collections is not None:
+            query = query.where(Collection.key.in_(sorted(collections)))
+        return [
+            JobRow(j.id, j.kind, j.state, j.person_id, name, coll, j.progress, j.message,
+                   j.error, j.attempts, j.worker, _aware(j.heartbeat), _aware(j.created_at),
+                   _aware(j.updated_at))
+            for j, name, coll in session.execute(query)
+        ]
+
+
+def job_counts(settings: Settings, collections: frozenset[str] | None = None
+               ) -> dict[str, int]:
+    query = select(Job.state, func.count()).group_by(Job.state)
+    if collections is not None:
+        query = (query.outerjoin(Person, Job.person_id == Person.id)
+                 .join(Collection, Collection.id == func.coalesce(Job.collection_id,
+                                                                  Person.collection_id))
+                 .where(Collection.key.in_(sorted(collections))))
+    with session_scope(settings) as session:
+        return {s: int(n) for s, n in session.execute(query)}
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; they were stored in UTC
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
