@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from faceatlas import review
+from faceatlas import review, thumbnails
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.index import ExactIndex, IndexStore
 from faceatlas.recognize import recognize_file
@@ -224,10 +224,10 @@ def test_views_show_counts_groups_and_provenance(home: Settings) -> None:
     (job,) = [j for j in queries.recent_jobs(home) if j.person_id == person_id]
     assert job.state == "failed" and job.error == "no photo" and job.person
 
-    thumb = PILImage.open(io.BytesIO(review.face_image(home, face_id)))
-    assert thumb.format == "JPEG" and max(thumb.size) <= review.THUMB_SIZE
+    thumb = PILImage.open(io.BytesIO(thumbnails.face_image(home, face_id)))
+    assert thumb.format == "JPEG" and max(thumb.size) <= thumbnails.THUMB_SIZE
     with pytest.raises(NotFoundError):
-        review.face_image(home, 10**9)
+        thumbnails.face_image(home, 10**9)
 
 
 def test_reject_without_an_index_file_still_rejects(home: Settings, tmp_path: Path) -> None:

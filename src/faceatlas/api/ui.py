@@ -45,7 +45,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from PIL import Image as PILImage
 
-from faceatlas import review
+from faceatlas import review, thumbnails
 from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext, get_ctx
 from faceatlas.api.errors import client_message, retry_headers, status_of
@@ -633,19 +633,19 @@ def _jpeg(data: bytes) -> Response:
 @router.get("/faces/{face_id}/thumb.jpg")
 def face_thumb(ctx: Ctx, session: Session, face_id: Id) -> Response:
     check_face(session.principal, ctx.settings, face_id)
-    return _jpeg(review.face_image(ctx.settings, face_id))
+    return _jpeg(thumbnails.face_image(ctx.settings, face_id))
 
 
 @router.get("/faces/{face_id}/crop.jpg")
 def face_crop(ctx: Ctx, session: Session, face_id: Id) -> Response:
     check_face(session.principal, ctx.settings, face_id)
-    return _jpeg(review.face_image(ctx.settings, face_id, thumb=False))
+    return _jpeg(thumbnails.face_image(ctx.settings, face_id, thumb=False))
 
 
 @router.get("/images/{image_id}/thumb.jpg")
 def image_thumb(ctx: Ctx, session: Session, image_id: Id) -> Response:
     try:
         check_image(session.principal, ctx.settings, image_id)
-        return _jpeg(review.image_thumbnail(ctx.settings, image_id))
+        return _jpeg(thumbnails.image_thumbnail(ctx.settings, image_id))
     except NotFoundError:
         return Response(status_code=404)
