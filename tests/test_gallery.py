@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from faceatlas.gallery import index_store, promote, remove_person
+from faceatlas.erasure import remove_person
+from faceatlas.gallery import index_store, promote
 from faceatlas.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope

@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "promote": "faceatlas.gallery",
     "promote_person": "faceatlas.gallery",
     "unpromote_person": "faceatlas.gallery",
-    "remove_person": "faceatlas.gallery",
+    "remove_person": "faceatlas.erasure",
     # a reviewer's corrections
     "reject_face": "faceatlas.review",
     "restore_face": "faceatlas.review",

@@ -15,10 +15,8 @@ is files → index → database, so a crash half-way is repaired by running the 
 from __future__ import annotations
 
 import contextlib
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -35,16 +33,12 @@ from faceatlas.store.models import (
     Collection,
     Face,
     FaceState,
-    Image,
-    Job,
     Person,
     PersonState,
 )
 
 #: neighbours fetched per query; enough for ``best_person`` to see several faces per person
 SEARCH_K = 10
-
-#: states a person can be (re-)promoted from; earlier states have no curated faces yet
 
 _stores: dict[Path, IndexStore] = {}
 
@@ -82,16 +76,6 @@ class PromotionResult:
     removed: int = 0
     selftest: SelfTest | None = None
     purged: bool = False
-
-
-@dataclass
-class RemovalReport:
-    person_id: int
-    person: str
-    collection: str
-    rows: dict[str, int] = field(default_factory=dict)  # table -> rows deleted
-    files_removed: int = 0
-    index_rows_removed: int = 0
 
 
 # --------------------------------------------------------------------------- promote
@@ -137,7 +121,7 @@ def promote_person(
     layout = Layout(settings.home)
     store = store or index_store(settings)
     with session_scope(settings) as session:
-        person = _get_person(session, person_id)
+        person = get_person(session, person_id)
         coll, name = person.collection.key, person.name
         accepted = _accepted_faces(session, person_id)
         stale = session.scalars(
@@ -154,12 +138,14 @@ def promote_person(
     result = PromotionResult(person_id, name, coll, PersonState.PROMOTED, len(plan))
     if len(plan) < settings.min_faces_to_promote:
         if purge:
+            from faceatlas.erasure import remove_person  # erasure builds on this module
+
             remove_person(person_id, settings, store=store)
             result.state, result.purged = "purged", True
             return result
         result.removed = unpromote_person(person_id, settings, store=store)
         with session_scope(settings) as session:
-            person = _get_person(session, person_id)
+            person = get_person(session, person_id)
             person.state = PersonState.TOO_FEW_FACES
             person.error = (f"{len(plan)} accepted faces; promotion needs at least "
                             f"{settings.min_faces_to_promote}")
@@ -179,7 +165,7 @@ def promote_person(
         new_paths[face_id] = layout.relative(dest)
     for face_id, old in [*stale_paths, *old_paths.items()]:
         if old and new_paths.get(face_id) != old:
-            result.removed += _unlink(layout, old)
+            result.removed += unlink_stored(layout, old)
 
     # 2. index: this person's rows become exactly their accepted faces
     face_ids = np.array([f for f, _, _ in plan], dtype=np.int64)
@@ -196,7 +182,7 @@ def promote_person(
         if test.predicted_person_id is not None:
             other = session.get(Person, test.predicted_person_id)
             test.predicted_name = other.name if other else None
-        person = _get_person(session, person_id)
+        person = get_person(session, person_id)
         for face in _accepted_faces(session, person_id):
             face.gallery_path = new_paths.get(face.id)
         for face_id, _ in stale_paths:
@@ -276,6 +262,7 @@ def _selftest(
 
 
 # --------------------------------------------------------------------------- take back
+# (erasing a person altogether: erasure.py)
 
 
 def unpromote_person(
@@ -288,100 +275,31 @@ def unpromote_person(
     layout = Layout(settings.home)
     store = store or index_store(settings)
     with session_scope(settings) as session:
-        person = _get_person(session, person_id)
+        person = get_person(session, person_id)
         coll = person.collection.key
         paths = list(session.scalars(
             select(Face.gallery_path).where(
                 Face.person_id == person_id, Face.gallery_path.is_not(None)
             )
         ))
-    _remove_from_index(store, coll, person_id)
-    removed = sum(_unlink(layout, p) for p in paths)
+    remove_from_index(store, coll, person_id)
+    removed = sum(unlink_stored(layout, p) for p in paths)
     with session_scope(settings) as session:
         for face in session.scalars(select(Face).where(Face.person_id == person_id)):
             face.gallery_path = None
     return removed
 
 
-def remove_person(
-    person_id: int, settings: Settings, *, store: IndexStore | None = None
-) -> RemovalReport:
-    """Erase a person: index rows, gallery files, crops, raw files, folders, name mapping
-    entry and database rows (images, faces, attempts and jobs go with the person)."""
-    layout = Layout(settings.home)
-    store = store or index_store(settings)
-    with session_scope(settings) as session:
-        person = _get_person(session, person_id)
-        report = RemovalReport(person_id, person.name, person.collection.key)
-        folder = person.folder
-        faces = session.scalars(select(Face).where(Face.person_id == person_id)).all()
-        files = [p for f in faces for p in (f.gallery_path, f.crop_path) if p]
-        # raw files are named by content hash inside the person's own folder, so they are
-        # never shared with another person
-        files += [p for p in session.scalars(
-            select(Image.path).where(Image.person_id == person_id, Image.path.is_not(None))
-        )]
-    # index first: recognition stops naming them before anything else disappears
-    report.index_rows_removed = _remove_from_index(store, report.collection, person_id)
-    report.files_removed = sum(_unlink(layout, p) for p in files)
-    for d in (layout.faces_dir(report.collection, folder),
-              layout.raw_dir(report.collection, folder)):
-        if d.is_dir():
-            report.files_removed += sum(1 for p in d.rglob("*") if p.is_file())
-            shutil.rmtree(d)
-    _forget_name(settings, person_id, folder, report.person)
-    with session_scope(settings) as session:
-        person = _get_person(session, person_id)
-        report.rows = {
-            "images": _count(session, Image, person_id),
-            "faces": _count(session, Face, person_id),
-            "jobs": _count(session, Job, person_id),
-            "people": 1,
-        }
-        # explicit deletes, not only ON DELETE CASCADE: correct on databases without it too
-        for model in (Face, Job):
-            for row in session.scalars(select(model).where(model.person_id == person_id)):
-                session.delete(row)
-        session.flush()
-        session.delete(person)  # images and their attempts go by the ORM cascade
-    return report
-
-
-def _remove_from_index(store: IndexStore, coll: str, person_id: int) -> int:
+def remove_from_index(store: IndexStore, coll: str, person_id: int) -> int:
     if not store.path(coll).exists():  # never create an empty index just to remove from it
         return 0
     return store.update(coll, lambda index: index.remove_person(person_id))
 
 
-def _forget_name(settings: Settings, person_id: int, folder: str, name: str) -> None:
-    """Drop the person's entry from name_mapping.json, unless it names someone still stored
-    (the mapping is flat over collections; another collection may hold the same folder)."""
-    import json
-
-    from faceatlas.names.service import _locked, _read_mapping
-
-    path = Layout(settings.home).name_mapping
-    if not path.exists():
-        return
-    with session_scope(settings) as session:
-        others = session.scalar(
-            select(Person.id).where(Person.folder == folder, Person.id != person_id).limit(1)
-        )
-    if others is not None:
-        return
-    with _locked(path):
-        mapping = _read_mapping(path)
-        if mapping.get(folder) != name:
-            return
-        del mapping[folder]
-        data = json.dumps(mapping, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-        atomic_write(path, data.encode("utf-8"))
-
-
 # --------------------------------------------------------------------------- helpers
 
 
-def _get_person(session: Session, person_id: int) -> Person:
+def get_person(session: Session, person_id: int) -> Person:
     person = session.get(Person, person_id)
     if person is None:
         raise NotFoundError(f"no person with id {person_id}")
@@ -397,15 +315,7 @@ def _accepted_faces(session: Session, person_id: int) -> list[Face]:
     ))
 
 
-def _count(session: Session, model: Any, person_id: int) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(
-        select(func.count()).select_from(model).where(model.person_id == person_id)
-    ) or 0)
-
-
-def _unlink(layout: Layout, relative: str) -> int:
+def unlink_stored(layout: Layout, relative: str) -> int:
     path = layout.absolute(relative)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

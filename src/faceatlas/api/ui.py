@@ -52,8 +52,9 @@ from faceatlas.api.errors import client_message, retry_headers, status_of
 from faceatlas.api.tokens import ADMIN, Principal, check_face, check_image, check_person
 from faceatlas.api.tokens import principal_of_known as _principal_of
 from faceatlas.api.uploads import read_upload
+from faceatlas.erasure import remove_person
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.gallery import promote_person, remove_person
+from faceatlas.gallery import promote_person
 from faceatlas.recognize import recognize_bytes
 from faceatlas.store import queries
 

@@ -280,6 +280,27 @@ def write_name_mapping(settings: Settings) -> dict[str, str]:
     return mapping
 
 
+def forget_name(settings: Settings, person_id: int, folder: str, name: str) -> None:
+    """Drop the person's entry from name_mapping.json, unless it names someone still stored
+    (the mapping is flat over collections; another collection may hold the same folder)."""
+    path = Layout(settings.home).name_mapping
+    if not path.exists():
+        return
+    with session_scope(settings) as session:
+        others = session.scalar(
+            select(Person.id).where(Person.folder == folder, Person.id != person_id).limit(1)
+        )
+    if others is not None:
+        return
+    with _locked(path):
+        mapping = _read_mapping(path)
+        if mapping.get(folder) != name:
+            return
+        del mapping[folder]
+        data = json.dumps(mapping, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        atomic_write(path, data.encode("utf-8"))
+
+
 def _split_occupations(cell: str) -> list[str]:
     """``Singer, Actor`` → two occupations: the form :func:`export_people` writes."""
     return [o.strip() for o in cell.split(",") if o.strip()]
@@ -330,6 +351,7 @@ __all__ = [
     "Progress",
     "Skipped",
     "export_people",
+    "forget_name",
     "generate_names",
     "import_people",
     "write_name_mapping",

@@ -22,8 +22,9 @@ from faceatlas.api.schemas import (
 )
 from faceatlas.api.tokens import check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
+from faceatlas.erasure import remove_person
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.gallery import promote_person, remove_person
+from faceatlas.gallery import promote_person
 from faceatlas.recognize import face_dict, recognize_bytes
 from faceatlas.store import queries
 from faceatlas.store.db import session_scope
