@@ -47,9 +47,9 @@ class AuthGate:
         if path == "/ui" or path.startswith("/ui/"):
             if scope["method"] in _BODYLESS or path.startswith(_UI_OPEN):
                 return True
-            from faceatlas.api.ui import _session  # the UI's own session check
+            from faceatlas.api.ui.csrf import session_of  # the UI's own session check
 
-            return await anyio.to_thread.run_sync(_session, request) is not None
+            return await anyio.to_thread.run_sync(session_of, request) is not None
         try:
             check_token(ctx, request.headers.get("authorization"))
         except HTTPException:

@@ -1,0 +1,317 @@
+"""The review UI's pages and forms: log-in, collections, a person (reject, restore, recollect,
+promote, delete), jobs, recognising a photo, a clip. Thin shells over the library."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import io
+import secrets
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import File, Form, Query, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from PIL import Image as PILImage
+
+from faceatlas import review
+from faceatlas.api import sessions
+from faceatlas.api.deps import ApiContext
+from faceatlas.api.tokens import check_face, check_person
+from faceatlas.api.ui.base import (
+    CollectionKey,
+    Id,
+    Problem,
+    render,
+    router,
+)
+from faceatlas.api.ui.csrf import (
+    COOKIE,
+    LOGIN_COOKIE,
+    Checked,
+    CsrfFailed,
+    Ctx,
+    Session,
+    UiSession,
+    safe_next,
+    set_cookie,
+    token_fingerprints,
+)
+from faceatlas.api.uploads import read_upload
+from faceatlas.erasure import remove_person
+from faceatlas.gallery import promote_person
+from faceatlas.recognize import recognize_bytes
+from faceatlas.store import queries
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    nonce = secrets.token_urlsafe(24)
+    response = render(request, "login.html", {"nonce": nonce, "next": safe_next(next),
+                                               "session": None, "error": None})
+    set_cookie(response, request, LOGIN_COOKIE, nonce, 3600)
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    ctx: Ctx,
+    token: Annotated[str, Form(max_length=1000)] = "",
+    nonce: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/ui/",
+) -> Response:
+    # limited per client address and per form, checked before the token is compared
+    limiter: sessions.LoginLimiter = request.app.state.login_limiter
+    keys = (f"ip:{request.client.host if request.client else '?'}", f"nonce:{nonce}")
+    wait = limiter.retry_after(*keys)
+    if wait is not None:
+        return render(request, "login.html", {
+            "nonce": request.cookies.get(LOGIN_COOKIE, ""), "next": safe_next(next),
+            "session": None, "error": f"Too many wrong tokens from here: log-in is locked "
+            f"for {wait} more seconds."}, status=429, headers={"Retry-After": str(wait)})
+    cookie_nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie_nonce or not hmac.compare_digest(cookie_nonce.encode(), nonce.encode()):
+        raise CsrfFailed
+    given = token.strip().encode("utf-8", "surrogateescape")
+    matched: str | None = None
+    if ctx.auth_disabled:
+        matched = token_fingerprints(ctx)[0]
+    else:
+        for known, fp in zip(ctx.settings.api_tokens, token_fingerprints(ctx), strict=True):
+            if hmac.compare_digest(given, known.encode("utf-8")):  # no early exit
+                matched = fp
+    if matched is None:
+        limiter.failed(*keys)
+        response = render(request, "login.html", {
+            "nonce": cookie_nonce, "next": safe_next(next), "session": None,
+            "error": "That token is not valid."}, status=401)
+        return response
+    sid = sessions.create_session(ctx.settings, matched)
+    response = RedirectResponse(safe_next(next), 303)
+    set_cookie(response, request, COOKIE, sid, ctx.settings.session_ttl_seconds)
+    set_cookie(response, request, LOGIN_COOKIE, "", 0)  # spent: one nonce, one log-in
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, ctx: Ctx, session: Checked) -> Response:
+    sessions.revoke_session(ctx.settings, session.sid)  # a copied cookie dies with it
+    response = RedirectResponse("/ui/login", 303)
+    set_cookie(response, request, COOKIE, "", 0)
+    return response
+
+
+_FLASH = {
+    "rejected": "Face {n} rejected: it left the gallery and the index.",
+    "restored": "Face {n} restored.",
+    "restored_gallery": "Face {n} restored and back in the gallery and the index.",
+    "unchanged": "Nothing to change: face {n} already was so.",
+    "below_minimum": "Fewer faces than promotion needs are left: promote again to re-check.",
+    "recollect": "Queued again: `faceatlas collect` or a worker will search, download and "
+                 "curate this person anew.",
+    "promoted": "Promoted: the gallery and the index hold exactly the accepted faces.",
+    "too_few_faces": "Not promoted: too few accepted faces (the person left the gallery).",
+    "deleted": "Person {n} erased: photos, faces, gallery files and index rows.",
+}
+
+
+def _flash(done: str | None, n: int | None) -> list[str]:
+    out = []
+    for code in (done or "").split(",")[:3]:
+        if code in _FLASH:
+            out.append(_FLASH[code].format(n=n or ""))
+    return out
+
+
+@router.get("")
+@router.get("/")
+def collections(request: Request, ctx: Ctx, session: Session,
+                done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None
+                ) -> Response:
+    overview = [c for c in queries.collections_overview(ctx.settings)
+                if session.principal.allows(c.key)]
+    index_faces = {c.key: (len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0)
+                   for c in overview}
+    return render(request, "collections.html", {
+        "session": session, "collections": overview, "index_faces": index_faces,
+        "flash": _flash(done, n), "nav": "collections"})
+
+
+@router.get("/collections/{key}")
+def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
+               state: Annotated[str | None, Query(max_length=30)] = None,
+               page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    per_page = 200
+    session.principal.check(key, f"no collection {key!r}")
+    data = queries.collection_people(ctx.settings, key, state=state or None, limit=per_page,
+                                    offset=(page - 1) * per_page)
+    pages = max(1, -(-data.total // per_page))
+    return render(request, "collection.html", {
+        "session": session, "c": data, "state": state, "page": page, "pages": pages,
+        "nav": "collections"})
+
+
+@router.get("/people/{person_id}")
+def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
+           done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    check_person(session.principal, ctx.settings, person_id)
+    data = queries.person_review(ctx.settings, person_id)
+    return render(request, "person.html", {
+        "session": session, "p": data, "flash": _flash(done, n), "nav": "collections",
+        "promotable": queries.PROMOTABLE})
+
+
+def _to_person(person_id: int, *codes: str, n: int | None = None, anchor: str = "") -> Response:
+    query = "done=" + ",".join(codes) + (f"&n={n}" if n is not None else "")
+    return RedirectResponse(f"/ui/people/{person_id}?{query}{anchor}", 303)
+
+
+@router.post("/faces/{face_id}/reject")
+def reject(ctx: Ctx, session: Checked, face_id: Id) -> Response:
+    check_face(session.principal, ctx.settings, face_id)
+    r = review.reject_face(ctx.settings, face_id, store=ctx.store)
+    codes = ["rejected" if r.changed else "unchanged"]
+    if r.below_minimum and r.changed:
+        codes.append("below_minimum")
+    return _to_person(r.person_id, *codes, n=face_id, anchor="#accepted")
+
+
+@router.post("/faces/{face_id}/restore")
+def restore(ctx: Ctx, session: Checked, face_id: Id) -> Response:
+    check_face(session.principal, ctx.settings, face_id)
+    r = review.restore_face(ctx.settings, face_id, store=ctx.store)
+    code = ("restored_gallery" if r.in_gallery else "restored") if r.changed else "unchanged"
+    return _to_person(r.person_id, code, n=face_id, anchor="#accepted")
+
+
+@router.post("/people/{person_id}/recollect")
+def recollect(ctx: Ctx, session: Checked, person_id: Id) -> Response:
+    check_person(session.principal, ctx.settings, person_id)
+    r = review.recollect_person(ctx.settings, person_id)
+    return _to_person(r.person_id, "recollect")
+
+
+@router.post("/people/{person_id}/promote")
+def promote(ctx: Ctx, session: Checked, person_id: Id) -> Response:
+    check_person(session.principal, ctx.settings, person_id)
+    data = queries.person_review(ctx.settings, person_id)
+    if data.state not in queries.PROMOTABLE:
+        raise Problem(409, "Not promotable", f"{data.name} is {data.state.replace('_', ' ')}: "
+                      "only curated people can be promoted.", f"/ui/people/{person_id}")
+    result = promote_person(person_id, ctx.settings, store=ctx.store)
+    return _to_person(person_id, result.state)
+
+
+@router.post("/people/{person_id}/delete")
+def delete(ctx: Ctx, session: Checked, person_id: Id,
+           confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
+    check_person(session.principal, ctx.settings, person_id)
+    if confirm != "yes":
+        raise Problem(400, "Not deleted", "Tick the box to confirm the deletion.",
+                      f"/ui/people/{person_id}#danger")
+    report = remove_person(person_id, ctx.settings, store=ctx.store)
+    return RedirectResponse(f"/ui/collections/{report.collection}?done=deleted&n={person_id}",
+                            303)
+
+
+@router.get("/jobs")
+def jobs(request: Request, ctx: Ctx, session: Session,
+         state: Annotated[str | None, Query(max_length=20)] = None) -> Response:
+    return render(request, "jobs.html", _jobs_context(ctx, session, state))
+
+
+@router.get("/jobs/table")
+def jobs_table(request: Request, ctx: Ctx, session: Session,
+               state: Annotated[str | None, Query(max_length=20)] = None) -> Response:
+    """The part of the jobs page htmx polls."""
+    return render(request, "_jobs_table.html", _jobs_context(ctx, session, state))
+
+
+def _jobs_context(ctx: ApiContext, session: UiSession, state: str | None) -> dict[str, Any]:
+    mine = session.principal.collections
+    return {"session": session,
+            "jobs": queries.recent_jobs(ctx.settings, state=state or None, collections=mine),
+            "counts": queries.job_counts(ctx.settings, mine), "state": state, "nav": "jobs"}
+
+
+@router.get("/recognize")
+def recognize_form(request: Request, ctx: Ctx, session: Session) -> Response:
+    return render(request, "recognize.html", _recognize_context(ctx, session))
+
+
+@router.post("/recognize")
+def recognize(
+    request: Request,
+    ctx: Ctx,
+    session: Checked,
+    image: Annotated[UploadFile, File()],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+) -> Response:
+    chosen = session.principal.choose(collection or None, ctx.settings.default_collection)
+    data = read_upload(image, ctx.settings.max_upload_bytes)
+    result = recognize_bytes(data, ctx.settings, collection=chosen,
+                             store=ctx.store, engines=ctx.engines, keep_image=True)
+    context = _recognize_context(ctx, session, result.collection)
+    assert result.image is not None
+    context.update(result=result, photo=_display_jpeg(result.image),
+                   font=max(12, round(max(result.width, result.height) / 45)))
+    return render(request, "recognize.html", context)
+
+
+def _recognize_context(ctx: ApiContext, session: UiSession, chosen: str | None = None
+                       ) -> dict[str, Any]:
+    keys = session.principal.filter(c.key for c in queries.list_collections(ctx.settings))
+    default = ctx.settings.default_collection
+    if not session.principal.allows(default) and keys:
+        default = keys[0]
+    return {"session": session, "collections": keys,
+            "chosen": chosen or default, "result": None,
+            "nav": "recognize", "limit_mb": ctx.settings.max_upload_bytes / 1e6}
+
+
+def _display_jpeg(rgb: np.ndarray) -> str:
+    """The picture recognition decoded (orientation applied), at most 1600 px, as a data
+    URL; the page scales it to the full image's frame, where the boxes are."""
+    pic = PILImage.fromarray(rgb)
+    pic.thumbnail((1600, 1600))
+    buf = io.BytesIO()
+    pic.save(buf, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@router.get("/video")
+def video_form(request: Request, ctx: Ctx, session: Session) -> Response:
+    return render(request, "video.html", _video_context(ctx, session))
+
+
+@router.post("/video")
+def video_start(
+    ctx: Ctx,
+    _: Checked,
+    video: Annotated[UploadFile, File()],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+) -> Response:
+    from faceatlas.video.jobs import start_video_job
+
+    job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
+                             collection=collection or None, engines=ctx.engines,
+                             store=ctx.store)
+    return RedirectResponse(f"/ui/video/{job_id}", 303)
+
+
+@router.get("/video/{job_id}")
+def video_job(request: Request, ctx: Ctx, session: Session, job_id: Id) -> Response:
+    from faceatlas.video.jobs import video_job as load
+
+    job = load(ctx.settings, job_id)
+    context = _video_context(ctx, session)
+    context.update(job=job, result=job["result"])
+    return render(request, "video.html", context)
+
+
+def _video_context(ctx: ApiContext, session: UiSession) -> dict[str, Any]:
+    keys = [c.key for c in queries.list_collections(ctx.settings)]
+    return {"session": session, "collections": keys,
+            "chosen": ctx.settings.default_collection, "job": None, "result": None,
+            "nav": "video", "limit_mb": ctx.settings.video_max_bytes / 1e6}
