@@ -88,13 +88,14 @@ class Recognition(BaseModel):
     faces: list[FaceResult]
 
 
-class CatalogueModel(BaseModel):
-    """Built from a `faceatlas.store.queries` result (a dataclass or a row) by attribute."""
+class FromLibrary(BaseModel):
+    """Built by attribute from what the library returns (a `store.queries` result, a
+    dataclass such as `PromotionResult`, an ORM row): its fields are listed once, here."""
 
     model_config = ConfigDict(from_attributes=True)
 
 
-class CollectionOut(CatalogueModel):
+class CollectionOut(FromLibrary):
     key: str
     name: str
     people: int
@@ -104,7 +105,7 @@ class CollectionOut(CatalogueModel):
     index_faces: int
 
 
-class PersonOut(CatalogueModel):
+class PersonOut(FromLibrary):
     id: int
     name: str
     collection: str
@@ -128,7 +129,7 @@ class PersonDetail(PersonOut):
     native_name: str | None = Field(None, description="The name in its original script.")
 
 
-class FaceOut(CatalogueModel):
+class FaceOut(FromLibrary):
     id: int
     image_id: int
     image: str = Field(description="Title or origin of the image.")
@@ -145,7 +146,7 @@ class FaceOut(CatalogueModel):
     gallery_path: str | None
 
 
-class ImageOut(CatalogueModel):
+class ImageOut(FromLibrary):
     id: int
     title: str | None
     origin: str
@@ -158,7 +159,7 @@ class ImageOut(CatalogueModel):
     author: str | None = None
 
 
-class JobOut(CatalogueModel):
+class JobOut(FromLibrary):
     id: int
     kind: str
     person_id: int | None
@@ -172,7 +173,7 @@ class JobOut(CatalogueModel):
     updated_at: datetime
 
 
-class Removal(BaseModel):
+class Removal(FromLibrary):
     person_id: int
     person: str
     collection: str
@@ -181,7 +182,7 @@ class Removal(BaseModel):
     index_rows_removed: int
 
 
-class SelfTestOut(BaseModel):
+class SelfTestOut(FromLibrary):
     passed: bool | None
     face_id: int | None
     predicted_person_id: int | None
@@ -191,7 +192,7 @@ class SelfTestOut(BaseModel):
     detail: str
 
 
-class PromotionOut(BaseModel):
+class PromotionOut(FromLibrary):
     state: str
     faces: int
     gallery_files: int

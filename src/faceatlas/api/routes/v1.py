@@ -79,7 +79,7 @@ def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
                   person_id: Id) -> Any:
     """Erase a person: rows, raw files, crops, gallery files and index entries."""
     check_person(caller, ctx.settings, person_id)
-    return asdict(remove_person(person_id, ctx.settings, store=ctx.store))
+    return Removal.model_validate(remove_person(person_id, ctx.settings, store=ctx.store))
 
 
 @router.get("/people/{person_id}/faces", response_model=list[ImageOut], tags=["people"])
