@@ -150,9 +150,11 @@ class Settings(BaseSettings):
     )
     video_track_gap: float = Field(1.5, description="Seconds a track may go unseen and go on.")
     video_best_frames: int = Field(5, description="Best frames kept per track.")
+    # 0 by default: a face linked by box overlap alone can cross a camera cut into another
+    # person's track (seen on the Hamilton clip with sface); sface embeds a face in ~20 ms
     video_embed_every: float = Field(
-        1.0, description="Seconds between embeddings of a face that plainly continues a track "
-        "(0: embed every face)."
+        0.0, description="Seconds between embeddings of a face that plainly continues a track "
+        "(0: embed every face, the safe default)."
     )
 
     # -- names and inputs (hardening: sheet and LLM limits)
