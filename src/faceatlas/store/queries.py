@@ -323,7 +323,7 @@ def collections_overview(settings: Settings) -> list[CollectionOverview]:
 
 
 @dataclass
-class PersonRow:
+class CollectionPerson:
     id: int
     name: str
     state: str
@@ -337,7 +337,7 @@ class PersonRow:
 class CollectionPage:
     key: str
     name: str
-    people: list[PersonRow]
+    people: list[CollectionPerson]
     total: int
     states: list[StateCount]
 
@@ -379,7 +379,7 @@ def collection_people(settings: Settings, key: str, *, state: str | None = None,
             .group_by(Person.state).order_by(Person.state))]
         return CollectionPage(
             coll.key, coll.name,
-            [PersonRow(i, n, s, int(a or 0), int(g or 0), covers.get(i), _aware(u))
+            [CollectionPerson(i, n, s, int(a or 0), int(g or 0), covers.get(i), _aware(u))
              for i, n, s, a, g, u in rows],
             int(session.scalar(total_q) or 0), states)
 
