@@ -57,10 +57,12 @@ class CurateParams:
     phash_distance: int = 10
     max_faces: int = 40
     # -- identity without chaining (fractions, so they carry over to any engine's distances)
-    rank_tie: float = 0.2  # groups within 20% of the largest vote are tied: search rank decides
+    cluster_link: float = 1.1  # groups merge while their average distance is under this many
+    #                            link_distances (average linkage tolerates a longer link)
+    rank_tie: float = 0.1  # groups within 10% of the largest vote are tied: search rank decides
     outsider_accept: float = 0.85  # faces outside the identity group: this share of accept
     trim: float = 0.2  # the centre ignores this share of the group farthest from its medoid
-    same_identity: float = 0.8  # two people whose centres are closer than this share of
+    same_identity: float = 0.5  # two people whose centres are closer than this share of
     #                             link_distance are one identity (arbitration)
     arbitrate_margin: float = 0.1  # a face moves to another person only if nearer to them
     #                               by this share of accept_distance
@@ -151,7 +153,8 @@ def _consensus(
             out.failure_detail = "no usable face among the candidates"
         return []
     vectors = np.stack([f.embedding for _, f in pool]).astype(np.float64)
-    groups = groups_of(vectors, [a.key for a, _ in pool], p.link_distance, p.trim)
+    groups = groups_of(vectors, [a.key for a, _ in pool], p.link_distance * p.cluster_link,
+                       p.trim)
     if references is not None and len(references):
         chosen_group, gap = by_reference(groups, references)
         if chosen_group is None or gap > p.accept_distance:
@@ -222,7 +225,7 @@ def _seed(
 def quality_score(f: FaceAnalysis, distance: float | None, p: CurateParams) -> float:
     """0..1: bigger, sharper, surer and closer to the identity is better."""
     size = min(1.0, f.size / 300)
-    sharp = min(1.0, f.blur / 500)
+    sharp = min(1.0, f.blur / 100)  # ~7× the default blur threshold
     det = min(1.0, max(0.0, f.score) / 2.5)
     near = 1.0 - min(1.0, (distance or 0.0) / max(p.accept_distance, 1e-6))
     return round(0.35 * size + 0.25 * sharp + 0.15 * det + 0.25 * near, 4)

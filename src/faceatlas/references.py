@@ -33,7 +33,7 @@ from faceatlas.store.models import Face, Person, Reason, Reference
 _SPLIT = re.compile(r"[\s|;]+")
 
 
-class ReferenceError(FaceAtlasError):
+class ReferencePhotoError(FaceAtlasError):
     """A reference that cannot be used: no such face, no usable face in the photo, bad input."""
 
     code = "bad_reference"
@@ -73,9 +73,9 @@ def add_reference(
     """
     given = [v for v in (url, path, face_id) if v is not None]
     if len(given) != 1:
-        raise ReferenceError("give exactly one of url, path or face_id for a reference")
+        raise ReferencePhotoError("give exactly one of url, path or face_id for a reference")
     if url is not None and not re.match(r"^https?://", url, re.IGNORECASE):
-        raise ReferenceError(f"a reference URL must start with http:// or https://: {url!r}")
+        raise ReferencePhotoError(f"a reference URL must start with http:// or https://: {url!r}")
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         if person is None:
@@ -86,7 +86,7 @@ def add_reference(
             if face is None or face.person_id != person_id:
                 raise NotFoundError(f"no face {face_id} of {person.name}")
             if face.embedding is None:
-                raise ReferenceError(
+                raise ReferencePhotoError(
                     f"face {face_id} was too small or too blurry to be measured: it cannot be "
                     "a reference")
             existing = session.scalar(query.where(Reference.face_id == face_id))
@@ -101,13 +101,32 @@ def add_reference(
         else:
             file = Path(str(path)).expanduser()
             if not file.is_file():
-                raise ReferenceError(f"reference photo not found: {file}")
+                raise ReferencePhotoError(f"reference photo not found: {file}")
             text = str(file.resolve())
             ref = session.scalar(query.where(Reference.path == text)) or Reference(
                 person_id=person_id, source=source, path=text, state="pending")
         session.add(ref)
         session.flush()
         return _info(ref)
+
+
+def sheet_references(settings: Settings, person_id: int, cell: str, base: Path
+                     ) -> tuple[int, list[tuple[str, str]]]:
+    """Add the references of one sheet cell (relative paths are relative to the sheet's
+    folder); returns how many were added and (reference, why) for those that were not."""
+    added, problems = 0, []
+    for item in split_references(cell):
+        try:
+            if re.match(r"^https?://", item, re.IGNORECASE):
+                add_reference(settings, person_id, url=item, source="sheet")
+            else:
+                file = Path(item).expanduser()
+                add_reference(settings, person_id, path=file if file.is_absolute()
+                              else base / file, source="sheet")
+            added += 1
+        except FaceAtlasError as exc:
+            problems.append((item, str(exc)))
+    return added, problems
 
 
 def list_references(settings: Settings, person_id: int) -> list[ReferenceInfo]:

@@ -38,7 +38,7 @@ class AnalyseParams:
     upsample: int = 1
     max_pixels: int = 50_000_000
     min_face_px: int = 70
-    blur_threshold: float = 80.0
+    blur_threshold: float = 14.0
     crop_margin: float = 0.2
     crop_quality: int = 92
 

@@ -54,6 +54,7 @@ class ImportReport:
     created: int = 0
     existing: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (row text, why)
+    references: int = 0  # reference photos taken from the sheet's references column
 
 
 def generate_names(
@@ -124,6 +125,7 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
     rows = read_people(path)  # before the session: a bad sheet writes nothing
     report = ImportReport(collection=collection_key(country))
     seen: set[str] = set()
+    references: list[tuple[int, str]] = []
     with session_scope(settings) as session:
         collection = get_or_create_collection(session, country)
         for row in rows:
@@ -132,12 +134,15 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
             if not key:
                 report.skipped.append((full, "no letters or digits in the name"))
                 continue
-            _, created = upsert_person(
+            person, created = upsert_person(
                 session, collection, full,
                 occupations=_split_occupations(row.occupation),
                 country=country, source="sheet",
                 first_name=row.name, last_name=row.last_name,
             )  # fmt: skip
+            if row.references:
+                session.flush()
+                references.append((person.id, row.references))
             if key in seen:
                 continue  # the same person twice in one sheet: occupations merged, counted once
             seen.add(key)
@@ -147,6 +152,12 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
                 report.existing += 1
     if seen:
         write_name_mapping(settings)
+    from faceatlas.references import sheet_references
+
+    for person_id, cell in references:  # after the commit: the people exist
+        added, problems = sheet_references(settings, person_id, cell, Path(path).parent)
+        report.references += added
+        report.skipped += problems
     return report
 
 

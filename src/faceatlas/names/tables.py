@@ -36,6 +36,7 @@ class PersonRow:
     name: str
     last_name: str = ""
     occupation: str = ""
+    references: str = ""  # optional column: photo URLs or paths (see faceatlas.references)
 
     @property
     def full_name(self) -> str:
@@ -145,12 +146,14 @@ def read_occupations(path: Path | str) -> list[str]:
 
 
 def read_people(path: Path | str) -> list[PersonRow]:
-    """Rows of ``name``, ``last_name`` and optional ``occupation``; blank rows skipped."""
+    """Rows of ``name``, ``last_name`` and optional ``occupation`` and ``references``; blank
+    rows skipped."""
     header, *body = _rows(path)
-    cols = _columns(path, header, PEOPLE_COLUMNS, ["name", "last_name"])
+    cols = _columns(path, header, (*PEOPLE_COLUMNS, "references"), ["name", "last_name"])
     out = []
     for row in body:
-        person = PersonRow(*(_cell(row, cols.get(c)) for c in PEOPLE_COLUMNS))
+        person = PersonRow(*(_cell(row, cols.get(c)) for c in PEOPLE_COLUMNS),
+                           references=_cell(row, cols.get("references")))
         if person.full_name:
             out.append(person)
     return out
