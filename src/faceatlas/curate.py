@@ -110,7 +110,8 @@ def decide(
     ``exclude``: (image key, face idx) of faces another person of the collection owns
     (``other_person``): they take no part, so the next identity candidate can win.
     """
-    out = Decisions(excluded=set(exclude))
+    # the seed rule is the old system's, for comparison: it knows nothing of the collection
+    out = Decisions(excluded=set(exclude) if p.strategy == "consensus" else set())
     for a in analyses:
         for f in a.faces:
             reason = f.reason or Reason.NOT_THIS_PERSON

@@ -127,7 +127,16 @@ def promote(
                     raise NotFoundError(f"no collection {collection!r}")
                 query = query.join(Collection).where(Collection.key == key)
             ids = list(session.scalars(query))
-    return [promote_person(pid, settings, purge=purge) for pid in ids]
+    results = {pid: promote_person(pid, settings, purge=purge) for pid in ids}
+    # arbitration while promoting a later person may have taken faces from one promoted
+    # earlier (re-decided, so ``curated`` again): promote those once more
+    with session_scope(settings) as session:
+        again = [pid for pid, r in results.items() if r.state == PersonState.PROMOTED and
+                 session.scalar(select(Person.state).where(Person.id == pid))
+                 == PersonState.CURATED]
+    for pid in again:
+        results[pid] = promote_person(pid, settings, purge=purge)
+    return list(results.values())
 
 
 def promote_person(
