@@ -5,10 +5,15 @@ out. ``curate_person`` runs it for one stored person: analyses new images in the
 stores faces and decisions, writes accepted crops and removes crops no longer accepted.
 
 Strategies:
-- ``consensus`` (default): the identity is the densest cluster of all quality faces — the face
-  with most neighbours within ``link_distance``, and those neighbours; its mean is the centre.
-  Each image keeps its face closest to the centre if within ``accept_distance``, so a group
-  photo can contribute the right face.
+- ``consensus`` (default): all quality faces are grouped by average linkage, which cannot join
+  two people through a chain of look-alikes (``identity.py`` says why); the identity is the
+  group nearest the person's reference photos if they have any (none near: the person fails
+  with ``no_face_matches_reference``), else the group with most images, the search rank
+  breaking near-ties. Its centre is a trimmed mean around the medoid. Each image keeps its
+  face closest to the centre if within ``accept_distance`` (members of the group) or a
+  tighter share of it (other faces, and only if no rival group is nearer), so a group photo
+  can contribute the right face. Faces arbitration gave to another person of the collection
+  (``other_person``, see ``arbitrate.py``) take no part.
 - ``seed``: the seed system's rule, for comparison — the first ``seed_references`` valid
   single-face images are the references, a later face is accepted if within ``seed_threshold``
   of any reference, multi-face images are dropped. If the first photos show someone else, the
@@ -278,12 +283,6 @@ def _image_reason(a: ImageAnalysis, out: Decisions) -> str:
         if r in reasons:
             return r
     return reasons[0]
-
-
-def _pairwise(v: np.ndarray) -> np.ndarray:
-    sq = (v * v).sum(axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2 * v @ v.T
-    return np.sqrt(np.maximum(d2, 0.0))
 
 
 # --------------------------------------------------------------------------- stored people
