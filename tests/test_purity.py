@@ -233,3 +233,30 @@ def _id(settings: Settings, name: str) -> int:
 def _no_global_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("FACEATLAS_DATABASE_URL", raising=False)
     yield
+
+
+def test_a_reviewer_marking_a_face_this_is_them_rebuilds_the_gallery(
+        tmp_path: Path, web: Web) -> None:
+    """Without references the majority (somebody else) wins; one face marked through the
+    API turns the gallery into the right person."""
+    import httpx
+
+    from faceatlas.api import create_app
+    from tests.gallery_fixtures import running
+
+    settings = collect(tmp_path / "home", web, {
+        "Colin Powell": web.pages("Donald_Rumsfeld", 9) + web.pages("Colin_Powell", 6),
+    })
+    assert set(accepted_from(settings, "Colin Powell")) == {"Donald_Rumsfeld"}
+    with session_scope(settings) as s:
+        face_id = s.scalar(select(Face.id).join(ImageRow, Face.image_id == ImageRow.id)
+                           .where(ImageRow.url.contains("/Colin_Powell/")).limit(1))
+    app = create_app(settings.model_copy(update={"api_tokens": ["t0ken"]}), engines=1)
+    with running(app) as url, httpx.Client(base_url=url, timeout=120,
+                                           headers={"Authorization": "Bearer t0ken"}) as c:
+        got = c.post(f"/api/v1/faces/{face_id}/reference")
+        assert got.status_code == 200, got.text
+        assert got.json()["state"] == "curated" and got.json()["accepted_faces"] >= 5
+        assert c.post("/api/v1/faces/999999/reference").status_code == 404
+    kept = accepted_from(settings, "Colin Powell")
+    assert set(kept) == {"Colin_Powell"} and len(kept) >= 5, kept
