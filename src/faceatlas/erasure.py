@@ -17,7 +17,7 @@ from faceatlas.names.service import forget_name
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
-from faceatlas.store.models import Face, Image, Job
+from faceatlas.store.models import Face, Image, Job, Reference
 
 
 @dataclass
@@ -66,7 +66,7 @@ def remove_person(
             "people": 1,
         }
         # explicit deletes, not only ON DELETE CASCADE: correct on databases without it too
-        for model in (Face, Job):
+        for model in (Face, Job, Reference):
             for row in session.scalars(select(model).where(model.person_id == person_id)):
                 session.delete(row)
         session.flush()

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     # -- quality and curation
     min_face_px: int = 70
     crop_margin: float = 0.20
-    blur_threshold: float = Field(80.0, description="Min Laplacian variance of the 96 px face.")
+    blur_threshold: float = Field(
+        14.0, description="Min sharpness of the 64 px face (weakest direction per contrast).")
     max_faces_per_person: int = 40
     seed_references: int = 3
     strategy: Literal["consensus", "seed"] = "consensus"

@@ -100,14 +100,17 @@ class Reason(StrEnum):
     DOWNLOAD_FAILED = "download_failed"
     REJECTED_BY_USER = "rejected_by_user"
     ACCEPTED_BY_USER = "accepted_by_user"
+    # -- collection-level arbitration and trusted references
+    OTHER_PERSON = "other_person"  # the face is another person of the collection (named)
+    NO_FACE_MATCHES_REFERENCE = "no_face_matches_reference"  # person: references unmatched
 
 
 #: the one order in which rejection reasons are shown (CLI summaries, the review pages, the
 #: API): decisions about the person first, then image quality, then files that never decoded
 REASON_ORDER: tuple[Reason, ...] = (
-    Reason.REJECTED_BY_USER, Reason.NOT_THIS_PERSON, Reason.DUPLICATE, Reason.MULTIPLE_FACES,
-    Reason.OVER_LIMIT, Reason.BLURRY, Reason.FACE_TOO_SMALL, Reason.NO_FACE,
-    Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE, Reason.DOWNLOAD_FAILED,
+    Reason.REJECTED_BY_USER, Reason.NOT_THIS_PERSON, Reason.OTHER_PERSON, Reason.DUPLICATE,
+    Reason.MULTIPLE_FACES, Reason.OVER_LIMIT, Reason.BLURRY, Reason.FACE_TOO_SMALL,
+    Reason.NO_FACE, Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE, Reason.DOWNLOAD_FAILED,
 )
 
 
@@ -267,9 +270,35 @@ class Face(Base):
     model_hash: Mapped[str] = mapped_column(
         String(64), default=DLIB_MODEL_HASH, server_default=DLIB_MODEL_HASH
     )
+    # -- arbitration: the person this face belongs to instead (reason other_person), and why
+    other_person_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     image: Mapped[Image] = relationship(back_populates="faces")
     person: Mapped[Person] = relationship(back_populates="faces", viewonly=True)
+
+
+class Reference(Base):
+    """A trusted photo of a person: the identity is the face group nearest to these.
+
+    From a sheet's ``references`` column (``url`` or ``path``, embedded when the person is
+    collected) or a reviewer marking a face "this is them" (``face_id``, embedded at once).
+    """
+
+    __tablename__ = "person_references"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(30), default="user")  # sheet, user, wikidata…
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    face_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # None: pending
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|ready|failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Job(Base):

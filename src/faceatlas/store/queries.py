@@ -29,6 +29,7 @@ from faceatlas.store.models import (
     JobState,
     Person,
     PersonState,
+    Reference,
 )
 
 #: 1 for an accepted face, else 0: ``func.sum`` of it counts a person's accepted faces
@@ -411,6 +412,8 @@ class FaceCard:
     in_gallery: bool
     restorable: bool
     source: Provenance
+    detail: str | None = None  # arbitration: whose face it is instead, or a same-photo note
+    reference: bool = False  # a reviewer marked it "this is them"
 
 
 @dataclass
@@ -470,13 +473,16 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             select(Image).where(Image.person_id == person_id)
             .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
         ).all()
+        refs = set(session.scalars(select(Reference.face_id).where(
+            Reference.person_id == person_id, Reference.face_id.is_not(None))))
         accepted: list[FaceCard] = []
         groups: dict[str, ReasonGroup] = {}
         for img in images:
             source = _provenance(img)
             for f in sorted(img.faces, key=lambda f: f.idx):
                 card = FaceCard(f.id, f.state, f.reason, f.distance, f.quality, f.w,
-                                f.gallery_path is not None, f.embedding is not None, source)
+                                f.gallery_path is not None, f.embedding is not None, source,
+                                f.detail, f.id in refs)
                 if f.state == FaceState.ACCEPTED:
                     accepted.append(card)
                 else:
