@@ -34,7 +34,7 @@ from faceatlas.faces.quality import hamming
 from faceatlas.identity import robust_centre
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Face, Image, Person, PersonState, Reason
+from faceatlas.store.models import Face, FaceState, Image, Person, PersonState, Reason
 
 #: arbitration repeats until nothing moves; each round can only remove faces, so it ends
 MAX_ROUNDS = 4
@@ -168,7 +168,7 @@ def load_galleries(session: Session, collection_id: int) -> dict[int, Gallery]:
     for fid, pid, emb, sha, ph in session.execute(
             select(Face.id, Face.person_id, Face.embedding, Image.sha256, Face.phash)
             .join(Image, Face.image_id == Image.id)
-            .where(Face.person_id.in_(list(people)), Face.state == "accepted",
+            .where(Face.person_id.in_(list(people)), Face.state == FaceState.ACCEPTED,
                    Face.embedding.is_not(None)).order_by(Face.id)):
         rows[pid].append((fid, emb, sha, ph))
     out = {}
@@ -203,12 +203,12 @@ def arbitrate_person(settings: Settings, person_id: int, params: CurateParams | 
             for m in moves:
                 face = session.get(Face, m.face_id)
                 assert face is not None
-                face.state, face.reason = "rejected", Reason.OTHER_PERSON
+                face.state, face.reason = FaceState.REJECTED, Reason.OTHER_PERSON
                 face.other_person_id = m.winner
                 face.detail = f"{m.winner_name} (person {m.winner}): {_WHY[m.why]}"
             for face_id, note in flags.items():
                 face = session.get(Face, face_id)
-                if face is not None and face.state == "accepted":
+                if face is not None and face.state == FaceState.ACCEPTED:
                     face.detail = note
             report.flags.update(flags)
         if not moves:

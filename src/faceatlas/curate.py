@@ -50,7 +50,16 @@ from faceatlas.identity import by_reference, by_vote, groups_of
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import DLIB_MODEL_HASH, Face, Image, Person, PersonState, Reason
+from faceatlas.store.models import (
+    DLIB_MODEL_HASH,
+    Face,
+    FaceState,
+    Image,
+    ImageState,
+    Person,
+    PersonState,
+    Reason,
+)
 
 #: dlib: the same photo re-encoded or resized embeds within ~0.15; different photos of one
 #: person rarely come closer than 0.3, so both tests together avoid merging distinct photos.
@@ -478,10 +487,10 @@ def _mark_exact_duplicates(
     todo = []
     for img in images:
         if img.sha256 in seen:
-            img.state, img.reason = "analysed", Reason.DUPLICATE
+            img.state, img.reason = ImageState.ANALYSED, Reason.DUPLICATE
             continue
         seen.add(img.sha256 or "")
-        if img.state != "analysed" or reanalyse:
+        if img.state != ImageState.ANALYSED or reanalyse:
             todo.append(img)
     return todo
 
@@ -497,7 +506,7 @@ def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
         for old in list(img.faces):  # re-analysis replaces, never duplicates
             session.delete(old)
         session.flush()
-        img.state = "analysed"
+        img.state = ImageState.ANALYSED
         img.width, img.height = a.width or img.width, a.height or img.height
         img.reason = a.error
         if a.error:
@@ -510,7 +519,7 @@ def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
                 embedding=None if f.embedding is None else f.embedding.astype(np.float32).tobytes(),
                 phash=None if f.phash is None else f"{f.phash}:{f.phash_mirror}",
                 reason=_verdict(f.box, verdicts) or f.reason or Reason.NOT_THIS_PERSON,
-                state="rejected", engine=a.engine or "dlib",
+                state=FaceState.REJECTED, engine=a.engine or "dlib",
                 model_hash=a.model_hash or DLIB_MODEL_HASH,
             ))
         # the loaded collection still lists the deleted rows: read it again when next used
@@ -557,7 +566,7 @@ def _apply(
     crop_margin: float,
 ) -> CurationReport:
     images = session.scalars(
-        select(Image).where(Image.person_id == person.id, Image.state == "analysed")
+        select(Image).where(Image.person_id == person.id, Image.state == ImageState.ANALYSED)
         .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
     ).all()
     candidates, seen = [], set()
@@ -586,7 +595,7 @@ def _apply(
             if d.reason != Reason.OTHER_PERSON:  # arbitration's note goes with its decision
                 row.other_person_id, row.detail = None, None
             row.reason, row.distance, row.quality = d.reason, d.distance, d.quality
-            row.state = "accepted" if d.accepted else "rejected"
+            row.state = FaceState.ACCEPTED if d.accepted else FaceState.REJECTED
             if d.accepted and not row.crop_path:
                 crop = _crop_bytes(img, row, fresh, layout, crop_margin)
                 path = layout.crop_file(collection, person.folder, now, row.id)
@@ -600,7 +609,8 @@ def _apply(
     reasons: Counter[str] = Counter(img.reason or "?" for img in images)
     return CurationReport(
         person=person.name, collection=collection, candidates=len(images),
-        accepted=sum(1 for img in candidates for row in img.faces if row.state == "accepted"),
+        accepted=sum(1 for img in candidates for row in img.faces
+                     if row.state == FaceState.ACCEPTED),
         reasons=reasons, failure=decisions.failure, failure_detail=decisions.failure_detail,
     )
 

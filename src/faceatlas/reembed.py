@@ -28,7 +28,16 @@ from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.jobs import finish_job, start_job, update_job
-from faceatlas.store.models import Collection, Face, Image, Job, JobState, Person, PersonState
+from faceatlas.store.models import (
+    Collection,
+    Face,
+    Image,
+    ImageState,
+    Job,
+    JobState,
+    Person,
+    PersonState,
+)
 
 KIND = "reembed"
 
@@ -110,7 +119,7 @@ def _done(s: Settings, person_id: int, engine: str) -> bool:
             return False
         # never analysed (queued, downloading…): nothing to re-embed, the pipeline will do it
         analysed = session.scalar(select(Image.id).where(
-            Image.person_id == person_id, Image.state == "analysed").limit(1))
+            Image.person_id == person_id, Image.state == ImageState.ANALYSED).limit(1))
         return person.engine == engine or analysed is None
 
 

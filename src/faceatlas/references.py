@@ -27,7 +27,7 @@ from faceatlas.faces.analyse import ImageAnalysis
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Face, Person, Reason, Reference
+from faceatlas.store.models import Face, FaceState, Person, Reason, Reference, ReferenceState
 
 #: how a sheet cell lists several references
 _SPLIT = re.compile(r"[\s|;]+")
@@ -90,21 +90,21 @@ def add_reference(
                     f"face {face_id} was too small or too blurry to be measured: it cannot be "
                     "a reference")
             existing = session.scalar(query.where(Reference.face_id == face_id))
-            if face.state != "accepted":
-                face.state, face.reason = "accepted", Reason.ACCEPTED_BY_USER
+            if face.state != FaceState.ACCEPTED:
+                face.state, face.reason = FaceState.ACCEPTED, Reason.ACCEPTED_BY_USER
                 face.other_person_id = face.detail = None
             ref = existing or Reference(person_id=person_id, source=source, face_id=face_id)
-            ref.embedding, ref.state, ref.error = face.embedding, "ready", None
+            ref.embedding, ref.state, ref.error = face.embedding, ReferenceState.READY, None
         elif url is not None:
             ref = session.scalar(query.where(Reference.url == url)) or Reference(
-                person_id=person_id, source=source, url=url, state="pending")
+                person_id=person_id, source=source, url=url, state=ReferenceState.PENDING)
         else:
             file = Path(str(path)).expanduser()
             if not file.is_file():
                 raise ReferencePhotoError(f"reference photo not found: {file}")
             text = str(file.resolve())
             ref = session.scalar(query.where(Reference.path == text)) or Reference(
-                person_id=person_id, source=source, path=text, state="pending")
+                person_id=person_id, source=source, path=text, state=ReferenceState.PENDING)
         session.add(ref)
         session.flush()
         return _info(ref)
@@ -139,7 +139,7 @@ def list_references(settings: Settings, person_id: int) -> list[ReferenceInfo]:
 def reference_vectors(session: Session, person_id: int) -> list[np.ndarray]:
     """Embeddings of the person's measured references (pending and failed ones are left out)."""
     blobs = session.scalars(select(Reference.embedding).where(
-        Reference.person_id == person_id, Reference.state == "ready",
+        Reference.person_id == person_id, Reference.state == ReferenceState.READY,
         Reference.embedding.is_not(None)).order_by(Reference.id))
     return [np.frombuffer(b, dtype=np.float32) for b in blobs]
 
@@ -156,7 +156,7 @@ def download_references(settings: Settings, person_id: int, trusted: tuple[str, 
             return 0
         folder = _folder(layout, person)
         todo = [(r.id, r.url) for r in session.scalars(select(Reference).where(
-            Reference.person_id == person_id, Reference.state == "pending",
+            Reference.person_id == person_id, Reference.state == ReferenceState.PENDING,
             Reference.url.is_not(None), Reference.path.is_(None)))]
     if not todo:
         return 0
@@ -169,7 +169,7 @@ def download_references(settings: Settings, person_id: int, trusted: tuple[str, 
             if ref is None:
                 continue
             if not result.ok or result.content is None:
-                ref.state, ref.error = "failed", f"download failed: {result.reason}"
+                ref.state, ref.error = ReferenceState.FAILED, f"download failed: {result.reason}"
                 continue
             dest = folder / f"{result.sha256}.img"
             atomic_write(dest, result.content)
@@ -183,12 +183,12 @@ def pending_reference_jobs(session: Session, person_id: int, layout: Layout
     """(-reference id, file) for references waiting to be measured; a vanished file fails."""
     jobs = []
     for ref in session.scalars(select(Reference).where(
-            Reference.person_id == person_id, Reference.state == "pending",
+            Reference.person_id == person_id, Reference.state == ReferenceState.PENDING,
             Reference.path.is_not(None))):
         if Path(ref.path or "").is_file():
             jobs.append((-ref.id, str(ref.path)))
         else:
-            ref.state, ref.error = "failed", f"reference photo not found: {ref.path}"
+            ref.state, ref.error = ReferenceState.FAILED, f"reference photo not found: {ref.path}"
     return jobs
 
 
@@ -200,14 +200,14 @@ def store_reference_analyses(session: Session, analyses: dict[int, ImageAnalysis
             continue
         faces = [f for f in a.faces if f.embedding is not None]
         if a.error or not faces:
-            ref.state = "failed"
+            ref.state = ReferenceState.FAILED
             ref.error = a.detail or a.error or (
                 "no face large and sharp enough in the reference photo" if a.faces
                 else "no face in the reference photo")
             continue
         face = max(faces, key=lambda f: f.size)
         ref.embedding = face.embedding.astype(np.float32).tobytes()  # type: ignore[union-attr]
-        ref.state, ref.error = "ready", None
+        ref.state, ref.error = ReferenceState.READY, None
 
 
 def _folder(layout: Layout, person: Person) -> Path:
@@ -227,7 +227,7 @@ def remeasure_references(session: Session, person_id: int) -> None:
     for ref in session.scalars(select(Reference).where(Reference.person_id == person_id)):
         ref.embedding = None
         if ref.face_id is None:  # a photo (file or URL): measured again with the new engine
-            ref.state, ref.error = "pending", None
+            ref.state, ref.error = ReferenceState.PENDING, None
         else:
-            ref.state = "failed"
+            ref.state = ReferenceState.FAILED
             ref.error = "measured by another face engine: mark the face as a reference again"

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from faceatlas.cli.base import app, console, err, friendly, progress_bar
 from faceatlas.settings import get_settings
+from faceatlas.store.models import Reason, reason_sort_key
 
 Fps = Annotated[float | None, typer.Option(
     min=1.0, max=8.0, help="Frames sampled per second, 1–8 (default: FACEATLAS_VIDEO_FPS, 2).")]
@@ -52,7 +53,8 @@ def import_video(
     for col in ("track", "from–to (s)", "frames", "accepted", "rejected (why)"):
         table.add_column(col)
     for t in result.tracks:
-        why = ", ".join(f"{r} {n}" for r, n in sorted(t.reasons.items()) if r != "accepted")
+        why = ", ".join(f"{r} {t.reasons[r]}" for r in sorted(t.reasons, key=reason_sort_key)
+                       if r != Reason.ACCEPTED)
         table.add_row(str(t.track), f"{t.start:.1f}–{t.end:.1f}", str(t.frames),
                       f"[green]{t.accepted}[/]" if t.accepted else "0", why)
     console.print(table)

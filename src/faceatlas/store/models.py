@@ -77,6 +77,12 @@ class FaceState(StrEnum):
     REJECTED = "rejected"
 
 
+class ReferenceState(StrEnum):
+    PENDING = "pending"  # not measured yet
+    READY = "ready"  # its embedding is stored
+    FAILED = "failed"  # no usable face (``error`` says why)
+
+
 class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -296,7 +302,7 @@ class Reference(Base):
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
     face_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # None: pending
-    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|ready|failed
+    state: Mapped[str] = mapped_column(String(20), default=ReferenceState.PENDING)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
