@@ -35,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "reject_face": "faceatlas.review",
     "restore_face": "faceatlas.review",
     "recollect_person": "faceatlas.review",
+    "mark_reference": "faceatlas.review",
+    "add_reference": "faceatlas.references",
     # recognition
     "recognize_bytes": "faceatlas.recognize",
     "recognize_file": "faceatlas.recognize",
