@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
 from faceatlas.download import DownloadItem, DownloadResult, download_all_sync
-from faceatlas.errors import AuthError, ConfigError, FaceAtlasError
+from faceatlas.errors import AuthError, ConfigError, FaceAtlasError, ProviderError
 from faceatlas.faces.analyse import AnalyseParams, FacePool
 from faceatlas.names.normalize import collection_key
 from faceatlas.references import download_references
@@ -172,6 +172,30 @@ def sweep_orphan_raw(settings: Settings, person_id: int) -> int:
     return removed
 
 
+def _portrait_reference(settings: Settings, person_id: int) -> None:
+    """The person's Wikidata portrait (P18) is their trusted reference, whatever source found
+    the other photos: curation then takes the identity nearest to it (issue 9's references)."""
+    from faceatlas.references import add_reference
+    from faceatlas.search.commons import portrait_path, portrait_url
+
+    path = portrait_path(settings, person_id)
+    if path is not None:
+        add_reference(settings, person_id, path=path, source="wikidata")
+        return
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        qid = person.wikidata_qid if person else None
+    if not qid:
+        return
+    try:  # e.g. photos from RapidAPI, names from Wikidata: ask Commons for the portrait
+        url = portrait_url(qid, settings)
+    except (ProviderError, ValueError) as exc:
+        log.info("no portrait reference for person %s: %s", person_id, exc)
+        return  # Commons being unreachable must not fail the person
+    if url:
+        add_reference(settings, person_id, url=url, source="wikidata")
+
+
 def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvider, *,
                  trusted: Collection[str] = (), progress: ImageProgress | None = None) -> Fetched:
     """Search and download one person; a failure marks the person failed (not the run).
@@ -189,6 +213,7 @@ def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvid
     try:
         search_person(settings, person_id, provider)
         download_person(settings, person_id, trusted=trusted, progress=progress)
+        _portrait_reference(settings, person_id)
         download_references(settings, person_id, trusted)  # measured with the candidates
         sweep_orphan_raw(settings, person_id)
         with session_scope(settings) as s:

@@ -88,6 +88,7 @@ class WikidataReport:
     rejections: list[tuple[str, str]] = field(default_factory=list)
     qids: dict[str, str] = field(default_factory=dict)  # name → Q-id
     resolved: tuple[int, int] | None = None  # LLM check: (resolved, checked)
+    warnings: list[str] = field(default_factory=list)  # as service.NamesReport
 
 
 def is_latin(text: str) -> bool:
