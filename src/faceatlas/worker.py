@@ -248,9 +248,9 @@ _pool: Any = None  # this process's FacePool (one analysis thread: processes don
 def face_pool(settings: Settings) -> Any:
     global _pool
     if _pool is None:
-        from faceatlas.faces.analyse import AnalyseParams, FacePool
+        from faceatlas.faces.analyse import face_pool as new_pool
 
-        _pool = FacePool(AnalyseParams.from_settings(settings), 1)
+        _pool = new_pool(settings, background=True)
     return _pool
 
 
@@ -292,8 +292,10 @@ def run_collect_job(settings: Settings, job_id: int, person_id: int, *,
     with Heartbeat(settings, job_id, cfg.heartbeat_seconds):
         try:
             with image_search_from_settings(settings) as provider:
-                result = collect_person(settings, person_id, provider, face_pool(settings),
-                                        job_id=job_id)
+                # the time limit gives up on the person (a retry would hit it again)
+                result = collect_person(settings, person_id, provider=provider,
+                                        pool=face_pool(settings), job_id=job_id,
+                                        fail_on=(SoftTimeLimitExceeded,))
         except TRANSIENT as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("job %s (person %s): transient error, retrying: %s", job_id,
