@@ -40,7 +40,7 @@ def test_background_curation_error_fails_the_person_who_can_be_recollected(
         person, _ = upsert_person(s, get_or_create_collection(s, "Serbia"), "Ana Ivanović")
         person_id = person.id
     photos = sorted((faces_root / "people" / "person_01").iterdir())[:2]
-    assert add_files(person_id, photos, settings) == 2
+    assert add_files(settings, person_id, photos) == 2
     # the stored photos vanish before curation reads them (a disk cleaned up meanwhile):
     # searching and downloading have nothing left to do, the curation itself fails
     layout = Layout(settings.home)

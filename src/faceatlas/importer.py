@@ -108,7 +108,7 @@ def ext_of(path: Path) -> str:
     return ext if _EXT.match(ext) else "bin"
 
 
-def add_files(person_id: int, files: list[Path], settings: Settings) -> int:
+def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
     """Copy new files into the person's raw folder and register them. Returns how many."""
     layout = Layout(settings.home)
     added = 0
@@ -180,7 +180,7 @@ def enrol_person(settings: Settings, collection: str, name: str, files: list[Pat
         suspects = suspected_duplicates(session, coll, name) if check_duplicates else []
         person, created = upsert_person(session, coll, name, source=source)
         found = (person.id, person.name, coll.key, coll.id)
-    add_files(found[0], files, settings)
+    add_files(settings, found[0], files)
     futures = pool.submit(plan_curation(found[0], settings))
     return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
 

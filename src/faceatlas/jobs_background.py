@@ -53,12 +53,12 @@ def file_occupations(settings: Settings) -> list[str]:
 def write_data_sheet(settings: Settings, collection: str) -> tuple[Path, int]:
     """``excel/data.xlsx`` as the old system kept it: the collection's queue (people not yet
     collected), columns ``name``, ``last_name``, ``occupation``. Returns (path, rows)."""
-    from faceatlas.names.tables import PersonRow, write_people
+    from faceatlas.names.tables import SheetRow, write_people
     from faceatlas.store.models import PersonState
 
     with session_scope(settings) as s:
         rows = [
-            PersonRow(p.first_name, p.last_name, ", ".join(p.occupations or []))
+            SheetRow(p.first_name, p.last_name, ", ".join(p.occupations or []))
             for p in s.scalars(
                 select(Person).join(Collection)
                 .where(Collection.key == collection_key(collection),

@@ -610,14 +610,14 @@ def replica(faces_dir: str | Path, occupation: str = "Actor") -> dict[str, Any]:
     has), one historical whose category holds more of a co-star than of him. ``identity``
     says whose face each path really is.
     """
-    from faceatlas.names.wikidata import _SR_LATIN
+    from faceatlas.names.wikidata import SR_LATIN
 
     root = Path(faces_dir)
     people = []
     for n, (folder, cyrillic, latin, extra) in enumerate(REPLICA):
         photos = sorted(f"people/{folder}/{p.name}" for p in (root / "people" / folder).iterdir()
                         if p.suffix.lower() in (".jpg", ".jpeg", ".png"))  # fmt: skip
-        name = latin or cyrillic.translate(_SR_LATIN)
+        name = latin or cyrillic.translate(SR_LATIN)
         labels = {"sr": cyrillic, "en": name_key(name) and _ascii(name)}
         if latin:
             labels["sr-el"] = latin
