@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from faceatlas.curate import collect, finish_curation, plan_curation
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.faces.analyse import FacePool, face_pool
 from faceatlas.faces.engine import ENGINES, engine_hash
 from faceatlas.gallery import index_store, promote_person, unpromote_person
 from faceatlas.names.normalize import collection_key
@@ -78,7 +78,7 @@ def reembed(
             store.update(key, lambda index: index.reset(*tag))
             report.indexes_reset.append(key)
     own_pool = pool is None
-    pool = pool or FacePool(AnalyseParams.from_settings(s), s.worker_count).start()
+    pool = pool or face_pool(s).start()
     try:
         for n, (person_id, name, coll_id) in enumerate(people, start=1):
             if on_person:

@@ -222,8 +222,9 @@ def face_pool(settings: Settings, *, background: bool = False) -> FacePool:
 
     A foreground batch (``collect``, ``import``, ``reembed``) owns the machine: one process per
     ``worker_count``. Background work (the server's thread, a Celery worker process, an API
-    enrolment) shares the machine with others, so it analyses in one thread of its own
-    process: one copy of the models, no process pool multiplied by server or worker processes.
+    enrolment, the few photos beside a video import that loaded the models already) shares the
+    machine with others, so it analyses in one thread of its own process: one copy of the
+    models, no process pool multiplied by server or worker processes.
     """
     return FacePool(AnalyseParams.from_settings(settings), 1 if background else
                     settings.worker_count)
