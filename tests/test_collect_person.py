@@ -15,6 +15,7 @@ from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.models import Image, Job, Person, PersonState
 from faceatlas.store.people import get_or_create_collection, upsert_person
+from tests.simweb_fixtures import simweb_server
 
 
 def _wait_for_job(settings: Settings, job_id: int, timeout: float = 60.0) -> Job:
@@ -61,3 +62,25 @@ def test_background_curation_error_fails_the_person_who_can_be_recollected(
         assert person.attempts == 1
     result = review.recollect_person(settings, person_id)
     assert result.state == PersonState.QUEUED and result.changed
+
+
+def test_a_bad_key_stops_the_background_run_and_leaves_the_person_queued(
+        home: Path, faces_root: Path) -> None:
+    """A rejected key fails the job (every person would fail alike) but not the person, who
+    goes back to ``queued`` rather than staying ``searching`` with nobody at work."""
+    with simweb_server([], faces_root) as web:
+        settings = Settings(home=home, workers=1, rapidapi_key="bad-key",
+                            image_search_url=f"{web.url}/search")
+        with session_scope(settings) as s:
+            person, _ = upsert_person(s, get_or_create_collection(s, "Serbia"), "Ana Ivanović",
+                                      occupations=["Athlete"])
+            person_id = person.id
+        started = start_collect_next(settings)
+        assert started is not None
+        job = _wait_for_job(settings, started.job_id)
+    assert job.state == "failed" and (job.error or "").startswith("AuthError")
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        assert person is not None
+        assert person.state == PersonState.QUEUED and person.attempts == 0
+    assert not review.recollect_person(settings, person_id).changed  # not refused as busy

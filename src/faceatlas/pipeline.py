@@ -234,7 +234,8 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
       *person*: state ``failed`` with the error, attempts counted, job failed; the result is
       a :class:`Fetched` with ``error`` set, and ``recollect``/``--retry-failed`` take it up;
     - :class:`AuthError`/:class:`ConfigError` stop the caller (every later person would fail
-      the same way): the job says why, the person stays resumable where it was;
+      the same way): the job says why, the person goes back to ``queued`` (see
+      :func:`stopped`) and resumes where their stored work ends;
     - anything else (a bug, a lost database) fails the job and propagates (a worker retries
       transient errors, the loop stops and the next run resumes the person) — unless it is
       one of ``fail_on``: a driver that never retries (the server's background thread) or
@@ -255,7 +256,7 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
         update_job(settings, job, progress=0.5, message="curating")
         report = curate_fetched(settings, person_id, pool, on_images)
     except (AuthError, ConfigError) as exc:
-        finish_job(settings, job, error=f"{type(exc).__name__}: {exc}")
+        stopped(settings, person_id, job, exc)
         raise
     except (FaceAtlasError, *fail_on) as exc:  # fetching handled its own FaceAtlasErrors
         error = failure_text(exc)
@@ -267,6 +268,17 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
         raise
     finish_job(settings, job)
     return report
+
+
+def stopped(settings: Settings, person_id: int, job_id: int, exc: BaseException) -> None:
+    """A run stopped by a bad key or setting: the job says why, and the person goes back to
+    ``queued`` (not left ``searching``/``curating``, which look busy to a reviewer while
+    nobody works on them); the next run resumes them where their stored work ends."""
+    finish_job(settings, job_id, error=f"{type(exc).__name__}: {exc}")
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        if person is not None and person.state in UNFINISHED:
+            person.state = PersonState.QUEUED
 
 
 def failure_text(exc: BaseException) -> str:
@@ -302,7 +314,15 @@ def collect_people(
 
         def fetch(pid: int) -> tuple[int, Fetched]:
             job = start_job(settings, "collect", pid)
-            return job, fetch_person(settings, pid, provider, trusted=trusted, progress=on_images)
+            try:
+                return job, fetch_person(settings, pid, provider, trusted=trusted,
+                                         progress=on_images)
+            except BaseException as exc:  # the same policy as inside collect_person
+                if isinstance(exc, AuthError | ConfigError):
+                    stopped(settings, pid, job, exc)
+                else:
+                    finish_job(settings, job, error=failure_text(exc))
+                raise
 
         upcoming: Future[tuple[int, Fetched]] = fetcher.submit(fetch, person_ids[0])
         for i in range(len(person_ids)):
