@@ -104,7 +104,9 @@ def names_generate(
 @names_app.command("import")
 @friendly
 def names_import(
-    sheet: Annotated[Path, typer.Argument(help="data.xlsx or .csv: name, last_name, occupation.")],
+    sheet: Annotated[Path, typer.Argument(
+        help="data.xlsx or .csv: name, last_name, occupation (and references: photo URLs or "
+             "paths separated by spaces, | or ;).")],
     country: Annotated[str, typer.Option(help="Collection the people join.")],
 ) -> None:
     """Queue people from a spreadsheet (the old system's data.xlsx works as it is)."""
@@ -112,7 +114,8 @@ def names_import(
 
     report = import_people(get_settings(), sheet, country)
     console.print(f"[bold]{report.collection}[/]: {report.created} new, "
-                  f"{report.existing} already known, {len(report.skipped)} skipped")
+                  f"{report.existing} already known, {len(report.skipped)} skipped"
+                  + (f", {report.references} reference photos" if report.references else ""))
     for skipped in report.skipped[:20]:
         console.print(f"  [yellow]skipped[/] row {skipped.row} {escape(repr(skipped.text))}: "
                       f"{escape(skipped.why)}")
