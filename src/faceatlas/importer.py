@@ -163,7 +163,7 @@ class Enrolment:
     def finish(self, progress: Callable[[int, int], None] | None = None) -> CurationReport:
         """Wait for the analyses, decide every photo of the person, write the crops."""
         fresh = collect(self.futures, progress)
-        return finish_curation(self.person_id, self.settings, fresh, self.strategy)
+        return finish_curation(self.settings, self.person_id, fresh, strategy=self.strategy)
 
 
 def enrol_person(settings: Settings, collection: str, name: str, files: list[Path], *,
@@ -181,7 +181,7 @@ def enrol_person(settings: Settings, collection: str, name: str, files: list[Pat
         person, created = upsert_person(session, coll, name, source=source)
         found = (person.id, person.name, coll.key, coll.id)
     add_files(settings, found[0], files)
-    futures = pool.submit(plan_curation(found[0], settings))
+    futures = pool.submit(plan_curation(settings, found[0]))
     return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
 
 

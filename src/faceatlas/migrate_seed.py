@@ -414,10 +414,10 @@ def migrate_seed(
         report.occupations_copied = True
     if todo:
         with face_pool(settings) as pool:
-            queued = [(pid, pool.submit(plan_curation(pid, settings))) for pid in todo]
+            queued = [(pid, pool.submit(plan_curation(settings, pid))) for pid in todo]
             for pid, futures in queued:
-                report.curated.append(finish_curation(pid, settings, collect(futures),
-                                                      strategy))
+                report.curated.append(finish_curation(settings, pid, collect(futures),
+                                                      strategy=strategy))
     if report.people_created or report.images_added:
         write_name_mapping(settings)
     return report

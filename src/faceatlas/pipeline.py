@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.curate import CurationReport, curate_person
 from faceatlas.download import DownloadItem, DownloadResult, download_all_sync
 from faceatlas.errors import AuthError, ConfigError, FaceAtlasError
 from faceatlas.faces.analyse import FacePool, face_pool
@@ -208,13 +208,13 @@ def mark_failed(settings: Settings, person_id: int, error: str) -> None:
 
 def curate_fetched(settings: Settings, person_id: int, pool: FacePool,
                    progress: ImageProgress | None = None) -> CurationReport:
-    jobs = plan_curation(person_id, settings)
+    """Curate the fetched person (one more attempt counted)."""
 
     def tick(done: int, total: int) -> None:
         if progress:
             progress(done, total, "faces")
 
-    report = finish_curation(person_id, settings, collect(pool.submit(jobs), tick))
+    report = curate_person(settings, person_id, pool=pool, progress=tick)
     with session_scope(settings) as s:
         person = s.get(Person, person_id)
         if person is not None:

@@ -125,9 +125,9 @@ def _reembed_person(s: Settings, person_id: int, coll_id: int, pool: FacePool) -
     try:
         if was == PersonState.PROMOTED:
             unpromote_person(person_id, s)  # old gallery files and index rows go
-        jobs = plan_curation(person_id, s)
+        jobs = plan_curation(s, person_id)
         update_job(s, job_id, progress=0.1)
-        finish_curation(person_id, s, collect(pool.submit(jobs)))
+        finish_curation(s, person_id, collect(pool.submit(jobs)))
         promoted = 0
         if was == PersonState.PROMOTED:
             promote_person(person_id, s)
