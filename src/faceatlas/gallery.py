@@ -412,7 +412,7 @@ def _forget_name(settings: Settings, person_id: int, folder: str, name: str) -> 
     (the mapping is flat over collections; another collection may hold the same folder)."""
     import json
 
-    from faceatlas.names.service import _locked, _read_mapping
+    from faceatlas.names.service import mapping_lock, read_mapping
 
     path = Layout(settings.home).name_mapping
     if not path.exists():
@@ -423,8 +423,8 @@ def _forget_name(settings: Settings, person_id: int, folder: str, name: str) -> 
         )
     if others is not None:
         return
-    with _locked(path):
-        mapping = _read_mapping(path)
+    with mapping_lock(path):
+        mapping = read_mapping(path)
         if mapping.get(folder) != name:
             return
         del mapping[folder]
