@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from faceatlas.names.service import import_people  # noqa: E402
-from faceatlas.names.tables import PersonRow, write_people  # noqa: E402
+from faceatlas.names.tables import SheetRow, write_people  # noqa: E402
 from faceatlas.settings import Settings  # noqa: E402
 from faceatlas.store import db  # noqa: E402
 
@@ -40,9 +40,9 @@ def _letters(i: int, n: int = 6) -> str:
     return "".join(chr(97 + (x // 26**k) % 26) for k in range(n))
 
 
-def rows(n: int) -> list[PersonRow]:
+def rows(n: int) -> list[SheetRow]:
     """``n`` distinct people: a first name and a made-up last name."""
-    return [PersonRow(FIRST[i % len(FIRST)], f"Petrović{_letters(i)}",
+    return [SheetRow(FIRST[i % len(FIRST)], f"Petrović{_letters(i)}",
                       OCCUPATIONS[i % len(OCCUPATIONS)]) for i in range(n)]  # fmt: skip
 
 

@@ -342,7 +342,7 @@ def redecide_all(settings: Settings, strategy: str) -> None:
     with session_scope(settings) as s:
         ids = list(s.scalars(select(Person.id).order_by(Person.id)))
     for pid in ids:
-        finish_curation(pid, settings, {}, strategy)
+        finish_curation(settings, pid, {}, strategy=strategy)
 
 
 def promote_all(settings: Settings) -> Counter[str]:

@@ -319,12 +319,12 @@ def test_status_shows_states_running_jobs_and_failures(home: Path) -> None:
 
 def test_unreachable_database_is_retried_not_lost(tmp_path: Path) -> None:
     """A task that cannot reach the database keeps its message (retry with backoff)."""
-    from faceatlas.worker import WorkerConfig, run_collect_job
+    from faceatlas.worker import run_collect_job
 
-    settings = Settings(home=tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:1/x")
-    cfg = WorkerConfig(retry_backoff=2.0)
+    settings = Settings(home=tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:1/x",
+                        retry_backoff=2.0)
     try:
-        outcome = run_collect_job(settings, 1, 1, cfg=cfg)
+        outcome = run_collect_job(settings, 1, 1)
     finally:
         db.reset_caches()
     assert outcome.kind == "retry" and "OperationalError" in (outcome.error or "")

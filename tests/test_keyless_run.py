@@ -12,6 +12,7 @@ import pytest
 
 from faceatlas.devtools.simweb import SimWeb
 from faceatlas.devtools.simwiki import replica
+from faceatlas.references import list_references
 from faceatlas.search.commons import PORTRAIT, portrait_image_id, portrait_path
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -85,6 +86,9 @@ def test_keyless_run_with_faults(faces_root: Path, tmp_path: Path) -> None:
                 assert portrait[0].reason == "accepted"
                 assert portrait_image_id(settings, person.id) == portrait[0].id
                 assert portrait_path(settings, person.id) == home.resolve() / portrait[0].path
+                # the portrait is the person's trusted reference, measured with the candidates
+                refs = list_references(settings, person.id)
+                assert [(r.source, r.state) for r in refs] == [("wikidata", "ready")], refs
             assert any(i.reason == "not_this_person" for i in
                        people["Jovana Petrović"].images)  # the co-star was caught
 

@@ -28,7 +28,7 @@ from faceatlas.names.service import (
     import_people,
     write_name_mapping,
 )
-from faceatlas.names.tables import PersonRow, read_people, write_people
+from faceatlas.names.tables import SheetRow, read_people, write_people
 from faceatlas.settings import Settings
 from faceatlas.store import db
 from faceatlas.store.db import session_scope
@@ -357,11 +357,11 @@ def test_generate_names_refuses_bad_input(gen: NameGenerator, settings: Settings
 def test_import_people(tmp_path: Path, settings: Settings, suffix: str) -> None:
     sheet = tmp_path / f"data{suffix}"
     write_people(sheet, [
-        PersonRow("Novak", "Đoković", "Tennis player"),
-        PersonRow("Новак", "Ђоковић", "Athlete"),  # same person in Cyrillic: merged
-        PersonRow("Madonna", "", "Singer, Actor"),  # the export's joined form
-        PersonRow("Jean-Paul", "Belmondo", "Actor"),
-        PersonRow("...", "", ""),  # nothing to identify: skipped, not a crash
+        SheetRow("Novak", "Đoković", "Tennis player"),
+        SheetRow("Новак", "Ђоковић", "Athlete"),  # same person in Cyrillic: merged
+        SheetRow("Madonna", "", "Singer, Actor"),  # the export's joined form
+        SheetRow("Jean-Paul", "Belmondo", "Actor"),
+        SheetRow("...", "", ""),  # nothing to identify: skipped, not a crash
     ])  # fmt: skip
     report = import_people(settings, sheet, "Serbia")
     assert (report.created, report.existing) == (3, 0)
@@ -401,15 +401,15 @@ def test_export_round_trip(
 ) -> None:
     generate_names(settings, "Serbia", ["Singer", "Actor"], gen)
     other = tmp_path / f"croatia{suffix}"
-    write_people(other, [PersonRow("Oliver", "Dragojević", "Singer")])
+    write_people(other, [SheetRow("Oliver", "Dragojević", "Singer")])
     import_people(settings, other, "Croatia")
 
     out = tmp_path / f"export{suffix}"
     assert export_people(settings, out, "Serbia") == 6
     rows = read_people(out)
-    assert PersonRow("Nikola", "Kojo", "Singer, Actor") in rows
-    assert PersonRow("Ђорђе", "Балашевић", "Singer") in rows
-    assert PersonRow("Rambo", "../Amadeus", "Singer") in rows
+    assert SheetRow("Nikola", "Kojo", "Singer, Actor") in rows
+    assert SheetRow("Ђорђе", "Балашевић", "Singer") in rows
+    assert SheetRow("Rambo", "../Amadeus", "Singer") in rows
     assert not any(r.name == "Oliver" for r in rows)
 
     # the extra columns are there for people reading the sheet

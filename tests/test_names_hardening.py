@@ -23,7 +23,7 @@ from faceatlas.names.normalize import InvalidNameError, name_key, strip_invisibl
 from faceatlas.names.service import export_people, generate_names, import_people
 from faceatlas.names.similar import SimilarNames, within_one_edit
 from faceatlas.names.tables import (
-    PersonRow,
+    SheetRow,
     TableError,
     TableLimitError,
     UnsafeTableError,
@@ -238,7 +238,7 @@ def test_bad_rows_on_postgres(tmp_path: Path, pg_url: str) -> None:  # noqa: F81
 # -- finding 6: spreadsheet limits
 def test_file_bytes_and_row_limits(tmp_path: Path, settings: Settings) -> None:
     sheet = tmp_path / "data.csv"
-    write_people(sheet, [PersonRow(f"Name{i}", "Last") for i in range(20)])
+    write_people(sheet, [SheetRow(f"Name{i}", "Last") for i in range(20)])
     small = settings.model_copy(update={"sheet_max_bytes": 100})
     with pytest.raises(TableLimitError, match="FACEATLAS_SHEET_MAX_BYTES"):
         import_people(small, sheet, "Serbia")
@@ -261,7 +261,7 @@ def _rewrite_xlsx(src: Path, dest: Path, replace: dict[str, bytes]) -> Path:
 
 def test_xlsx_zip_bomb_is_refused_before_parsing(tmp_path: Path, settings: Settings) -> None:
     sheet = tmp_path / "ok.xlsx"
-    write_people(sheet, [PersonRow("Ana", "Anić")])
+    write_people(sheet, [SheetRow("Ana", "Anić")])
     padding = b"0" * 30_000_000  # 30 MB that deflate to ~30 KB, in a part nobody reads
     bomb = _rewrite_xlsx(sheet, tmp_path / "bomb.xlsx", {"xl/media/padding.bin": padding})
     assert bomb.stat().st_size < 200_000
@@ -275,7 +275,7 @@ def test_xlsx_zip_bomb_is_refused_before_parsing(tmp_path: Path, settings: Setti
 
 def test_xlsx_entities_are_refused(tmp_path: Path, settings: Settings) -> None:
     sheet = tmp_path / "ok.xlsx"
-    write_people(sheet, [PersonRow("Ana", "Anić")])
+    write_people(sheet, [SheetRow("Ana", "Anić")])
     laughs = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
               + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else
                                                        b"&lol;") * 10) for i in range(1, 10))

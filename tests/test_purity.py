@@ -202,8 +202,12 @@ def test_promotion_is_blocked_by_a_self_test_naming_the_other_person(
                                                                       prefix="Paul_Bremer_b"),
     })
     ivanov = faces_of(settings, "Igor Ivanov")
-    assert ivanov and all(r == "other_person" and (d or "").startswith("Paul Bremer")
-                          for _, r, d, _ in ivanov), ivanov
+    # every photo's Bremer face moves out naming him; a second face some engines find in the
+    # background of a photo is somebody else's (not_this_person); nothing is accepted
+    moved = {p for p, r, d, _ in ivanov if r == "other_person" and
+             (d or "").startswith("Paul Bremer")}
+    assert ivanov and moved == {p for p, _, _, _ in ivanov}, ivanov
+    assert all(r in ("other_person", "not_this_person") for _, r, _, _ in ivanov), ivanov
     assert promote_person(_id(settings, "Paul Bremer"), settings).state == "promoted"
     with session_scope(settings) as s:
         ids = list(s.scalars(select(Face.id).join(Person, Person.id == Face.person_id)
@@ -251,9 +255,10 @@ def test_a_reviewer_marking_a_face_this_is_them_rebuilds_the_gallery(
     with session_scope(settings) as s:
         face_id = s.scalar(select(Face.id).join(ImageRow, Face.image_id == ImageRow.id)
                            .where(ImageRow.url.contains("/Colin_Powell/")).limit(1))
-    app = create_app(settings.model_copy(update={"api_tokens": ["t0ken"]}), engines=1)
+    token = "t0ken-for-the-purity-tests"
+    app = create_app(settings.model_copy(update={"api_tokens": [token]}), engines=1)
     with running(app) as url, httpx.Client(base_url=url, timeout=120,
-                                           headers={"Authorization": "Bearer t0ken"}) as c:
+                                           headers={"Authorization": f"Bearer {token}"}) as c:
         got = c.post(f"/api/v1/faces/{face_id}/reference")
         assert got.status_code == 200, got.text
         assert got.json()["state"] == "curated" and got.json()["accepted_faces"] >= 5

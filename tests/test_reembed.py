@@ -54,8 +54,9 @@ def test_reembed_resumes_and_switches_the_index(faces_root: Path, tmp_path: Path
     sface = dlib.model_copy(update={"engine": "sface"})
     who, photo = queries[0]
     assert recognize_file(photo, dlib).best.name == who.replace("_", " ")  # type: ignore[union-attr]
-    with pytest.raises(EngineMismatchError, match="reembed --collection test --engine sface"):
+    with pytest.raises(EngineMismatchError, match="analysed again with sface") as info:
         recognize_file(photo, sface)
+    assert (info.value.collection, info.value.engine) == ("test", "sface")
 
     # a reviewer's verdict that must outlive re-analysis
     with session_scope(dlib) as s:

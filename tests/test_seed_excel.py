@@ -79,10 +79,10 @@ def test_check_excel_then_process(web: SimWeb, tmp_path: Path,
         with session_scope(settings) as s:
             assert [p.name for p in s.query(Person)] == ["Novak Đoković"]
         # the job wrote the sheet again with the new names, in the old columns
-        from faceatlas.names.tables import PersonRow, read_people
+        from faceatlas.names.tables import SheetRow, read_people
 
         sheet = settings.home / started["file_path"]
-        assert read_people(sheet) == [PersonRow("Novak", "Đoković", "Athlete")]
+        assert read_people(sheet) == [SheetRow("Novak", "Đoković", "Athlete")]
         again = http.get("/api/excel/check-excel", params={"country": "Serbia"}).json()
         assert again["row_count"] == 1
         assert wait_job(settings, again["job_id"]).state == "done"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceatlas.cli.base import cli_hint
 from faceatlas.errors import ConfigError, EngineMismatchError
 from faceatlas.faces.analyse import AnalyseParams, FacePool, ImageAnalysis
 from faceatlas.faces.engine import DLIB_MODEL_HASH, get_engine
@@ -134,7 +135,9 @@ def test_index_refuses_vectors_of_another_engine(tmp_path: Path) -> None:
         store.update("serbia", lambda ix: ix.add([4], [3], vecs[:1]), engine=("sface", MODEL_HASH))
     assert str(info.value) == (
         f"index of collection serbia was built with dlib/{DLIB_MODEL_HASH}; this server runs "
-        f"sface/{MODEL_HASH}; run `faceatlas reembed --collection serbia --engine sface`")
+        f"sface/{MODEL_HASH}; its faces must be analysed again with sface (reembed)")
+    # the CLI, not the library, names the command and its flags
+    assert cli_hint(info.value) == "run `faceatlas reembed --collection serbia --engine sface`"
     assert len(ExactIndex.load(store.path("serbia"))) == 3  # nothing was added
     # emptied and retagged (what reembed does), the other engine's vectors are welcome
     store.update("serbia", lambda ix: ix.reset("sface", MODEL_HASH))
@@ -149,8 +152,9 @@ def test_index_file_from_before_engine_tags_is_dlib(tmp_path: Path) -> None:
              face_ids=np.array([1, 2], dtype=np.int64), person_ids=np.array([1, 1], np.int64))
     index = ExactIndex.load(path)
     assert (index.engine, index.model_hash) == ("dlib", DLIB_MODEL_HASH)
-    with pytest.raises(EngineMismatchError, match="reembed --collection old --engine sface"):
+    with pytest.raises(EngineMismatchError, match="analysed again with sface") as info:
         index.require_engine("sface", MODEL_HASH, "old")
+    assert (info.value.collection, info.value.engine) == ("old", "sface")
 
 
 # --------------------------------------------------------------------------- thresholds

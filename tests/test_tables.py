@@ -9,7 +9,7 @@ import pytest
 
 from faceatlas.errors import FaceAtlasError
 from faceatlas.names.tables import (
-    PersonRow,
+    SheetRow,
     TableError,
     read_occupations,
     read_people,
@@ -18,11 +18,11 @@ from faceatlas.names.tables import (
 )
 
 ROWS = [
-    PersonRow("Novak", "Đoković", "Tennis player"),
-    PersonRow("Шабан", "Шаулић", "Singer"),
-    PersonRow("Sinéad", "O'Connor", ""),
-    PersonRow("Madonna", "", "Singer, Actor"),
-    PersonRow('=HYPERLINK("http://x")', "-1+1", "@cmd"),  # formulas stay text
+    SheetRow("Novak", "Đoković", "Tennis player"),
+    SheetRow("Шабан", "Шаулић", "Singer"),
+    SheetRow("Sinéad", "O'Connor", ""),
+    SheetRow("Madonna", "", "Singer, Actor"),
+    SheetRow('=HYPERLINK("http://x")', "-1+1", "@cmd"),  # formulas stay text
 ]
 
 
@@ -61,24 +61,24 @@ def test_csv_formula_like_cells_are_quoted_for_excel(tmp_path: Path) -> None:
 def test_seed_data_xlsx_without_occupation(tmp_path: Path) -> None:
     path = _xlsx(tmp_path / "data.xlsx", [["Name", "Last_Name"], ["Novak", "Đoković"],
                                           [None, None], ["  Nikola ", "Jokić"]])  # fmt: skip
-    assert read_people(path) == [PersonRow("Novak", "Đoković"), PersonRow("Nikola", "Jokić")]
+    assert read_people(path) == [SheetRow("Novak", "Đoković"), SheetRow("Nikola", "Jokić")]
 
 
 def test_columns_in_any_order_and_case(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("OCCUPATION;Last Name;NAME\nSinger;Šaulić;Šaban\n", encoding="utf-8")
-    assert read_people(path) == [PersonRow("Šaban", "Šaulić", "Singer")]
+    assert read_people(path) == [SheetRow("Šaban", "Šaulić", "Singer")]
 
 
 def test_numbers_in_cells_are_text(tmp_path: Path) -> None:
     path = _xlsx(tmp_path / "data.xlsx", [["name", "last_name"], ["Agent", 47], [1984.0, "X"]])
-    assert read_people(path) == [PersonRow("Agent", "47"), PersonRow("1984", "X")]
+    assert read_people(path) == [SheetRow("Agent", "47"), SheetRow("1984", "X")]
 
 
 def test_full_name() -> None:
-    assert PersonRow("Novak", "Đoković").full_name == "Novak Đoković"
-    assert PersonRow("Madonna", "").full_name == "Madonna"
-    assert PersonRow("", "Pelé").full_name == "Pelé"
+    assert SheetRow("Novak", "Đoković").full_name == "Novak Đoković"
+    assert SheetRow("Madonna", "").full_name == "Madonna"
+    assert SheetRow("", "Pelé").full_name == "Pelé"
 
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv"])

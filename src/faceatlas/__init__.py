@@ -24,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "export_people": "faceatlas.names.service",
     # collecting faces
     "import_folder": "faceatlas.importer",
+    "enrol_person": "faceatlas.importer",
+    "collect_person": "faceatlas.pipeline",
     "collect_people": "faceatlas.pipeline",
     "reembed": "faceatlas.reembed",
     # the gallery

@@ -368,19 +368,20 @@ Progress = Callable[[int, int], None]
 
 
 def curate_person(
-    person_id: int,
     settings: Settings,
-    pool: FacePool,
+    person_id: int,
     *,
+    pool: FacePool,
     strategy: str | None = None,
     progress: Progress | None = None,
 ) -> CurationReport:
     """Analyse the person's new images, decide all of them, and sync crops on disk."""
-    jobs = plan_curation(person_id, settings)
-    return finish_curation(person_id, settings, collect(pool.submit(jobs), progress), strategy)
+    jobs = plan_curation(settings, person_id)
+    return finish_curation(settings, person_id, collect(pool.submit(jobs), progress),
+                           strategy=strategy)
 
 
-def plan_curation(person_id: int, settings: Settings) -> list[tuple[int, str]]:
+def plan_curation(settings: Settings, person_id: int) -> list[tuple[int, str]]:
     """Mark the person curating; the (image id, file) pairs that still need analysis.
 
     Reference photos waiting for their embedding ride along with negative keys (-reference
@@ -420,9 +421,10 @@ def collect(
 
 
 def finish_curation(
-    person_id: int,
     settings: Settings,
+    person_id: int,
     fresh: dict[int, ImageAnalysis],
+    *,
     strategy: str | None = None,
 ) -> CurationReport:
     """Store new analyses, decide every image of the person, write and remove crops; then

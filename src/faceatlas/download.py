@@ -69,7 +69,7 @@ class DownloadItem:
 
 
 @dataclass
-class Attempt:
+class DownloadAttempt:
     """One HTTP request (a redirect hop or a retry is its own attempt)."""
 
     url: str
@@ -88,7 +88,7 @@ class DownloadResult:
     sha256: str | None
     final_url: str | None
     reason: str | None  # None when ok; else the primary URL's reason code
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[DownloadAttempt] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
     content_type: str | None = None
@@ -250,7 +250,7 @@ class _Downloader:
         )  # fmt: skip
 
     async def item(self, item: DownloadItem) -> DownloadResult:
-        attempts: list[Attempt] = []
+        attempts: list[DownloadAttempt] = []
         reasons: list[str] = []
         for url in (item.url, item.fallback_url):
             if url is None or (url == item.url and reasons):
@@ -273,7 +273,7 @@ class _Downloader:
                                   url_reason=reasons[0] if reasons else None)  # fmt: skip
         return DownloadResult(item.key, False, None, None, None, reasons[0], attempts)
 
-    async def fetch(self, url: str, attempts: list[Attempt]) -> _Body:
+    async def fetch(self, url: str, attempts: list[DownloadAttempt]) -> _Body:
         """One URL with retries; each try follows redirects."""
         budget = _Budget(self.opts.timeout)
         for attempt in range(self.opts.retries + 1):
@@ -289,7 +289,7 @@ class _Downloader:
             await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
-    async def follow(self, url: str, attempts: list[Attempt], budget: _Budget) -> _Body:
+    async def follow(self, url: str, attempts: list[DownloadAttempt], budget: _Budget) -> _Body:
         current = url
         for _hop in range(self.opts.max_redirects + 1):
             checked = await self.check(current, attempts)
@@ -301,7 +301,7 @@ class _Downloader:
             attempts[-1].error = "too_many_redirects"
         raise _Fail("too_many_redirects", f"more than {self.opts.max_redirects} redirects")
 
-    async def check(self, url: str, attempts: list[Attempt]) -> CheckedURL:
+    async def check(self, url: str, attempts: list[DownloadAttempt]) -> CheckedURL:
         t0 = time.perf_counter()
         try:
             # getaddrinfo blocks: run it off the event loop.
@@ -311,7 +311,7 @@ class _Downloader:
         except DownloadError as exc:
             reason = "unsafe_url" if isinstance(exc, UnsafeURLError) else "connect_error"
             elapsed = (time.perf_counter() - t0) * 1000
-            attempts.append(Attempt(url, None, 0, None, reason, elapsed))
+            attempts.append(DownloadAttempt(url, None, 0, None, reason, elapsed))
             raise _Fail(reason, str(exc), transient=reason == "connect_error") from None
 
     def _host_slot(self, key: str) -> asyncio.Semaphore:
@@ -320,7 +320,7 @@ class _Downloader:
         return self.host_slots[key]
 
     async def request(
-        self, checked: CheckedURL, attempts: list[Attempt], budget: _Budget
+        self, checked: CheckedURL, attempts: list[DownloadAttempt], budget: _Budget
     ) -> _Body | str:
         """One GET: the body, or the Location of a redirect."""
         target, extra_headers, extensions = pinned_target(checked)
@@ -352,7 +352,7 @@ class _Downloader:
                 raise
             finally:
                 elapsed = (time.perf_counter() - t0) * 1000
-                attempts.append(Attempt(checked.url, status, received, sha, error, elapsed))
+                attempts.append(DownloadAttempt(checked.url, status, received, sha, error, elapsed))
 
     async def _get(
         self,

@@ -5,6 +5,7 @@
     │   └── EngineMismatchError    embeddings of one face engine met another engine
     ├── StorageError               database or file layout problem
     ├── NotFoundError              a collection, person, face or job does not exist
+    │   └── AmbiguousError         a name fits several (e.g. people of several collections)
     ├── ImageError                 an image cannot be used (carries a reason code)
     ├── ProviderError              an outside service (LLM, image search) failed
     │   ├── AuthError              bad or missing API key: stop the run
@@ -14,8 +15,9 @@
     │   └── UnsafeURLError         refused by the SSRF guard
     └── BusyError                  at capacity: try again later (503 + Retry-After)
 
-CLI commands turn these into one red line and exit code 1; the HTTP API turns them into a
-JSON error with a fitting status. Anything else is a bug.
+CLI commands turn these into one red line and exit code 1 (adding the flag or command that
+helps: library messages name no CLI flags); the HTTP API turns them into a JSON error with a
+fitting status. Anything else is a bug.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class EngineMismatchError(ConfigError):
 
     code = "engine_mismatch"
 
+    def __init__(self, message: str, *, collection: str | None = None,
+                 engine: str | None = None) -> None:
+        super().__init__(message)
+        #: the collection to analyse again, with this engine (the CLI names the command)
+        self.collection, self.engine = collection, engine
+
 
 class StorageError(FaceAtlasError):
     code = "storage"
@@ -53,6 +61,10 @@ class StorageError(FaceAtlasError):
 
 class NotFoundError(FaceAtlasError):
     code = "not_found"
+
+
+class AmbiguousError(NotFoundError):
+    """A name that fits several things; saying which collection would settle it."""
 
 
 class ImageError(FaceAtlasError):

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
 from faceatlas.errors import FaceAtlasError
-from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
 from faceatlas.names.normalize import InvalidNameError
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import Image, Person
-from faceatlas.store.people import get_or_create_collection, upsert_person
+from faceatlas.store.people import get_or_create_collection, suspected_duplicates, upsert_person
 
 _EXT = re.compile(r"^[a-z0-9]{1,5}$")
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def ext_of(path: Path) -> str:
     return ext if _EXT.match(ext) else "bin"
 
 
-def add_files(person_id: int, files: list[Path], settings: Settings) -> int:
+def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
     """Copy new files into the person's raw folder and register them. Returns how many."""
     layout = Layout(settings.home)
     added = 0
@@ -144,6 +145,46 @@ def add_files(person_id: int, files: list[Path], settings: Settings) -> int:
     return added
 
 
+@dataclass
+class Enrolment:
+    """A person registered with new photos whose analysis is under way in a face pool."""
+
+    person_id: int
+    name: str
+    collection: str
+    collection_id: int
+    created: bool
+    #: other people of the collection whose names look like this one (reported, not merged)
+    suspects: list[str]
+    futures: list[Future[ImageAnalysis]]
+    settings: Settings
+    strategy: str | None = None
+
+    def finish(self, progress: Callable[[int, int], None] | None = None) -> CurationReport:
+        """Wait for the analyses, decide every photo of the person, write the crops."""
+        fresh = collect(self.futures, progress)
+        return finish_curation(self.settings, self.person_id, fresh, strategy=self.strategy)
+
+
+def enrol_person(settings: Settings, collection: str, name: str, files: list[Path], *,
+                 source: str, pool: FacePool, strategy: str | None = None,
+                 check_duplicates: bool = False) -> Enrolment:
+    """Register ``name`` in ``collection`` (the same person again if known), copy the photos
+    in and queue their analysis; :meth:`Enrolment.finish` curates. Folder import and API
+    enrolment both come through here, so a photo is stored and decided the same way.
+
+    Raises :class:`InvalidNameError` for a name that cannot be a person's.
+    """
+    with session_scope(settings) as session:
+        coll = get_or_create_collection(session, collection)
+        suspects = suspected_duplicates(session, coll, name) if check_duplicates else []
+        person, created = upsert_person(session, coll, name, source=source)
+        found = (person.id, person.name, coll.key, coll.id)
+    add_files(settings, found[0], files)
+    futures = pool.submit(plan_curation(settings, found[0]))
+    return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
+
+
 def import_folder(
     root: Path,
     collection: str,
@@ -162,26 +203,21 @@ def import_folder(
     folders = scan(root, on_refused)
     own = pool is None
     if pool is None:
-        pool = FacePool(AnalyseParams.from_settings(settings), settings.worker_count).start()
+        pool = face_pool(settings).start()
     try:
         queued = []
         for folder in folders:
             try:
-                with session_scope(settings) as session:
-                    coll = get_or_create_collection(session, collection)
-                    person, _ = upsert_person(session, coll, folder.name, source="folder")
-                    person_id = person.id
+                enrolment = enrol_person(settings, collection, folder.name, folder.files,
+                                         source="folder", pool=pool, strategy=strategy)
             except InvalidNameError as exc:  # e.g. a 300-character folder name: skip it
                 log.warning("import: %s refused: %s", folder.path, exc)
                 if on_refused is not None:
                     on_refused(folder.path, f"folder name: {exc}")
                 continue
-            add_files(person_id, folder.files, settings)
-            queued.append((folder, person_id, pool.submit(plan_curation(person_id, settings))))
-        for folder, person_id, futures in queued:
-            progress = on_person(folder) if on_person else None
-            fresh = collect(futures, progress)
-            yield finish_curation(person_id, settings, fresh, strategy)
+            queued.append((folder, enrolment))
+        for folder, enrolment in queued:
+            yield enrolment.finish(on_person(folder) if on_person else None)
     finally:
         if own:
             pool.close()

@@ -111,7 +111,8 @@ class ExactIndex:
             raise EngineMismatchError(
                 f"index of collection {collection} was built with "
                 f"{self.engine}/{self.model_hash}; this server runs {engine}/{model_hash}; "
-                f"run `faceatlas reembed --collection {collection} --engine {engine}`"
+                f"its faces must be analysed again with {engine} (reembed)",
+                collection=collection, engine=engine,
             )
         if self.engine != engine or self.model_hash != model_hash:
             self.engine, self.model_hash = engine, model_hash

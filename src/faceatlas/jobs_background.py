@@ -53,12 +53,12 @@ def file_occupations(settings: Settings) -> list[str]:
 def write_data_sheet(settings: Settings, collection: str) -> tuple[Path, int]:
     """``excel/data.xlsx`` as the old system kept it: the collection's queue (people not yet
     collected), columns ``name``, ``last_name``, ``occupation``. Returns (path, rows)."""
-    from faceatlas.names.tables import PersonRow, write_people
+    from faceatlas.names.tables import SheetRow, write_people
     from faceatlas.store.models import PersonState
 
     with session_scope(settings) as s:
         rows = [
-            PersonRow(p.first_name, p.last_name, ", ".join(p.occupations or []))
+            SheetRow(p.first_name, p.last_name, ", ".join(p.occupations or []))
             for p in s.scalars(
                 select(Person).join(Collection)
                 .where(Collection.key == collection_key(collection),
@@ -141,7 +141,7 @@ class CollectStarted:
 def start_collect_next(settings: Settings, collections: frozenset[str] | None = None
                        ) -> CollectStarted | None:
     """Start the next queued person (of ``collections`` only, when given)."""
-    from faceatlas.faces.analyse import AnalyseParams, FacePool
+    from faceatlas.faces.analyse import face_pool
     from faceatlas.pipeline import collect_person, pending_people
     from faceatlas.search.rapidapi import RapidAPIImageSearch
 
@@ -168,8 +168,11 @@ def start_collect_next(settings: Settings, collections: frozenset[str] | None = 
 
     def run() -> None:
         try:
-            with provider, FacePool(AnalyseParams.from_settings(settings), 1) as pool:
-                collect_person(settings, person_id, provider, pool, job_id=job)
+            with provider, face_pool(settings, background=True) as pool:
+                # nobody retries here: any error fails the person (with the error), who can
+                # then be collected again — never left "curating", which recollect refuses
+                collect_person(settings, person_id, provider=provider, pool=pool, job_id=job,
+                               fail_on=(Exception,))
         except Exception:
             log.exception("collecting person %s failed", person_id)
         finally:

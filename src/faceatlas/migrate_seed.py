@@ -385,7 +385,7 @@ def migrate_seed(
     on_person: Callable[[SeedPerson], None] | None = None,
 ) -> MigrationReport:
     """Import the old storage folder (see the module doc); returns what changed."""
-    from faceatlas.faces.analyse import AnalyseParams, FacePool
+    from faceatlas.faces.analyse import face_pool
     from faceatlas.names.service import write_name_mapping
 
     plan = plan_migration(root, settings, collection=collection)
@@ -413,11 +413,11 @@ def migrate_seed(
         atomic_write(dest, plan.occupations_source.read_bytes())
         report.occupations_copied = True
     if todo:
-        with FacePool(AnalyseParams.from_settings(settings), settings.worker_count) as pool:
-            queued = [(pid, pool.submit(plan_curation(pid, settings))) for pid in todo]
+        with face_pool(settings) as pool:
+            queued = [(pid, pool.submit(plan_curation(settings, pid))) for pid in todo]
             for pid, futures in queued:
-                report.curated.append(finish_curation(pid, settings, collect(futures),
-                                                      strategy))
+                report.curated.append(finish_curation(settings, pid, collect(futures),
+                                                      strategy=strategy))
     if report.people_created or report.images_added:
         write_name_mapping(settings)
     return report

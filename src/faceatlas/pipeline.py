@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.curate import CurationReport, curate_person
 from faceatlas.download import DownloadItem, DownloadResult, download_all_sync
-from faceatlas.errors import AuthError, ConfigError, FaceAtlasError
-from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.errors import AuthError, ConfigError, FaceAtlasError, ProviderError
+from faceatlas.faces.analyse import FacePool, face_pool
 from faceatlas.names.normalize import collection_key
 from faceatlas.references import download_references
 from faceatlas.search.base import ImageSearchProvider, PersonQuery, person_hits
@@ -60,15 +60,6 @@ def pending_people(settings: Settings, collection: str | None = None, *,
         if limit:
             query = query.limit(limit)
         return list(s.scalars(query))
-
-
-def _set_state(settings: Settings, person_id: int, state: str) -> Person:
-    with session_scope(settings) as s:
-        person = s.get(Person, person_id)
-        if person is None:
-            raise FaceAtlasError(f"person {person_id} no longer exists")
-        person.state = state
-        return person
 
 
 def search_person(settings: Settings, person_id: int, provider: ImageSearchProvider) -> int:
@@ -172,6 +163,30 @@ def sweep_orphan_raw(settings: Settings, person_id: int) -> int:
     return removed
 
 
+def _portrait_reference(settings: Settings, person_id: int) -> None:
+    """The person's Wikidata portrait (P18) is their trusted reference, whatever source found
+    the other photos: curation then takes the identity nearest to it (issue 9's references)."""
+    from faceatlas.references import add_reference
+    from faceatlas.search.commons import portrait_path, portrait_url
+
+    path = portrait_path(settings, person_id)
+    if path is not None:
+        add_reference(settings, person_id, path=path, source="wikidata")
+        return
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        qid = person.wikidata_qid if person else None
+    if not qid:
+        return
+    try:  # e.g. photos from RapidAPI, names from Wikidata: ask Commons for the portrait
+        url = portrait_url(qid, settings)
+    except (ProviderError, ValueError) as exc:
+        log.info("no portrait reference for person %s: %s", person_id, exc)
+        return  # Commons being unreachable must not fail the person
+    if url:
+        add_reference(settings, person_id, url=url, source="wikidata")
+
+
 def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvider, *,
                  trusted: Collection[str] = (), progress: ImageProgress | None = None) -> Fetched:
     """Search and download one person; a failure marks the person failed (not the run).
@@ -189,6 +204,7 @@ def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvid
     try:
         search_person(settings, person_id, provider)
         download_person(settings, person_id, trusted=trusted, progress=progress)
+        _portrait_reference(settings, person_id)
         download_references(settings, person_id, trusted)  # measured with the candidates
         sweep_orphan_raw(settings, person_id)
         with session_scope(settings) as s:
@@ -217,13 +233,13 @@ def mark_failed(settings: Settings, person_id: int, error: str) -> None:
 
 def curate_fetched(settings: Settings, person_id: int, pool: FacePool,
                    progress: ImageProgress | None = None) -> CurationReport:
-    jobs = plan_curation(person_id, settings)
+    """Curate the fetched person (one more attempt counted)."""
 
     def tick(done: int, total: int) -> None:
         if progress:
             progress(done, total, "faces")
 
-    report = finish_curation(person_id, settings, collect(pool.submit(jobs), tick))
+    report = curate_person(settings, person_id, pool=pool, progress=tick)
     with session_scope(settings) as s:
         person = s.get(Person, person_id)
         if person is not None:
@@ -231,22 +247,74 @@ def curate_fetched(settings: Settings, person_id: int, pool: FacePool,
     return report
 
 
-def collect_person(settings: Settings, person_id: int, provider: ImageSearchProvider,
-                   pool: FacePool, *, trusted: Collection[str] = (),
-                   job_id: int | None = None) -> CurationReport | Fetched:
-    """The whole pipeline for one person (what a worker runs): search → download → curate."""
+def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchProvider,
+                   pool: FacePool, trusted: Collection[str] = (), job_id: int | None = None,
+                   fetched: Fetched | None = None, on_images: ImageProgress | None = None,
+                   fail_on: tuple[type[BaseException], ...] = (),
+                   ) -> CurationReport | Fetched:
+    """The whole pipeline for one person: search → download → curate, under one job row.
+
+    Every driver (the ``collect`` loop, a Celery worker, the server's background thread) runs
+    this, so they share one failure policy:
+
+    - a :class:`FaceAtlasError` at any step (no photo found, curation refused) fails the
+      *person*: state ``failed`` with the error, attempts counted, job failed; the result is
+      a :class:`Fetched` with ``error`` set, and ``recollect``/``--retry-failed`` take it up;
+    - :class:`AuthError`/:class:`ConfigError` stop the caller (every later person would fail
+      the same way): the job says why, the person goes back to ``queued`` (see
+      :func:`stopped`) and resumes where their stored work ends;
+    - anything else (a bug, a lost database) fails the job and propagates (a worker retries
+      transient errors, the loop stops and the next run resumes the person) — unless it is
+      one of ``fail_on``: a driver that never retries (the server's background thread) or
+      that must give up (a worker's time limit) fails the person then, as for a
+      ``FaceAtlasError``, so nobody is left ``curating`` with no one at work.
+
+    ``fetched`` is the result of a :func:`fetch_person` the caller ran ahead (the loop
+    downloads the next person while this one is curated).
+    """
     job = job_id or start_job(settings, "collect", person_id)
     try:
-        fetched = fetch_person(settings, person_id, provider, trusted=trusted)
+        if fetched is None:
+            fetched = fetch_person(settings, person_id, provider, trusted=trusted,
+                                   progress=on_images)
         if fetched.error:
             finish_job(settings, job, error=fetched.error)
             return fetched
-        report = curate_fetched(settings, person_id, pool)
+        update_job(settings, job, progress=0.5, message="curating")
+        report = curate_fetched(settings, person_id, pool, on_images)
+    except (AuthError, ConfigError) as exc:
+        stopped(settings, person_id, job, exc)
+        raise
+    except (FaceAtlasError, *fail_on) as exc:  # fetching handled its own FaceAtlasErrors
+        error = failure_text(exc)
+        mark_failed(settings, person_id, error)  # the person first: the job row is the signal
+        finish_job(settings, job, error=error)
+        return Fetched(person_id, fetched.name if fetched else str(person_id), error)
     except BaseException as exc:
         finish_job(settings, job, error=f"{type(exc).__name__}: {exc}")
         raise
     finish_job(settings, job)
     return report
+
+
+def stopped(settings: Settings, person_id: int, job_id: int, exc: BaseException) -> None:
+    """A run stopped by a bad key or setting: the job says why, and the person goes back to
+    ``queued`` (not left ``searching``/``curating``, which look busy to a reviewer while
+    nobody works on them); the next run resumes them where their stored work ends."""
+    finish_job(settings, job_id, error=f"{type(exc).__name__}: {exc}")
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        if person is not None and person.state in UNFINISHED:
+            person.state = PersonState.QUEUED
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a failed person's ``error`` says: our own message, else the exception's type
+    (and its text, which names no secret: ours never carry keys)."""
+    if isinstance(exc, FaceAtlasError):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
@@ -268,35 +336,32 @@ def collect_people(
     summary = CollectSummary([], [])
     if not person_ids:
         return summary
-    params = AnalyseParams.from_settings(settings)
-    with FacePool(params, settings.worker_count).start() as pool, \
+    with face_pool(settings).start() as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="fetch") as fetcher:
 
         def fetch(pid: int) -> tuple[int, Fetched]:
             job = start_job(settings, "collect", pid)
-            return job, fetch_person(settings, pid, provider, trusted=trusted, progress=on_images)
+            try:
+                return job, fetch_person(settings, pid, provider, trusted=trusted,
+                                         progress=on_images)
+            except BaseException as exc:  # the same policy as inside collect_person
+                if isinstance(exc, AuthError | ConfigError):
+                    stopped(settings, pid, job, exc)
+                else:
+                    finish_job(settings, job, error=failure_text(exc))
+                raise
 
         upcoming: Future[tuple[int, Fetched]] = fetcher.submit(fetch, person_ids[0])
         for i in range(len(person_ids)):
             job, fetched = upcoming.result()  # AuthError/ConfigError stop the run here
             if i + 1 < len(person_ids):
                 upcoming = fetcher.submit(fetch, person_ids[i + 1])
-            if fetched.error:
-                finish_job(settings, job, error=fetched.error)
-                summary.failed.append(fetched)
-                if on_person:
-                    on_person(fetched.name, fetched)
-                continue
-            try:
-                update_job(settings, job, progress=0.5, message="curating")
-                report = curate_fetched(settings, fetched.person_id, pool, on_images)
-            except FaceAtlasError as exc:
-                mark_failed(settings, fetched.person_id, str(exc))
-                finish_job(settings, job, error=str(exc))
-                summary.failed.append(Fetched(fetched.person_id, fetched.name, str(exc)))
-                continue
-            finish_job(settings, job)
-            summary.curated.append(report)
+            result = collect_person(settings, fetched.person_id, provider=provider, pool=pool,
+                                    job_id=job, fetched=fetched, on_images=on_images)
+            if isinstance(result, Fetched):
+                summary.failed.append(result)
+            else:
+                summary.curated.append(result)
             if on_person:
-                on_person(fetched.name, report)
+                on_person(fetched.name, result)
     return summary

@@ -232,7 +232,7 @@ def recognize_bytes(
     engines = engines or engine_pool(settings)
     if threshold is None:
         threshold = settings.thresholds(engines.config.name).recognize
-    coll = _existing_collection(settings, collection or settings.default_collection)
+    coll = existing_collection(settings, collection or settings.default_collection)
     open_image(data, max_pixels=settings.max_pixels)  # header only: refuse early, no slot
     index = (store or index_store(settings)).get(coll)
 
@@ -290,7 +290,8 @@ def recognize_file(path: Path, settings: Settings, **kwargs: object) -> Recognit
     return recognize_bytes(Path(path).read_bytes(), settings, **kwargs)  # type: ignore[arg-type]
 
 
-def _existing_collection(settings: Settings, name: str) -> str:
+def existing_collection(settings: Settings, name: str) -> str:
+    """The key of the collection ``name``; :class:`NotFoundError` when there is none."""
     key = collection_key(name)
     with session_scope(settings) as session:
         if session.scalar(select(Collection.id).where(Collection.key == key)) is None:

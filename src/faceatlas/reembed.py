@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from faceatlas.curate import collect, finish_curation, plan_curation
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.faces.analyse import FacePool, face_pool
 from faceatlas.faces.engine import ENGINES, engine_hash
 from faceatlas.gallery import index_store, promote_person, unpromote_person
 from faceatlas.names.normalize import collection_key
@@ -87,7 +87,7 @@ def reembed(
             store.update(key, lambda index: index.reset(*tag))
             report.indexes_reset.append(key)
     own_pool = pool is None
-    pool = pool or FacePool(AnalyseParams.from_settings(s), s.worker_count).start()
+    pool = pool or face_pool(s).start()
     try:
         for n, (person_id, name, coll_id) in enumerate(people, start=1):
             if on_person:
@@ -134,9 +134,9 @@ def _reembed_person(s: Settings, person_id: int, coll_id: int, pool: FacePool) -
     try:
         if was == PersonState.PROMOTED:
             unpromote_person(person_id, s)  # old gallery files and index rows go
-        jobs = plan_curation(person_id, s)
+        jobs = plan_curation(s, person_id)
         update_job(s, job_id, progress=0.1)
-        finish_curation(person_id, s, collect(pool.submit(jobs)))
+        finish_curation(s, person_id, collect(pool.submit(jobs)))
         promoted = 0
         if was == PersonState.PROMOTED:
             promote_person(person_id, s)

@@ -222,6 +222,20 @@ class Settings(BaseSettings):
         None, description="Calibrated thresholds (JSON); default: thresholds.json in the home."
     )
 
+    # -- distributed mode (issue 16: was the separate WorkerConfig; same env names)
+    # Keep lease_seconds well above heartbeat_seconds (a live worker never looks dead) and
+    # below visibility_timeout (a redelivered task finds the dead lease already stale).
+    queue: str = Field("faceatlas", description="Broker queue the collect tasks go to.")
+    lease_seconds: float = Field(60.0, description="A job whose heartbeat is older is taken over.")
+    heartbeat_seconds: float = Field(10.0, description="How often a running job says it lives.")
+    visibility_timeout: float = Field(
+        3600.0, description="Redis: an unacked task is redelivered after this (worker lost)."
+    )
+    task_time_limit: int = Field(1800, description="Hard limit per person (seconds).")
+    max_attempts: int = Field(5, description="Claims of one job before the person is failed.")
+    retry_backoff: float = Field(5.0, description="First retry delay; doubles per attempt.")
+    retry_backoff_max: float = Field(300.0, description="Longest retry delay.")
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from faceatlas.errors import FaceAtlasError
+from faceatlas.errors import AmbiguousError, EngineMismatchError, FaceAtlasError
 from faceatlas.store.models import REASON_ORDER, PersonState
 
 app = typer.Typer(
@@ -35,10 +35,20 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except FaceAtlasError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            hint = cli_hint(exc)
+            err.print(f"[bold red]error:[/] {exc}" + (f"; {hint}" if hint else ""))
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def cli_hint(exc: FaceAtlasError) -> str | None:
+    """The flag or command that helps, in the CLI's words (the library names no flags)."""
+    if isinstance(exc, EngineMismatchError) and exc.collection and exc.engine:
+        return f"run `faceatlas reembed --collection {exc.collection} --engine {exc.engine}`"
+    if isinstance(exc, AmbiguousError):
+        return "add --collection"
+    return None
 
 
 def progress_bar() -> Progress:

@@ -26,19 +26,20 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a worker: takes people from the broker queue and runs their whole pipeline."""
-    from faceatlas import worker as w
     from faceatlas.store import db
+    from faceatlas.worker import prepare_database
+    from faceatlas.worker.tasks import app as celery_app
+    from faceatlas.worker.tasks import configure
 
     settings = get_settings()
     if not settings.broker_url:
         raise ConfigError("no broker: set FACEATLAS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    cfg = w.worker_config()
-    w.prepare_database(settings)  # fail fast on a bad URL; migrate once, not per process
+    prepare_database(settings)  # fail fast on a bad URL; migrate once, not per process
     db.reset_caches()  # no database connection may cross the fork into the pool processes
-    w.configure(w.app, settings, cfg)
-    w.app.worker_main([
+    configure(celery_app, settings)
+    celery_app.worker_main([
         "worker", "--pool", "prefork", "--concurrency", str(concurrency or settings.worker_count),
-        "--queues", cfg.queue, "--loglevel", loglevel, "--without-gossip", "--without-mingle",
+        "--queues", settings.queue, "--loglevel", loglevel, "--without-gossip", "--without-mingle",
         "--hostname", f"faceatlas-{os.getpid()}@%h",
     ])
 

@@ -370,6 +370,11 @@ class WikiSim:
             names = [n for n in self.files if text.casefold() in n.replace("_", " ").casefold()]
         return [f"File:{n.replace('_', ' ')}" for n in names]
 
+    def saw_user_agent(self, agent: str) -> None:
+        """Remember a request's User-Agent (tests check that every request sent one)."""
+        with self._lock:
+            self.user_agents.append(agent)
+
     def thumbnail(self, path: Path, width: int) -> bytes:
         key = (str(path), width)
         with self._lock:
@@ -430,8 +435,7 @@ def _top_entities(raw: Any) -> list[dict[str, Any]]:
 def handle(h: Any, path: str) -> None:
     wiki: WikiSim = h.sim.wiki
     qs = parse_qs(urlsplit(h.path).query)
-    with wiki._lock:
-        wiki.user_agents.append(h.headers.get("User-Agent", ""))
+    wiki.saw_user_agent(h.headers.get("User-Agent", ""))
     endpoint = path.strip("/").split("/")[0]
     endpoint = "sparql" if path.startswith("/wikidata/sparql") else endpoint
     fault = wiki.take_fault(endpoint)
@@ -610,14 +614,14 @@ def replica(faces_dir: str | Path, occupation: str = "Actor") -> dict[str, Any]:
     has), one historical whose category holds more of a co-star than of him. ``identity``
     says whose face each path really is.
     """
-    from faceatlas.names.wikidata import _SR_LATIN
+    from faceatlas.names.wikidata import SR_LATIN
 
     root = Path(faces_dir)
     people = []
     for n, (folder, cyrillic, latin, extra) in enumerate(REPLICA):
         photos = sorted(f"people/{folder}/{p.name}" for p in (root / "people" / folder).iterdir()
                         if p.suffix.lower() in (".jpg", ".jpeg", ".png"))  # fmt: skip
-        name = latin or cyrillic.translate(_SR_LATIN)
+        name = latin or cyrillic.translate(SR_LATIN)
         labels = {"sr": cyrillic, "en": name_key(name) and _ascii(name)}
         if latin:
             labels["sr-el"] = latin

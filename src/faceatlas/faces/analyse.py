@@ -222,3 +222,16 @@ class FacePool:
         if self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._executor = None
+
+
+def face_pool(settings: Settings, *, background: bool = False) -> FacePool:
+    """The one sizing rule for face pools.
+
+    A foreground batch (``collect``, ``import``, ``reembed``) owns the machine: one process per
+    ``worker_count``. Background work (the server's thread, a Celery worker process, an API
+    enrolment, the few photos beside a video import that loaded the models already) shares the
+    machine with others, so it analyses in one thread of its own process: one copy of the
+    models, no process pool multiplied by server or worker processes.
+    """
+    return FacePool(AnalyseParams.from_settings(settings), 1 if background else
+                    settings.worker_count)

@@ -28,7 +28,7 @@ from faceatlas.names.normalize import (
     one_line,
 )
 from faceatlas.names.similar import SimilarNames
-from faceatlas.names.tables import PersonRow, TableLimits, read_people, write_table
+from faceatlas.names.tables import SheetRow, TableLimits, read_people, write_table
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -285,8 +285,8 @@ def write_name_mapping(settings: Settings) -> dict[str, str]:
     with session_scope(settings) as session:
         ours = {folder: name for folder, name in
                 session.execute(select(Person.folder, Person.name).order_by(Person.id))}
-    with _locked(path):
-        mapping = {**_read_mapping(path), **ours}
+    with mapping_lock(path):
+        mapping = {**read_mapping(path), **ours}
         data = json.dumps(mapping, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         atomic_write(path, data.encode("utf-8"))
     return mapping
@@ -304,8 +304,8 @@ def forget_name(settings: Settings, person_id: int, folder: str, name: str) -> N
         )
     if others is not None:
         return
-    with _locked(path):
-        mapping = _read_mapping(path)
+    with mapping_lock(path):
+        mapping = read_mapping(path)
         if mapping.get(folder) != name:
             return
         del mapping[folder]
@@ -325,7 +325,8 @@ def _first_last(person: Person) -> tuple[str, str]:
     return (parts[0], parts[1]) if len(parts) == 2 else (person.name, "")
 
 
-def _read_mapping(path: Path) -> dict[str, str]:
+def read_mapping(path: Path) -> dict[str, str]:
+    """``name_mapping.json`` as a dict (empty when missing); unreadable → :class:`StorageError`."""
     if not path.exists():
         return {}
     try:
@@ -339,7 +340,7 @@ def _read_mapping(path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def mapping_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock beside ``path`` (POSIX); read-merge-write is then safe."""
     try:
         import fcntl
@@ -359,12 +360,14 @@ __all__ = [
     "EXPORT_COLUMNS",
     "ImportReport",
     "NamesReport",
-    "PersonRow",
     "Progress",
+    "SheetRow",
     "Skipped",
     "export_people",
     "forget_name",
     "generate_names",
     "import_people",
+    "mapping_lock",
+    "read_mapping",
     "write_name_mapping",
 ]

@@ -77,7 +77,7 @@ class TableLimits:
 
 
 @dataclass(frozen=True)
-class PersonRow:
+class SheetRow:
     """One row of ``data.xlsx``: first name(s), last name, and (optional) occupation.
 
     ``row`` is its row number in the sheet (the header is row 1), for messages; 0 when the
@@ -265,14 +265,14 @@ def read_occupations(path: Path | str, limits: TableLimits | None = None) -> lis
     return out
 
 
-def read_people(path: Path | str, limits: TableLimits | None = None) -> list[PersonRow]:
+def read_people(path: Path | str, limits: TableLimits | None = None) -> list[SheetRow]:
     """Rows of ``name``, ``last_name`` and optional ``occupation`` and ``references``; blank
     rows skipped."""
     (_, header), *body = _rows(path, limits)
     cols = _columns(path, header, (*PEOPLE_COLUMNS, "references"), ["name", "last_name"])
     out = []
     for number, row in body:
-        person = PersonRow(*(_cell(row, cols.get(c)) for c in PEOPLE_COLUMNS),
+        person = SheetRow(*(_cell(row, cols.get(c)) for c in PEOPLE_COLUMNS),
                            references=_cell(row, cols.get("references")), row=number)
         if person.full_name:
             out.append(person)
@@ -328,6 +328,6 @@ def write_table(path: Path | str, columns: Sequence[str],
         raise TableError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
-def write_people(path: Path | str, rows: Iterable[PersonRow]) -> None:
+def write_people(path: Path | str, rows: Iterable[SheetRow]) -> None:
     """``name``, ``last_name``, ``occupation``, atomically; what :func:`read_people` reads."""
     write_table(path, PEOPLE_COLUMNS, (asdict(row) for row in rows))

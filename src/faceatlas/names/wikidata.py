@@ -41,7 +41,7 @@ KINDS = {
 }  # fmt: skip
 LATIN_FALLBACK = ("en", "mul")
 # Serbian Cyrillic → Serbian Latin (Gaj's alphabet); to_ascii then folds Đ → Dj as before.
-_SR_LATIN = str.maketrans({
+SR_LATIN = str.maketrans({
     "А": "A", "Б": "B", "В": "V", "Г": "G", "Д": "D", "Ђ": "Đ", "Е": "E", "Ж": "Ž", "З": "Z",
     "И": "I", "Ј": "J", "К": "K", "Л": "L", "Љ": "Lj", "М": "M", "Н": "N", "Њ": "Nj", "О": "O",
     "П": "P", "Р": "R", "С": "S", "Т": "T", "Ћ": "Ć", "У": "U", "Ф": "F", "Х": "H", "Ц": "C",
@@ -88,6 +88,7 @@ class WikidataReport:
     rejections: list[tuple[str, str]] = field(default_factory=list)
     qids: dict[str, str] = field(default_factory=dict)  # name → Q-id
     resolved: tuple[int, int] | None = None  # LLM check: (resolved, checked)
+    warnings: list[str] = field(default_factory=list)  # as service.NamesReport
 
 
 def is_latin(text: str) -> bool:
@@ -108,7 +109,7 @@ def latin_name(labels: dict[str, str], languages: Sequence[str]) -> tuple[str, s
         if is_latin(labels[lang]):
             return labels[lang], native
         if lang.split("-")[0] == "sr":
-            return labels[lang].translate(_SR_LATIN), native
+            return labels[lang].translate(SR_LATIN), native
     for lang in LATIN_FALLBACK:
         if lang in labels and is_latin(labels[lang]):
             return labels[lang], native
@@ -170,8 +171,8 @@ class Wikidata:
         ids = self.search(word)
         data = self.entities(ids) if ids else {}
         items = [data[i] for i in ids if i in data and "missing" not in data[i]]
-        fitting = [e for e in items if _claim_ids(e, "P31") & KINDS[kind]
-                   or _claim_ids(e, "P279") & KINDS[kind]]  # fmt: skip
+        fitting = [e for e in items if claim_ids(e, "P31") & KINDS[kind]
+                   or claim_ids(e, "P279") & KINDS[kind]]  # fmt: skip
         if not fitting and kind == "occupation" and items:
             # not typed as an occupation, but someone has it as their P106: it is one
             used = self.used_as_occupation([e["id"] for e in items])
@@ -200,7 +201,7 @@ class Wikidata:
     def languages(self, country: str) -> list[str]:
         """Language codes of a country's official languages (P37 → P424)."""
         claims = self.entities([country], "claims").get(country, {})
-        ids = sorted(_claim_ids(claims, "P37"))
+        ids = sorted(claim_ids(claims, "P37"))
         codes: list[str] = []
         for entity in self.entities(ids, "claims").values() if ids else ():
             for value in _claim_values(entity, "P424"):
@@ -441,7 +442,8 @@ def _claim_values(entity: dict, prop: str) -> list[Any]:
     return out
 
 
-def _claim_ids(entity: dict, prop: str) -> set[str]:
+def claim_ids(entity: dict, prop: str) -> set[str]:
+    """The item ids (``Q…``) an entity's claims of ``prop`` point at."""
     return {str(v["id"]) for v in _claim_values(entity, prop)
             if isinstance(v, dict) and "id" in v}  # fmt: skip
 

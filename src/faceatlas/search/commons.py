@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from sqlalchemy import select
 
-from faceatlas.names.wikidata import HUMAN, QID, Wikidata, _claim_ids, claim_strings
+from faceatlas.names.wikidata import HUMAN, QID, Wikidata, claim_ids, claim_strings
 from faceatlas.search.base import PersonQuery, SearchHit
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import session_scope
@@ -103,7 +103,7 @@ class CommonsImageSearch:
         if not ids:
             return None
         data = self.wikidata.entities(ids, "claims")
-        return next((q for q in ids if HUMAN in _claim_ids(data.get(q, {}), "P31")), None)
+        return next((q for q in ids if HUMAN in claim_ids(data.get(q, {}), "P31")), None)
 
     def portrait_url(self, qid: str) -> str | None:
         """The thumbnail URL of the person's Wikidata portrait (P18), or None."""

@@ -143,10 +143,11 @@ def session_scope(settings: Settings | None = None) -> Iterator[Session]:
         session.close()
 
 
-def reset_caches() -> None:
-    """Forget engines (tests that switch databases, forked workers)."""
+def reset_caches(*, close: bool = True) -> None:
+    """Forget engines (tests that switch databases, forked workers). A forked child passes
+    ``close=False``: it drops the sockets it inherited without closing the parent's."""
     for url in list(_ready):
-        _engine(url).dispose()
+        _engine(url).dispose(close=close)
     _ready.clear()
     _engine.cache_clear()
     _factory.cache_clear()

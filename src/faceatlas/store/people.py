@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from faceatlas.errors import NotFoundError
+from faceatlas.errors import AmbiguousError, NotFoundError
 from faceatlas.names.normalize import (
     COUNTRY_MAX,
     NAME_MAX,
@@ -254,7 +254,5 @@ def find_person(session: Session, name_or_id: str, collection: str | None = None
     if not matches:
         raise NotFoundError(f"no person {name_or_id!r}; `faceatlas people` lists them")
     if len(matches) > 1:
-        raise NotFoundError(
-            f"{name_or_id!r} is in several collections; add --collection"
-        )
+        raise AmbiguousError(f"{name_or_id!r} is in several collections; say which")
     return matches[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
-from faceatlas.faces.analyse import AnalyseParams, FaceAnalysis, FacePool, ImageAnalysis
+from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis, face_pool
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -70,13 +70,13 @@ def import_video(
     mine = _add_frames(person_id, path.name, clip_sha, analysis.tracks, settings)
     if on_curate:
         on_curate()
-    todo = plan_curation(person_id, settings)
+    todo = plan_curation(settings, person_id)
     others = [(key, p) for key, p in todo if key not in mine]
     fresh = {key: a for key, a in mine.items() if key in {k for k, _ in todo}}
     if others:  # the person's photos not analysed yet: the usual face pool
-        with FacePool(AnalyseParams.from_settings(settings), 1) as pool:
+        with face_pool(settings, background=True) as pool:  # models already loaded here
             fresh.update(collect(pool.submit(others)))
-    report = finish_curation(person_id, settings, fresh, strategy)
+    report = finish_curation(settings, person_id, fresh, strategy=strategy)
     return VideoImport(path.name, analysis, report,
                        _outcomes(settings, person_id, clip_sha, analysis.tracks))
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from faceatlas.faces.engine import FaceEngine
 from faceatlas.gallery import SEARCH_K, index_store
 from faceatlas.index import IndexStore, best_person, confidence
-from faceatlas.recognize import _existing_collection
+from faceatlas.recognize import existing_collection
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
@@ -67,7 +67,7 @@ def recognize_video(
     file and NotFoundError for a collection that does not exist."""
     probe(Path(path), max_bytes=settings.video_max_bytes,
           max_seconds=settings.video_max_seconds)  # a bad file is the first thing to tell
-    coll = _existing_collection(settings, collection or settings.default_collection)
+    coll = existing_collection(settings, collection or settings.default_collection)
     threshold = settings.thresholds().recognize
     engine = engine or video_engine(settings, for_search=True)
     analysis = analyse_video(Path(path), settings, fps=fps, engine=engine, progress=progress)

@@ -27,7 +27,6 @@ from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery import promote_person
 from faceatlas.recognize import face_dict, recognize_bytes
 from faceatlas.store import queries
-from faceatlas.store.db import session_scope
 from faceatlas.store.models import JobState
 
 router = APIRouter(prefix="/api/v1")
@@ -166,17 +165,11 @@ def enrol(
 ) -> Any:
     """Enrol a person from uploaded photos: store them, curate (every photo gets a decision),
     optionally promote. Any unusable upload refuses the whole batch, so nothing is half-done."""
-    from faceatlas.curate import curate_person
-    from faceatlas.faces.analyse import AnalyseParams, FacePool
-    from faceatlas.importer import add_files
+    from faceatlas.faces.analyse import face_pool
+    from faceatlas.importer import enrol_person
     from faceatlas.names.normalize import InvalidNameError
     from faceatlas.store.jobs import finish_job, start_job
-    from faceatlas.store.people import (
-        get_or_create_collection,
-        prepare_person,
-        suspected_duplicates,
-        upsert_person,
-    )
+    from faceatlas.store.people import prepare_person
 
     settings = ctx.settings
     collection = caller.choose(collection, settings.default_collection)
@@ -193,25 +186,22 @@ def enrol(
     # an engine slot first (bounded queue, 503 when full), so enrolments' decodes count
     # against the same budget as recognitions'; then take turns on curation's engine
     with ctx.engines.engine(), ctx.enrol_lock, \
-            tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp:
+            tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp, \
+            face_pool(settings, background=True) as pool:
         paths = []
         for c in checked:  # names are unique per content, so re-uploads are recognised
             path = FsPath(tmp) / c.name
             path.write_bytes(c.data)
             paths.append(path)
-        with session_scope(settings) as session:
-            coll = get_or_create_collection(session, collection or settings.default_collection)
-            # a different name that looks like a known one is a new person, and the answer
-            # says whom it resembles (never merged: only a person can tell)
-            suspects = suspected_duplicates(session, coll, name)
-            p, created = upsert_person(session, coll, name, source="upload")
-            suspects = suspects if created else []
-            person_id, coll_key, coll_id = p.id, coll.key, coll.id
-        job_id = start_job(settings, "enrol", person_id, coll_id)
+        # a different name that looks like a known one is a new person, and the answer
+        # says whom it resembles (never merged: only a person can tell)
+        enrolment = enrol_person(settings, collection or settings.default_collection, name,
+                                 paths, source="upload", pool=pool, check_duplicates=True)
+        person_id, coll_key, suspects = (enrolment.person_id, enrolment.collection,
+                                         enrolment.suspects)
+        job_id = start_job(settings, "enrol", person_id, enrolment.collection_id)
         try:
-            add_files(person_id, paths, settings)
-            with FacePool(AnalyseParams.from_settings(settings), 1) as pool:
-                report = curate_person(person_id, settings, pool)
+            report = enrolment.finish()
             promotion = promote_person(person_id, settings, store=ctx.store) if promote else None
         except FaceAtlasError as exc:
             finish_job(settings, job_id, error=f"{exc.code}: {exc}")
