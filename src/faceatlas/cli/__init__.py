@@ -11,6 +11,7 @@ from faceatlas.cli import (  # noqa: F401  (they register commands)
     distributed,
     seed,
     serve,
+    tools,
     video,
 )
 from faceatlas.cli.base import app
