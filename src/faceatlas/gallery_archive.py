@@ -159,10 +159,10 @@ def iter_archive(settings: Settings, collection: str) -> Iterator[bytes]:
     The catalogue is read before the first chunk: NotFoundError is raised by the call to
     ``next``, before anything was sent."""
     manifest, matrix, files = collect_manifest(settings, collection)
-    return _stream(manifest, matrix, files)
+    return stream_archive(manifest, matrix, files)
 
 
-def _stream(manifest: dict[str, Any], matrix: np.ndarray,
+def stream_archive(manifest: dict[str, Any], matrix: np.ndarray,
             files: list[tuple[str, Path]]) -> Iterator[bytes]:
     sink = _Chunks()
     now = time.time()

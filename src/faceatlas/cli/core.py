@@ -116,9 +116,14 @@ def show(
         console.print(f"[bold]{escape(one_line(p.name))}[/] ({p.ascii_name}){known} · "
                       f"{p.collection.key} · {state_label(p.state)}"
                       + (f" · [red]{escape(p.error)}[/]" if p.error else ""))
-        table = Table()
-        for col in ("image", "source", "licence", "faces", "decision", "distance", "crop"):
-            table.add_column(col)
+        # fits 80 columns: provenance stacked in one folding cell, the decision with its
+        # stored detail ("http_404; the thumbnail was used") in a column never cut
+        table = Table(show_lines=True, expand=False)
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("image · source · licence", overflow="fold", ratio=3)
+        table.add_column("decision · detail", overflow="fold", min_width=34, ratio=2)
+        table.add_column("faces", justify="right", no_wrap=True)
+        table.add_column("dist", justify="right", no_wrap=True)
         for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
             accepted = [f for f in img.faces if f.state == "accepted"]
             best = accepted[0] if accepted else min(
@@ -127,11 +132,17 @@ def show(
             distance = f"{best.distance:.3f}" if best and best.distance is not None else ""
             decision = img.reason or img.state
             style = "green" if decision == "accepted" else "red"
-            table.add_row(
-                img.title or img.origin, (img.url or img.origin)[:60],
-                " · ".join(x[:40] for x in (img.licence, img.author) if x),
-                str(len(img.faces)),
-                f"[{style}]{decision}[/]", distance,
-                Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
-            )
+            where = [escape(one_line(img.title or img.origin))]
+            if img.url and img.url != img.title:
+                where.append(f"[dim]{escape(img.url[:120])}[/]")
+            credit = " · ".join(one_line(x)[:60] for x in (img.licence, img.author) if x)
+            if credit:
+                where.append(f"[dim]{escape(credit)}[/]")
+            if accepted and accepted[0].crop_path:
+                where.append(f"[dim]crop {escape(Path(accepted[0].crop_path).name)}[/]")
+            why = f"[{style}]{escape(decision)}[/]"
+            if img.detail:
+                why += f"\n{escape(one_line(img.detail))}"
+            table.add_row("" if img.rank is None else str(img.rank), "\n".join(where), why,
+                          str(len(img.faces)), distance)
         console.print(table)
