@@ -118,12 +118,17 @@ def show(
                       + (f" · [red]{escape(p.error)}[/]" if p.error else ""))
         # fits 80 columns: provenance stacked in one folding cell, the decision with its
         # stored detail ("http_404; the thumbnail was used") in a column never cut
+        # fixed widths: rich's own shrinking crops the last column at 80 when a cell has a
+        # long unbreakable word (crop file names, URLs)
+        free = max(16, console.width - (3 + 34 + 5 + 5) - 16)  # 16: borders and padding
         table = Table(show_lines=True, expand=False)
-        table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("image · source · licence", overflow="fold", ratio=3)
-        table.add_column("decision · detail", overflow="fold", min_width=34, ratio=2)
-        table.add_column("faces", justify="right", no_wrap=True)
-        table.add_column("dist", justify="right", no_wrap=True)
+        table.add_column("#", justify="right", no_wrap=True, width=3)
+        table.add_column("image · source · licence", overflow="fold",
+                         width=free - free // 4 if free > 60 else free)
+        table.add_column("decision · detail", overflow="fold",
+                         width=34 + (free // 4 if free > 60 else 0))
+        table.add_column("faces", justify="right", no_wrap=True, width=5)
+        table.add_column("dist", justify="right", no_wrap=True, width=5)
         for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
             accepted = [f for f in img.faces if f.state == "accepted"]
             best = accepted[0] if accepted else min(
