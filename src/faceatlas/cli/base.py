@@ -37,7 +37,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold API keys
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: grep-able in logs
 F = TypeVar("F", bound=Callable[..., Any])
 
 REJECT_ORDER = ["not_this_person", "duplicate", "over_limit", "multiple_faces", "blurry",
