@@ -230,6 +230,7 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
         matrix = np.load(io.BytesIO(_member(tar, "embeddings.npy")), allow_pickle=False)
         if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[1] != EMBEDDING_DIM:
             raise ArchiveError(f"embeddings.npy has shape {matrix.shape} {matrix.dtype}")
+        _check_names(tar, manifest, len(matrix))  # every name and row before any write
         target = collection or manifest["collection"]["name"]
         key = collection_key(target)
         with session_scope(settings) as session:
@@ -281,15 +282,36 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
     return ImportReport(key, len(manifest["people"]), n_images, n_faces, len(gallery_rows))
 
 
-def _member(tar: tarfile.TarFile, name: str) -> bytes:
+def _check_names(tar: tarfile.TarFile, manifest: dict[str, Any], rows: int) -> None:
+    """Plain file names that the archive holds and embedding rows it has: a bad archive is
+    refused before anything is written."""
+    try:
+        for p in manifest["people"]:
+            _plain(p["folder"])
+            for i in p["images"]:
+                for f in i["faces"]:
+                    for kind, prefix in (("crop", "crops/"), ("gallery", "gallery/")):
+                        if f[kind]:
+                            _member_info(tar, prefix + _plain(f[kind]))
+                    if f["embedding"] is not None and not 0 <= int(f["embedding"]) < rows:
+                        raise ArchiveError(f"embedding row {f['embedding']} out of range")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArchiveError(f"the manifest is not as export-gallery writes it: {exc!r}") from None
+
+
+def _member_info(tar: tarfile.TarFile, name: str) -> tarfile.TarInfo:
     members = getattr(tar, "_by_name", None)
     if members is None:  # getmember scans the whole list each call: O(n²) for big archives
         members = {m.name: m for m in tar.getmembers()}
         tar._by_name = members  # type: ignore[attr-defined]
     member = members.get(name)
-    if member is None:
-        raise ArchiveError(f"the archive has no {name}")
-    fh = tar.extractfile(member) if member.isfile() else None
+    if member is None or not member.isfile():
+        raise ArchiveError(f"the archive has no file {name}")
+    return member
+
+
+def _member(tar: tarfile.TarFile, name: str) -> bytes:
+    fh = tar.extractfile(_member_info(tar, name))
     if fh is None:
         raise ArchiveError(f"{name} in the archive is not a file")
     return fh.read()
