@@ -14,6 +14,7 @@ Exit codes (also in ``faceatlas --help`` and the README):
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -99,8 +100,9 @@ class PlainProgress:
 
     EVERY = 1.0
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, stream: Any = None) -> None:
         self.quiet = quiet
+        self.stream = stream  # None: stdout
         self.tasks: dict[int, dict[str, Any]] = {}
 
     def __enter__(self) -> PlainProgress:
@@ -140,12 +142,15 @@ class PlainProgress:
         if self.quiet:
             return
         total = "?" if t["total"] is None else int(t["total"])
-        print(f"{t['description']}: {int(t['completed'])}/{total}", flush=True)
+        print(f"{t['description']}: {int(t['completed'])}/{total}", flush=True,
+              file=self.stream or sys.stdout)
 
 
-def progress_bar() -> Progress | PlainProgress:
+def progress_bar(data: bool = False) -> Progress | PlainProgress:
+    """Bars on a terminal, else plain lines: on stdout, or on stderr when stdout carries
+    ``data`` (JSON, CSV) that a pipe must receive clean."""
     if options.quiet or not interactive():
-        return PlainProgress(options.quiet)
+        return PlainProgress(options.quiet, sys.stderr if data else None)
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=console, transient=True,
