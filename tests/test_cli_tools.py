@@ -159,6 +159,11 @@ def test_show_has_the_stored_detail_and_fits_80_columns(settings: Settings, home
     assert max(len(line) for line in lines) <= 80, out.stdout
     assert "http_404; the thumbnail was used" in out.stdout
     assert "duplicate" in out.stdout and "0.123" in out.stdout  # distance column not cut
+    data = json.loads(run("show", "Novak Djokovic", "--json", home=home).stdout)
+    assert data["images"][0]["detail"] == "http_404; the thumbnail was used"
+    listed = json.loads(run("people", "--json", home=home).stdout)
+    assert [(p["name"], p["state"], p["images"]) for p in listed] == [
+        ("Novak Đoković", "curated", 1)]
     missing = run("show", "Nobody Here", home=home)
     assert missing.returncode == 1 and "error" in missing.stderr
 
