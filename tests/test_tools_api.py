@@ -123,6 +123,9 @@ def test_recognize_top_k(world: World) -> None:
         cands = face["candidates"]
         assert len(cands) == 3 and cands[0]["person"] == "barack obama"
         assert cands[0]["distance"] == face["distance"]
+        # the answer itself does not change with top_k
+        assert {k: v for k, v in face.items() if k != "candidates"} == {
+            k: v for k, v in plain["faces"][0].items() if k != "candidates"}
         distances = [c["distance"] for c in cands]
         assert distances == sorted(distances) and len({c["person_id"] for c in cands}) == 3
         assert cands[0]["within_threshold"] and not cands[-1]["within_threshold"]

@@ -236,12 +236,14 @@ def recognize_bytes(
     k = max(SEARCH_K, top_k * SEARCH_K)  # enough faces to find k different people
     results = index.search(vectors, k) if len(index) else [[] for _ in detected]
     winners: dict[int, tuple[int, float]] = {}
-    for i, neighbours in enumerate(results):
+    for i, found in enumerate(results):
         match = out.faces[i]
+        if top_k:
+            match.candidates = _candidates(found, top_k, threshold)
+        # the answer itself from the usual SEARCH_K faces: top_k must not change it
+        neighbours = found[:SEARCH_K]
         match.nearest_distance = round(neighbours[0].distance, 4) if neighbours else None
         match.nearest_person_id = neighbours[0].person_id if neighbours else None
-        if top_k:
-            match.candidates = _candidates(neighbours, top_k, threshold)
         best = best_person(neighbours, threshold)
         if best is None:
             continue
