@@ -4,7 +4,17 @@ Prints images/s, ms per image split into decode / detect / embed / the rest (eve
 the models: quality, hashing, crops, decisions, database, files, process overhead), and peak
 memory. Goals: the rest ≤ 10% of the time; two workers ≥ 1.7× faster than one.
 
-    python benchmarks/bench_curate.py [--sample N] [--workers 2]
+With several ``--engine`` (default: dlib and sface) the engines run one after the other and a
+side-by-side table compares CPU per image (process CPU of the one-worker run, which analyses
+in-process: the primary figure on a shared machine) and accepted faces. Goal: sface ≤ 60 ms
+CPU per image, ≥ 5× less than dlib.
+
+With ``--intruders K`` every person's folder also gets K photos of other people (named
+``intruder__…``); the table then shows purity (accepted faces that are the person) and recall
+(the person's own photos accepted): what ``ensemble`` costs and gains against one engine.
+
+    python benchmarks/bench_curate.py [--sample N] [--workers 2] [--engine dlib --engine sface]
+        [--intruders 2]
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from faceatlas.store import db
 from faceatlas.testdata import faces_dir
 
 
-def build_input(root: Path, sample: int | None) -> int:
+def build_input(root: Path, sample: int | None, intruders: int = 0) -> int:
     """One folder per identity of the test photos (at most ``sample`` photos in all)."""
     people = sorted(p for p in (faces_dir() / "people").iterdir() if p.is_dir())
     files = [(who.name, f) for who in people for f in sorted(who.iterdir())]
@@ -41,16 +51,39 @@ def build_input(root: Path, sample: int | None) -> int:
     for who, f in files:
         (root / who).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, root / who / f.name)
-    return len(files)
+    # other people's photos slipped into each folder (what a web search returns)
+    others = files
+    for i, who in enumerate(sorted({w for w, _ in files})):
+        strangers = [(w, f) for w, f in others if w != who]
+        for k in range(intruders):
+            w, f = strangers[(i * intruders + k) * 7 % len(strangers)]
+            shutil.copyfile(f, root / who / f"intruder__{w}__{f.name}")
+    return len(files) + intruders * len({w for w, _ in files})
 
 
-def run(src: Path, workers: int) -> tuple[float, float, Counter[str], int, int]:
+def purity(settings: Settings) -> tuple[int, int, int]:
+    """(accepted faces, of them intruders, own photos accepted) after an import."""
+    from sqlalchemy import select
+
+    from faceatlas.store.db import session_scope
+    from faceatlas.store.models import Face, Image
+
+    with session_scope(settings) as s:
+        origins = list(s.scalars(select(Image.origin).join(Face, Face.image_id == Image.id)
+                                 .where(Face.state == "accepted")))
+    bad = sum("intruder__" in o for o in origins)
+    return len(origins), bad, len(origins) - bad
+
+
+def run(src: Path, workers: int, engine: str = "dlib"
+        ) -> tuple[float, float, Counter[str], int, int, float, tuple[int, int, int]]:
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
-    settings = Settings(home=home, workers=workers)
+    settings = Settings(home=home, workers=workers, engine=engine)
     db.get_engine(settings)  # schema migration is set-up, not curation
     t0 = time.perf_counter()
     pool = FacePool(AnalyseParams.from_settings(settings), workers).start(wait=True)
     start = time.perf_counter()
+    cpu0 = time.process_time()
     timings: Counter[str] = Counter()
     accepted = peak = 0
     for report in import_folder(src, "bench", settings, pool=pool):
@@ -58,42 +91,69 @@ def run(src: Path, workers: int) -> tuple[float, float, Counter[str], int, int]:
         accepted += report.accepted
         peak = max(peak, report.peak_rss_kb)
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu0  # all of it with one (in-process) worker
+    pure = purity(settings)
     pool.close()
     db.reset_caches()
     shutil.rmtree(home)
-    return start - t0, wall, timings, accepted, peak
+    return start - t0, wall, timings, accepted, peak, cpu, pure
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=None, help="use only N photos")
     parser.add_argument("--workers", type=int, default=2, help="parallel run's processes")
+    parser.add_argument("--intruders", type=int, default=0,
+                        help="add N other people's photos to each person's folder")
+    parser.add_argument("--engine", action="append", choices=["dlib", "sface", "ensemble"],
+                        help="engine(s) to compare (repeat; default dlib and sface)")
     args = parser.parse_args()
+    engines = args.engine or ["dlib", "sface"]
     src = Path(tempfile.mkdtemp(prefix="bench-in-"))
-    n = build_input(src, args.sample)
-    print(f"{n} photos of {len(list(src.iterdir()))} people\n")
-    print(f"{'run':<12}{'start s':>8}{'wall s':>8}{'img/s':>8}{'decode':>9}{'detect':>9}"
-          f"{'embed':>9}{'rest':>9}{'rest %':>8}{'accepted':>10}")
-    results = {}
+    n = build_input(src, args.sample, args.intruders)
+    people = len(list(src.iterdir()))
+    own = n - args.intruders * people
+    print(f"{n} photos of {people} people ({args.intruders * people} of them intruders)\n")
+    print(f"{'engine':<9}{'run':<12}{'start s':>8}{'wall s':>8}{'img/s':>8}{'decode':>9}"
+          f"{'detect':>9}{'embed':>9}{'rest':>9}{'rest %':>8}{'accepted':>10}")
+    results: dict[tuple[str, int], float] = {}
+    side: dict[str, tuple[float, float, int]] = {}  # engine -> cpu ms/img, wall ms/img, accepted
+    pure: dict[str, tuple[int, int, int]] = {}
     peak_worker = 0
-    for workers in (1, args.workers):
-        startup, wall, t, accepted, peak = run(src, workers)
+    for engine, workers in [(e, w) for e in engines for w in (1, args.workers)]:
+        startup, wall, t, accepted, peak, cpu, pure[engine] = run(src, workers, engine)
         peak_worker = max(peak_worker, peak)
-        results[workers] = wall
+        results[engine, workers] = wall
+        if workers == 1:
+            side[engine] = (1000 * cpu / n, 1000 * wall / n, accepted)
         model = t["decode"] + t["detect"] + t["embed"]
         # with one worker, wall time = model time + everything else; per image in ms
         rest = max(0.0, wall - model / workers)
         per = {k: 1000 * t[k] / n for k in ("decode", "detect", "embed")}
-        print(f"{f'{workers} worker(s)':<12}{startup:>8.2f}{wall:>8.2f}{n / wall:>8.2f}"
+        print(f"{engine:<9}{f'{workers} worker(s)':<12}{startup:>8.2f}{wall:>8.2f}{n / wall:>8.2f}"
               f"{per['decode']:>9.1f}"
               f"{per['detect']:>9.1f}{per['embed']:>9.1f}{1000 * rest / n:>9.1f}"
               f"{100 * rest / wall:>7.1f}%{accepted:>10}")
     shutil.rmtree(src)
-    speedup = results[1] / results[args.workers]
+    print(f"\n{'one worker':<10}{'CPU ms/img':>12}{'wall ms/img':>13}{'accepted':>10}"
+          f"{'CPU vs dlib':>13}")
+    for engine, (cpu_ms, wall_ms, accepted) in side.items():
+        ratio = (f"{side['dlib'][0] / cpu_ms:.1f}× less" if "dlib" in side and engine != "dlib"
+                 else "-")
+        print(f"{engine:<10}{cpu_ms:>12.1f}{wall_ms:>13.1f}{accepted:>10}{ratio:>13}")
+    if args.intruders:
+        print(f"\n{'purity':<10}{'accepted':>10}{'intruders':>11}{'purity':>9}{'own kept':>10}")
+        for engine, (acc, bad, good) in pure.items():
+            print(f"{engine:<10}{acc:>10}{bad:>11}{100 * good / max(1, acc):>8.1f}%"
+                  f"{good:>10} of {own}")
+    for engine in engines:
+        speedup = results[engine, 1] / results[engine, args.workers]
+        print(f"{engine}: speed-up with {args.workers} workers: {speedup:.2f}× (goal ≥ 1.7×)")
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nspeed-up with {args.workers} workers: {speedup:.2f}× (goal ≥ 1.7×)")
     print(f"peak memory: parent {peak_self:.0f} MB, largest face worker "
           f"{peak_worker / 1024:.0f} MB")
+    print("(CPU = process_time of the one-worker run / photos: primary figure on a shared "
+          "machine; wall clock suffers from other load)")
     print("(start = workers up with models loaded, once per run, not in wall; decode/detect/embed"
           " in ms per image summed over workers; rest = wall − model time / workers)")
 

@@ -68,3 +68,16 @@ def jpeg_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.convert("RGB").save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+#: where YuNet (sface) counts differently from the manifest's counts, which are HOG's: the
+#: second "face" HOG finds in img67 is a 45 px false positive in the starry background; in the
+#: selfie YuNet also finds the two faces cut by the right border that HOG misses.
+SFACE_FACES = {"group/img67.jpg": 1, "group/selfie-many-people.jpg": 6}
+
+
+def expected_faces(row: dict[str, str], engine: str) -> int:
+    """Faces an engine should find in a manifest photo (group photos: exactly)."""
+    if engine in ("sface", "ensemble"):
+        return SFACE_FACES.get(row["path"], int(row["faces"]))
+    return int(row["faces"])

@@ -104,7 +104,7 @@ def test_seed_recognition_shapes(
     assert 40 < answer["confidence"] <= 100  # (1 - distance) x 100, the old formula
     assert answer["best_match"]["identity"].startswith("barack_obama_20")
     assert answer["best_match"]["identity"].endswith(".jpg")
-    assert answer["best_match"]["distance"] < 0.55
+    assert answer["best_match"]["distance"] < gallery.settings.thresholds().recognize
     (who,) = answer["recognized_persons"]
     assert who["name"] == "barack obama"
     assert set(who["face_coordinates"]) == {"x_percent", "y_percent", "width_percent",
@@ -178,7 +178,12 @@ def test_v1_lists_and_jobs(server: tuple[httpx.Client, Settings]) -> None:
     assert len(images) == obama["images"]
     assert any(f["state"] == "accepted" and f["gallery_path"] for i in images for f in i["faces"])
     assert client.get("/api/v1/people/999999").status_code == 404
-    assert client.get("/api/v1/people", params={"state": "too_few_faces"}).json()
+    # the state filter returns exactly the people in that state (which people end up with too
+    # few faces depends on the engine: with dlib one pair of photos of one person does not link)
+    for state in ("promoted", "too_few_faces"):
+        listed = client.get("/api/v1/people", params={"state": state}).json()
+        assert {p["id"] for p in listed} == {p["id"] for p in people if p["state"] == state}
+    assert client.get("/api/v1/people", params={"state": "promoted"}).json()
     assert client.get("/api/v1/jobs/999999").status_code == 404
     assert client.get("/api/v1/people/0").status_code == 422
 

@@ -15,7 +15,7 @@ from faceatlas.settings import Settings
 @pytest.fixture(scope="session")
 def analysed(faces_root: Path, manifest: list[dict[str, str]]) -> dict[str, ImageAnalysis]:
     """Every test photo analysed once (quality gates off, so every face is embedded)."""
-    params = AnalyseParams(min_face_px=1, blur_threshold=0.0)
+    params = AnalyseParams(min_face_px=1, blur_threshold=0.0, engine="dlib")
     items = [(i, str(faces_root / row["path"])) for i, row in enumerate(manifest)]
     with FacePool(params, 2) as pool:
         by_key = {a.key: a for a in pool.analyse(items)}
@@ -38,7 +38,7 @@ def test_finds_the_labelled_number_of_faces(
 def test_same_identity_within_and_different_outside_accept_distance(
     analysed: dict[str, ImageAnalysis], manifest: list[dict[str, str]]
 ) -> None:
-    accept = Settings().accept_distance
+    accept = Settings().thresholds("dlib").accept
     labelled = [
         (r["identity"], analysed[r["path"]].faces[0].embedding)
         for r in manifest

@@ -86,7 +86,7 @@ def test_more_than_five_faces_promoted_five_kept_as_too_few(home: Settings) -> N
     test = p1.selftest
     assert test and test["passed"] is True and test["predicted_person_id"] == p1.id
     assert test["face_id"] == min(f.id for f in p1_faces)
-    assert test["distance"] < home.recognize_threshold
+    assert test["distance"] < home.thresholds().recognize
 
 
 def test_repromotion_is_idempotent_and_rejected_faces_leave(home: Settings) -> None:

@@ -163,7 +163,9 @@ def test_stats_and_export_keep_to_the_tokens_collections(world: World, tmp_path:
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-    assert manifest["collection"]["key"] == "test" and manifest["engine"] == "dlib"
+    assert manifest["collection"]["key"] == "test"
+    engine = world.settings.engine
+    assert [t["engine"] for t in manifest["engines"]] == [engine]  # every vector's tag
     gallery_files = [n for n in names if n.startswith("gallery/")]
     assert gallery_files and any(n.startswith("crops/") for n in names)
     faces = [f for p in manifest["people"] for i in p["images"] for f in i["faces"]]

@@ -15,8 +15,13 @@ Strategies:
   gallery becomes that someone else: the failure ``consensus`` fixes.
 
 Then, for both: near-duplicates (perceptual hash of the face, or of its mirror image, within
-``phash_distance`` bits, and embeddings closer than ``DUPLICATE_DISTANCE``) keep only the better
+``phash_distance`` bits, and embeddings closer than ``duplicate_distance``) keep only the better
 copy; the rest are ranked by quality and capped at ``max_faces``.
+
+Thresholds are the face engine's own (``Settings.thresholds``): distances are Euclidean between
+stored embeddings of one engine. The ``ensemble`` engine stores [SFace | dlib] vectors; its
+curation decides with each half under that engine's thresholds and accepts a face only when
+both agree (``check``).
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ from faceatlas.faces.quality import box_crop, encode_jpeg, hamming
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Face, Image, Person, PersonState, Reason
+from faceatlas.store.models import DLIB_MODEL_HASH, Face, Image, Person, PersonState, Reason
 
-#: the same photo re-encoded or resized embeds within ~0.15; different photos of one person
-#: rarely come closer than 0.3, so both tests together avoid merging distinct photos.
+#: dlib: the same photo re-encoded or resized embeds within ~0.15; different photos of one
+#: person rarely come closer than 0.3, so both tests together avoid merging distinct photos.
+#: (The default of dlib's ``duplicate_distance``; each engine has its own, see Settings.)
 DUPLICATE_DISTANCE = 0.3
 
 
@@ -55,11 +61,26 @@ class CurateParams:
     seed_references: int = 3
     phash_distance: int = 10
     max_faces: int = 40
+    duplicate_distance: float = DUPLICATE_DISTANCE
+    #: ensemble: parameters for the second half of each vector; a face must pass both
+    check: CurateParams | None = None
+    #: ensemble: length of the first half (the primary engine's embedding)
+    split: int = 128
 
     @classmethod
-    def from_settings(cls, s: Settings, strategy: str | None = None) -> CurateParams:
-        return cls(strategy or s.strategy, s.link_distance, s.accept_distance, s.seed_threshold,
-                   s.seed_references, s.phash_distance, s.max_faces_per_person)
+    def from_settings(
+        cls, s: Settings, strategy: str | None = None, engine: str | None = None
+    ) -> CurateParams:
+        """The thresholds of ``engine`` (default: the configured one)."""
+        engine = engine or s.engine
+        t = s.thresholds(engine)
+        params = cls(strategy or s.strategy, t.link, t.accept, t.seed, s.seed_references,
+                     s.phash_distance, s.max_faces_per_person, t.duplicate)
+        if engine == "ensemble":
+            from dataclasses import replace
+
+            return replace(params, check=cls.from_settings(s, strategy, "dlib"))
+        return params
 
 
 @dataclass
@@ -82,6 +103,8 @@ class Decisions:
 
 def decide(analyses: Sequence[ImageAnalysis], p: CurateParams) -> Decisions:
     """Decide every image and face. ``analyses`` are in candidate order (search rank)."""
+    if p.check is not None:
+        return _decide_both(analyses, p)
     out = Decisions()
     for a in analyses:
         for f in a.faces:
@@ -197,7 +220,28 @@ def _near_duplicate(f: FaceAnalysis, k: FaceAnalysis, p: CurateParams) -> bool:
     if bits > p.phash_distance:
         return False
     assert f.embedding is not None and k.embedding is not None
-    return float(np.linalg.norm(f.embedding - k.embedding)) < DUPLICATE_DISTANCE
+    return float(np.linalg.norm(f.embedding - k.embedding)) < p.duplicate_distance
+
+
+def _decide_both(analyses: Sequence[ImageAnalysis], p: CurateParams) -> Decisions:
+    """Ensemble: decide on each engine's half of the vectors; accept only what both accept."""
+    from dataclasses import replace
+
+    assert p.check is not None
+
+    def half(part: slice) -> list[ImageAnalysis]:
+        return [replace(a, faces=[
+            replace(f, embedding=None if f.embedding is None else f.embedding[part])
+            for f in a.faces]) for a in analyses]
+
+    first = decide(half(slice(0, p.split)), replace(p, check=None))
+    second = decide(half(slice(p.split, None)), p.check)
+    for key, d in first.faces.items():
+        if d.accepted and not second.faces[key].accepted:
+            d.accepted, d.reason = False, Reason.NOT_THIS_PERSON
+    for a in analyses:
+        first.images[a.key] = _image_reason(a, first)
+    return first
 
 
 def _image_reason(a: ImageAnalysis, out: Decisions) -> str:
@@ -261,7 +305,11 @@ def plan_curation(person_id: int, settings: Settings) -> list[tuple[int, str]]:
         if person is None:
             raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
         person.state = PersonState.CURATING
-        todo = _mark_exact_duplicates(session, person)
+        # embeddings of another engine cannot be compared with new ones: analyse all again
+        stale = person.engine != settings.engine or bool(
+            session.scalar(select(Face.id).where(Face.person_id == person.id,
+                                                 Face.engine != settings.engine).limit(1)))
+        todo = _mark_exact_duplicates(session, person, reanalyse=stale)
         return [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
 
 
@@ -295,6 +343,8 @@ def finish_curation(
         _store_analyses(session, fresh)
         report = _apply(session, person, params, layout, fresh, settings.crop_margin)
         person.state = PersonState.CURATED
+        if fresh or person.engine is None:
+            person.engine = settings.engine
         person.error = None
     report.new_images = len(fresh)
     for analysis in fresh.values():
@@ -303,7 +353,9 @@ def finish_curation(
     return report
 
 
-def _mark_exact_duplicates(session: Session, person: Person) -> list[Image]:
+def _mark_exact_duplicates(
+    session: Session, person: Person, reanalyse: bool = False
+) -> list[Image]:
     """Same bytes twice for one person: analyse the first (by rank), mark the others."""
     images = session.scalars(
         select(Image).where(Image.person_id == person.id, Image.path.is_not(None))
@@ -316,7 +368,7 @@ def _mark_exact_duplicates(session: Session, person: Person) -> list[Image]:
             img.state, img.reason = "analysed", Reason.DUPLICATE
             continue
         seen.add(img.sha256 or "")
-        if img.state != "analysed":
+        if img.state != "analysed" or reanalyse:
             todo.append(img)
     return todo
 
@@ -326,6 +378,9 @@ def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
         img = session.get(Image, key)
         if img is None:  # deleted meanwhile
             continue
+        # a reviewer's verdict on a face survives its re-analysis (another engine: reembed)
+        verdicts = [((o.x, o.y, o.w, o.h), o.reason) for o in img.faces
+                    if o.reason in (Reason.REJECTED_BY_USER, Reason.ACCEPTED_BY_USER)]
         for old in list(img.faces):  # re-analysis replaces, never duplicates
             session.delete(old)
         session.flush()
@@ -341,9 +396,26 @@ def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
                 landmarks=f.landmarks, det_score=f.score, blur=f.blur,
                 embedding=None if f.embedding is None else f.embedding.astype(np.float32).tobytes(),
                 phash=None if f.phash is None else f"{f.phash}:{f.phash_mirror}",
-                reason=f.reason or Reason.NOT_THIS_PERSON, state="rejected",
+                reason=_verdict(f.box, verdicts) or f.reason or Reason.NOT_THIS_PERSON,
+                state="rejected", engine=a.engine or "dlib",
+                model_hash=a.model_hash or DLIB_MODEL_HASH,
             ))
+        # the loaded collection still lists the deleted rows: read it again when next used
+        session.expire(img, ["faces"])
     session.flush()
+
+
+def _verdict(box: tuple[int, int, int, int], verdicts: list[tuple[tuple[int, int, int, int], str]]
+             ) -> str | None:
+    """The reviewer's reason of the old face this box is (overlap over half), if any."""
+    x, y, w, h = box
+    for (ox, oy, ow, oh), reason in verdicts:
+        ix = max(0, min(x + w, ox + ow) - max(x, ox))
+        iy = max(0, min(y + h, oy + oh) - max(y, oy))
+        inter = ix * iy
+        if inter and inter / float(w * h + ow * oh - inter) > 0.5:
+            return reason
+    return None
 
 
 def analysis_from_rows(img: Image) -> ImageAnalysis:

@@ -2,6 +2,7 @@
 
     FaceAtlasError                 anything faceatlas reports to a user
     ├── ConfigError                a setting or API key is missing or wrong
+    │   └── EngineMismatchError    embeddings of one face engine met another engine
     ├── StorageError               database or file layout problem
     ├── NotFoundError              a collection, person, face or job does not exist
     ├── ImageError                 an image cannot be used (carries a reason code)
@@ -38,6 +39,12 @@ class FaceAtlasError(Exception):
 
 class ConfigError(FaceAtlasError):
     code = "config"
+
+
+class EngineMismatchError(ConfigError):
+    """Stored embeddings (an index, face rows) come from another engine or model."""
+
+    code = "engine_mismatch"
 
 
 class StorageError(FaceAtlasError):

@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.errors import FaceAtlasError, NotFoundError
+from faceatlas.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.index import ExactIndex, IndexStore, best_person, confidence
 from faceatlas.names.normalize import collection_key, one_line
 from faceatlas.settings import Settings
@@ -140,6 +140,7 @@ def promote_person(
             )
         ).all()
         plan = [(f.id, f.crop_path, f.embedding) for f in accepted]
+        tags = {(f.engine, f.model_hash) for f in accepted}
         stale_paths = [(f.id, f.gallery_path) for f in stale]
         old_paths = {f.id: f.gallery_path for f in accepted if f.gallery_path}
 
@@ -176,10 +177,14 @@ def promote_person(
     # 2. index: this person's rows become exactly their accepted faces
     face_ids = np.array([f for f, _, _ in plan], dtype=np.int64)
     vectors = np.stack([np.frombuffer(e, dtype=np.float32) for _, _, e in plan])
-    store.update(coll, lambda index: _sync_person_rows(index, person_id, face_ids, vectors))
+    tag, vectors = search_vectors(tags, vectors, name)
+    store.update(coll, lambda index: _sync_person_rows(index, person_id, face_ids, vectors),
+                 engine=tag)
 
     # 3. self-test against the whole collection, then the database
-    test = _selftest(store.get(coll), person_id, face_ids, vectors, settings)
+    test = _selftest(store.get(coll), person_id, face_ids, vectors,
+                     settings.model_copy(update={"recognize_threshold":
+                                                 settings.thresholds(tag[0]).recognize}))
     with session_scope(settings) as session:
         if test.predicted_person_id is not None:
             other = session.get(Person, test.predicted_person_id)
@@ -197,6 +202,23 @@ def promote_person(
     result.selftest = test
     result.gallery_files = len(new_paths)
     return result
+
+
+def search_vectors(
+    tags: set[tuple[str, str]], vectors: np.ndarray, name: str = "?"
+) -> tuple[tuple[str, str], np.ndarray]:
+    """The (engine, model hash) an index of these face rows is tagged with, and the vectors it
+    holds. The ensemble's [SFace | dlib] vectors are searched by their SFace half."""
+    if len(tags) != 1:
+        found = ", ".join(sorted(f"{e}/{h}" for e, h in tags))
+        raise EngineMismatchError(
+            f"{name}'s accepted faces come from different engines ({found}); "
+            "run `faceatlas reembed` to analyse them all with one engine"
+        )
+    ((engine, model_hash),) = tags
+    if engine == "ensemble":
+        return ("sface", model_hash.split("+")[0]), np.ascontiguousarray(vectors[:, :128])
+    return (engine, model_hash), vectors
 
 
 def _sync_person_rows(

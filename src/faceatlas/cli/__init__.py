@@ -9,6 +9,7 @@ from faceatlas.cli import (  # noqa: F401  (they register commands)
     collect,
     core,
     distributed,
+    eval,
     seed,
     serve,
     tools,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from faceatlas.errors import ImageError
-from faceatlas.faces.engine import get_engine
+from faceatlas.faces.engine import EngineConfig, get_engine
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings
@@ -41,11 +41,21 @@ class AnalyseParams:
     blur_threshold: float = 80.0
     crop_margin: float = 0.2
     crop_quality: int = 92
+    engine: str = "sface"
+    sface_max_side: int = 640
+    sface_score: float = 0.7
+    models: str | None = None
 
     @classmethod
     def from_settings(cls, s: Settings) -> AnalyseParams:
+        cfg = EngineConfig.from_settings(s)
         return cls(s.detector, s.detect_max_side, s.upsample, s.max_pixels, s.min_face_px,
-                   s.blur_threshold, s.crop_margin, s.crop_quality)
+                   s.blur_threshold, s.crop_margin, s.crop_quality, cfg.name,
+                   cfg.sface_max_side, cfg.sface_score, cfg.models)
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(self.engine, self.detector, self.max_side, self.upsample,
+                            self.sface_max_side, self.sface_score, self.models)
 
 
 @dataclass
@@ -76,6 +86,8 @@ class ImageAnalysis:
     faces: list[FaceAnalysis] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, detect, embed
     peak_rss_kb: int = 0  # of the process that analysed it
+    engine: str = ""  # name and model hash of the engine whose embeddings these are
+    model_hash: str = ""
 
 
 def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
@@ -91,7 +103,8 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
     rgb = img.rgb
     out.width, out.height = img.width, img.height
     t1 = time.perf_counter()
-    engine = get_engine(p.detector, p.max_side, p.upsample)
+    engine = get_engine(p.engine_config())
+    out.engine, out.model_hash = engine.name, engine.model_hash
     detected = engine.detect(rgb)
     t2 = time.perf_counter()
     good = []
@@ -124,7 +137,7 @@ def analyse_file(key: int, path: str, p: AnalyseParams) -> ImageAnalysis:
 
 
 def _warm(p: AnalyseParams) -> None:
-    get_engine(p.detector, p.max_side, p.upsample)._load()
+    get_engine(p.engine_config()).warm()
 
 
 def _worker_init(p: AnalyseParams, owner: int) -> None:
@@ -143,6 +156,11 @@ def _worker_init(p: AnalyseParams, owner: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="owner-watch").start()
+    # parallelism comes from the worker processes: OpenCV's own threads in each of them
+    # would only oversubscribe the cores
+    import cv2
+
+    cv2.setNumThreads(1)
     _warm(p)
 
 

@@ -18,6 +18,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+#: model hash of dlib's ResNet descriptor (faces.engine.DLIB_MODEL_HASH; repeated here so the
+#: schema does not import the engines)
+DLIB_MODEL_HASH = "55533b28a958"
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -93,6 +97,9 @@ class Person(Base):
     # -- keyless sources (issue 14): who this is on Wikidata, and the name in its own script
     wikidata_qid: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
     native_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # engine whose embeddings this person's faces carry, once fully analysed with it (the
+    # per-person progress mark of `faceatlas reembed`)
+    engine: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -196,6 +203,11 @@ class Face(Base):
     crop_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     gallery_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # which engine and model made ``embedding`` (rows from before engine tags: dlib)
+    engine: Mapped[str] = mapped_column(String(20), default="dlib", server_default="dlib")
+    model_hash: Mapped[str] = mapped_column(
+        String(64), default=DLIB_MODEL_HASH, server_default=DLIB_MODEL_HASH
+    )
 
     image: Mapped[Image] = relationship(back_populates="faces")
     person: Mapped[Person] = relationship(back_populates="faces", viewonly=True)

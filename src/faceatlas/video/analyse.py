@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from faceatlas.faces.engine import DetectedFace, FaceEngine, get_engine
+from faceatlas.faces.engine import DetectedFace, EngineConfig, FaceEngine, get_engine
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings
 from faceatlas.video.reader import VideoError, VideoInfo, VideoReader
@@ -54,17 +54,23 @@ def video_upsample(settings: Settings) -> int:
     return settings.upsample
 
 
-def video_engine(settings: Settings) -> FaceEngine:
-    """The process-wide engine for video work (one copy of the models per configuration)."""
-    return get_engine(settings.detector, settings.detect_max_side, video_upsample(settings))
+def video_engine(settings: Settings, *, for_search: bool = False) -> FaceEngine:
+    """The process-wide engine for video work (one copy of the models per configuration).
+    ``for_search``: the ensemble's index holds SFace vectors, so recognition tracks with SFace
+    alone (as photo recognition does)."""
+    cfg = EngineConfig.from_settings(settings, video_upsample(settings))
+    if for_search and cfg.name == "ensemble":
+        cfg = replace(cfg, name="sface")
+    return get_engine(cfg)
 
 
 def tracker_params(settings: Settings) -> TrackerParams:
-    return TrackerParams(max_gap=settings.video_track_gap, link_distance=settings.link_distance,
-                         follow_distance=settings.accept_distance,
+    t = settings.thresholds()  # the configured engine's own units
+    return TrackerParams(max_gap=settings.video_track_gap, link_distance=t.link,
+                         follow_distance=t.accept,
                          best_frames=settings.video_best_frames,
                          # near-identical in the engine's own units: 0.15 for dlib's 0.5
-                         min_spread=0.3 * settings.link_distance,
+                         min_spread=0.3 * t.link,
                          embed_every=settings.video_embed_every)
 
 

@@ -1,9 +1,9 @@
 """Who appears in a clip, and when.
 
 Every observation of every track is searched in the collection's index and named by the
-same rule as a photo (``index.best_person`` within ``recognize_threshold``); each track then
-takes one identity by vote over its observations (``tracks.vote``). The timeline joins a
-person's tracks that touch or are less than ``video_track_gap`` apart.
+same rule as a photo (``index.best_person`` within the engine's recognise threshold); each
+track then takes one identity by vote over its observations (``tracks.vote``). The timeline
+joins a person's tracks that touch or are less than ``video_track_gap`` apart.
 
 Times are seconds from the start of the clip: a track runs from the first to the last
 sampled frame it was seen in.
@@ -26,7 +26,7 @@ from faceatlas.recognize import _existing_collection
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
-from faceatlas.video.analyse import Progress, VideoAnalysis, analyse_video
+from faceatlas.video.analyse import Progress, VideoAnalysis, analyse_video, video_engine
 from faceatlas.video.reader import probe
 from faceatlas.video.tracks import Track, vote
 
@@ -68,7 +68,8 @@ def recognize_video(
     probe(Path(path), max_bytes=settings.video_max_bytes,
           max_seconds=settings.video_max_seconds)  # a bad file is the first thing to tell
     coll = _existing_collection(settings, collection or settings.default_collection)
-    threshold = settings.recognize_threshold
+    threshold = settings.thresholds().recognize
+    engine = engine or video_engine(settings, for_search=True)
     analysis = analyse_video(Path(path), settings, fps=fps, engine=engine, progress=progress)
     identify(analysis.tracks, (store or index_store(settings)).get(coll), threshold)
     names = _names(settings, {o.person_id for t in analysis.tracks for o in t.observations
