@@ -33,6 +33,7 @@ from tests.video_fixtures import (
 )
 
 LIN = "lin manuel miranda"
+OBAMA = "barack obama"  # in the audience after the cut (~7.5 s): turned and dim
 #: Lin-Manuel Miranda faces the camera from the cut at ~2.7 s to ~7.0 s (seen at 640×360)
 LIN_CLOSE_UP = (3.0, 7.0)
 
@@ -209,7 +210,10 @@ def test_recognize_clip_tracks_times_and_names(vgallery: VideoGallery, clip: Pat
     result = recognize_video(clip, vgallery.settings, fps=2)
     tracks = result.tracks
     named = {t.name for t in tracks if t.person_id is not None}
-    assert named == {LIN}, [(t.start, t.end, t.name, t.votes) for t in tracks]
+    seen = [(t.start, t.end, t.name, t.votes) for t in tracks]
+    # HOG misses the Obamas in the dim audience shot; YuNet finds him and SFace names him
+    expected = {LIN, OBAMA} if vgallery.settings.engine != "dlib" else {LIN}
+    assert named == expected, seen
     # the close-up: one track, right times, right name, every frame voting for him
     close = max(tracks, key=lambda t: len(t.observations))
     assert close.name == LIN
@@ -218,9 +222,10 @@ def test_recognize_clip_tracks_times_and_names(vgallery: VideoGallery, clip: Pat
     embedded = [o for o in close.observations if o.embedding is not None]
     assert close.votes.get(LIN, 0) >= 0.8 * len(embedded) >= 5
     assert 50 < (close.confidence or 0) <= 100
-    # the audience member after the cut to the Obamas is somebody not in the gallery
+    # after the cut to the audience: Barack Obama (when found) and people not in the gallery
     late = [t for t in tracks if t.start > 7.2]
-    assert late and all(t.person_id is None for t in late)
+    assert late and all(t.name in (None, OBAMA) for t in late), seen
+    assert all(t.start > 7.2 for t in tracks if t.name == OBAMA), seen
     # the timeline: Lin's segments, the unknown, in time order
     segments = [(s.name, s.start, s.end) for s in result.timeline]
     assert segments == sorted(segments, key=lambda s: s[1])

@@ -5,10 +5,15 @@ out. ``curate_person`` runs it for one stored person: analyses new images in the
 stores faces and decisions, writes accepted crops and removes crops no longer accepted.
 
 Strategies:
-- ``consensus`` (default): the identity is the densest cluster of all quality faces — the face
-  with most neighbours within ``link_distance``, and those neighbours; its mean is the centre.
-  Each image keeps its face closest to the centre if within ``accept_distance``, so a group
-  photo can contribute the right face.
+- ``consensus`` (default): all quality faces are grouped by average linkage, which cannot join
+  two people through a chain of look-alikes (``identity.py`` says why); the identity is the
+  group nearest the person's reference photos if they have any (none near: the person fails
+  with ``no_face_matches_reference``), else the group with most images, the search rank
+  breaking near-ties. Its centre is a trimmed mean around the medoid. Each image keeps its
+  face closest to the centre if within ``accept_distance`` (members of the group) or a
+  tighter share of it (other faces, and only if no rival group is nearer), so a group photo
+  can contribute the right face. Faces arbitration gave to another person of the collection
+  (``other_person``, see ``arbitrate.py``) take no part.
 - ``seed``: the seed system's rule, for comparison — the first ``seed_references`` valid
   single-face images are the references, a later face is accepted if within ``seed_threshold``
   of any reference, multi-face images are dropped. If the first photos show someone else, the
@@ -27,7 +32,7 @@ both agree (``check``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +46,7 @@ from faceatlas.errors import NotFoundError
 from faceatlas.faces.analyse import FaceAnalysis, FacePool, ImageAnalysis
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, hamming
+from faceatlas.identity import by_reference, by_vote, groups_of
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -66,6 +72,17 @@ class CurateParams:
     check: CurateParams | None = None
     #: ensemble: length of the first half (the primary engine's embedding)
     split: int = 128
+    # -- identity without chaining (fractions, so they carry over to any engine's distances)
+    cluster_link: float = 1.1  # groups merge while their average distance is under this many
+    #                            link_distances (average linkage tolerates a longer link)
+    rank_tie: float = 0.1  # groups within 10% of the largest vote are tied: search rank decides
+    outsider_accept: float = 0.85  # faces outside the identity group: this share of accept
+    trim: float = 0.2  # the centre ignores this share of the group farthest from its medoid
+    same_identity: float = 0.5  # two people whose centres are closer than this share of
+    #                             link_distance are one identity (arbitration)
+    arbitrate_margin: float = 0.1  # a face moves to another person only if nearer to them
+    #                               by this share of accept_distance
+    arbitrate: bool = True  # compare with the other people of the collection (consensus)
 
     @classmethod
     def from_settings(
@@ -96,20 +113,44 @@ class Decisions:
     images: dict[int, str] = field(default_factory=dict)  # image key -> reason
     faces: dict[tuple[int, int], FaceDecision] = field(default_factory=dict)
     centre: np.ndarray | None = None
+    excluded: set[tuple[int, int]] = field(default_factory=set)
+    groups: int = 0  # face groups the clustering found
+    failure: str | None = None  # the person cannot be decided (no_face_matches_reference)
+    failure_detail: str = ""
 
     def accepted(self) -> list[tuple[int, int]]:
         return [k for k, d in self.faces.items() if d.accepted]
 
 
-def decide(analyses: Sequence[ImageAnalysis], p: CurateParams) -> Decisions:
-    """Decide every image and face. ``analyses`` are in candidate order (search rank)."""
+def decide(
+    analyses: Sequence[ImageAnalysis],
+    p: CurateParams,
+    *,
+    references: Sequence[np.ndarray] = (),
+    exclude: Collection[tuple[int, int]] = (),
+) -> Decisions:
+    """Decide every image and face. ``analyses`` are in candidate order (search rank).
+
+    ``references``: embeddings of trusted photos of the person (consensus only): the identity
+    is the face group nearest to them, or nothing (``failure``) if none comes near.
+    ``exclude``: (image key, face idx) of faces another person of the collection owns
+    (``other_person``): they take no part, so the next identity candidate can win.
+    """
     if p.check is not None:
-        return _decide_both(analyses, p)
-    out = Decisions()
+        return _decide_both(analyses, p, references=references, exclude=exclude)
+    # the seed rule is the old system's, for comparison: it knows nothing of the collection
+    out = Decisions(excluded=set(exclude) if p.strategy == "consensus" else set())
     for a in analyses:
         for f in a.faces:
-            out.faces[(a.key, f.idx)] = FaceDecision(False, f.reason or Reason.NOT_THIS_PERSON)
-    chosen = _consensus(analyses, p, out) if p.strategy == "consensus" else _seed(analyses, p, out)
+            reason = f.reason or Reason.NOT_THIS_PERSON
+            if (a.key, f.idx) in out.excluded and f.reason is None:
+                reason = Reason.OTHER_PERSON
+            out.faces[(a.key, f.idx)] = FaceDecision(False, reason)
+    if p.strategy == "consensus":
+        refs = np.stack(references).astype(np.float64) if len(references) else None
+        chosen = _consensus(analyses, p, out, refs)
+    else:
+        chosen = _seed(analyses, p, out)
     _dedupe_and_cap(analyses, chosen, p, out)
     for a in analyses:
         out.images[a.key] = _image_reason(a, out)
@@ -123,33 +164,61 @@ def _quality_faces(analyses: Sequence[ImageAnalysis]) -> list[tuple[ImageAnalysi
 
 
 def _consensus(
-    analyses: Sequence[ImageAnalysis], p: CurateParams, out: Decisions
+    analyses: Sequence[ImageAnalysis], p: CurateParams, out: Decisions,
+    references: np.ndarray | None = None,
 ) -> list[tuple[ImageAnalysis, FaceAnalysis]]:
-    pool = _quality_faces(analyses)
+    """Cluster without chaining, choose the identity group, accept near its centre.
+
+    The identity group is the one nearest the references when there are any (a trusted
+    photo outranks the vote), else the one with most images, the search rank breaking ties.
+    Faces of the group are accepted within ``accept_distance`` of its re-estimated centre;
+    faces outside the group only within the tighter ``outsider_accept`` share of it, and only
+    if no other group's centre is nearer (a look-alike belongs to their own group).
+    """
+    pool = [(a, f) for a, f in _quality_faces(analyses) if (a.key, f.idx) not in out.excluded]
     if not pool:
+        if references is not None and len(references):
+            out.failure = Reason.NO_FACE_MATCHES_REFERENCE
+            out.failure_detail = "no usable face among the candidates"
         return []
     vectors = np.stack([f.embedding for _, f in pool]).astype(np.float64)
-    dist = _pairwise(vectors)
-    linked = dist < p.link_distance
-    degree = linked.sum(axis=1) - 1
-    if degree.max() == 0 and len(pool) > 1:
-        # nobody agrees with anybody: no identity can be told apart, keep nothing
+    groups = groups_of(vectors, [a.key for a, _ in pool], p.link_distance * p.cluster_link,
+                       p.trim)
+    if references is not None and len(references):
+        chosen_group, gap = by_reference(groups, references)
+        if chosen_group is None or gap > p.accept_distance:
+            out.failure = Reason.NO_FACE_MATCHES_REFERENCE
+            out.failure_detail = (f"no group of faces comes within {p.accept_distance} of the "
+                                  f"{len(references)} reference photo(s) (nearest {gap:.3f})")
+            return []
+    else:
+        chosen_group = by_vote(groups, p.rank_tie)
+    if chosen_group is None:  # nobody agrees with anybody: no identity can be told apart
         return []
-    # densest face; ties broken by the tighter neighbourhood, then by rank
-    closeness = np.where(linked, dist, 0).sum(axis=1)
-    seed = min(range(len(pool)), key=lambda i: (-degree[i], closeness[i], i))
-    centre = vectors[linked[seed]].mean(axis=0)
+    centre = chosen_group.centre
     out.centre = centre.astype(np.float32)
+    out.groups = len(groups)
+    rivals = [g.centre for g in groups if g is not chosen_group and g.images >= 2]
     to_centre = np.linalg.norm(vectors - centre, axis=1)
+    to_rival = (np.min(np.linalg.norm(vectors[:, None, :] - np.stack(rivals)[None], axis=2),
+                       axis=1) if rivals else np.full(len(pool), np.inf))
+    inside = set(chosen_group.rows)
     best: dict[int, int] = {}  # image key -> index of its face closest to the centre
     for i, (a, _) in enumerate(pool):
         if a.key not in best or to_centre[i] < to_centre[best[a.key]]:
             best[a.key] = i
+    outsider_limit = p.accept_distance * p.outsider_accept
     chosen = []
     for i, (a, f) in enumerate(pool):
         d = out.faces[(a.key, f.idx)]
         d.distance = float(to_centre[i])
-        if best[a.key] == i and to_centre[i] <= p.accept_distance:
+        if best[a.key] != i:
+            continue
+        if i in inside:
+            ok = to_centre[i] <= p.accept_distance
+        else:
+            ok = to_centre[i] <= outsider_limit and to_centre[i] < to_rival[i]
+        if ok:
             chosen.append((a, f))
     return chosen
 
@@ -185,7 +254,7 @@ def _seed(
 def quality_score(f: FaceAnalysis, distance: float | None, p: CurateParams) -> float:
     """0..1: bigger, sharper, surer and closer to the identity is better."""
     size = min(1.0, f.size / 300)
-    sharp = min(1.0, f.blur / 500)
+    sharp = min(1.0, f.blur / 100)  # ~7× the default blur threshold
     det = min(1.0, max(0.0, f.score) / 2.5)
     near = 1.0 - min(1.0, (distance or 0.0) / max(p.accept_distance, 1e-6))
     return round(0.35 * size + 0.25 * sharp + 0.15 * det + 0.25 * near, 4)
@@ -223,7 +292,13 @@ def _near_duplicate(f: FaceAnalysis, k: FaceAnalysis, p: CurateParams) -> bool:
     return float(np.linalg.norm(f.embedding - k.embedding)) < p.duplicate_distance
 
 
-def _decide_both(analyses: Sequence[ImageAnalysis], p: CurateParams) -> Decisions:
+def _decide_both(
+    analyses: Sequence[ImageAnalysis],
+    p: CurateParams,
+    *,
+    references: Sequence[np.ndarray] = (),
+    exclude: Collection[tuple[int, int]] = (),
+) -> Decisions:
     """Ensemble: decide on each engine's half of the vectors; accept only what both accept."""
     from dataclasses import replace
 
@@ -234,8 +309,11 @@ def _decide_both(analyses: Sequence[ImageAnalysis], p: CurateParams) -> Decision
             replace(f, embedding=None if f.embedding is None else f.embedding[part])
             for f in a.faces]) for a in analyses]
 
-    first = decide(half(slice(0, p.split)), replace(p, check=None))
-    second = decide(half(slice(p.split, None)), p.check)
+    head, tail = slice(0, p.split), slice(p.split, None)
+    first = decide(half(head), replace(p, check=None),
+                   references=[r[head] for r in references], exclude=exclude)
+    second = decide(half(tail), p.check,
+                    references=[r[tail] for r in references], exclude=exclude)
     for key, d in first.faces.items():
         if d.accepted and not second.faces[key].accepted:
             d.accepted, d.reason = False, Reason.NOT_THIS_PERSON
@@ -253,17 +331,11 @@ def _image_reason(a: ImageAnalysis, out: Decisions) -> str:
     if Reason.ACCEPTED in reasons:
         return Reason.ACCEPTED
     # the most telling reason: a decision about the person beats one about image quality
-    for r in (Reason.MULTIPLE_FACES, Reason.DUPLICATE, Reason.OVER_LIMIT, Reason.NOT_THIS_PERSON,
-              Reason.BLURRY, Reason.FACE_TOO_SMALL):
+    for r in (Reason.OTHER_PERSON, Reason.MULTIPLE_FACES, Reason.DUPLICATE, Reason.OVER_LIMIT,
+              Reason.NOT_THIS_PERSON, Reason.BLURRY, Reason.FACE_TOO_SMALL):
         if r in reasons:
             return r
     return reasons[0]
-
-
-def _pairwise(v: np.ndarray) -> np.ndarray:
-    sq = (v * v).sum(axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2 * v @ v.T
-    return np.sqrt(np.maximum(d2, 0.0))
 
 
 # --------------------------------------------------------------------------- stored people
@@ -279,6 +351,8 @@ class CurationReport:
     new_images: int = 0
     timings: Counter[str] = field(default_factory=Counter)  # seconds in decode/detect/embed/…
     peak_rss_kb: int = 0  # largest face worker
+    failure: str | None = None  # no_face_matches_reference: the person is failed
+    failure_detail: str = ""
 
 
 Progress = Callable[[int, int], None]
@@ -298,7 +372,12 @@ def curate_person(
 
 
 def plan_curation(person_id: int, settings: Settings) -> list[tuple[int, str]]:
-    """Mark the person curating; the (image id, file) pairs that still need analysis."""
+    """Mark the person curating; the (image id, file) pairs that still need analysis.
+
+    Reference photos waiting for their embedding ride along with negative keys (-reference
+    id), so the same face workers measure them."""
+    from faceatlas.references import pending_reference_jobs, remeasure_references
+
     layout = Layout(settings.home)
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
@@ -309,8 +388,11 @@ def plan_curation(person_id: int, settings: Settings) -> list[tuple[int, str]]:
         stale = person.engine != settings.engine or bool(
             session.scalar(select(Face.id).where(Face.person_id == person.id,
                                                  Face.engine != settings.engine).limit(1)))
+        if stale:  # reference photos are measured again by the new engine too
+            remeasure_references(session, person_id)
         todo = _mark_exact_duplicates(session, person, reanalyse=stale)
-        return [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
+        jobs = [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
+        return jobs + pending_reference_jobs(session, person_id, layout)
 
 
 def collect(
@@ -334,22 +416,53 @@ def finish_curation(
     fresh: dict[int, ImageAnalysis],
     strategy: str | None = None,
 ) -> CurationReport:
-    """Store new analyses, decide every image of the person, write and remove crops."""
-    layout = Layout(settings.home)
+    """Store new analyses, decide every image of the person, write and remove crops; then
+    arbitrate with the rest of the collection (which may re-decide this or other people)."""
+    from faceatlas.references import store_reference_analyses
+
     params = CurateParams.from_settings(settings, strategy)
+    references = {k: a for k, a in fresh.items() if k < 0}
+    fresh = {k: a for k, a in fresh.items() if k >= 0}
     with session_scope(settings) as session:
-        person = session.get(Person, person_id)
-        assert person is not None
         _store_analyses(session, fresh)
-        report = _apply(session, person, params, layout, fresh, settings.crop_margin)
-        person.state = PersonState.CURATED
-        if fresh or person.engine is None:
-            person.engine = settings.engine
-        person.error = None
+        store_reference_analyses(session, references)
+    report = redecide(person_id, settings, params, fresh)
+    if params.strategy == "consensus" and params.arbitrate and report.failure is None:
+        from faceatlas.arbitrate import arbitrate_person
+
+        if arbitrate_person(settings, person_id, params).changed(person_id):
+            report = redecide(person_id, settings, params)
     report.new_images = len(fresh)
-    for analysis in fresh.values():
+    for analysis in [*fresh.values(), *references.values()]:
         report.timings.update(analysis.timings)
         report.peak_rss_kb = max(report.peak_rss_kb, analysis.peak_rss_kb)
+    return report
+
+
+def redecide(
+    person_id: int,
+    settings: Settings,
+    params: CurateParams | None = None,
+    fresh: dict[int, ImageAnalysis] | None = None,
+) -> CurationReport:
+    """Decide the person's stored analyses again (no model needed) and sync crops.
+
+    The person ends ``curated``, or ``failed`` when their references match no face."""
+    layout = Layout(settings.home)
+    params = params or CurateParams.from_settings(settings)
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
+        report = _apply(session, person, params, layout, fresh or {}, settings.crop_margin)
+        if report.failure:
+            person.state = PersonState.FAILED
+            person.error = f"{report.failure}: {report.failure_detail}"
+        else:
+            person.state = PersonState.CURATED
+            person.error = None
+        if fresh or person.engine is None:
+            person.engine = settings.engine
     return report
 
 
@@ -454,8 +567,13 @@ def _apply(
             candidates.append(img)
         else:
             img.reason = Reason.DUPLICATE
+    from faceatlas.references import reference_vectors
+
     analyses = [analysis_from_rows(img) for img in candidates]
-    decisions = decide(analyses, params)
+    excluded = {(img.id, row.idx) for img in candidates for row in img.faces
+                if row.reason == Reason.OTHER_PERSON}
+    decisions = decide(analyses, params, references=reference_vectors(session, person.id),
+                       exclude=excluded)
     collection = person.collection.key
     now = datetime.now(timezone.utc)
     for img in candidates:
@@ -465,6 +583,8 @@ def _apply(
             if row.reason in (Reason.REJECTED_BY_USER, Reason.ACCEPTED_BY_USER):
                 # a reviewer's decision outlives re-curation
                 d.accepted, d.reason = row.reason == Reason.ACCEPTED_BY_USER, row.reason
+            if d.reason != Reason.OTHER_PERSON:  # arbitration's note goes with its decision
+                row.other_person_id, row.detail = None, None
             row.reason, row.distance, row.quality = d.reason, d.distance, d.quality
             row.state = "accepted" if d.accepted else "rejected"
             if d.accepted and not row.crop_path:
@@ -480,7 +600,8 @@ def _apply(
     reasons: Counter[str] = Counter(img.reason or "?" for img in images)
     return CurationReport(
         person=person.name, collection=collection, candidates=len(images),
-        accepted=len(decisions.accepted()), reasons=reasons,
+        accepted=sum(1 for img in candidates for row in img.faces if row.state == "accepted"),
+        reasons=reasons, failure=decisions.failure, failure_detail=decisions.failure_detail,
     )
 
 

@@ -25,16 +25,28 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceatlas.curate import CurateParams
 from faceatlas.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.index import ExactIndex, IndexStore, best_person, confidence
 from faceatlas.names.normalize import collection_key, one_line
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState
+from faceatlas.store.models import (
+    Collection,
+    Face,
+    Image,
+    Job,
+    Person,
+    PersonState,
+    Reference,
+)
 
 #: neighbours fetched per query; enough for ``best_person`` to see several faces per person
 SEARCH_K = 10
+
+#: a promotion whose self-test failed: the person stays ``curated`` and out of the gallery
+BLOCKED = "blocked"
 
 #: states a person can be (re-)promoted from; earlier states have no curated faces yet
 PROMOTABLE = (PersonState.CURATED, PersonState.PROMOTED, PersonState.TOO_FEW_FACES)
@@ -116,7 +128,16 @@ def promote(
                     raise NotFoundError(f"no collection {collection!r}")
                 query = query.join(Collection).where(Collection.key == key)
             ids = list(session.scalars(query))
-    return [promote_person(pid, settings, purge=purge) for pid in ids]
+    results = {pid: promote_person(pid, settings, purge=purge) for pid in ids}
+    # arbitration while promoting a later person may have taken faces from one promoted
+    # earlier (re-decided, so ``curated`` again): promote those once more
+    with session_scope(settings) as session:
+        again = [pid for pid, r in results.items() if r.state == PersonState.PROMOTED and
+                 session.scalar(select(Person.state).where(Person.id == pid))
+                 == PersonState.CURATED]
+    for pid in again:
+        results[pid] = promote_person(pid, settings, purge=purge)
+    return list(results.values())
 
 
 def promote_person(
@@ -129,9 +150,17 @@ def promote_person(
     """Promote one person, or mark them ``too_few_faces`` (erase them with ``purge``)."""
     layout = Layout(settings.home)
     store = store or index_store(settings)
+    params = CurateParams.from_settings(settings)
+    if params.strategy == "consensus" and params.arbitrate:
+        # the collection may have learnt since curation that some faces are someone else's
+        from faceatlas.arbitrate import arbitrate_person
+
+        arbitrate_person(settings, person_id, params)
     with session_scope(settings) as session:
         person = _get_person(session, person_id)
         coll, name = person.collection.key, person.name
+        if person.state not in PROMOTABLE:  # re-decided into failure (references unmatched)
+            return PromotionResult(person_id, name, coll, person.state, 0)
         accepted = _accepted_faces(session, person_id)
         stale = session.scalars(
             select(Face).where(
@@ -160,6 +189,35 @@ def promote_person(
         result.state = PersonState.TOO_FEW_FACES
         return result
 
+    # 0. self-test first, on a copy of the index holding the new rows: a gallery confused
+    # with someone else never reaches the production index
+    face_ids = np.array([f for f, _, _ in plan], dtype=np.int64)
+    vectors = np.stack([np.frombuffer(e, dtype=np.float32) for _, _, e in plan])
+    tag, vectors = search_vectors(tags, vectors, name)
+    current = store.get(coll)
+    if len(current) and current.engine is not None:  # never mix engines, not even on trial
+        current.require_engine(tag[0], tag[1], coll)
+    trial = _with_rows(current, person_id, face_ids, vectors)
+    test = _selftest(trial, person_id, face_ids, vectors,
+                     settings.model_copy(update={"recognize_threshold":
+                                                 settings.thresholds(tag[0]).recognize}))
+    with session_scope(settings) as session:
+        if test.predicted_person_id is not None:
+            other = session.get(Person, test.predicted_person_id)
+            test.predicted_name = other.name if other else None
+            if test.passed is False:
+                test.detail = (f"face {test.face_id} was recognised as {test.predicted_name} "
+                               f"(person {test.predicted_person_id})")
+    if test.passed is False:
+        result.removed = unpromote_person(person_id, settings, store=store)
+        with session_scope(settings) as session:
+            person = _get_person(session, person_id)
+            person.state = PersonState.CURATED
+            person.selftest = asdict(test)
+            person.error = f"promotion blocked, self-test failed: {test.detail}"
+        result.state, result.selftest = BLOCKED, test
+        return result
+
     # 1. files: copy crops under their gallery names; drop files of faces no longer accepted
     new_paths: dict[int, str] = {}
     for face_id, crop_path, _ in plan:
@@ -175,20 +233,11 @@ def promote_person(
             result.removed += _unlink(layout, old)
 
     # 2. index: this person's rows become exactly their accepted faces
-    face_ids = np.array([f for f, _, _ in plan], dtype=np.int64)
-    vectors = np.stack([np.frombuffer(e, dtype=np.float32) for _, _, e in plan])
-    tag, vectors = search_vectors(tags, vectors, name)
     store.update(coll, lambda index: _sync_person_rows(index, person_id, face_ids, vectors),
                  engine=tag)
 
-    # 3. self-test against the whole collection, then the database
-    test = _selftest(store.get(coll), person_id, face_ids, vectors,
-                     settings.model_copy(update={"recognize_threshold":
-                                                 settings.thresholds(tag[0]).recognize}))
+    # 3. the database
     with session_scope(settings) as session:
-        if test.predicted_person_id is not None:
-            other = session.get(Person, test.predicted_person_id)
-            test.predicted_name = other.name if other else None
         person = _get_person(session, person_id)
         for face in _accepted_faces(session, person_id):
             face.gallery_path = new_paths.get(face.id)
@@ -198,7 +247,7 @@ def promote_person(
                 row.gallery_path = None
         person.state = PersonState.PROMOTED
         person.selftest = asdict(test)
-        person.error = None if test.passed is not False else f"self-test failed: {test.detail}"
+        person.error = None
     result.selftest = test
     result.gallery_files = len(new_paths)
     return result
@@ -237,6 +286,18 @@ def _sync_person_rows(
             return
     index.remove_person(person_id)
     index.add(face_ids, np.full(len(face_ids), person_id, dtype=np.int64), vectors)
+
+
+def _with_rows(
+    index: ExactIndex, person_id: int, face_ids: np.ndarray, vectors: np.ndarray
+) -> ExactIndex:
+    """A copy of ``index`` where the person's rows are exactly ``face_ids``."""
+    others = index.person_id_array != person_id
+    copy = ExactIndex(vectors.shape[1])
+    if others.any():
+        copy.add(index.face_ids[others], index.person_id_array[others], index.vectors[others])
+    copy.add(face_ids, np.full(len(face_ids), person_id, dtype=np.int64), vectors)
+    return copy
 
 
 def _selftest(
@@ -332,7 +393,7 @@ def remove_person(
             "people": 1,
         }
         # explicit deletes, not only ON DELETE CASCADE: correct on databases without it too
-        for model in (Face, Job):
+        for model in (Face, Job, Reference):
             for row in session.scalars(select(model).where(model.person_id == person_id)):
                 session.delete(row)
         session.flush()

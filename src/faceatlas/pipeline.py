@@ -24,6 +24,7 @@ from faceatlas.download import DownloadItem, DownloadResult, download_all_sync
 from faceatlas.errors import AuthError, ConfigError, FaceAtlasError
 from faceatlas.faces.analyse import AnalyseParams, FacePool
 from faceatlas.names.normalize import collection_key
+from faceatlas.references import download_references
 from faceatlas.search.base import ImageSearchProvider, PersonQuery, person_hits
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -188,6 +189,7 @@ def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvid
     try:
         search_person(settings, person_id, provider)
         download_person(settings, person_id, trusted=trusted, progress=progress)
+        download_references(settings, person_id, trusted)  # measured with the candidates
         sweep_orphan_raw(settings, person_id)
         with session_scope(settings) as s:
             fetched = s.scalar(select(func.count()).where(Image.person_id == person_id,

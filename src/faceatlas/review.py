@@ -8,6 +8,9 @@ Actions (all idempotent: doing one twice changes nothing the second time):
 - ``restore_face``: back to accepted (the machine's ``accepted`` when undoing a reviewer's
   rejection, ``accepted_by_user`` when overriding a curation decision such as
   ``not_this_person``), and back into the gallery and the index if the person is promoted.
+- ``mark_reference``: "this is them": the face becomes a trusted reference of the person (and
+  accepted), the person is re-decided around it (a reference outranks the vote), and promoted
+  again if they were in the gallery.
 - ``recollect_person``: the person goes back to ``queued``, failed downloads to ``pending``,
   so the pipeline (``faceatlas collect`` or a worker) searches, downloads and curates again.
   The gallery keeps serving the person until the next promotion.
@@ -51,7 +54,8 @@ BUSY = (PersonState.SEARCHING, PersonState.DOWNLOADING, PersonState.CURATING)
 
 #: order of the rejected groups on a person's page: decisions about the person first
 REASON_ORDER = (
-    Reason.REJECTED_BY_USER, Reason.NOT_THIS_PERSON, Reason.DUPLICATE, Reason.MULTIPLE_FACES,
+    Reason.REJECTED_BY_USER, Reason.NOT_THIS_PERSON, Reason.OTHER_PERSON, Reason.DUPLICATE,
+    Reason.MULTIPLE_FACES,
     Reason.OVER_LIMIT, Reason.BLURRY, Reason.FACE_TOO_SMALL, Reason.NO_FACE,
     Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE, Reason.DOWNLOAD_FAILED, "pending",
 )
@@ -210,6 +214,45 @@ def _ensure_row(index: ExactIndex, face_id: int, person_id: int, vector: np.ndar
                 index.vectors[row], vector):
             return  # already there: no version bump, so the file is not rewritten
     index.add([face_id], [person_id], vector.reshape(1, -1))
+
+
+@dataclass
+class ReferenceResult:
+    face_id: int
+    person_id: int
+    person: str
+    reference_id: int
+    state: str  # the person's state after re-deciding (curated, promoted, failed, …)
+    accepted_faces: int
+    error: str | None
+
+
+def mark_reference(settings: Settings, face_id: int, *, store: IndexStore | None = None
+                   ) -> ReferenceResult:
+    """A reviewer says "this is them": the face becomes a reference; the person is re-decided
+    around it (no model needed) and, if they were promoted, promoted again."""
+    from faceatlas.curate import CurateParams, redecide
+    from faceatlas.gallery import promote_person
+    from faceatlas.references import add_reference
+
+    with session_scope(settings) as session:
+        _, person = _face_and_person(session, face_id)
+        person_id, name = person.id, person.name
+        was_promoted = person.state == PersonState.PROMOTED
+    ref = add_reference(settings, person_id, face_id=face_id, source="user")
+    params = CurateParams.from_settings(settings)
+    redecide(person_id, settings, params)
+    if params.strategy == "consensus" and params.arbitrate:
+        from faceatlas.arbitrate import arbitrate_person
+
+        arbitrate_person(settings, person_id, params)
+    if was_promoted:
+        promote_person(person_id, settings, store=store or index_store(settings))
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        assert person is not None
+        return ReferenceResult(face_id, person_id, name, ref.id, person.state,
+                               _accepted_count(session, person_id), person.error)
 
 
 def _recrop(layout: Layout, settings: Settings, coll: str, folder: str, face_id: int,
@@ -391,6 +434,8 @@ class FaceCard:
     in_gallery: bool
     restorable: bool
     source: Provenance
+    detail: str | None = None  # arbitration: whose face it is instead, or a same-photo note
+    reference: bool = False  # a reviewer marked it "this is them"
 
 
 @dataclass
@@ -452,13 +497,18 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             select(Image).where(Image.person_id == person_id)
             .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
         ).all()
+        from faceatlas.store.models import Reference
+
+        refs = set(session.scalars(select(Reference.face_id).where(
+            Reference.person_id == person_id, Reference.face_id.is_not(None))))
         accepted: list[FaceCard] = []
         groups: dict[str, ReasonGroup] = {}
         for img in images:
             source = _provenance(img)
             for f in sorted(img.faces, key=lambda f: f.idx):
                 card = FaceCard(f.id, f.state, f.reason, f.distance, f.quality, f.w,
-                                f.gallery_path is not None, f.embedding is not None, source)
+                                f.gallery_path is not None, f.embedding is not None, source,
+                                f.detail, f.id in refs)
                 if f.state == "accepted":
                     accepted.append(card)
                 else:

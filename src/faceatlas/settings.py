@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     # -- quality and curation
     min_face_px: int = 70
     crop_margin: float = 0.20
-    blur_threshold: float = Field(80.0, description="Min Laplacian variance of the 96 px face.")
+    blur_threshold: float = Field(
+        14.0, description="Min sharpness of the 64 px face (weakest direction per contrast).")
     max_faces_per_person: int = 40
     seed_references: int = 3
     strategy: Literal["consensus", "seed"] = "consensus"
@@ -150,9 +151,11 @@ class Settings(BaseSettings):
     )
     video_track_gap: float = Field(1.5, description="Seconds a track may go unseen and go on.")
     video_best_frames: int = Field(5, description="Best frames kept per track.")
+    # 0 by default: a face linked by box overlap alone can cross a camera cut into another
+    # person's track (seen on the Hamilton clip with sface); sface embeds a face in ~20 ms
     video_embed_every: float = Field(
-        1.0, description="Seconds between embeddings of a face that plainly continues a track "
-        "(0: embed every face)."
+        0.0, description="Seconds between embeddings of a face that plainly continues a track "
+        "(0: embed every face, the safe default)."
     )
 
     # -- names and inputs (hardening: sheet and LLM limits)

@@ -406,6 +406,9 @@ _FLASH = {
     "promoted": "Promoted: the gallery and the index hold exactly the accepted faces.",
     "too_few_faces": "Not promoted: too few accepted faces (the person left the gallery).",
     "deleted": "Person {n} erased: photos, faces, gallery files and index rows.",
+    "reference": "Face {n} is now a reference: the person was re-decided around it.",
+    "blocked": "Not promoted: the self-test recognised a face as someone else (see above).",
+    "failed": "No face group matches the references: the person is failed.",
 }
 
 
@@ -476,6 +479,13 @@ def restore(ctx: Ctx, session: Checked, face_id: Id) -> Response:
     r = review.restore_face(ctx.settings, face_id, store=ctx.store)
     code = ("restored_gallery" if r.in_gallery else "restored") if r.changed else "unchanged"
     return _to_person(r.person_id, code, n=face_id, anchor="#accepted")
+
+
+@router.post("/faces/{face_id}/reference")
+def reference(ctx: Ctx, _: Checked, face_id: Id) -> Response:
+    r = review.mark_reference(ctx.settings, face_id, store=ctx.store)
+    codes = ["reference"] + (["failed"] if r.state == "failed" else [])
+    return _to_person(r.person_id, *codes, n=face_id, anchor="#accepted")
 
 
 @router.post("/people/{person_id}/recollect")

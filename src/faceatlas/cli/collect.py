@@ -147,7 +147,9 @@ def _collection_option(collection: str | None, country: str | None,
 @names_app.command("import")
 @friendly
 def names_import(
-    sheet: Annotated[Path, typer.Argument(help="data.xlsx or .csv: name, last_name, occupation.")],
+    sheet: Annotated[Path, typer.Argument(
+        help="data.xlsx or .csv: name, last_name, occupation (and references: photo URLs or "
+             "paths separated by spaces, | or ;).")],
     collection: Annotated[str | None, typer.Option(help="Collection the people join.")] = None,
     country: Annotated[str | None, typer.Option(
         hidden=True, help="Deprecated: use --collection.")] = None,
@@ -161,7 +163,8 @@ def names_import(
     before = occupation_snapshot(settings, country)
     report = import_people(settings, sheet, country)
     console.print(f"[bold]{report.collection}[/]: {report.created} new, "
-                  f"{report.existing} already known, {len(report.skipped)} skipped")
+                  f"{report.existing} already known, {len(report.skipped)} skipped"
+                  + (f", {report.references} reference photos" if report.references else ""))
     for skipped in report.skipped[:20]:
         console.print(f"  [yellow]skipped[/] row {skipped.row} {escape(repr(skipped.text))}: "
                       f"{escape(skipped.why)}")

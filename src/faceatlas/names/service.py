@@ -84,6 +84,7 @@ class ImportReport:
     skipped: list[Skipped] = field(default_factory=list)
     # suspected duplicates: rows stored as new people that look like someone already there
     warnings: list[str] = field(default_factory=list)
+    references: int = 0  # reference photos taken from the sheet's references column
 
 
 def _shown(name: str, limit: int = 80) -> str:
@@ -217,14 +218,18 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
         except InvalidNameError as exc:
             report.skipped.append(Skipped(row.row, _shown(row.full_name), str(exc)))
     seen: set[str] = set()
+    row_references = {row.row: row.references for row in rows if row.references}
+    references: list[tuple[int, int, str]] = []  # (row number, person id, cell)
     with session_scope(settings) as session:
         collection = get_or_create_collection(session, country)
         similar = known_names(session, collection)
         for number, person in prepared:
             _check_similar(similar, person, f"row {number}: ", report.warnings)
         people = [person for _, person in prepared]
-        for person, (_, created) in zip(people, upsert_people(session, collection, people),
-                                       strict=True):
+        upserted = upsert_people(session, collection, people)
+        for (number, person), (person_id, created) in zip(prepared, upserted, strict=True):
+            if number in row_references:
+                references.append((number, person_id, row_references[number]))
             if person.key in seen:
                 continue  # the same person twice in one sheet: occupations merged, counted once
             seen.add(person.key)
@@ -234,6 +239,13 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
                 report.existing += 1
     if seen:
         write_name_mapping(settings)
+    from faceatlas.references import sheet_references
+
+    for number, person_id, cell in references:  # after the commit: the people exist
+        added, problems = sheet_references(settings, person_id, cell, Path(path).parent)
+        report.references += added
+        report.skipped += [Skipped(number, _shown(item), f"reference photo: {why}")
+                           for item, why in problems]
     return report
 
 

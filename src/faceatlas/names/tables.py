@@ -87,6 +87,7 @@ class PersonRow:
     name: str
     last_name: str = ""
     occupation: str = ""
+    references: str = ""  # optional column: photo URLs or paths (see faceatlas.references)
     row: int = field(default=0, compare=False)
 
     @property
@@ -265,12 +266,14 @@ def read_occupations(path: Path | str, limits: TableLimits | None = None) -> lis
 
 
 def read_people(path: Path | str, limits: TableLimits | None = None) -> list[PersonRow]:
-    """Rows of ``name``, ``last_name`` and optional ``occupation``; blank rows skipped."""
+    """Rows of ``name``, ``last_name`` and optional ``occupation`` and ``references``; blank
+    rows skipped."""
     (_, header), *body = _rows(path, limits)
-    cols = _columns(path, header, PEOPLE_COLUMNS, ["name", "last_name"])
+    cols = _columns(path, header, (*PEOPLE_COLUMNS, "references"), ["name", "last_name"])
     out = []
     for number, row in body:
-        person = PersonRow(*(_cell(row, cols.get(c)) for c in PEOPLE_COLUMNS), row=number)
+        person = PersonRow(*(_cell(row, cols.get(c)) for c in PEOPLE_COLUMNS),
+                           references=_cell(row, cols.get("references")), row=number)
         if person.full_name:
             out.append(person)
     return out

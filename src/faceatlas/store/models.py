@@ -58,6 +58,9 @@ class Reason:
     DOWNLOAD_FAILED = "download_failed"
     REJECTED_BY_USER = "rejected_by_user"
     ACCEPTED_BY_USER = "accepted_by_user"
+    # -- collection-level arbitration and trusted references
+    OTHER_PERSON = "other_person"  # the face is another person of the collection (named)
+    NO_FACE_MATCHES_REFERENCE = "no_face_matches_reference"  # person: references unmatched
 
 
 class Collection(Base):
@@ -208,9 +211,35 @@ class Face(Base):
     model_hash: Mapped[str] = mapped_column(
         String(64), default=DLIB_MODEL_HASH, server_default=DLIB_MODEL_HASH
     )
+    # -- arbitration: the person this face belongs to instead (reason other_person), and why
+    other_person_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     image: Mapped[Image] = relationship(back_populates="faces")
     person: Mapped[Person] = relationship(back_populates="faces", viewonly=True)
+
+
+class Reference(Base):
+    """A trusted photo of a person: the identity is the face group nearest to these.
+
+    From a sheet's ``references`` column (``url`` or ``path``, embedded when the person is
+    collected) or a reviewer marking a face "this is them" (``face_id``, embedded at once).
+    """
+
+    __tablename__ = "person_references"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(30), default="user")  # sheet, user, wikidata…
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    face_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # None: pending
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|ready|failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Job(Base):

@@ -274,5 +274,27 @@ def enrol(
     }
 
 
+@router.post("/faces/{face_id}/reference", tags=["people"])
+def face_reference(ctx: Annotated[ApiContext, Depends(get_ctx)], face_id: Id) -> Any:
+    """"This is them": the face becomes a trusted reference of its person, who is re-decided
+    around it (the identity is the face group nearest the references; none near → failed
+    ``no_face_matches_reference``) and promoted again if they were in the gallery."""
+    from faceatlas.review import mark_reference
+
+    return asdict(mark_reference(ctx.settings, face_id, store=ctx.store))
+
+
+@router.post("/people/{person_id}/references", tags=["people"])
+def person_reference(
+    ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id,
+    url: Annotated[str, Form(min_length=8, max_length=2000,
+                             description="http(s) URL of a photo of the person.")],
+) -> Any:
+    """Add a reference photo by URL; it is measured at the person's next curation."""
+    from faceatlas.references import add_reference
+
+    return asdict(add_reference(ctx.settings, person_id, url=url, source="api"))
+
+
 def _missing(person_id: int) -> Any:
     raise NotFoundError(f"no person with id {person_id}")
