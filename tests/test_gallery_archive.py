@@ -28,7 +28,7 @@ from tests.gallery_fixtures import Gallery, gallery, gallery_settings  # noqa: F
 pytestmark = pytest.mark.slow
 
 SKIP = {"id", "person_id", "image_id", "collection_id", "created_at", "updated_at",
-        "crop_path", "gallery_path", "path"}
+        "crop_path", "gallery_path", "path", "other_person_id"}
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -54,7 +54,8 @@ def snapshot(settings: Settings) -> list[dict[str, Any]]:
             for img in sorted(p.images, key=lambda i: (i.origin, i.rank or 0)):
                 faces = []
                 for f in sorted(img.faces, key=lambda f: f.idx):
-                    faces.append({**row(f),
+                    other = s.get(Person, f.other_person_id) if f.other_person_id else None
+                    faces.append({**row(f), "other_person": other.name if other else None,
                                   "crop": layout.absolute(f.crop_path).read_bytes()
                                   if f.crop_path else None,
                                   "gallery": (Path(f.gallery_path).name,

@@ -51,7 +51,7 @@ _IMAGE_FIELDS = ("origin", "provider", "query", "rank", "url", "thumbnail_url", 
                  "licence", "licence_url", "author", "video_source", "video_track",
                  "video_start", "video_end", "video_time")
 _FACE_FIELDS = ("idx", "x", "y", "w", "h", "landmarks", "det_score", "blur", "phash",
-                "distance", "quality", "state", "reason", "engine", "model_hash")
+                "distance", "quality", "state", "reason", "engine", "model_hash", "detail")
 
 
 class ArchiveError(FaceAtlasError):
@@ -99,6 +99,8 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
                 faces = []
                 for f in sorted(img.faces, key=lambda f: f.idx):
                     entry: dict[str, Any] = {k: getattr(f, k) for k in _FACE_FIELDS}
+                    # arbitration's "this face is that other person": by archive person id
+                    entry["other_person"] = f.other_person_id
                     entry["embedding"] = None
                     if f.embedding is not None:
                         entry["embedding"] = len(vectors)
@@ -112,7 +114,8 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
                                           else f"gallery/{name}", layout.absolute(rel)))
                     faces.append(entry)
                 images.append({**{k: getattr(img, k) for k in _IMAGE_FIELDS}, "faces": faces})
-            out_people.append({**{k: getattr(p, k) for k in _PERSON_FIELDS}, "images": images})
+            out_people.append({**{k: getattr(p, k) for k in _PERSON_FIELDS}, "id": p.id,
+                               "images": images})
         tags = sorted({(f["engine"], f["model_hash"]) for p in out_people
                        for i in p["images"] for f in i["faces"] if f["embedding"] is not None})
         manifest = {
@@ -237,6 +240,8 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
                                      "into a new one (--collection NEW)")
         n_images = n_faces = 0
         gallery_rows: list[tuple[int, int, np.ndarray, tuple[str, str]]] = []
+        new_ids: dict[int, int] = {}  # archive person id -> this home's
+        others: list[tuple[Face, int]] = []
         with session_scope(settings) as session:
             coll = get_or_create_collection(session, target)
             for pm in manifest["people"]:
@@ -245,6 +250,7 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
                 person.folder = folder
                 session.add(person)
                 session.flush()
+                new_ids[int(pm["id"])] = person.id
                 for im in pm["images"]:
                     img = Image(person_id=person.id, **{k: im[k] for k in _IMAGE_FIELDS})
                     session.add(img)
@@ -267,9 +273,13 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
                         session.add(face)
                         session.flush()
                         n_faces += 1
+                        if fm.get("other_person") is not None:
+                            others.append((face, int(fm["other_person"])))
                         if face.gallery_path and row is not None:
                             gallery_rows.append((face.id, person.id, matrix[int(row)],
                                                  (face.engine, face.model_hash)))
+            for face, other in others:  # people of another collection stay unnamed
+                face.other_person_id = new_ids.get(other)
     # the index: exactly the gallery faces, as promotion left it in the exporting home
     if gallery_rows:
         ids = np.array([r[0] for r in gallery_rows], dtype=np.int64)
@@ -288,6 +298,7 @@ def _check_names(tar: tarfile.TarFile, manifest: dict[str, Any], rows: int) -> N
     try:
         for p in manifest["people"]:
             _plain(p["folder"])
+            int(p["id"])
             for i in p["images"]:
                 for f in i["faces"]:
                     for kind, prefix in (("crop", "crops/"), ("gallery", "gallery/")):
