@@ -253,7 +253,7 @@ def test_recognize_cli_prints_a_timeline(vgallery: VideoGallery, clip: Path, tmp
         assert "lin manuel miranda" in out.output and "unknown" in out.output
         assert "3.0–7.0" in out.output
         as_json = CliRunner().invoke(app, ["recognize", str(clip), "--json", "--fps", "1"])
-        data = json.loads(as_json.output)
+        data = json.loads(as_json.stdout)  # progress lines go to stderr off a terminal
         assert data["fps"] == 1 and data["samples"] == 10
         assert any(s["person"] == LIN for s in data["timeline"])
     finally:

@@ -69,6 +69,8 @@ class FaceMatch:
     folder: str | None = None  # the person's file-name stem (the seed's ``person_name``)
     nearest_person_id: int | None = None  # whose is that closest gallery face
     nearest_folder: str | None = None
+    #: with ``top_k``: the k closest people, each ``{person_id, person, distance, confidence}``
+    candidates: list[dict[str, Any]] | None = None
 
     @property
     def known(self) -> bool:
@@ -225,6 +227,7 @@ def recognize_bytes(
     engines: EnginePool | None = None,
     threshold: float | None = None,
     keep_image: bool = False,
+    top_k: int = 0,
 ) -> Recognition:
     """Recognise every face in an encoded image. Raises ImageError for unusable bytes,
     NotFoundError for a collection that does not exist and BusyError when the engines' queue
@@ -255,10 +258,15 @@ def recognize_bytes(
     out.faces = [FaceMatch(_full_box(f.box, img.scale, width, height)) for f in detected]
     if not detected:
         return out
-    results = index.search(vectors, SEARCH_K) if len(index) else [[] for _ in detected]
+    k = max(SEARCH_K, top_k * SEARCH_K)  # enough faces to find k different people
+    results = index.search(vectors, k) if len(index) else [[] for _ in detected]
     winners: dict[int, tuple[int, float]] = {}
-    for i, neighbours in enumerate(results):
+    for i, found in enumerate(results):
         match = out.faces[i]
+        if top_k:
+            match.candidates = _candidates(found, top_k, threshold)
+        # the answer itself from the usual SEARCH_K faces: top_k must not change it
+        neighbours = found[:SEARCH_K]
         match.nearest_distance = round(neighbours[0].distance, 4) if neighbours else None
         match.nearest_person_id = neighbours[0].person_id if neighbours else None
         best = best_person(neighbours, threshold)
@@ -274,7 +282,34 @@ def recognize_bytes(
         match.confidence = confidence(distance, threshold)
     if winners or any(f.nearest_person_id is not None for f in out.faces):
         _name_matches(settings, out, winners)
+    if top_k:
+        _name_candidates(settings, out)
     return out
+
+
+def _candidates(neighbours: list[Any], k: int, threshold: float) -> list[dict[str, Any]]:
+    """The ``k`` closest people among the neighbours, each at their closest face."""
+    closest: dict[int, float] = {}
+    for nb in neighbours:
+        closest[nb.person_id] = min(nb.distance, closest.get(nb.person_id, nb.distance))
+    ranked = sorted(closest.items(), key=lambda item: item[1])[:k]
+    return [{"person_id": pid, "person": None, "distance": round(d, 4),
+             "confidence": confidence(d, threshold),
+             "within_threshold": d <= threshold}
+            for pid, d in ranked]
+
+
+def _name_candidates(settings: Settings, out: Recognition) -> None:
+    ids = {c["person_id"] for f in out.faces for c in f.candidates or []}
+    if not ids:
+        return
+    with session_scope(settings) as session:
+        names = dict(session.execute(select(Person.id, Person.name)
+                                     .where(Person.id.in_(ids))).all())
+    for f in out.faces:
+        if f.candidates is not None:  # people deleted since the index was read drop out
+            f.candidates = [{**c, "person": names[c["person_id"]]} for c in f.candidates
+                            if c["person_id"] in names]
 
 
 def _full_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Box:
@@ -435,4 +470,5 @@ def face_dict(f: FaceMatch, result: Recognition) -> dict[str, object]:
         "distance": f.distance,
         "confidence": f.confidence,
         "nearest_distance": f.nearest_distance,
+        **({} if f.candidates is None else {"candidates": f.candidates}),
     }

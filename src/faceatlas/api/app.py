@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI
 from faceatlas.api import docs, errors
 from faceatlas.api.deps import ApiContext, require_token
 from faceatlas.api.guard import AuthGate
-from faceatlas.api.routes import excel, seed, v1
+from faceatlas.api.routes import excel, seed, tools, v1
 from faceatlas.api.schemas import Health
 from faceatlas.api.sessions import LoginLimiter, check_tokens
 from faceatlas.errors import ConfigError
@@ -88,6 +88,7 @@ def create_app(
     protected = [Depends(require_token)]
     app.include_router(seed.router, dependencies=protected)
     app.include_router(v1.router, dependencies=protected)
+    app.include_router(tools.router, dependencies=protected)
     app.include_router(excel.router, dependencies=protected)
     from faceatlas.api import ui  # review pages: cookie log-in with the same tokens, CSRF
 
@@ -105,6 +106,8 @@ def create_app(
             return video
         if path == "/api/v1/people":
             return bulk
+        if path == "/api/v1/verify":  # two photos
+            return 2 * single
         if path.startswith("/ui") and path != "/ui/recognize":  # log-in and small forms
             return settings.login_body_bytes
         return single

@@ -24,6 +24,14 @@ class Box(BaseModel):
     h: int
 
 
+class Candidate(BaseModel):
+    person_id: int
+    person: str | None
+    distance: float = Field(description="To this person's closest gallery face.")
+    confidence: float = Field(description="Percent; 50 at the threshold.")
+    within_threshold: bool
+
+
 class FaceResult(BaseModel):
     box: Box = Field(description="Pixels in the (EXIF-rotated) image.")
     face_coordinates: Coordinates
@@ -34,6 +42,8 @@ class FaceResult(BaseModel):
     distance: float | None
     confidence: float | None = Field(description="Percent; 50 at the threshold.")
     nearest_distance: float | None = Field(description="Closest gallery face of anyone.")
+    candidates: list[Candidate] | None = Field(
+        None, description="With top_k: the k closest people, closest first.")
 
 
 class RecognizedPerson(BaseModel):

@@ -10,7 +10,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar
+from faceatlas.cli.base import (
+    REJECT_ORDER,
+    app,
+    console,
+    err,
+    exit_for,
+    friendly,
+    progress_bar,
+    progress_line,
+)
 from faceatlas.curate import CurationReport
 from faceatlas.errors import FaceAtlasError
 from faceatlas.pipeline import Fetched, collect_people, pending_people
@@ -50,9 +59,29 @@ def _occupations(occupation: list[str] | None, occupations_file: Path | None,
     return found
 
 
+def _occupation_note(before: dict[int, tuple[str, str, tuple[str, ...]]],
+                     settings: Settings, collection: str) -> None:
+    """People already collected who gained an occupation: say so (never silently)."""
+    from faceatlas.stats import gained_occupations, occupation_snapshot
+
+    gained = gained_occupations(before, occupation_snapshot(settings, collection))
+    if not gained:
+        return
+    console.print(f"  {len(gained)} already collected {'person' if len(gained) == 1 else 'people'}"
+                  " gained an occupation: it is recorded, their photos are kept and not "
+                  "searched again for it (remove and re-add a person to search anew)")
+    for name, state, new in gained[:20]:
+        console.print(f"  [cyan]occupation added[/] {escape(name)} ({state}): "
+                      f"{escape(', '.join(new))}")
+    if len(gained) > 20:
+        console.print(f"  … {len(gained) - 20} more")
+
+
 def _generate(settings: Settings, country: str, occupations: list[str]) -> None:
     from faceatlas.names.source import generate
+    from faceatlas.stats import occupation_snapshot
 
+    before = occupation_snapshot(settings, country)
     with progress_bar() as bar:
         task = bar.add_task(f"names for {country}", total=len(occupations))
         sourced = generate(
@@ -74,6 +103,7 @@ def _generate(settings: Settings, country: str, occupations: list[str]) -> None:
         console.print(f"  [yellow]Wikidata check skipped[/]: {sourced.check_error}")
     for name, reason in report.rejections[:20]:
         console.print(f"  [yellow]{verb}[/] {escape(name)}: {escape(reason)}")
+    _occupation_note(before, settings, country)
     _warnings(report.warnings)
 
 
@@ -101,18 +131,37 @@ def names_generate(
     _generate(settings, country, _occupations(occupation, occupations_file, settings))
 
 
+def _collection_option(collection: str | None, country: str | None,
+                       required: bool = False) -> str:
+    """``--collection``, or the deprecated ``--country`` alias (with a warning)."""
+    if country is not None:
+        if collection is not None and collection != country:
+            raise FaceAtlasError("give --collection only (--country is its deprecated alias)")
+        err.print("[yellow]warning:[/] --country is deprecated here: use --collection")
+        collection = country
+    if required and not collection:
+        raise FaceAtlasError("give --collection (the collection the people join)")
+    return collection  # type: ignore[return-value]
+
+
 @names_app.command("import")
 @friendly
 def names_import(
     sheet: Annotated[Path, typer.Argument(
         help="data.xlsx or .csv: name, last_name, occupation (and references: photo URLs or "
              "paths separated by spaces, | or ;).")],
-    country: Annotated[str, typer.Option(help="Collection the people join.")],
+    collection: Annotated[str | None, typer.Option(help="Collection the people join.")] = None,
+    country: Annotated[str | None, typer.Option(
+        hidden=True, help="Deprecated: use --collection.")] = None,
 ) -> None:
     """Queue people from a spreadsheet (the old system's data.xlsx works as it is)."""
     from faceatlas.names.service import import_people
+    from faceatlas.stats import occupation_snapshot
 
-    report = import_people(get_settings(), sheet, country)
+    country = _collection_option(collection, country, required=True)
+    settings = get_settings()
+    before = occupation_snapshot(settings, country)
+    report = import_people(settings, sheet, country)
     console.print(f"[bold]{report.collection}[/]: {report.created} new, "
                   f"{report.existing} already known, {len(report.skipped)} skipped"
                   + (f", {report.references} reference photos" if report.references else ""))
@@ -121,6 +170,7 @@ def names_import(
                       f"{escape(skipped.why)}")
     if len(report.skipped) > 20:
         console.print(f"  [yellow]… {len(report.skipped) - 20} more rows skipped[/]")
+    _occupation_note(before, settings, country)
     _warnings(report.warnings)
 
 
@@ -128,12 +178,14 @@ def names_import(
 @friendly
 def names_export(
     sheet: Annotated[Path, typer.Argument(help="Where to write: .xlsx or .csv.")],
-    country: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    country: Annotated[str | None, typer.Option(
+        hidden=True, help="Deprecated: use --collection.")] = None,
 ) -> None:
     """Write people to a spreadsheet (name, last_name, occupation, original_name, …)."""
     from faceatlas.names.service import export_people
 
-    rows = export_people(get_settings(), sheet, country)
+    rows = export_people(get_settings(), sheet, _collection_option(collection, country))
     console.print(f"wrote {rows} people to {sheet}")
 
 
@@ -170,11 +222,18 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
         def on_images(done: int, total: int, stage: str) -> None:
             bar.update(images_task, completed=done, total=total, description=stage)
 
+        done = [0]
+
         def on_person(name: str, result: CurationReport | Fetched) -> None:
             bar.advance(people_task)
+            done[0] += 1
             if isinstance(result, Fetched):
+                progress_line(f"collect: {done[0]}/{len(ids)} people, {name} failed "
+                              f"({result.error or 'no reason recorded'})")
                 table.add_row(name, "[red]failed[/]", "", "", result.error or "")
                 return
+            progress_line(f"collect: {done[0]}/{len(ids)} people, {name} curated "
+                          f"({result.accepted} faces)")
             rejected = ", ".join(f"{r} {result.reasons[r]}" for r in REJECT_ORDER
                                  if result.reasons.get(r))
             table.add_row(name, "[green]curated[/]", str(result.candidates),
@@ -184,6 +243,7 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
                                  on_images=on_images)
     console.print(table)
     console.print(f"{len(summary.curated)} curated, {len(summary.failed)} failed")
+    exit_for(len(summary.curated), len(summary.failed))
 
 
 def _result_row(table: Table, r: PersonResult) -> None:
@@ -217,6 +277,10 @@ def _collect_distributed(settings: Settings, ids: list[int]) -> None:
                 for r in progress.new:
                     results[r.person_id] = r
                     _result_row(table, r)
+                    outcome = (f"curated ({r.accepted} faces)" if r.state == "curated"
+                               else f"failed ({r.error or r.job_state})")
+                    progress_line(f"collect: {len(results)}/{len(jobs)} people, "
+                                  f"{r.name} {outcome}")
                 bar.update(people_task, completed=progress.finished,
                            description=f"people ({progress.running} running)")
                 bar.update(images_task, completed=progress.images_done,
@@ -230,6 +294,7 @@ def _collect_distributed(settings: Settings, ids: list[int]) -> None:
     console.print(table)
     curated = sum(1 for r in results.values() if r.state == "curated")
     console.print(f"{curated} curated, {len(results) - curated} failed")
+    exit_for(curated, len(results) - curated)
 
 
 @app.command("collect")

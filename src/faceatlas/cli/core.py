@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -60,12 +61,20 @@ def import_(
 @friendly
 def people(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """List people with their state and counts of candidates and accepted faces."""
     from faceatlas.names.normalize import one_line
     from faceatlas.store.queries import list_people
 
     rows = list_people(get_settings(), collection=collection, limit=None)
+    if as_json:
+        typer.echo(json.dumps([
+            {"id": p.id, "collection": p.collection, "name": p.name,
+             "occupations": p.occupations, "state": p.state, "images": p.images,
+             "faces": p.accepted_faces} for p in rows
+        ], ensure_ascii=False, indent=1))
+        return
     if not rows:
         console.print("no people yet: start with [bold]faceatlas import[/] or "
                       "[bold]faceatlas run[/]")
@@ -86,38 +95,72 @@ def show(
     person: Annotated[str, typer.Argument(help="Person name (any spelling) or id.")],
     collection: Annotated[str | None, typer.Option(help="Collection, if the name is ambiguous.")]
     = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the images as JSON.")] = False,
 ) -> None:
-    """Each candidate image of a person, with its decision and reason."""
+    """Each candidate image of a person, with its decision, reason and stored detail."""
     from faceatlas.names.normalize import one_line
     from faceatlas.store.db import session_scope
     from faceatlas.store.models import FaceState, Reason
     from faceatlas.store.people import find_person
-    from faceatlas.store.queries import person_images
 
     settings = get_settings()
     with session_scope(settings) as session:
         p = find_person(session, person, collection)
+        if as_json:
+            typer.echo(json.dumps(_person_json(p), ensure_ascii=False, indent=1, default=str))
+            return
         known = "".join(f" · {escape(one_line(x))}" for x in (p.native_name, p.wikidata_qid) if x)
         console.print(f"[bold]{escape(one_line(p.name))}[/] ({p.ascii_name}){known} · "
                       f"{p.collection.key} · {state_label(p.state)}"
                       + (f" · [red]{escape(p.error)}[/]" if p.error else ""))
-        person_id = p.id
-    table = Table()
-    for col in ("image", "source", "licence", "faces", "decision", "distance", "crop"):
-        table.add_column(col)
-    for img in person_images(settings, person_id):
-        accepted = [f for f in img.faces if f.state == FaceState.ACCEPTED]
-        best = accepted[0] if accepted else min(
-            img.faces, key=lambda f: f.distance if f.distance is not None else 9, default=None
-        )
-        distance = f"{best.distance:.3f}" if best and best.distance is not None else ""
-        decision = img.reason or img.state
-        style = "green" if decision == Reason.ACCEPTED else "red"
-        table.add_row(
-            img.title or img.origin, (img.url or img.origin)[:60],
-            " · ".join(x[:40] for x in (img.licence, img.author) if x),
-            str(len(img.faces)),
-            f"[{style}]{decision}[/]", distance,
-            Path(accepted[0].crop_path).name if accepted and accepted[0].crop_path else "",
-        )
-    console.print(table)
+        # fits 80 columns: provenance stacked in one folding cell, the decision with its
+        # stored detail ("http_404; the thumbnail was used") in a column never cut
+        # fixed widths: rich's own shrinking crops the last column at 80 when a cell has a
+        # long unbreakable word (crop file names, URLs)
+        free = max(16, console.width - (3 + 34 + 5 + 5) - 16)  # 16: borders and padding
+        table = Table(show_lines=True, expand=False)
+        table.add_column("#", justify="right", no_wrap=True, width=3)
+        table.add_column("image · source · licence", overflow="fold",
+                         width=free - free // 4 if free > 60 else free)
+        table.add_column("decision · detail", overflow="fold",
+                         width=34 + (free // 4 if free > 60 else 0))
+        table.add_column("faces", justify="right", no_wrap=True, width=5)
+        table.add_column("dist", justify="right", no_wrap=True, width=5)
+        for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
+            accepted = [f for f in img.faces if f.state == FaceState.ACCEPTED]
+            best = accepted[0] if accepted else min(
+                img.faces, key=lambda f: f.distance if f.distance is not None else 9, default=None
+            )
+            distance = f"{best.distance:.3f}" if best and best.distance is not None else ""
+            decision = img.reason or img.state
+            style = "green" if decision == Reason.ACCEPTED else "red"
+            where = [escape(one_line(img.title or img.origin))]
+            if img.url and img.url != img.title:
+                where.append(f"[dim]{escape(img.url[:120])}[/]")
+            credit = " · ".join(one_line(x)[:60] for x in (img.licence, img.author) if x)
+            if credit:
+                where.append(f"[dim]{escape(credit)}[/]")
+            if accepted and accepted[0].crop_path:
+                where.append(f"[dim]crop {escape(Path(accepted[0].crop_path).name)}[/]")
+            why = f"[{style}]{escape(decision)}[/]"
+            if img.detail:
+                why += f"\n{escape(one_line(img.detail))}"
+            table.add_row("" if img.rank is None else str(img.rank), "\n".join(where), why,
+                          str(len(img.faces)), distance)
+        console.print(table)
+
+
+def _person_json(p: Any) -> dict[str, Any]:
+    """``show --json``: the person and every candidate image with its faces' decisions."""
+    return {
+        "id": p.id, "name": p.name, "collection": p.collection.key, "state": p.state,
+        "error": p.error, "images": [
+            {"rank": img.rank, "title": img.title, "origin": img.origin, "url": img.url,
+             "page_url": img.page_url, "licence": img.licence, "author": img.author,
+             "state": img.state, "reason": img.reason, "detail": img.detail,
+             "faces": [{"idx": f.idx, "state": f.state, "reason": f.reason,
+                        "distance": f.distance, "crop": f.crop_path}
+                       for f in sorted(img.faces, key=lambda f: f.idx)]}
+            for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id))
+        ],
+    }

@@ -51,25 +51,46 @@ def promote(
 @app.command()
 @friendly
 def recognize(
-    image: Annotated[Path, typer.Argument(help="Photo or video clip to recognise.", exists=True,
-                                          dir_okay=False, readable=True)],
+    images: Annotated[list[str], typer.Argument(
+        help="Photos, folders or globs ('photos/**/*.jpg'); or one video clip.")],
     collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="JSON: the old system's answer for one photo, an array for several.")
+    ] = False,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="table, json (an array, one entry per photo) or csv (a row per "
+        "face).")] = None,
+    top: Annotated[int, typer.Option("--top", min=0, max=20,
+                                     help="Also list the K closest people per face.")] = 0,
+    threshold: Annotated[float | None, typer.Option(
+        min=0.01, max=2.0, help="Known at or below this distance (default: "
+        "FACEATLAS_RECOGNIZE_THRESHOLD).")] = None,
+    jobs: Annotated[int, typer.Option(min=1, max=32,
+                                      help="Photos worked on at once.")] = 1,
     fps: Annotated[float | None, typer.Option(
         min=1.0, max=8.0, help="Video only: frames sampled per second (default 2).")] = None,
 ) -> None:
-    """Who is in this photo (every face with its best person, or unknown), or in this clip
-    (a timeline: person, from–to, confidence)."""
+    """Who is in these photos (every face with its best person, or unknown), or in a clip
+    (a timeline: person, from–to, confidence). Many photos run in one process: the models
+    load once. Exit 3 when some photos could not be read, 4 when none could."""
+    from faceatlas.cli.tools import run_recognize
     from faceatlas.recognize import recognize_file, seed_answer
     from faceatlas.video.reader import looks_like_video
 
-    if looks_like_video(image):
+    single = Path(images[0]) if len(images) == 1 else None
+    if single is not None and single.is_file() and looks_like_video(single):
         from faceatlas.cli.video import recognize_clip
 
-        recognize_clip(image, collection, as_json, fps)
+        recognize_clip(single, collection, as_json, fps)
         return
+    if single is None or not single.is_file() or fmt is not None or top:
+        run_recognize(images, collection=collection, top=top, threshold=threshold,
+                      fmt=fmt or ("json" if as_json else "table"), jobs=jobs)
+        return
+    image = single  # one photo: the old system's answer with --json, errors exit 1
     settings = get_settings()
-    result = recognize_file(image, settings, collection=collection, engines=None)
+    result = recognize_file(image, settings, collection=collection, engines=None,
+                            threshold=threshold)
     if as_json:
         typer.echo(json.dumps(seed_answer(result), ensure_ascii=False, indent=2))
         return

@@ -65,7 +65,7 @@ def recognize_clip(clip: Path, collection: str | None, as_json: bool, fps: float
     from faceatlas.video.recognize import answer, recognize_video
 
     settings = get_settings()
-    with progress_bar() as bar:
+    with progress_bar(data=as_json) as bar:
         task = bar.add_task(f"{clip.name}: frames", total=None)
         result = recognize_video(clip, settings, collection=collection, fps=fps,
                                  progress=_bar_progress(bar, task))

@@ -117,12 +117,14 @@ def recognize(
     caller: Caller,
     image: Annotated[UploadFile, File(description="The photo.")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
+    top_k: Annotated[int, Form(ge=0, le=20, description="Also list the k closest people "
+                               "per face (``candidates``); 0: only the best.")] = 0,
 ) -> Any:
     """Every face in the photo, each with its best person or ``unknown``."""
     chosen = caller.choose(collection, ctx.settings.default_collection)
     data = read_upload(image, ctx.settings.max_upload_bytes)
     result = recognize_bytes(data, ctx.settings, collection=chosen, store=ctx.store,
-                             engines=ctx.engines)
+                             engines=ctx.engines, top_k=top_k)
     return {"status": result.status, "collection": result.collection, "width": result.width,
             "height": result.height, "threshold": result.threshold,
             "faces": [face_dict(f, result) for f in result.faces]}

@@ -1,0 +1,141 @@
+"""export-gallery → import-gallery into a fresh home: the same people, images, faces,
+embeddings, files and recognition answers; bad archives are refused with a clear error."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from faceatlas.errors import FaceAtlasError
+from faceatlas.gallery_archive import ArchiveError, import_gallery
+from faceatlas.recognize import face_dict, recognize_file
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout
+from faceatlas.store.models import Image, Person
+from tests.gallery_fixtures import Gallery, gallery, gallery_settings  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+SKIP = {"id", "person_id", "image_id", "collection_id", "created_at", "updated_at",
+        "crop_path", "gallery_path", "path", "other_person_id"}
+
+
+def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FACEATLAS_HOME": str(home)}
+    env.pop("FACEATLAS_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "faceatlas.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def snapshot(settings: Settings) -> list[dict[str, Any]]:
+    """Every person with images and faces, ids left out, files read in."""
+    layout = Layout(settings.home)
+
+    def row(obj: Any) -> dict[str, Any]:
+        return {c.key: getattr(obj, c.key) for c in obj.__table__.columns if c.key not in SKIP}
+
+    with session_scope(settings) as s:
+        people = s.scalars(select(Person).order_by(Person.key).options(
+            selectinload(Person.images).selectinload(Image.faces))).all()
+        out = []
+        for p in people:
+            images = []
+            for img in sorted(p.images, key=lambda i: (i.origin, i.rank or 0)):
+                faces = []
+                for f in sorted(img.faces, key=lambda f: f.idx):
+                    other = s.get(Person, f.other_person_id) if f.other_person_id else None
+                    faces.append({**row(f), "other_person": other.name if other else None,
+                                  "crop": layout.absolute(f.crop_path).read_bytes()
+                                  if f.crop_path else None,
+                                  "gallery": (Path(f.gallery_path).name,
+                                              layout.absolute(f.gallery_path).read_bytes())
+                                  if f.gallery_path else None})
+                images.append({**row(img), "faces": faces})
+            out.append({**row(p), "images": images})
+        return out
+
+
+def answers(settings: Settings, photos: list[Path]) -> list[Any]:
+    out = []
+    for photo in photos:
+        r = recognize_file(photo, settings, collection="test", top_k=3)
+        out.append([{k: v for k, v in face_dict(f, r).items() if k != "person_id"}
+                    | {"candidates": [(c["person"], c["distance"]) for c in f.candidates or []]}
+                    for f in r.faces])
+    return out
+
+
+def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:  # noqa: F811
+    archive = tmp_path / "test.tar"
+    out = cli("export-gallery", str(archive), "--collection", "test",
+              home=gallery.settings.home)
+    assert out.returncode == 0, out.stderr
+    fresh = gallery_settings(tmp_path / "fresh")
+    got = cli("import-gallery", str(archive), home=fresh.home)
+    assert got.returncode == 0, got.stderr
+    before, after = snapshot(gallery.settings), snapshot(fresh)
+    assert len(after) == len(before) > 10
+    assert after == before  # people, images, faces, embeddings and files, field by field
+    photos = [p for _, p in gallery.queries[:12]] + gallery.strangers[:3]
+    assert answers(fresh, photos) == answers(gallery.settings, photos)
+    from faceatlas.gallery import index_store
+
+    assert len(index_store(fresh).get("test")) == len(index_store(gallery.settings).get("test"))
+    # the same collection again: refused, nothing changed; under another name: fine
+    again = cli("import-gallery", str(archive), home=fresh.home)
+    assert again.returncode == 1 and "already has people" in again.stderr
+    assert snapshot(fresh) == before
+    other = cli("import-gallery", str(archive), "--collection", "copy", home=fresh.home)
+    assert other.returncode == 0, other.stderr
+
+
+def _rewrite(src: Path, dest: Path, change: Any) -> Path:
+    with tarfile.open(src) as tar, tarfile.open(dest, "w") as out:
+        for m in tar.getmembers():
+            data = tar.extractfile(m).read()  # type: ignore[union-attr]
+            if m.name == "manifest.json":
+                manifest = json.loads(data)
+                change(manifest)
+                data = json.dumps(manifest).encode()
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    return dest
+
+
+def test_bad_archives_are_refused(gallery: Gallery, tmp_path: Path) -> None:  # noqa: F811
+    from faceatlas.gallery_archive import export_gallery
+
+    archive = tmp_path / "test.tar"
+    export_gallery(gallery.settings, "test", archive)
+
+    def other_model(m: dict[str, Any]) -> None:
+        m["engines"][0]["model_hash"] = "0" * 12
+
+    def escape(m: dict[str, Any]) -> None:
+        face = next(f for p in m["people"] for i in p["images"] for f in i["faces"]
+                    if f["crop"])
+        face["crop"] = "../../escape.jpg"
+
+    for n, change, words in ((1, other_model, "not comparable"), (2, escape, "unsafe")):
+        home = tmp_path / f"home{n}"
+        bad = _rewrite(archive, tmp_path / f"bad{n}.tar", change)
+        with pytest.raises(ArchiveError, match=words):
+            import_gallery(gallery_settings(home), bad)
+        assert not (tmp_path / "escape.jpg").exists()
+        assert not (home / "faces").exists()  # refused before anything was written
+    not_tar = tmp_path / "x.tar"
+    not_tar.write_bytes(b"hello")
+    with pytest.raises(FaceAtlasError, match="not a gallery archive"):
+        import_gallery(gallery_settings(tmp_path / "home3"), not_tar)
