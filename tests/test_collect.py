@@ -80,6 +80,7 @@ def state_of(home: Path) -> dict[str, Any]:
     return state_of_url(f"sqlite:///{home / 'faceatlas.db'}", home)
 
 
+@pytest.mark.slow
 def test_run_end_to_end(web: SimWeb, tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = env_for(web, home)
@@ -127,6 +128,7 @@ def test_run_end_to_end(web: SimWeb, tmp_path: Path) -> None:
     assert "nothing to collect" in again.stdout
 
 
+@pytest.mark.slow
 def test_missing_key_is_a_clear_error(web: SimWeb, tmp_path: Path) -> None:
     """A source asked for by name whose key is missing stops at once (keyless is only the
     default when nothing is asked for: see test_wikimedia.py)."""
@@ -196,6 +198,7 @@ def uninterrupted(slow_web: SimWeb, tmp_path_factory: pytest.TempPathFactory) ->
     return state_of(clean)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
 def test_crash_resume_equals_uninterrupted(
     slow_web: SimWeb, uninterrupted: dict[str, Any], tmp_path: Path, kill_at: str

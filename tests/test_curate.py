@@ -55,6 +55,7 @@ def noisy(tmp_path: Path, faces_root: Path) -> tuple[Path, dict[str, str]]:
     return tmp_path / "in", {**bad, **others}
 
 
+@pytest.mark.slow
 def test_noisy_folder_keeps_only_that_persons_faces(
     noisy: tuple[Path, dict[str, str]], settings: Settings
 ) -> None:
@@ -92,6 +93,7 @@ def test_noisy_folder_keeps_only_that_persons_faces(
     print(f"accepted {len(accepted)} of {report.candidates}: {sorted(report.reasons.items())}")
 
 
+@pytest.mark.slow
 def test_seed_strategy_keeps_the_wrong_person_consensus_does_not(
     tmp_path: Path, faces_root: Path, settings: Settings
 ) -> None:
@@ -117,6 +119,7 @@ def test_seed_strategy_keeps_the_wrong_person_consensus_does_not(
     assert kept(consensus, "a") == 0 and kept(consensus, "b") >= len(target) - 1
 
 
+@pytest.mark.slow
 def test_reimport_is_idempotent(tmp_path: Path, faces_root: Path, settings: Settings) -> None:
     root = tmp_path / "in"
     for who in ("person_04", "person_05"):

@@ -180,6 +180,7 @@ def assert_once_each(c: Cluster) -> list[Any]:
     return jobs
 
 
+@pytest.mark.slow
 def test_two_workers_curate_each_person_once(cluster: Cluster,
                                              in_process: dict[str, Any]) -> None:
     """Every person is queued twice (two followers); each is still worked on exactly once."""
@@ -203,6 +204,7 @@ def test_two_workers_curate_each_person_once(cluster: Cluster,
     assert "nothing to collect" in again
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_person_is_taken_over(cluster: Cluster,
                                                 in_process: dict[str, Any]) -> None:
     victim, survivor = cluster.start_worker(), cluster.start_worker()

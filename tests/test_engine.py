@@ -22,6 +22,7 @@ def analysed(faces_root: Path, manifest: list[dict[str, str]]) -> dict[str, Imag
     return {manifest[k]["path"]: a for k, a in by_key.items()}
 
 
+@pytest.mark.slow
 def test_finds_the_labelled_number_of_faces(
     analysed: dict[str, ImageAnalysis], manifest: list[dict[str, str]]
 ) -> None:
@@ -66,6 +67,7 @@ def test_embeddings_are_128d_and_finite(analysed: dict[str, ImageAnalysis]) -> N
             assert np.isfinite(f.embedding).all()
 
 
+@pytest.mark.slow
 def test_cnn_detector_by_setting(faces_root: Path) -> None:
     """The MMOD CNN detector (weights from face_recognition_models) behind the same protocol."""
     from faceatlas.faces.engine import get_engine

@@ -44,6 +44,7 @@ def test_migrations_build_the_models_schema(pg_url: str) -> None:  # noqa: F811
     assert head
 
 
+@pytest.mark.slow
 def test_run_end_to_end_on_postgres(web: SimWeb, tmp_path: Path, pg_url: str,  # noqa: F811
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """`faceatlas run` against simweb with every assertion of the SQLite test."""
@@ -58,6 +59,7 @@ def test_run_end_to_end_on_postgres(web: SimWeb, tmp_path: Path, pg_url: str,  #
         get_settings.cache_clear()
 
 
+@pytest.mark.slow
 def test_crash_resume_on_postgres_equals_sqlite(
     slow_web: SimWeb, uninterrupted: dict[str, Any], tmp_path: Path, pg_url: str  # noqa: F811
 ) -> None:

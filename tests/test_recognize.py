@@ -17,6 +17,7 @@ from tests.gallery_fixtures import Gallery, gallery  # noqa: F401  (fixture)
 from tests.photos import expected_faces
 
 
+@pytest.mark.slow
 def test_top1_accuracy_on_held_back_photos(gallery: Gallery) -> None:  # noqa: F811
     misses = []
     for identity, photo in gallery.queries:

@@ -19,7 +19,7 @@ from faceatlas.faces.sface import MODEL_HASH
 from faceatlas.gallery import index_store, promote
 from faceatlas.importer import import_folder
 from faceatlas.recognize import recognize_file
-from faceatlas.reembed import reembed
+from faceatlas.reembedding import reembed
 from faceatlas.review import reject_face
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import session_scope

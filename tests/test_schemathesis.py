@@ -29,6 +29,7 @@ def base_url(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield url
 
 
+@pytest.mark.slow
 def test_no_server_errors(base_url: str) -> None:
     """Every operation, ~15 generated requests each, must answer without a 5xx.
 

@@ -187,6 +187,7 @@ def client_for(server: Server) -> httpx.Client:
 # --------------------------------------------------------------------------- refusals
 
 
+@pytest.mark.slow
 def test_pages_actions_and_pictures_need_the_cookie(server: Server) -> None:
     pid = server.person_id("person_03")
     face_id = server.gallery_face_ids(pid)[0]
@@ -368,6 +369,7 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_review_in_a_browser(server: Server, browser: Any, faces_root: Path) -> None:
     layout = Layout(server.settings.home)
     pid = server.person_id("person_01")

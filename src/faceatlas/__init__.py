@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "enrol_person": "faceatlas.importer",
     "collect_person": "faceatlas.pipeline",
     "collect_people": "faceatlas.pipeline",
-    "reembed": "faceatlas.reembed",
+    "reembed": "faceatlas.reembedding",
     # the gallery
     "promote": "faceatlas.gallery",
     "promote_person": "faceatlas.gallery",

@@ -92,7 +92,7 @@ def reembed(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
 ) -> None:
     """Re-analyse stored photos with another engine and rebuild the indexes (resumable)."""
-    from faceatlas.reembed import reembed as run
+    from faceatlas.reembedding import reembed as run
 
     settings = get_settings()
     with progress_bar() as bar:
