@@ -3,7 +3,7 @@
 
     python benchmarks/bench_video.py                 # the shared clip, dlib, upsample 1 and 0
     python benchmarks/bench_video.py --quick         # CI: 2 fps only, one pass
-    python benchmarks/bench_video.py --engine sface  # another engine, where the branch has it
+    python benchmarks/bench_video.py --engine dlib   # another engine (default: the configured)
 
 Part 1 reads only (no faces): the shared clip end to end 20 times (183 s, keyframes every
 2 s) and a synthetic clip with keyframes every 1/6 s, sampled at 1/2/8 fps, with the reader's
@@ -42,15 +42,11 @@ def pin_one_core() -> str:
         return "not pinned"
 
 
-def engine_for(name: str, settings: Settings, upsample: int):  # type: ignore[no-untyped-def]
-    from faceatlas.faces import engine as engines
+def engine_for(settings: Settings):  # type: ignore[no-untyped-def]
+    """The engine video work uses under these settings (one per process and configuration)."""
+    from faceatlas.video.analyse import video_engine
 
-    if name == "dlib":
-        return engines.get_engine(settings.detector, settings.detect_max_side, upsample)
-    try:  # another engine behind the same protocol, where this branch has one
-        return engines.get_engine(name=name)  # type: ignore[call-arg]
-    except (TypeError, ValueError, ImportError) as exc:
-        raise SystemExit(f"engine {name!r} is not available on this branch ({exc})") from None
+    return video_engine(settings)
 
 
 def read_only(path: Path, fps: float, seek: bool) -> tuple[int, int, int, float]:
@@ -85,10 +81,9 @@ def part_analysis(clip: Path, engine: str, quick: bool) -> None:
           "| real-time factor (wall / CPU) | decode / detect / embed s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for upsample in ((1,) if quick else (1, 0)):
-        settings = Settings(video_upsample=upsample)  # type: ignore[call-arg]
-        eng = engine_for(engine, settings, upsample)
-        if hasattr(eng, "_load"):
-            eng._load()  # models load once per process: not part of the per-clip figure
+        settings = Settings(video_upsample=upsample, engine=engine)  # type: ignore[call-arg]
+        eng = engine_for(settings)
+        eng.warm()  # models load once per process: not part of the per-clip figure
         for fps in ((2,) if quick else (2, 8)):
             t0, c0 = time.perf_counter(), time.process_time()
             a = analyse_video(clip, settings, fps=fps, engine=eng)
@@ -104,7 +99,8 @@ def part_analysis(clip: Path, engine: str, quick: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clip", type=Path, default=None, help="default: the shared test clip")
-    ap.add_argument("--engine", default="dlib", help="face engine (dlib; sface where present)")
+    ap.add_argument("--engine", choices=("sface", "dlib", "ensemble"), default=None,
+                    help="face engine (default: the configured one, FACEATLAS_ENGINE)")
     ap.add_argument("--quick", action="store_true", help="small sample for CI")
     args = ap.parse_args()
     clip = args.clip or testdata_dir() / "video" / "short_hamilton_clip.mp4"
@@ -115,7 +111,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
         part_reading(clip, Path(tmp), args.quick)
-    part_analysis(clip, args.engine, args.quick)
+    part_analysis(clip, args.engine or Settings().engine, args.quick)
 
 
 if __name__ == "__main__":
