@@ -255,7 +255,7 @@ def recognize_bytes(
     out = Recognition(coll, width, height, threshold=threshold,
                       image=img.rgb if keep_image else None,
                       unit_vectors=engines.config.name != "dlib")
-    out.faces = [FaceMatch(_full_box(f.box, img.scale, width, height)) for f in detected]
+    out.faces = [FaceMatch(full_box(f.box, img.scale, width, height)) for f in detected]
     if not detected:
         return out
     k = max(SEARCH_K, top_k * SEARCH_K)  # enough faces to find k different people
@@ -312,7 +312,7 @@ def _name_candidates(settings: Settings, out: Recognition) -> None:
                             if c["person_id"] in names]
 
 
-def _full_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Box:
+def full_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Box:
     """A box found on the decoded (maybe shrunk) picture, in the full image's pixels."""
     if scale == 1.0:
         return Box(*box)

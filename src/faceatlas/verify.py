@@ -15,7 +15,7 @@ import numpy as np
 from faceatlas.errors import ImageError
 from faceatlas.faces.engine import DetectedFace, FaceEngine
 from faceatlas.faces.image import decode, open_image
-from faceatlas.recognize import Box, EnginePool, engine_pool
+from faceatlas.recognize import Box, EnginePool, engine_pool, full_box
 from faceatlas.settings import Settings
 
 
@@ -62,15 +62,6 @@ class Verification:
                 "faces_a": len(self.a.faces), "faces_b": len(self.b.faces),
                 "face_a": self.a.faces[self.face_a].as_dict(self.a.width, self.a.height),
                 "face_b": self.b.faces[self.face_b].as_dict(self.b.width, self.b.height)}
-
-
-def full_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Box:
-    """A box found on the decoded (maybe shrunk) picture, in the full image's pixels."""
-    if scale == 1.0:
-        return Box(*box)
-    x, y = min(width - 1, round(box[0] / scale)), min(height - 1, round(box[1] / scale))
-    w, h = round(box[2] / scale), round(box[3] / scale)
-    return Box(x, y, max(1, min(w, width - x)), max(1, min(h, height - y)))
 
 
 def detect_bytes(data: bytes, settings: Settings, *, engines: EnginePool | None = None,
