@@ -416,7 +416,7 @@ def main() -> None:
                 results[(noise, strategy)] = summary(f"{strategy} @ {noise:.0%}", scores,
                                                      args.per_person_table)
                 if states:
-                    print(f"  promotion ({strategy}): {dict(states)}")
+                    print(f"  promotion ({strategy}): { {str(k): v for k, v in states.items()} }")
                 if strategy == args.strategies[0]:
                     print("  own faces by quality outcome: "
                           + ", ".join(f"{k} {v}" for k, v in sorted(gates.items())))
