@@ -25,7 +25,6 @@ import argparse
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from bench_recognize import free_port, wait_healthy
 
 TOKEN = "bench-load-token-0123456789"
 GOAL_RSS_MB = 1500.0
@@ -91,12 +92,6 @@ def bomb_png(src: Path) -> bytes:
     return buf.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident set size of ``pid`` in MB."""
     fields = {}
@@ -116,17 +111,7 @@ def start_server(home: Path, port: int, engines: int | None,
     if engines:
         cmd += ["--engines", str(engines)]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return wait_healthy(proc, port, 180, log)
 
 
 def run_phase(name: str, url: str, pid: int, work: list[tuple[str, bytes, str]],

@@ -102,7 +102,14 @@ def start_server(
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level",
          "warning"], env=env,
     )
-    deadline = time.monotonic() + 120
+    return wait_healthy(proc, port, 120)
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, seconds: float,
+                 log: Path | None = None) -> subprocess.Popen[bytes]:
+    """``proc`` once its /healthz answers 200; RuntimeError (with the log's tail) if it exits
+    or does not answer within ``seconds``."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -110,7 +117,8 @@ def start_server(
         except httpx.HTTPError:
             time.sleep(0.2)
         if proc.poll() is not None:
-            raise RuntimeError("server exited")
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise RuntimeError(f"server exited:\n{tail}")
     proc.kill()
     raise RuntimeError("server did not start")
 

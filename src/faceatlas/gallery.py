@@ -184,8 +184,7 @@ def promote_person(
         current.require_engine(tag[0], tag[1], coll)
     trial = _with_rows(current, person_id, face_ids, vectors)
     test = _selftest(trial, person_id, face_ids, vectors,
-                     settings.model_copy(update={"recognize_threshold":
-                                                 settings.thresholds(tag[0]).recognize}))
+                     settings.thresholds(tag[0]).recognize)
     with session_scope(settings) as session:
         if test.predicted_person_id is not None:
             other = session.get(Person, test.predicted_person_id)
@@ -290,7 +289,7 @@ def _selftest(
     person_id: int,
     face_ids: np.ndarray,
     vectors: np.ndarray,
-    settings: Settings,
+    threshold: float,
 ) -> SelfTest:
     """Search with one face while ignoring its own row: the same as leaving it out of the
     index, without writing an index that lacks it. The face with the lowest id is used, so
@@ -301,14 +300,14 @@ def _selftest(
     held_out = int(face_ids[i])
     (neighbours,) = index.search(vectors[i], SEARCH_K + 1)
     neighbours = [nb for nb in neighbours if nb.face_id != held_out][:SEARCH_K]
-    best = best_person(neighbours, settings.recognize_threshold)
+    best = best_person(neighbours, threshold)
     if best is None:
         closest = neighbours[0].distance if neighbours else None
         return SelfTest(False, held_out, None, None, closest, None,
                         f"face {held_out} matched nobody within "
-                        f"{settings.recognize_threshold}")
+                        f"{threshold}")
     predicted, distance = best
-    conf = confidence(distance, settings.recognize_threshold)
+    conf = confidence(distance, threshold)
     passed = predicted == person_id
     detail = "recognised" if passed else f"face {held_out} recognised as person {predicted}"
     return SelfTest(passed, held_out, predicted, None, round(distance, 4), conf, detail)

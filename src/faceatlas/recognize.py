@@ -218,6 +218,31 @@ def engine_pool(settings: Settings, size: int | None = None) -> EnginePool:
         return _pools[key]
 
 
+def analyse_bytes(
+    data: bytes,
+    settings: Settings,
+    engines: EnginePool,
+    *,
+    embed: bool = True,
+    before: Callable[[FaceEngine], None] | None = None,
+) -> tuple[Decoded, list[DetectedFace], np.ndarray | None]:
+    """Header check (no slot), then on a free engine's own thread: ``before(engine)``, decode
+    to ``recognize_max_side``, detect and (with ``embed``) embed. The one request-path use of
+    the engines: decoding only once an engine is held bounds the images in memory."""
+    open_image(data, max_pixels=settings.max_pixels)  # refuse early, without a slot
+
+    def work(engine: FaceEngine) -> tuple[Decoded, list[DetectedFace], np.ndarray | None]:
+        if before is not None:
+            before(engine)
+        img = decode(data, max_pixels=settings.max_pixels,
+                     max_side=settings.recognize_max_side or None,
+                     max_bytes=settings.decode_max_bytes)
+        found = engine.detect(img.rgb)
+        return img, found, engine.embed(img.rgb, found) if embed else None
+
+    return engines.run(work)
+
+
 def recognize_bytes(
     data: bytes,
     settings: Settings,
@@ -236,21 +261,15 @@ def recognize_bytes(
     if threshold is None:
         threshold = settings.thresholds(engines.config.name).recognize
     coll = existing_collection(settings, collection or settings.default_collection)
-    open_image(data, max_pixels=settings.max_pixels)  # header only: refuse early, no slot
     index = (store or index_store(settings)).get(coll)
 
-    def work(engine: FaceEngine) -> tuple[Decoded, list[DetectedFace], np.ndarray]:
+    def check(engine: FaceEngine) -> None:
         # before the work: a server whose engine differs from the index's says so clearly
         if len(index) and index.engine is not None:
             index.require_engine(engine.name, engine.model_hash, coll)
-        # decoded only now: the number of images in memory is bounded by the engines
-        img = decode(data, max_pixels=settings.max_pixels,
-                     max_side=settings.recognize_max_side or None,
-                     max_bytes=settings.decode_max_bytes)
-        detected = engine.detect(img.rgb)
-        return img, detected, engine.embed(img.rgb, detected)
 
-    img, detected, vectors = engines.run(work)
+    img, detected, vectors = analyse_bytes(data, settings, engines, before=check)
+    assert vectors is not None
     width, height = img.full_size
     out = Recognition(coll, width, height, threshold=threshold,
                       image=img.rgb if keep_image else None,

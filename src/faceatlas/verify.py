@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceatlas.errors import ImageError
-from faceatlas.faces.engine import DetectedFace, FaceEngine
-from faceatlas.faces.image import decode, open_image
-from faceatlas.recognize import Box, EnginePool, engine_pool, full_box
+from faceatlas.recognize import Box, EnginePool, analyse_bytes, engine_pool, full_box
 from faceatlas.settings import Settings
 
 
@@ -68,19 +66,10 @@ def detect_bytes(data: bytes, settings: Settings, *, engines: EnginePool | None 
                  embed: bool = False) -> Detection:
     """Every face of an encoded photo: box, detector score and 5 landmarks, in the full
     image's pixels. ImageError for unusable bytes, BusyError when the engines' queue is full."""
-    open_image(data, max_pixels=settings.max_pixels)  # header only: refuse before a slot
     engines = engines or engine_pool(settings)
-
-    def work(engine: FaceEngine) -> tuple[object, list[DetectedFace], np.ndarray | None]:
-        img = decode(data, max_pixels=settings.max_pixels,
-                     max_side=settings.recognize_max_side or None,
-                     max_bytes=settings.decode_max_bytes)
-        found = engine.detect(img.rgb)
-        return img, found, engine.embed(img.rgb, found) if embed else None
-
-    img, found, vectors = engines.run(work)
-    width, height = img.full_size  # type: ignore[attr-defined]
-    scale = img.scale  # type: ignore[attr-defined]
+    img, found, vectors = analyse_bytes(data, settings, engines, embed=embed)
+    width, height = img.full_size
+    scale = img.scale
     faces = [FoundFace(full_box(f.box, scale, width, height), float(f.score),
                        [(float(x) / scale, float(y) / scale) for x, y in f.landmarks])
              for f in found]

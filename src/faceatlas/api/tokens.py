@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.names.normalize import collection_key
@@ -96,27 +96,27 @@ def _collection_of(settings: Settings, query: object) -> str | None:
 
 
 def check_person(principal: Principal, settings: Settings, person_id: int) -> None:
-    if principal.admin:
-        return
-    key = _collection_of(settings, select(Collection.key).join(Person)
-                         .where(Person.id == person_id))
-    principal.check(key, f"no person with id {person_id}")
+    _check_owner(principal, settings, Person.id == person_id, f"no person with id {person_id}")
 
 
 def check_face(principal: Principal, settings: Settings, face_id: int) -> None:
-    if principal.admin:
-        return
-    key = _collection_of(settings, select(Collection.key).join(Person)
-                         .join(Face, Face.person_id == Person.id).where(Face.id == face_id))
-    principal.check(key, f"no face with id {face_id}")
+    _check_owner(principal, settings, Person.faces.any(Face.id == face_id),
+                 f"no face with id {face_id}")
 
 
 def check_image(principal: Principal, settings: Settings, image_id: int) -> None:
+    _check_owner(principal, settings, Person.images.any(Image.id == image_id),
+                 f"no image with id {image_id}")
+
+
+def _check_owner(principal: Principal, settings: Settings, owns: ColumnElement[bool],
+                 missing: str) -> None:
+    """A bound token may touch a person (or their face or image) only in its collections;
+    otherwise the same 404 as a thing that does not exist."""
     if principal.admin:
         return
-    key = _collection_of(settings, select(Collection.key).join(Person)
-                         .join(Image, Image.person_id == Person.id).where(Image.id == image_id))
-    principal.check(key, f"no image with id {image_id}")
+    key = _collection_of(settings, select(Collection.key).join(Person).where(owns))
+    principal.check(key, missing)
 
 
 def collection_ids(principal: Principal, settings: Settings) -> list[int] | None:
