@@ -7,12 +7,8 @@ Screenshots of every page land in artifacts/screenshots/ (gitignored).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,14 +27,16 @@ from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.models import Face, Image, Job, Person
 from tests.gallery_fixtures import COLLECTION, Gallery, copy_home, gallery  # noqa: F401
-
-TOKEN = "ui-token-0123456789"
-OTHER_TOKEN = "ui-token-other-9876543"
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync"]
+from tests.ui_fixtures import (  # noqa: F401
+    OTHER_TOKEN,
+    TOKEN,
+    VISIBLE_IMAGES,
+    browser,
+    client_for,
+    login,
+    serve,
+    shot,
+)
 
 
 @dataclass
@@ -78,12 +76,6 @@ class Server:
         return {f["identity"] for f in got.json()["faces"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(
     gallery: Gallery, faces_root: Path, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
@@ -92,37 +84,9 @@ def server(
     settings = copy_home(gallery.settings, root / "home", api_tokens=[TOKEN, OTHER_TOKEN])
     _add_jobs(settings)
     _add_mixed_person(settings, faces_root, root / "incoming")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEATLAS_")}
-    env.update(FACEATLAS_HOME=str(settings.home), FACEATLAS_API_TOKENS=f"{TOKEN},{OTHER_TOKEN}",
-               FACEATLAS_MIN_FACES_TO_PROMOTE="1", FACEATLAS_DEFAULT_COLLECTION=COLLECTION,
-               FACEATLAS_WORKERS="2", OPENBLAS_NUM_THREADS="1")
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faceatlas", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--engines", "1"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("faceatlas serve did not start:\n"
-                                   + (root / "server.log").read_text(errors="replace"))
-            time.sleep(0.2)
+    with serve(settings, root, FACEATLAS_MIN_FACES_TO_PROMOTE="1",
+               FACEATLAS_DEFAULT_COLLECTION=COLLECTION) as url:
         yield Server(url, settings)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _add_jobs(settings: Settings) -> None:
@@ -165,23 +129,6 @@ def _add_mixed_person(settings: Settings, faces_root: Path, incoming: Path) -> N
 
 
 # --------------------------------------------------------------------------- httpx helpers
-
-
-def login(client: httpx.Client, token: str = TOKEN) -> str:
-    """Log in like the form does; returns the CSRF token of the session."""
-    form = client.get("/ui/login")
-    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
-    assert nonce, form.text
-    done = client.post("/ui/login", data={"token": token, "nonce": nonce[1], "next": "/ui/"})
-    assert done.status_code == 303, done.text
-    page = client.get("/ui/")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf, page.text
-    return csrf[1]
-
-
-def client_for(server: Server) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=60, follow_redirects=False)
 
 
 # --------------------------------------------------------------------------- refusals
@@ -329,48 +276,8 @@ def test_recollect_promote_and_delete_with_confirmation(server: Server) -> None:
 # --------------------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's chromium through Playwright; missing: a failure under CI, a skip elsewhere."""
-    problem = None
-    if not CHROMIUM.is_file():
-        problem = f"{CHROMIUM} missing: run scripts/ci-browser.sh"
-    else:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            problem = "playwright missing: pip install -e '.[dev]'"
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-#: images the page shows (not those inside a closed <details>)
-VISIBLE_IMAGES = "Array.from(document.images).filter(i => i.getClientRects().length)"
-
-
-def shot(page: Any, name: str) -> None:
-    """A full-page screenshot once every lazy thumbnail has loaded."""
-    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-    # polled from here: wait_for_function would need 'unsafe-eval', which the CSP forbids
-    deadline = time.monotonic() + 15
-    while not page.evaluate(f"{VISIBLE_IMAGES}.every(i => i.complete)"):
-        assert time.monotonic() < deadline, "thumbnails did not load"
-        time.sleep(0.05)
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 @pytest.mark.slow
-def test_review_in_a_browser(server: Server, browser: Any, faces_root: Path) -> None:
+def test_review_in_a_browser(server: Server, browser: Any, faces_root: Path) -> None:  # noqa: F811
     layout = Layout(server.settings.home)
     pid = server.person_id("person_01")
     context = browser.new_context(viewport={"width": 1280, "height": 900})

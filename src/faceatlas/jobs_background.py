@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,78 @@ def start_collect_next(settings: Settings, collections: frozenset[str] | None = 
 
     _executor.submit(run)
     return started
+
+
+@dataclass
+class CollectNow:
+    """What :func:`collect_now` started: person id → its job (queued at once, so the Jobs
+    page shows it), where the work runs, and who was left alone because busy."""
+
+    jobs: dict[int, int]
+    runner: str  # "celery" (FACEATLAS_BROKER_URL is set) or "server" (this process's thread)
+    busy: list[int]
+
+
+def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
+    """Queue the people again (as ``recollect``) and start collecting them now: on the Celery
+    queue when a broker is configured, else one after another on this server's background
+    thread (one face pool for the batch). People being collected right now are left alone.
+
+    The sources are opened first, so a missing key is the caller's error at once. Job rows
+    are written queued before anything runs; a server that stops before it reaches them
+    leaves them queued, and `faceatlas collect` (or collect now again) resumes them.
+    """
+    from faceatlas.review import recollect_person
+    from faceatlas.search.sources import image_search_from_settings
+    from faceatlas.store.models import BUSY
+    from faceatlas.worker.enqueue import enqueue_people, open_jobs
+
+    image_search_from_settings(settings).close()  # ConfigError now, not in the thread
+    with session_scope(settings) as s:
+        states = dict(s.execute(select(Person.id, Person.state)
+                                .where(Person.id.in_(list(person_ids)))).all())
+    with _busy_lock:
+        busy = [p for p in person_ids if states.get(p) in BUSY or p in _busy]
+    todo = [p for p in dict.fromkeys(person_ids) if p in states and p not in busy]
+    for pid in todo:
+        recollect_person(settings, pid)
+    if not todo:
+        return CollectNow({}, "celery" if settings.broker_url else "server", busy)
+    if settings.broker_url:
+        return CollectNow(enqueue_people(settings, todo), "celery", busy)
+    jobs = open_jobs(settings, todo)
+    _executor.submit(_collect_batch, settings, jobs)
+    return CollectNow(jobs, "server", busy)
+
+
+def _collect_batch(settings: Settings, jobs: dict[int, int]) -> None:
+    """Collect people in turn on the background thread. A bad key or setting stops the batch
+    (every later person would fail the same way): their jobs say why, they stay queued."""
+    from faceatlas.faces.analyse import face_pool
+    from faceatlas.pipeline import collect_person
+    from faceatlas.search.sources import image_search_from_settings
+
+    left = dict(jobs)
+    try:
+        with image_search_from_settings(settings) as provider, \
+                face_pool(settings, background=True) as pool:
+            for person_id, job in jobs.items():
+                del left[person_id]
+                with _busy_lock:
+                    if person_id in _busy:
+                        continue
+                    _busy.add(person_id)
+                try:
+                    start_job(settings, "collect", person_id)  # this queued row → running
+                    collect_person(settings, person_id, provider=provider, pool=pool,
+                                   job_id=job, fail_on=(Exception,))
+                finally:
+                    with _busy_lock:
+                        _busy.discard(person_id)
+    except Exception as exc:
+        log.exception("collecting in the background stopped")
+        for job in left.values():
+            finish_job(settings, job, error=f"not started: {_short(exc)}")
 
 
 def _short(exc: Exception) -> str:

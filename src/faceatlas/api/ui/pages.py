@@ -7,6 +7,7 @@ import base64
 import hmac
 import io
 import secrets
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -103,28 +104,42 @@ def logout(request: Request, ctx: Ctx, session: Checked) -> Response:
     return response
 
 
-_FLASH = {
-    "rejected": "Face {n} rejected: it left the gallery and the index.",
-    "restored": "Face {n} restored.",
-    "restored_gallery": "Face {n} restored and back in the gallery and the index.",
-    "unchanged": "Nothing to change: face {n} already was so.",
-    "below_minimum": "Fewer faces than promotion needs are left: promote again to re-check.",
-    "recollect": "Queued again: `faceatlas collect` or a worker will search, download and "
-                 "curate this person anew.",
-    "promoted": "Promoted: the gallery and the index hold exactly the accepted faces.",
-    "too_few_faces": "Not promoted: too few accepted faces (the person left the gallery).",
-    "deleted": "Person {n} erased: photos, faces, gallery files and index rows.",
-    "reference": "Face {n} is now a reference: the person was re-decided around it.",
-    "blocked": "Not promoted: the self-test recognised a face as someone else (see above).",
-    "failed": "No face group matches the references: the person is failed.",
+#: what an action's redirect says (``?done=code&n=…``): how it reads (ok: green, info: blue,
+#: warn: amber, error: red) and its words
+_FLASH: dict[str, tuple[str, str]] = {
+    "rejected": ("ok", "Face {n} rejected: it left the gallery and the index."),
+    "restored": ("ok", "Face {n} restored."),
+    "restored_gallery": ("ok", "Face {n} restored and back in the gallery and the index."),
+    "unchanged": ("info", "Nothing to change: face {n} already was so."),
+    "below_minimum": ("warn", "Fewer faces than promotion needs are left: promote again to "
+                              "re-check."),
+    "recollect": ("info", "Queued again: `faceatlas collect` or a worker will search, download "
+                          "and curate this person anew."),
+    "promoted": ("ok", "Promoted: the gallery and the index hold exactly the accepted faces."),
+    "too_few_faces": ("warn", "Not promoted: too few accepted faces (the person left the "
+                              "gallery)."),
+    "deleted": ("ok", "Person {n} erased: photos, faces, gallery files and index rows."),
+    "reference": ("ok", "Face {n} is now a reference: the person was re-decided around it."),
+    "blocked": ("error", "Not promoted: the self-test recognised a face as someone else (see "
+                         "above)."),
+    "failed": ("error", "No face group matches the references: the person is failed."),
 }
 
 
-def _flash(done: str | None, n: int | None) -> list[str]:
+@dataclass
+class Flash:
+    kind: str  # ok | info | warn | error
+    text: str
+
+
+def flash(done: str | None, n: int | None, known: dict[str, tuple[str, str]] = _FLASH
+          ) -> list[Flash]:
+    """The banners for ``?done=`` codes (unknown codes are ignored: the words are ours)."""
     out = []
     for code in (done or "").split(",")[:3]:
-        if code in _FLASH:
-            out.append(_FLASH[code].format(n=n or ""))
+        if code in known:
+            kind, text = known[code]
+            out.append(Flash(kind, text.format(n=n or "")))
     return out
 
 
@@ -139,7 +154,7 @@ def collections(request: Request, ctx: Ctx, session: Session,
                    for c in overview}
     return render(request, "collections.html", {
         "session": session, "collections": overview, "index_faces": index_faces,
-        "flash": _flash(done, n), "nav": "collections"})
+        "flash": flash(done, n), "nav": "collections"})
 
 
 @router.get("/collections/{key}")
@@ -162,7 +177,7 @@ def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
     check_person(session.principal, ctx.settings, person_id)
     data = queries.person_review(ctx.settings, person_id)
     return render(request, "person.html", {
-        "session": session, "p": data, "flash": _flash(done, n), "nav": "collections",
+        "session": session, "p": data, "flash": flash(done, n), "nav": "collections",
         "promotable": queries.PROMOTABLE})
 
 
