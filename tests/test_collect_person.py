@@ -5,14 +5,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from faceatlas import review
+from faceatlas.errors import ConfigError
 from faceatlas.importer import add_files
-from faceatlas.jobs_background import start_collect_next
+from faceatlas.jobs_background import collect_now, start_collect_next
+from faceatlas.pipeline import JobProgress
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
+from faceatlas.store.jobs import start_job
 from faceatlas.store.models import Image, Job, Person, PersonState
 from faceatlas.store.people import get_or_create_collection, upsert_person
 from tests.simweb_fixtures import simweb_server
@@ -84,3 +88,67 @@ def test_a_bad_key_stops_the_background_run_and_leaves_the_person_queued(
         assert person is not None
         assert person.state == PersonState.QUEUED and person.attempts == 0
     assert not review.recollect_person(settings, person_id).changed  # not refused as busy
+
+
+def test_collect_now_shows_a_queued_job_at_once_and_ends_with_what_it_came_to(
+        home: Path, faces_root: Path) -> None:
+    """"Collect now" (the review pages' button): the person is queued with a job row before
+    any work starts (the Jobs page shows them), the server's background thread runs them, and
+    the finished job says what it came to, not the stage it last passed ("curating")."""
+    settings = Settings(home=home, workers=1, rapidapi_key="k")  # photos are stored already
+    with session_scope(settings) as s:
+        coll = get_or_create_collection(s, "Serbia")
+        person, _ = upsert_person(s, coll, "Ana Ivanović")
+        busy, _ = upsert_person(s, coll, "Novak Đoković")
+        busy.state = PersonState.CURATING  # someone is at work on them
+        person_id, busy_id = person.id, busy.id
+    photos = sorted((faces_root / "people" / "person_01").iterdir())[:3]
+    assert add_files(settings, person_id, photos) == 3
+    with session_scope(settings) as s:
+        s.get(Person, person_id).state = PersonState.FAILED  # type: ignore[union-attr]
+
+    started = collect_now(settings, [person_id, person_id, busy_id])
+    assert started.runner == "server" and started.busy == [busy_id]
+    assert list(started.jobs) == [person_id]  # once, however often it was asked
+    job = _wait_for_job(settings, started.jobs[person_id])
+    assert job.state == "done" and job.progress == 1.0
+    assert job.message == "3 faces accepted of 3 photos", job.message
+    with session_scope(settings) as s:
+        assert s.get(Person, person_id).state == PersonState.CURATED  # type: ignore[union-attr]
+        assert s.get(Person, busy_id).state == PersonState.CURATING  # type: ignore[union-attr]
+        jobs = s.scalars(select(Job).where(Job.person_id.in_([person_id, busy_id]))).all()
+        assert [(j.person_id, j.state) for j in jobs] == [(person_id, "done")]
+
+
+def test_collect_now_refuses_at_once_without_an_image_source_key(home: Path) -> None:
+    settings = Settings(home=home, image_sources=["rapidapi"])
+    with session_scope(settings) as s:
+        person, _ = upsert_person(s, get_or_create_collection(s, "Serbia"), "Ana Ivanović")
+        person_id = person.id
+    with pytest.raises(ConfigError, match="RAPIDAPI_KEY"):
+        collect_now(settings, [person_id])
+    with session_scope(settings) as s:
+        assert s.scalar(select(Job.id)) is None  # no job row left queued with nobody at work
+
+
+def test_job_progress_writes_the_row_at_most_once_a_second_and_at_each_end(home: Path) -> None:
+    settings = Settings(home=home)
+    job = start_job(settings, "collect")
+    seen: list[tuple[int, int, str]] = []
+    progress = JobProgress(settings, job, lambda *a: seen.append(a), every=3600)
+
+    def row() -> tuple[float, str | None]:
+        with session_scope(settings) as s:
+            j = s.get(Job, job)
+            assert j is not None
+            return j.progress, j.message
+
+    progress(1, 10, "download")
+    assert row() == (0.095, "downloading: 1 of 10 photos")
+    progress(2, 10, "download")  # within the interval: the row is not written again
+    assert row() == (0.095, "downloading: 1 of 10 photos")
+    progress(10, 10, "download")  # the end of a stage always is
+    assert row() == (0.5, "downloading: 10 of 10 photos")
+    progress(4, 4, "faces")
+    assert row() == (1.0, "curating: 4 of 4 photos analysed")
+    assert len(seen) == 4  # the caller's own callback hears every step

@@ -90,10 +90,16 @@ def server(
 
 
 def _add_jobs(settings: Settings) -> None:
-    """Job rows as the pipeline writes them: one running, one failed with its reason."""
+    """Job rows as the pipeline writes them: one running, one failed with its reason, one
+    done as jobs finished before they had closing messages (its last stage still stored),
+    one done with its closing message, one queued."""
     with session_scope(settings) as s:
         pid = s.scalar(select(Person.id).order_by(Person.id))
-        s.add(Job(kind="collect", person_id=pid, state="done", progress=1.0, attempts=1))
+        s.add(Job(kind="collect", person_id=pid, state="done", progress=1.0, attempts=1,
+                  message="curating"))
+        s.add(Job(kind="collect", person_id=pid, state="done", progress=1.0, attempts=1,
+                  message="12 faces accepted of 30 photos"))
+        s.add(Job(kind="collect", person_id=pid, state="queued", progress=0.0, attempts=0))
         s.add(Job(kind="collect", person_id=pid, state="failed", attempts=2,
                   error="no photo could be downloaded (http_404 5, timeout 2)"))
         s.add(Job(kind="collect", person_id=pid, state="running", progress=0.3,
@@ -368,6 +374,9 @@ def test_review_in_a_browser(server: Server, browser: Any, faces_root: Path) -> 
         page.wait_for_url("**/ui/jobs")
         assert page.locator("text=no photo could be downloaded (http_404 5").is_visible()
         assert page.locator("text=downloading 3 of 10").is_visible()
+        assert page.locator("text=12 faces accepted of 30 photos").is_visible()
+        assert page.locator("text=waiting for a worker").is_visible()  # the queued job
+        assert page.locator("tr.job-done:has-text('curating')").count() == 0
         with session_scope(server.settings) as s:
             job = s.scalar(select(Job).where(Job.state == "running"))
             assert job is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -247,6 +248,32 @@ def curate_fetched(settings: Settings, person_id: int, pool: FacePool,
     return report
 
 
+class JobProgress:
+    """An :data:`ImageProgress` that also writes the job row (at most once a second, and
+    always at the end of a stage), so the Jobs page shows live progress whichever driver
+    runs the work: downloads fill the first half of the bar, curation the second."""
+
+    def __init__(self, settings: Settings, job_id: int, then: ImageProgress | None = None,
+                 every: float = 1.0) -> None:
+        self.settings, self.job_id, self.then, self.every = settings, job_id, then, every
+        self._last = float("-inf")  # the first step is always written
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        if self.then:
+            self.then(done, total, stage)
+        now = time.monotonic()
+        if done < total and now - self._last < self.every:
+            return
+        self._last = now
+        share = done / total if total else 1.0
+        if stage == "download":
+            update_job(self.settings, self.job_id, progress=round(0.05 + 0.45 * share, 3),
+                       message=f"downloading: {done} of {total} photos")
+        else:
+            update_job(self.settings, self.job_id, progress=round(0.5 + 0.5 * share, 3),
+                       message=f"curating: {done} of {total} photos analysed")
+
+
 def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchProvider,
                    pool: FacePool, trusted: Collection[str] = (), job_id: int | None = None,
                    fetched: Fetched | None = None, on_images: ImageProgress | None = None,
@@ -273,15 +300,17 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
     downloads the next person while this one is curated).
     """
     job = job_id or start_job(settings, "collect", person_id)
+    progress = JobProgress(settings, job, on_images)
     try:
         if fetched is None:
+            update_job(settings, job, progress=0.0, message="searching")
             fetched = fetch_person(settings, person_id, provider, trusted=trusted,
-                                   progress=on_images)
+                                   progress=progress)
         if fetched.error:
             finish_job(settings, job, error=fetched.error)
             return fetched
         update_job(settings, job, progress=0.5, message="curating")
-        report = curate_fetched(settings, person_id, pool, on_images)
+        report = curate_fetched(settings, person_id, pool, progress)
     except (AuthError, ConfigError) as exc:
         stopped(settings, person_id, job, exc)
         raise
@@ -293,7 +322,9 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
     except BaseException as exc:
         finish_job(settings, job, error=f"{type(exc).__name__}: {exc}")
         raise
-    finish_job(settings, job)
+    outcome = (f"person failed: {report.failure}" if report.failure else
+               f"{report.accepted} faces accepted of {report.candidates} photos")
+    finish_job(settings, job, message=outcome)
     return report
 
 
@@ -342,8 +373,9 @@ def collect_people(
         def fetch(pid: int) -> tuple[int, Fetched]:
             job = start_job(settings, "collect", pid)
             try:
+                update_job(settings, job, progress=0.0, message="searching")
                 return job, fetch_person(settings, pid, provider, trusted=trusted,
-                                         progress=on_images)
+                                         progress=JobProgress(settings, job, on_images))
             except BaseException as exc:  # the same policy as inside collect_person
                 if isinstance(exc, AuthError | ConfigError):
                     stopped(settings, pid, job, exc)

@@ -55,12 +55,17 @@ def update_job(settings: Settings, job_id: int, *, progress: float | None = None
         job.heartbeat = datetime.now(timezone.utc)
 
 
-def finish_job(settings: Settings, job_id: int, *, error: str | None = None) -> None:
+def finish_job(settings: Settings, job_id: int, *, error: str | None = None,
+               message: str | None = None) -> None:
+    """Done (or failed with ``error``); ``message``: what it came to, replacing the last
+    stage ("curating") so a finished job never reads as if it were still at work."""
     with session_scope(settings) as s:
         job = s.get(Job, job_id)
         if job is None:
             return
         job.state = JobState.FAILED if error else JobState.DONE
         job.error = error
+        if message is not None:
+            job.message = message[:500]
         job.progress = job.progress if error else 1.0
         job.heartbeat = datetime.now(timezone.utc)

@@ -520,6 +520,17 @@ class JobRow:
     created_at: datetime | None
     updated_at: datetime | None
 
+    @property
+    def outcome(self) -> str:
+        """What a finished job came to: its closing message, never a stage it passed through
+        (rows finished before jobs had closing messages say "curating")."""
+        stage = (self.message or "").split(":")[0].split(" ")[0]
+        return "done" if not self.message or stage in _STAGES else self.message
+
+
+#: the first word of a working job's message
+_STAGES = frozenset({"searching", "downloading", "curating", "queued"})
+
 
 def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = None,
                 collections: frozenset[str] | None = None) -> list[JobRow]:
