@@ -157,8 +157,15 @@ def test_show_has_the_stored_detail_and_fits_80_columns(settings: Settings, home
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80, out.stdout
-    assert "http_404; the thumbnail was used" in out.stdout
-    assert "duplicate" in out.stdout and "0.123" in out.stdout  # distance column not cut
+    assert "duplicate" in out.stdout and "0.123" in out.stdout  # distance not cut
+    # nothing is cut or ellipsised: details, URLs, credits and crop names fold in their cell
+    assert "…" not in out.stdout
+    cells = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
+    source, decision = ("".join("".join(row[i].split()) for row in cells) for i in (1, 2))
+    assert "http_404;thethumbnailwasused" in decision
+    assert ("https://example.org/" + "x" * 150 + ".jpg") in source, out.stdout
+    assert "SomePhotographerWithALongName" in source
+    assert "Novak_Djokovic_20250101_120000_7.jpg" in source
     data = json.loads(run("show", "Novak Djokovic", "--json", home=home).stdout)
     assert data["images"][0]["detail"] == "http_404; the thumbnail was used"
     listed = json.loads(run("people", "--json", home=home).stdout)

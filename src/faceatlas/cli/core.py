@@ -113,19 +113,20 @@ def show(
         console.print(f"[bold]{escape(one_line(p.name))}[/] ({p.ascii_name}){known} · "
                       f"{p.collection.key} · {state_label(p.state)}"
                       + (f" · [red]{escape(p.error)}[/]" if p.error else ""))
-        # fits 80 columns: provenance stacked in one folding cell, the decision with its
-        # stored detail ("http_404; the thumbnail was used") in a column never cut
-        # fixed widths: rich's own shrinking crops the last column at 80 when a cell has a
-        # long unbreakable word (crop file names, URLs)
-        free = max(16, console.width - (3 + 34 + 5 + 5) - 16)  # 16: borders and padding
+        # fixed widths: rich's own shrinking crops the last column when a cell has a long
+        # unbreakable word (URLs, crop names); below 100 columns the counts join the decision
+        # cell so the provenance keeps half the width, and nothing is ever cut (it folds)
+        wide = console.width >= 100
+        decision_w = 34 if wide else 26
+        # 3 per column (padding, border) + 1; the faces and dist columns are 5 wide
+        source_w = max(20, console.width - 3 - decision_w - (10 + 16 if wide else 10))
         table = Table(show_lines=True, expand=False)
         table.add_column("#", justify="right", no_wrap=True, width=3)
-        table.add_column("image · source · licence", overflow="fold",
-                         width=free - free // 4 if free > 60 else free)
-        table.add_column("decision · detail", overflow="fold",
-                         width=34 + (free // 4 if free > 60 else 0))
-        table.add_column("faces", justify="right", no_wrap=True, width=5)
-        table.add_column("dist", justify="right", no_wrap=True, width=5)
+        table.add_column("image · source · licence", overflow="fold", width=source_w)
+        table.add_column("decision · detail", overflow="fold", width=decision_w)
+        if wide:
+            table.add_column("faces", justify="right", no_wrap=True, width=5)
+            table.add_column("dist", justify="right", no_wrap=True, width=5)
         for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id)):
             accepted = [f for f in img.faces if f.state == FaceState.ACCEPTED]
             best = accepted[0] if accepted else min(
@@ -136,8 +137,8 @@ def show(
             style = "green" if decision == Reason.ACCEPTED else "red"
             where = [escape(one_line(img.title or img.origin))]
             if img.url and img.url != img.title:
-                where.append(f"[dim]{escape(img.url[:120])}[/]")
-            credit = " · ".join(one_line(x)[:60] for x in (img.licence, img.author) if x)
+                where.append(f"[dim]{escape(one_line(img.url))}[/]")
+            credit = " · ".join(one_line(x) for x in (img.licence, img.author) if x)
             if credit:
                 where.append(f"[dim]{escape(credit)}[/]")
             if accepted and accepted[0].crop_path:
@@ -145,8 +146,14 @@ def show(
             why = f"[{style}]{escape(decision)}[/]"
             if img.detail:
                 why += f"\n{escape(one_line(img.detail))}"
-            table.add_row("" if img.rank is None else str(img.rank), "\n".join(where), why,
-                          str(len(img.faces)), distance)
+            n = len(img.faces)
+            if wide:
+                table.add_row("" if img.rank is None else str(img.rank), "\n".join(where), why,
+                              str(n), distance)
+            else:
+                why += f"\n[dim]{n} face{'' if n == 1 else 's'}" + (
+                    f" · d {distance}" if distance else "") + "[/]"
+                table.add_row("" if img.rank is None else str(img.rank), "\n".join(where), why)
         console.print(table)
 
 
