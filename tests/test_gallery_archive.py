@@ -22,13 +22,13 @@ from faceatlas.recognize import face_dict, recognize_file
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
-from faceatlas.store.models import Image, Person
-from tests.gallery_fixtures import Gallery, gallery, gallery_settings  # noqa: F401
+from faceatlas.store.models import Face, Image, Person, Reference
+from tests.gallery_fixtures import Gallery, copy_home, gallery, gallery_settings  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
 SKIP = {"id", "person_id", "image_id", "collection_id", "created_at", "updated_at",
-        "crop_path", "gallery_path", "path", "other_person_id"}
+        "crop_path", "gallery_path", "path", "other_person_id", "face_id"}
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -62,7 +62,13 @@ def snapshot(settings: Settings) -> list[dict[str, Any]]:
                                               layout.absolute(f.gallery_path).read_bytes())
                                   if f.gallery_path else None})
                 images.append({**row(img), "faces": faces})
-            out.append({**row(p), "images": images})
+            refs = []
+            for ref in s.scalars(select(Reference).where(Reference.person_id == p.id)
+                                 .order_by(Reference.id)):
+                face = s.get(Face, ref.face_id) if ref.face_id else None
+                refs.append({**row(ref), "path": ref.path,
+                             "face": (face.image.origin, face.idx) if face else None})
+            out.append({**row(p), "images": images, "references": refs})
         return out
 
 
@@ -76,22 +82,44 @@ def answers(settings: Settings, photos: list[Path]) -> list[Any]:
     return out
 
 
+def _add_references(settings: Settings) -> None:
+    """Trusted references of every kind: a reviewer's face, a URL not yet measured, a
+    measured URL, and a local file never measured (which cannot travel)."""
+    with session_scope(settings) as s:
+        person = s.scalars(select(Person).order_by(Person.id)).first()
+        assert person is not None
+        face = next(f for img in person.images for f in img.faces if f.embedding is not None)
+        s.add_all([
+            Reference(person_id=person.id, source="user", face_id=face.id,
+                      embedding=face.embedding, state="ready"),
+            Reference(person_id=person.id, source="sheet", url="https://example.org/a.jpg"),
+            Reference(person_id=person.id, source="wikidata", url="https://example.org/p.jpg",
+                      embedding=face.embedding, state="ready"),
+            Reference(person_id=person.id, source="sheet", path="/somewhere/else/me.jpg"),
+        ])
+
+
 def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:  # noqa: F811
+    home = copy_home(gallery.settings, tmp_path / "home")
+    _add_references(home)
     archive = tmp_path / "test.tar"
-    out = cli("export-gallery", str(archive), "--collection", "test",
-              home=gallery.settings.home)
+    out = cli("export-gallery", str(archive), "--collection", "test", home=home.home)
     assert out.returncode == 0, out.stderr
     fresh = gallery_settings(tmp_path / "fresh")
     got = cli("import-gallery", str(archive), home=fresh.home)
     assert got.returncode == 0, got.stderr
-    before, after = snapshot(gallery.settings), snapshot(fresh)
+    before, after = snapshot(home), snapshot(fresh)
+    refs = before[[p["key"] for p in before].index(after[0]["key"])]["references"]
+    assert len(refs) == 4 and sum(r["path"] is not None for r in refs) == 1
     assert len(after) == len(before) > 10
-    assert after == before  # people, images, faces, embeddings and files, field by field
+    for person in before:  # a local file path cannot travel; everything else does
+        person["references"] = [r for r in person["references"] if r["path"] is None]
+    assert after == before  # people, images, faces, embeddings, files, references
     photos = [p for _, p in gallery.queries[:12]] + gallery.strangers[:3]
-    assert answers(fresh, photos) == answers(gallery.settings, photos)
+    assert answers(fresh, photos) == answers(home, photos)
     from faceatlas.gallery import index_store
 
-    assert len(index_store(fresh).get("test")) == len(index_store(gallery.settings).get("test"))
+    assert len(index_store(fresh).get("test")) == len(index_store(home).get("test"))
     # the same collection again: refused, nothing changed; under another name: fine
     again = cli("import-gallery", str(archive), home=fresh.home)
     assert again.returncode == 1 and "already has people" in again.stderr

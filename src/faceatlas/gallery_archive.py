@@ -6,9 +6,11 @@ can send it while it is being made:
 - ``manifest.json``: format, the engines (name and model hash: embeddings are only
   comparable between identical models; every face carries its own tag), the collection, and
   every person with their images (provenance:
-  URL, page, provider, query, rank; licence, licence URL, author; decision and detail) and
-  faces (box, landmarks, scores, decision, crop and gallery file names, embedding row);
-- ``embeddings.npy``: float32, one row per face that has an embedding;
+  URL, page, provider, query, rank; licence, licence URL, author; decision and detail),
+  faces (box, landmarks, scores, decision, crop and gallery file names, embedding row) and
+  trusted references (source, URL or face, state, embedding row; a local file path is not
+  carried over: its measurement is);
+- ``embeddings.npy``: float32, one row per face and per reference that has an embedding;
 - ``crops/<name>`` and ``gallery/<name>``: the face crops and the promoted gallery files.
 
 Import refuses an archive of another engine/model, a collection that already has people, and
@@ -40,7 +42,7 @@ from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
-from faceatlas.store.models import Collection, Face, Image, Person
+from faceatlas.store.models import Collection, Face, Image, Person, Reference, ReferenceState
 
 FORMAT = "faceatlas-gallery/1"
 _PERSON_FIELDS = ("key", "name", "ascii_name", "first_name", "last_name", "folder", "occupations",
@@ -52,6 +54,7 @@ _IMAGE_FIELDS = ("origin", "provider", "query", "rank", "url", "thumbnail_url", 
                  "video_start", "video_end", "video_time")
 _FACE_FIELDS = ("idx", "x", "y", "w", "h", "landmarks", "det_score", "blur", "phash",
                 "distance", "quality", "state", "reason", "engine", "model_hash", "detail")
+_REFERENCE_FIELDS = ("source", "url", "state", "error")
 
 
 class ArchiveError(FaceAtlasError):
@@ -99,6 +102,7 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
                 faces = []
                 for f in sorted(img.faces, key=lambda f: f.idx):
                     entry: dict[str, Any] = {k: getattr(f, k) for k in _FACE_FIELDS}
+                    entry["id"] = f.id  # what references and nothing else point at
                     # arbitration's "this face is that other person": by archive person id
                     entry["other_person"] = f.other_person_id
                     entry["embedding"] = None
@@ -115,7 +119,8 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
                     faces.append(entry)
                 images.append({**{k: getattr(img, k) for k in _IMAGE_FIELDS}, "faces": faces})
             out_people.append({**{k: getattr(p, k) for k in _PERSON_FIELDS}, "id": p.id,
-                               "images": images})
+                               "images": images,
+                               "references": _references(session, p.id, vectors)})
         tags = sorted({(f["engine"], f["model_hash"]) for p in out_people
                        for i in p["images"] for f in i["faces"] if f["embedding"] is not None})
         manifest = {
@@ -130,6 +135,24 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
     matrix = (np.stack(vectors) if vectors else np.zeros((0, EMBEDDING_DIM), np.float32))
     manifest["embedding_dim"] = int(matrix.shape[1])
     return manifest, matrix.astype(np.float32), files
+
+
+def _references(session: Any, person_id: int, vectors: list[np.ndarray]
+                ) -> list[dict[str, Any]]:
+    """The person's trusted references; one whose only source is a file on this machine and
+    that was never measured is left out (the other home could not read that file)."""
+    out = []
+    for ref in session.scalars(select(Reference).where(Reference.person_id == person_id)
+                               .order_by(Reference.id)):
+        if ref.embedding is None and ref.url is None and ref.face_id is None:
+            continue
+        entry: dict[str, Any] = {k: getattr(ref, k) for k in _REFERENCE_FIELDS}
+        entry["face"], entry["embedding"] = ref.face_id, None
+        if ref.embedding is not None:
+            entry["embedding"] = len(vectors)
+            vectors.append(np.frombuffer(ref.embedding, dtype=np.float32))
+        out.append(entry)
+    return out
 
 
 class _Chunks(io.RawIOBase):
@@ -241,6 +264,7 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
         n_images = n_faces = 0
         gallery_rows: list[tuple[int, int, np.ndarray, tuple[str, str]]] = []
         new_ids: dict[int, int] = {}  # archive person id -> this home's
+        new_faces: dict[int, int] = {}  # archive face id -> this home's
         others: list[tuple[Face, int]] = []
         with session_scope(settings) as session:
             coll = get_or_create_collection(session, target)
@@ -273,11 +297,23 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
                         session.add(face)
                         session.flush()
                         n_faces += 1
+                        if fm.get("id") is not None:
+                            new_faces[int(fm["id"])] = face.id
                         if fm.get("other_person") is not None:
                             others.append((face, int(fm["other_person"])))
                         if face.gallery_path and row is not None:
                             gallery_rows.append((face.id, person.id, matrix[int(row)],
                                                  (face.engine, face.model_hash)))
+                for rm in pm.get("references", []):
+                    row = rm["embedding"]
+                    ref = Reference(person_id=person.id, **{k: rm[k] for k in _REFERENCE_FIELDS},
+                                    face_id=new_faces.get(int(rm["face"]))
+                                    if rm["face"] is not None else None)
+                    if row is not None:
+                        ref.embedding = np.ascontiguousarray(matrix[int(row)]).tobytes()
+                    elif ref.state == ReferenceState.READY:
+                        ref.state = ReferenceState.PENDING  # measured again when collected
+                    session.add(ref)
             for face, other in others:  # people of another collection stay unnamed
                 face.other_person_id = new_ids.get(other)
     # the index: exactly the gallery faces, as promotion left it in the exporting home
@@ -306,6 +342,11 @@ def _check_names(tar: tarfile.TarFile, manifest: dict[str, Any], rows: int) -> N
                             _member_info(tar, prefix + _plain(f[kind]))
                     if f["embedding"] is not None and not 0 <= int(f["embedding"]) < rows:
                         raise ArchiveError(f"embedding row {f['embedding']} out of range")
+            for r in p.get("references", []):
+                if r["embedding"] is not None and not 0 <= int(r["embedding"]) < rows:
+                    raise ArchiveError(f"embedding row {r['embedding']} out of range")
+                if r["face"] is not None:
+                    int(r["face"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArchiveError(f"the manifest is not as export-gallery writes it: {exc!r}") from None
 
