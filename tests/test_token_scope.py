@@ -18,13 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from faceatlas.api import create_app
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.jobs import finish_job, start_job
-from faceatlas.store.models import Face, Image, Person
+from faceatlas.store.models import Face, Image, Job, Person, Reference
 from faceatlas.store.people import get_or_create_collection, upsert_person
 from tests.gallery_fixtures import Gallery, copy_home, gallery, running  # noqa: F401
 
@@ -109,11 +109,25 @@ def test_api_routes_keep_to_the_tokens_collections(world: World) -> None:
             assert t.request("GET", path.format(world.person)).status_code == 200
         with session_scope(world.settings) as s:
             assert s.get(Person, world.person) is not None  # the refused delete deleted nothing
+        # changes: references, collect now (nothing queued, no job written)
+        not_found(a.post(f"/api/v1/faces/{world.face}/reference"),
+                  a.post(f"/api/v1/faces/{missing}/reference"))
+        url = {"url": "https://example.org/me.jpg"}
+        not_found(a.post(f"/api/v1/people/{world.person}/references", data=url),
+                  a.post(f"/api/v1/people/{missing}/references", data=url))
+        not_found(a.post(f"/api/v1/people/{world.person}/collect"),
+                  a.post(f"/api/v1/people/{missing}/collect"))
+        with session_scope(world.settings) as s:
+            assert s.scalar(select(func.count()).select_from(Reference)) == 0
+            assert s.get(Person, world.person).state == "promoted"  # type: ignore[union-attr]
+            assert s.scalar(select(func.count()).select_from(Job)) == 1
         # jobs
         assert world.job not in [j["id"] for j in a.get("/api/v1/jobs").json()]
         assert world.job in [j["id"] for j in t.get("/api/v1/jobs").json()]
         assert world.job in [j["id"] for j in admin.get("/api/v1/jobs").json()]
         not_found(a.get(f"/api/v1/jobs/{world.job}"), a.get(f"/api/v1/jobs/{missing}"))
+        not_found(a.get(f"/api/v1/recognize/video/{world.job}"),
+                  a.get(f"/api/v1/recognize/video/{missing}"))
         assert t.get(f"/api/v1/jobs/{world.job}").status_code == 200
         # recognition: not in another collection, on all three paths
         for path in ("/recognize", "/api/recognize", "/api/v1/recognize"):

@@ -183,6 +183,14 @@ class JobOut(FromLibrary):
     updated_at: datetime
 
 
+class CollectStarted(BaseModel):
+    person_id: int
+    job_id: int
+    runner: str = Field(description="celery (a broker is configured) or server (this "
+                                    "process's background thread)")
+    status_url: str
+
+
 class Removal(FromLibrary):
     person_id: int
     person: str

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.api.schemas import (
     CollectionOut,
+    CollectStarted,
     Enrolment,
     ImageOut,
     JobOut,
@@ -20,7 +21,7 @@ from faceatlas.api.schemas import (
     Recognition,
     Removal,
 )
-from faceatlas.api.tokens import check_job, check_person, visible_jobs
+from faceatlas.api.tokens import check_face, check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
 from faceatlas.erasure import remove_person
 from faceatlas.errors import FaceAtlasError, NotFoundError
@@ -133,6 +134,7 @@ def recognize(
 @router.post("/recognize/video", status_code=202, tags=["recognition"])
 def recognize_video(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    caller: Caller,
     video: Annotated[UploadFile, File(description="The clip (MP4, MOV, WebM, MKV …).")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
     fps: Annotated[float | None, Form(ge=1.0, le=8.0, description="Frames a second.")] = None,
@@ -141,18 +143,21 @@ def recognize_video(
     progress and, when done, tracks with times, boxes per sampled frame and identities."""
     from faceatlas.video.jobs import start_video_job
 
+    chosen = caller.choose(collection, ctx.settings.default_collection)
     job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
-                             collection=collection, fps=fps, engines=ctx.engines,
+                             collection=chosen, fps=fps, engines=ctx.engines,
                              store=ctx.store)
     return {"job_id": job_id, "state": JobState.RUNNING,
             "status_url": f"/api/v1/recognize/video/{job_id}"}
 
 
 @router.get("/recognize/video/{job_id}", tags=["recognition"])
-def recognize_video_job(ctx: Annotated[ApiContext, Depends(get_ctx)], job_id: Id) -> Any:
+def recognize_video_job(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+                        job_id: Id) -> Any:
     """A video job: state, progress (0–1), message, error, and the result once done."""
     from faceatlas.video.jobs import video_job
 
+    check_job(caller, ctx.settings, job_id)
     return video_job(ctx.settings, job_id)
 
 
@@ -227,25 +232,46 @@ def enrol(
 
 
 @router.post("/faces/{face_id}/reference", tags=["people"])
-def face_reference(ctx: Annotated[ApiContext, Depends(get_ctx)], face_id: Id) -> Any:
+def face_reference(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+                   face_id: Id) -> Any:
     """"This is them": the face becomes a trusted reference of its person, who is re-decided
     around it (the identity is the face group nearest the references; none near → failed
     ``no_face_matches_reference``) and promoted again if they were in the gallery."""
     from faceatlas.review import mark_reference
 
+    check_face(caller, ctx.settings, face_id)
     return asdict(mark_reference(ctx.settings, face_id, store=ctx.store))
 
 
 @router.post("/people/{person_id}/references", tags=["people"])
 def person_reference(
-    ctx: Annotated[ApiContext, Depends(get_ctx)], person_id: Id,
+    ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, person_id: Id,
     url: Annotated[str, Form(min_length=8, max_length=2000,
                              description="http(s) URL of a photo of the person.")],
 ) -> Any:
     """Add a reference photo by URL; it is measured at the person's next curation."""
     from faceatlas.references import add_reference
 
+    check_person(caller, ctx.settings, person_id)
     return asdict(add_reference(ctx.settings, person_id, url=url, source="api"))
+
+
+@router.post("/people/{person_id}/collect", status_code=202, response_model=CollectStarted,
+             tags=["people"])
+def collect(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+            person_id: Id) -> Any:
+    """Collect the person again now (search, download, curate): on the Celery queue when
+    ``FACEATLAS_BROKER_URL`` is set, else on this server's background thread. The job is
+    queued at once; poll ``GET /jobs/{job_id}``. 409 while the person is being collected."""
+    from faceatlas.jobs_background import collect_now
+
+    check_person(caller, ctx.settings, person_id)
+    started = collect_now(ctx.settings, [person_id])
+    if started.busy:
+        raise HTTPException(409, "the person is being collected right now")
+    job_id = started.jobs[person_id]
+    return CollectStarted(person_id=person_id, job_id=job_id, runner=started.runner,
+                          status_url=f"/api/v1/jobs/{job_id}")
 
 
 def _missing(person_id: int) -> Any:
