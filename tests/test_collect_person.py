@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from faceatlas import review
-from faceatlas.errors import ConfigError
+from faceatlas.errors import ConfigError, NotFoundError
 from faceatlas.importer import add_files
 from faceatlas.jobs_background import collect_now, start_collect_next
 from faceatlas.pipeline import JobProgress
@@ -127,6 +127,8 @@ def test_collect_now_refuses_at_once_without_an_image_source_key(home: Path) -> 
         person_id = person.id
     with pytest.raises(ConfigError, match="RAPIDAPI_KEY"):
         collect_now(settings, [person_id])
+    with pytest.raises(NotFoundError, match="no person with id 999"):  # deleted meanwhile
+        collect_now(settings.model_copy(update={"rapidapi_key": "k"}), [person_id, 999])
     with session_scope(settings) as s:
         assert s.scalar(select(Job.id)) is None  # no job row left queued with nobody at work
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from faceatlas.errors import ConfigError, FaceAtlasError
+from faceatlas.errors import ConfigError, FaceAtlasError, NotFoundError
 from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -212,9 +212,12 @@ def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
     with session_scope(settings) as s:
         states = dict(s.execute(select(Person.id, Person.state)
                                 .where(Person.id.in_(list(person_ids)))).all())
+    missing = [p for p in person_ids if p not in states]
+    if missing:
+        raise NotFoundError(f"no person with id {missing[0]}")
     with _busy_lock:
-        busy = [p for p in person_ids if states.get(p) in BUSY or p in _busy]
-    todo = [p for p in dict.fromkeys(person_ids) if p in states and p not in busy]
+        busy = [p for p in dict.fromkeys(person_ids) if states[p] in BUSY or p in _busy]
+    todo = [p for p in dict.fromkeys(person_ids) if p not in busy]
     for pid in todo:
         recollect_person(settings, pid)
     if not todo:
