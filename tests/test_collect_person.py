@@ -128,7 +128,7 @@ def test_collect_now_refuses_at_once_without_an_image_source_key(home: Path) -> 
     with pytest.raises(ConfigError, match="RAPIDAPI_KEY"):
         collect_now(settings, [person_id])
     with pytest.raises(NotFoundError, match="no person with id 999"):  # deleted meanwhile
-        collect_now(settings.model_copy(update={"rapidapi_key": "k"}), [person_id, 999])
+        collect_now(Settings(home=home, rapidapi_key="k"), [person_id, 999])
     with session_scope(settings) as s:
         assert s.scalar(select(Job.id)) is None  # no job row left queued with nobody at work
 
