@@ -46,6 +46,7 @@ class World:
     job: int  # of a test person
     alpha_person: int
     photo: Path  # a gallery person's query photo
+    video_job: int  # of test, running
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +68,16 @@ def world(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory  # noqa: F8
         ids = (person.id, queued.id, face.id, image.id, a_person.id)  # type: ignore[union-attr]
     job = start_job(settings, "collect", ids[0])
     finish_job(settings, job)
+    with session_scope(settings) as s:
+        test_id = s.scalar(select(Person.collection_id).where(Person.id == ids[0]))
+        video = Job(kind="video", collection_id=test_id, state="running", attempts=1)
+        s.add(video)
+        s.flush()
+        video_job = video.id
     photo = next(p for who, p in gallery.queries if who == "barack_obama")
     with running(create_app(settings, engines=1)) as url:
-        yield World(url, settings, ids[0], ids[1], ids[2], ids[3], job, ids[4], photo)
+        yield World(url, settings, ids[0], ids[1], ids[2], ids[3], job, ids[4], photo,
+                    video_job)
 
 
 def client(world: World, token: str) -> httpx.Client:
@@ -120,7 +128,7 @@ def test_api_routes_keep_to_the_tokens_collections(world: World) -> None:
         with session_scope(world.settings) as s:
             assert s.scalar(select(func.count()).select_from(Reference)) == 0
             assert s.get(Person, world.person).state == "promoted"  # type: ignore[union-attr]
-            assert s.scalar(select(func.count()).select_from(Job)) == 1
+            assert s.scalar(select(func.count()).select_from(Job)) == 2
         # jobs
         assert world.job not in [j["id"] for j in a.get("/api/v1/jobs").json()]
         assert world.job in [j["id"] for j in t.get("/api/v1/jobs").json()]
@@ -184,8 +192,8 @@ def test_ui_pages_and_actions_keep_to_the_tokens_collections(world: World) -> No
         assert a.get("/ui/collections/test").status_code == 404
         assert a.get("/ui/collections/alpha").status_code == 200
         pages = ["/ui/people/{}", "/ui/faces/{}/thumb.jpg", "/ui/faces/{}/crop.jpg",
-                 "/ui/images/{}/thumb.jpg"]
-        ids = [world.person, world.face, world.face, world.image]
+                 "/ui/images/{}/thumb.jpg", "/ui/video/{}"]
+        ids = [world.person, world.face, world.face, world.image, world.video_job]
         for page, i in zip(pages, ids, strict=True):
             assert a.get(page.format(i)).status_code == 404, page
             assert a.get(page.format(missing)).status_code == 404, page
@@ -206,8 +214,13 @@ def test_ui_pages_and_actions_keep_to_the_tokens_collections(world: World) -> No
         refused = a.post("/ui/recognize", data={"csrf": csrf, "collection": "test"},
                          files=jpeg(world.photo))
         assert refused.status_code == 404
-        assert "alpha" in a.get("/ui/recognize").text and '"test"' not in a.get(
-            "/ui/recognize").text
+        for page in ("/ui/recognize", "/ui/video"):
+            form = a.get(page).text
+            assert '"alpha"' in form and '"test"' not in form, page
+        assert a.get(f"/ui/video/{world.video_job}/tracks/1.jpg").status_code == 404
+        refused = a.post("/ui/video", data={"csrf": csrf, "collection": "test"},
+                         files={"video": ("clip.mp4", b"not really a clip", "video/mp4")})
+        assert refused.status_code == 404 and "no collection" in refused.text
         ok = t.post("/ui/recognize", data={"csrf": t_csrf}, files=jpeg(world.photo))
         assert ok.status_code == 200 and "barack obama" in ok.text
 

@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from faceatlas import review
 from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext
-from faceatlas.api.tokens import check_face, check_person
+from faceatlas.api.tokens import check_face, check_job, check_person
 from faceatlas.api.ui.base import (
     CollectionKey,
     Id,
@@ -314,15 +314,15 @@ def video_form(request: Request, ctx: Ctx, session: Session) -> Response:
 @router.post("/video")
 def video_start(
     ctx: Ctx,
-    _: Checked,
+    session: Checked,
     video: Annotated[UploadFile, File()],
     collection: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Response:
     from faceatlas.video.jobs import start_video_job
 
+    chosen = session.principal.choose(collection or None, ctx.settings.default_collection)
     job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
-                             collection=collection or None, engines=ctx.engines,
-                             store=ctx.store)
+                             collection=chosen, engines=ctx.engines, store=ctx.store)
     return RedirectResponse(f"/ui/video/{job_id}", 303)
 
 
@@ -330,6 +330,7 @@ def video_start(
 def video_job(request: Request, ctx: Ctx, session: Session, job_id: Id) -> Response:
     from faceatlas.video.jobs import video_job as load
 
+    check_job(session.principal, ctx.settings, job_id)
     job = load(ctx.settings, job_id)
     context = _video_context(ctx, session)
     context.update(job=job, result=job["result"])
@@ -337,7 +338,5 @@ def video_job(request: Request, ctx: Ctx, session: Session, job_id: Id) -> Respo
 
 
 def _video_context(ctx: ApiContext, session: UiSession) -> dict[str, Any]:
-    keys = [c.key for c in queries.list_collections(ctx.settings)]
-    return {"session": session, "collections": keys,
-            "chosen": ctx.settings.default_collection, "job": None, "result": None,
+    return {**_recognize_context(ctx, session), "job": None, "result": None,
             "nav": "video", "limit_mb": ctx.settings.video_max_bytes / 1e6}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi.responses import Response
 
 from faceatlas import thumbnails
-from faceatlas.api.tokens import check_face, check_image
+from faceatlas.api.tokens import check_face, check_image, check_job
 from faceatlas.api.ui.base import (
     HERE,
     STATIC_FILES,
@@ -59,7 +59,8 @@ def image_thumb(ctx: Ctx, session: Session, image_id: Id) -> Response:
 
 
 @router.get("/video/{job_id}/tracks/{track}.jpg")
-def video_thumb(ctx: Ctx, _: Session, job_id: Id, track: Id) -> Response:
+def video_thumb(ctx: Ctx, session: Session, job_id: Id, track: Id) -> Response:
     from faceatlas.video.jobs import video_thumbnail
 
+    check_job(session.principal, ctx.settings, job_id)
     return _jpeg(video_thumbnail(ctx.settings, job_id, track))
