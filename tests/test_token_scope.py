@@ -199,6 +199,7 @@ def test_ui_pages_and_actions_keep_to_the_tokens_collections(world: World) -> No
             assert a.get(page.format(missing)).status_code == 404, page
             assert t.get(page.format(i)).status_code == 200, page
         for action, i in [("/ui/faces/{}/reject", world.face), ("/ui/faces/{}/restore", world.face),
+                          ("/ui/faces/{}/reference", world.face),
                           ("/ui/people/{}/recollect", world.person),
                           ("/ui/people/{}/promote", world.person),
                           ("/ui/people/{}/delete", world.person)]:
@@ -208,6 +209,7 @@ def test_ui_pages_and_actions_keep_to_the_tokens_collections(world: World) -> No
             face, person = s.get(Face, world.face), s.get(Person, world.person)
             assert face is not None and face.state == "accepted" and face.gallery_path
             assert person is not None and person.state == "promoted"
+            assert s.scalar(select(func.count()).select_from(Reference)) == 0
         jobs = a.get("/ui/jobs/table").text
         assert f">{world.job}<" not in jobs and "Alpha Person" not in jobs
         assert f"{world.job}" in t.get("/ui/jobs/table").text

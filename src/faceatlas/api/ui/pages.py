@@ -205,7 +205,8 @@ def restore(ctx: Ctx, session: Checked, face_id: Id) -> Response:
 
 
 @router.post("/faces/{face_id}/reference")
-def reference(ctx: Ctx, _: Checked, face_id: Id) -> Response:
+def reference(ctx: Ctx, session: Checked, face_id: Id) -> Response:
+    check_face(session.principal, ctx.settings, face_id)
     r = review.mark_reference(ctx.settings, face_id, store=ctx.store)
     codes = ["reference"] + (["failed"] if r.state == PersonState.FAILED else [])
     return _to_person(r.person_id, *codes, n=face_id, anchor="#accepted")
