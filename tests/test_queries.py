@@ -140,8 +140,8 @@ def test_person_review_puts_duplicates_under_the_face_they_copy(settings: Settin
         s.flush()
 
         def image(sha: str, reason: Reason | None = Reason.ACCEPTED, origin: str = "") -> Image:
-            img = Image(person=ana, origin=origin or f"file:{sha}", sha256=sha, state=ImageState.ANALYSED,
-                        reason=reason, path=f"raw/{sha}.jpg")
+            img = Image(person=ana, origin=origin or f"file:{sha}", sha256=sha,
+                        state=ImageState.ANALYSED, reason=reason, path=f"raw/{sha}.jpg")
             s.add(img)
             s.flush()
             return img
