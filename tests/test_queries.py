@@ -3,6 +3,7 @@ show the same counts from it. Rows are written directly (no face models needed).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -115,3 +116,84 @@ def test_cli_people_and_show_read_the_same(settings: Settings,
     body = shown.output
     assert body.index("second") < body.index("first")
     assert "not_this_person" in body and "accepted" in body
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def _unit(*values: float) -> bytes:
+    v = np.array(values, dtype=np.float32)
+    return (v / np.linalg.norm(v)).astype(np.float32).tobytes()
+
+
+def test_person_review_puts_duplicates_under_the_face_they_copy(settings: Settings) -> None:
+    """Near-duplicate faces go under the nearest accepted face by embedding; byte copies of
+    a photo under that photo's face (or where its own duplicate face went); the rest stay in
+    the ``duplicate`` group, which counts those shown elsewhere."""
+    with session_scope(settings) as s:
+        coll = Collection(key="dups", name="Dups")
+        ana = Person(collection=coll, key="ana", name="Ana", ascii_name="Ana", folder="Ana",
+                     state=PersonState.CURATED)
+        other = Person(collection=coll, key="bo", name="Bo Other", ascii_name="Bo",
+                       folder="Bo", state=PersonState.PROMOTED)
+        s.add_all([coll, ana, other])
+        s.flush()
+
+        def image(sha: str, reason: Reason | None = Reason.ACCEPTED, origin: str = "") -> Image:
+            img = Image(person=ana, origin=origin or f"file:{sha}", sha256=sha,
+                        state=ImageState.ANALYSED, reason=reason, path=f"raw/{sha}.jpg")
+            s.add(img)
+            s.flush()
+            return img
+
+        def face(img: Image, state: FaceState, reason: Reason, vec: bytes | None,
+                 quality: float = 0.5) -> int:
+            f = _face(img, 0, state, reason, quality=quality)
+            f.embedding = vec
+            s.add(f)
+            s.flush()
+            return f.id
+
+        a1 = face(image("a1"), FaceState.ACCEPTED, Reason.ACCEPTED, _unit(1, 0, 0), 0.9)
+        a2 = face(image("a2"), FaceState.ACCEPTED, Reason.ACCEPTED, _unit(0, 1, 0), 0.8)
+        near_a2 = [face(image(f"d{i}", Reason.DUPLICATE), FaceState.REJECTED, Reason.DUPLICATE,
+                        _unit(0.05 * i, 1, 0)) for i in range(1, 4)]
+        near_a1 = face(image("d9", Reason.DUPLICATE), FaceState.REJECTED, Reason.DUPLICATE,
+                       _unit(1, 0.1, 0))
+        # an ensemble-length vector: nothing accepted to measure it against
+        odd = face(image("odd", Reason.DUPLICATE), FaceState.REJECTED, Reason.DUPLICATE,
+                   _unit(1, 0, 0, 0))
+        blur = face(image("blur", Reason.BLURRY), FaceState.REJECTED, Reason.BLURRY, None)
+        # byte copies (never analysed): of a1's photo, of a duplicate's photo, of nothing
+        for sha in ("a1", "d2", "gone"):
+            image(sha, Reason.DUPLICATE, f"file:copy-{sha}")
+        ana.selftest = {"passed": False, "predicted_person_id": other.id,
+                        "predicted_name": None, "detail": f"recognised as person {other.id}"}
+        pid = ana.id
+        other_id = other.id
+
+    p = queries.person_review(settings, pid)
+    by_id = {c.id: c for c in p.accepted}
+    assert [c.id for c in p.accepted] == [a1, a2]
+    assert [d.id for d in by_id[a2].duplicates] == near_a2
+    assert [d.id for d in by_id[a1].duplicates] == [near_a1]
+    assert [c.source.origin for c in by_id[a1].copies] == ["file:copy-a1"]
+    assert [c.source.origin for c in by_id[a2].copies] == ["file:copy-d2"]  # followed its face
+    assert (by_id[a1].duplicate_count, by_id[a2].duplicate_count) == (2, 4)
+    groups = {g.reason: g for g in p.rejected}
+    dup = groups[Reason.DUPLICATE]
+    assert [f.id for f in dup.faces] == [odd]
+    assert [i.source.origin for i in dup.images] == ["file:copy-gone"]
+    assert dup.attached == 6 and dup.count == 2
+    assert [f.id for f in groups[Reason.BLURRY].faces] == [blur]
+    # the failed self-test names who, even from a row that stored only the id
+    assert p.selftest_person == (other_id, "Bo Other")
+
+
+def test_attach_duplicates_without_accepted_faces_leaves_them_all() -> None:
+    src = queries.Provenance(1, None, None, None, None, "folder", "file:x", None, None, True)
+    dup = queries.FaceCard(5, "rejected", "duplicate", None, 0.1, 30, False, True, src)
+    copy = queries.ImageCard("duplicate", None, src)
+    faces, images = queries.attach_duplicates(
+        [], [dup], {5: np.ones(3, np.float32)}, [("abc", copy)], {"abc": [5]})
+    assert faces == [dup] and images == [copy]

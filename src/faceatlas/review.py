@@ -24,6 +24,7 @@ files) finishes. Restore writes files, then the index, then the database, as pro
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -109,31 +110,90 @@ def _image_reason(session: Session, image_id: int, fallback: str) -> None:
 def reject_face(settings: Settings, face_id: int, *, store: IndexStore | None = None
                 ) -> ReviewResult:
     """Reject a face: out of the index and the gallery folder now, reason ``rejected_by_user``."""
+    return reject_faces(settings, [face_id], store=store).results[0]
+
+
+@dataclass
+class BulkResult:
+    """Several faces of one person rejected or restored."""
+
+    person_id: int
+    results: list[ReviewResult]
+    accepted_faces: int  # the person's accepted faces after the action
+    below_minimum: bool
+
+    @property
+    def changed(self) -> int:
+        """How many faces changed (the others already were so)."""
+        return sum(r.changed for r in self.results)
+
+
+def reject_faces(settings: Settings, face_ids: Sequence[int], *, person_id: int | None = None,
+                 store: IndexStore | None = None) -> BulkResult:
+    """Reject several faces of one person (``person_id``: refuse faces of anyone else) with
+    one index update: every decision first, then the index, then the gallery files."""
+    if not face_ids:
+        raise FaceAtlasError("no face to reject: name at least one")
     layout = Layout(settings.home)
     store = store or index_store(settings)
+    todo: list[tuple[int, bool, str | None]] = []  # face id, changed, gallery path
     with session_scope(settings) as session:
-        face, person = _face_and_person(session, face_id)
-        changed = not (face.state == FaceState.REJECTED and face.reason == Reason.REJECTED_BY_USER)
-        face.state, face.reason = FaceState.REJECTED, Reason.REJECTED_BY_USER
-        session.flush()
-        _image_reason(session, face.image_id, Reason.REJECTED_BY_USER)
-        coll, person_id, name = person.collection.key, person.id, person.name
-        gallery_path = face.gallery_path
-    if changed or gallery_path:
-        # index before file: recognition stops naming this face before anything else
-        if store.path(coll).exists():
-            store.update(coll, lambda index: index.remove_faces([face_id]))
+        for face_id in dict.fromkeys(face_ids):
+            face, person = _face_and_person(session, face_id)
+            if person_id is None:
+                person_id = person.id
+            elif person.id != person_id:
+                raise NotFoundError(f"face {face_id} is not one of person {person_id}'s faces")
+            changed = not (face.state == FaceState.REJECTED
+                           and face.reason == Reason.REJECTED_BY_USER)
+            face.state, face.reason = FaceState.REJECTED, Reason.REJECTED_BY_USER
+            session.flush()
+            _image_reason(session, face.image_id, Reason.REJECTED_BY_USER)
+            todo.append((face_id, changed, face.gallery_path))
+            coll, name = person.collection.key, person.name
+    assert person_id is not None
+    leaving = [f for f, changed, path in todo if changed or path]
+    if leaving and store.path(coll).exists():
+        # index before file: recognition stops naming these faces before anything else
+        store.update(coll, lambda index: index.remove_faces(leaving))
+    for _, _, gallery_path in todo:
         if gallery_path:
             with contextlib.suppress(FileNotFoundError):
                 layout.absolute(gallery_path).unlink()
     with session_scope(settings) as session:
-        row = session.get(Face, face_id)
-        if row is not None:
-            row.gallery_path = None
+        for face_id, _, _ in todo:
+            row = session.get(Face, face_id)
+            if row is not None:
+                row.gallery_path = None
         accepted = accepted_faces(session, person_id)
-    return ReviewResult(face_id, person_id, name, FaceState.REJECTED, Reason.REJECTED_BY_USER,
-                        changed or bool(gallery_path), False, accepted,
-                        accepted < settings.min_faces_to_promote)
+    below = accepted < settings.min_faces_to_promote
+    return BulkResult(person_id, [
+        ReviewResult(face_id, person_id, name, FaceState.REJECTED, Reason.REJECTED_BY_USER,
+                     changed or bool(path), False, accepted, below)
+        for face_id, changed, path in todo], accepted, below)
+
+
+def restore_faces(settings: Settings, face_ids: Sequence[int], *,
+                  person_id: int | None = None, store: IndexStore | None = None
+                  ) -> BulkResult:
+    """Restore several faces of one person (``person_id``: refuse faces of anyone else), one
+    after another as :func:`restore_face` does."""
+    if not face_ids:
+        raise FaceAtlasError("no face to restore: name at least one")
+    with session_scope(settings) as session:
+        for face_id in face_ids:
+            face = session.get(Face, face_id)
+            if face is None:
+                raise NotFoundError(f"no face with id {face_id}")
+            if person_id is None:
+                person_id = face.person_id
+            elif face.person_id != person_id:
+                raise NotFoundError(f"face {face_id} is not one of person {person_id}'s faces")
+    assert person_id is not None
+    store = store or index_store(settings)
+    results = [restore_face(settings, f, store=store) for f in dict.fromkeys(face_ids)]
+    last = results[-1]
+    return BulkResult(person_id, results, last.accepted_faces, last.below_minimum)
 
 
 def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None = None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -29,6 +30,7 @@ from faceatlas.store.models import (
     JobState,
     Person,
     PersonState,
+    Reason,
     Reference,
 )
 
@@ -414,6 +416,14 @@ class FaceCard:
     source: Provenance
     detail: str | None = None  # arbitration: whose face it is instead, or a same-photo note
     reference: bool = False  # a reviewer marked it "this is them"
+    #: accepted faces only: the near-duplicate faces curation set aside for this one
+    duplicates: list[FaceCard] = field(default_factory=list)
+    #: accepted faces only: photos with the same bytes as this face's photo (never analysed)
+    copies: list[ImageCard] = field(default_factory=list)
+
+    @property
+    def duplicate_count(self) -> int:
+        return len(self.duplicates) + len(self.copies)
 
 
 @dataclass
@@ -430,6 +440,8 @@ class ReasonGroup:
     reason: str
     faces: list[FaceCard] = field(default_factory=list)
     images: list[ImageCard] = field(default_factory=list)
+    #: ``duplicate``: how many are shown under the accepted face they copy instead
+    attached: int = 0
 
     @property
     def count(self) -> int:
@@ -455,6 +467,8 @@ class PersonReview:
     can_promote: bool
     wikidata_qid: str | None = None  # keyless sources (issue 14)
     native_name: str | None = None
+    #: a failed self-test: who the held-out face was recognised as (id, name)
+    selftest_person: tuple[int, str] | None = None
 
 
 def _provenance(img: Image) -> Provenance:
@@ -464,7 +478,8 @@ def _provenance(img: Image) -> Provenance:
 
 
 def person_review(settings: Settings, person_id: int) -> PersonReview:
-    """Everything a person's page shows: accepted faces best first, the rest by reason."""
+    """Everything a person's page shows: accepted faces best first, each with the duplicates
+    curation set aside for it (see `attach_duplicates`), the rest by reason."""
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         if person is None:
@@ -477,22 +492,42 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             Reference.person_id == person_id, Reference.face_id.is_not(None))))
         accepted: list[FaceCard] = []
         groups: dict[str, ReasonGroup] = {}
+        vectors: dict[int, np.ndarray] = {}
+        image_faces: dict[int, list[int]] = {}  # image id → its face ids
+        copies: list[tuple[str | None, ImageCard]] = []  # byte copies: (sha256, card)
+        sha_image: dict[str, int] = {}  # sha256 → the analysed image with those bytes
         for img in images:
             source = _provenance(img)
             for f in sorted(img.faces, key=lambda f: f.idx):
                 card = FaceCard(f.id, f.state, f.reason, f.distance, f.quality, f.w,
                                 f.gallery_path is not None, f.embedding is not None, source,
                                 f.detail, f.id in refs)
+                if f.embedding is not None:
+                    vectors[f.id] = np.frombuffer(f.embedding, dtype=np.float32)
+                image_faces.setdefault(img.id, []).append(f.id)
                 if f.state == FaceState.ACCEPTED:
                     accepted.append(card)
                 else:
                     groups.setdefault(f.reason, ReasonGroup(f.reason)).faces.append(card)
+            if img.faces and img.sha256:
+                sha_image.setdefault(img.sha256, img.id)
             if not img.faces:
                 unfetched = img.state in (ImageState.PENDING, ImageState.FETCHED)
                 reason = img.reason or (ImageState.PENDING if unfetched else img.state)
-                groups.setdefault(reason, ReasonGroup(reason)).images.append(
-                    ImageCard(reason, img.detail, source))
+                card_i = ImageCard(reason, img.detail, source)
+                if reason == Reason.DUPLICATE:
+                    copies.append((img.sha256, card_i))
+                else:
+                    groups.setdefault(reason, ReasonGroup(reason)).images.append(card_i)
         accepted.sort(key=lambda c: (-c.quality, c.id))
+        dup_group = groups.get(Reason.DUPLICATE, ReasonGroup(Reason.DUPLICATE))
+        left_faces, left_images = attach_duplicates(
+            accepted, dup_group.faces, vectors, copies,
+            {sha: image_faces[i] for sha, i in sha_image.items()})
+        attached = len(dup_group.faces) + len(copies) - len(left_faces) - len(left_images)
+        if dup_group.faces or copies:
+            groups[Reason.DUPLICATE] = ReasonGroup(Reason.DUPLICATE, left_faces, left_images,
+                                                   attached)
         order = {r: i for i, r in enumerate(GROUP_ORDER)}
         rejected = sorted(groups.values(), key=lambda g: (order.get(g.reason, 99), g.reason))
         return PersonReview(
@@ -500,7 +535,63 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             list(person.occupations or []), person.country, person.selftest,
             _aware(person.updated_at), accepted, rejected, len(images),
             settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
-            person.wikidata_qid, person.native_name)
+            person.wikidata_qid, person.native_name, _selftest_person(session, person.selftest))
+
+
+def attach_duplicates(
+    accepted: list[FaceCard],
+    duplicates: list[FaceCard],
+    vectors: dict[int, np.ndarray],
+    copies: list[tuple[str | None, ImageCard]],
+    faces_of_bytes: dict[str, list[int]],
+) -> tuple[list[FaceCard], list[ImageCard]]:
+    """Put each duplicate under the accepted face it copies; return those that have none.
+
+    Curation stores no "duplicate of" link, so it is found again here: a near-duplicate face
+    goes under the accepted face nearest by embedding (Euclidean, as curation measured it;
+    only vectors of the same length compare). A byte copy of a photo (never analysed) goes
+    under the accepted face of the photo it copies (``faces_of_bytes``: sha256 → that photo's
+    face ids), or under the face that photo's own duplicate face went to.
+    """
+    by_id = {c.id: c for c in accepted}
+    home: dict[int, int] = {c.id: c.id for c in accepted}  # face id → accepted face shown
+    rank = {c.id: i for i, c in enumerate(accepted)}  # best first
+    measured = [c for c in accepted if c.id in vectors]
+    for size in {len(vectors[c.id]) for c in measured}:
+        same = [c for c in measured if len(vectors[c.id]) == size]
+        matrix = np.stack([vectors[c.id] for c in same])
+        for d in duplicates:
+            v = vectors.get(d.id)
+            if v is not None and len(v) == size and d.id not in home:
+                host = same[int(np.argmin(np.linalg.norm(matrix - v, axis=1)))]
+                host.duplicates.append(d)
+                home[d.id] = host.id
+    left_faces = [d for d in duplicates if d.id not in home]
+    left_images: list[ImageCard] = []
+    for sha, card in copies:
+        hosts = [home[f] for f in faces_of_bytes.get(sha or "", []) if f in home]
+        if hosts:
+            # several faces in the copied photo: under the best of them (accepted is sorted)
+            best = min(hosts, key=rank.__getitem__)
+            by_id[best].copies.append(card)
+        else:
+            left_images.append(card)
+    return left_faces, left_images
+
+
+def _selftest_person(session: Session, selftest: dict[str, object] | None
+                     ) -> tuple[int, str] | None:
+    """Who a failed self-test recognised (older rows stored only the id: look the name up)."""
+    if not selftest or selftest.get("passed") is not False:
+        return None
+    other = selftest.get("predicted_person_id")
+    if not isinstance(other, int):
+        return None
+    name = selftest.get("predicted_name")
+    if not isinstance(name, str) or not name:
+        found = session.get(Person, other)
+        name = found.name if found is not None else f"a person since deleted (id {other})"
+    return other, one_line(name)
 
 
 @dataclass

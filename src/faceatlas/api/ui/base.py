@@ -27,7 +27,8 @@ log = logging.getLogger("faceatlas.ui")
 
 HERE = Path(__file__).parent.parent  # faceatlas/api: templates/ and static/
 STATIC_FILES = {"ui.css": "text/css; charset=utf-8",
-                "htmx.min.js": "text/javascript; charset=utf-8"}
+                "htmx.min.js": "text/javascript; charset=utf-8",
+                "ui.js": "text/javascript; charset=utf-8"}
 _SECURITY_HEADERS = {
     # everything from this origin only; data: for the recognised photo; no inline script/style
     "Content-Security-Policy": (

@@ -7,6 +7,7 @@ import base64
 import hmac
 import io
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,6 +42,7 @@ from faceatlas.api.ui.csrf import (
 from faceatlas.api.uploads import read_upload
 from faceatlas.erasure import remove_person
 from faceatlas.gallery import promote_person
+from faceatlas.jobs_background import collect_now
 from faceatlas.recognize import recognize_bytes
 from faceatlas.store import queries
 from faceatlas.store.models import PersonState
@@ -105,23 +107,37 @@ def logout(request: Request, ctx: Ctx, session: Checked) -> Response:
 
 
 #: what an action's redirect says (``?done=code&n=…``): how it reads (ok: green, info: blue,
-#: warn: amber, error: red) and its words
-_FLASH: dict[str, tuple[str, str]] = {
+#: warn: amber, error: red), its words, and optionally a link (address, words). ``{who}``:
+#: the person a failed self-test recognised (the person page fills it in).
+_FLASH: dict[str, tuple[str, ...]] = {
     "rejected": ("ok", "Face {n} rejected: it left the gallery and the index."),
+    "rejected_many": ("ok", "{n} faces rejected: they left the gallery and the index."),
     "restored": ("ok", "Face {n} restored."),
     "restored_gallery": ("ok", "Face {n} restored and back in the gallery and the index."),
+    "restored_many": ("ok", "{n} faces restored (back in the gallery and the index if the "
+                            "person is promoted)."),
     "unchanged": ("info", "Nothing to change: face {n} already was so."),
+    "unchanged_many": ("info", "Nothing to change: the ticked faces already were so."),
+    "none_selected": ("warn", "No face was ticked: tick the faces first, then confirm."),
     "below_minimum": ("warn", "Fewer faces than promotion needs are left: promote again to "
                               "re-check."),
     "recollect": ("info", "Queued again: `faceatlas collect` or a worker will search, download "
                           "and curate this person anew."),
+    "collecting": ("info", "Collecting now on the server: search, download and curation run "
+                           "in the background.", "/ui/jobs", "Follow it on Jobs"),
+    "collecting_celery": ("info", "Queued on the Celery queue: a worker will search, download "
+                                  "and curate this person.", "/ui/jobs", "Follow it on Jobs"),
+    "collect_busy": ("info", "Already being collected: nothing new was started.", "/ui/jobs",
+                     "See Jobs"),
     "promoted": ("ok", "Promoted: the gallery and the index hold exactly the accepted faces."),
     "too_few_faces": ("warn", "Not promoted: too few accepted faces (the person left the "
                               "gallery)."),
+    "not_promoted": ("warn", "Not promoted: the person is no longer curated (see the state "
+                             "above)."),
     "deleted": ("ok", "Person {n} erased: photos, faces, gallery files and index rows."),
     "reference": ("ok", "Face {n} is now a reference: the person was re-decided around it."),
-    "blocked": ("error", "Not promoted: the self-test recognised a face as someone else (see "
-                         "above)."),
+    "blocked": ("error", "Not promoted: the self-test recognised a face of this person as "
+                         "{who}. Reject the faces that are {who}'s, then promote again."),
     "failed": ("error", "No face group matches the references: the person is failed."),
 }
 
@@ -130,16 +146,25 @@ _FLASH: dict[str, tuple[str, str]] = {
 class Flash:
     kind: str  # ok | info | warn | error
     text: str
+    href: str | None = None  # a link after the words (same site)
+    link: str | None = None
 
 
-def flash(done: str | None, n: int | None, known: dict[str, tuple[str, str]] = _FLASH
-          ) -> list[Flash]:
-    """The banners for ``?done=`` codes (unknown codes are ignored: the words are ours)."""
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "another person" if key == "who" else ""
+
+
+def flash(done: str | None, n: int | None,
+          known: Mapping[str, tuple[str, ...]] = _FLASH, **fields: str) -> list[Flash]:
+    """The banners for ``?done=`` codes (unknown codes are ignored: the words are ours);
+    ``fields`` fill placeholders such as ``{who}``."""
     out = []
     for code in (done or "").split(",")[:3]:
         if code in known:
-            kind, text = known[code]
-            out.append(Flash(kind, text.format(n=n or "")))
+            kind, text, *link = known[code]
+            words = text.format_map(_Blank(n=str(n or ""), **fields))
+            out.append(Flash(kind, words, *link))
     return out
 
 
@@ -176,8 +201,9 @@ def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
            done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None) -> Response:
     check_person(session.principal, ctx.settings, person_id)
     data = queries.person_review(ctx.settings, person_id)
+    who = data.selftest_person[1] if data.selftest_person else "another person"
     return render(request, "person.html", {
-        "session": session, "p": data, "flash": flash(done, n), "nav": "collections",
+        "session": session, "p": data, "flash": flash(done, n, who=who), "nav": "collections",
         "promotable": queries.PROMOTABLE})
 
 
@@ -193,7 +219,8 @@ def reject(ctx: Ctx, session: Checked, face_id: Id) -> Response:
     codes = ["rejected" if r.changed else "unchanged"]
     if r.below_minimum and r.changed:
         codes.append("below_minimum")
-    return _to_person(r.person_id, *codes, n=face_id, anchor="#accepted")
+    # back to the same face (in the rejected list now): keyboard review carries on from it
+    return _to_person(r.person_id, *codes, n=face_id, anchor=f"#face-{face_id}")
 
 
 @router.post("/faces/{face_id}/restore")
@@ -201,7 +228,50 @@ def restore(ctx: Ctx, session: Checked, face_id: Id) -> Response:
     check_face(session.principal, ctx.settings, face_id)
     r = review.restore_face(ctx.settings, face_id, store=ctx.store)
     code = ("restored_gallery" if r.in_gallery else "restored") if r.changed else "unchanged"
-    return _to_person(r.person_id, code, n=face_id, anchor="#accepted")
+    return _to_person(r.person_id, code, n=face_id, anchor=f"#face-{face_id}")
+
+
+#: the ticked faces of a bulk form (repeated ``face`` fields)
+FaceIds = Annotated[list[int], Form(alias="face", max_length=1000)]
+
+
+def _bulk_faces(ctx: ApiContext, session: UiSession, person_id: int, face_ids: list[int],
+                confirm: str, verb: str) -> list[int] | None:
+    """The ticked faces of this person, checked; None: nothing ticked."""
+    check_person(session.principal, ctx.settings, person_id)
+    ids = list(dict.fromkeys(f for f in face_ids if f > 0))
+    if not ids:
+        return None
+    if confirm != "yes":
+        raise Problem(400, f"Not {verb}", f"Confirm to {verb.removesuffix('ed')} the "
+                      f"{len(ids)} ticked faces.", f"/ui/people/{person_id}")
+    for face_id in ids:
+        check_face(session.principal, ctx.settings, face_id)
+    return ids
+
+
+@router.post("/people/{person_id}/faces/reject")
+def reject_many(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa: B006
+                confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
+    ids = _bulk_faces(ctx, session, person_id, face, confirm, "rejected")
+    if ids is None:
+        return _to_person(person_id, "none_selected", anchor="#accepted")
+    r = review.reject_faces(ctx.settings, ids, person_id=person_id, store=ctx.store)
+    codes = ["rejected_many" if r.changed else "unchanged_many"]
+    if r.below_minimum and r.changed:
+        codes.append("below_minimum")
+    return _to_person(person_id, *codes, n=r.changed, anchor="#accepted")
+
+
+@router.post("/people/{person_id}/faces/restore")
+def restore_many(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa: B006
+                 confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
+    ids = _bulk_faces(ctx, session, person_id, face, confirm, "restored")
+    if ids is None:
+        return _to_person(person_id, "none_selected", anchor="#rejected")
+    r = review.restore_faces(ctx.settings, ids, person_id=person_id, store=ctx.store)
+    return _to_person(person_id, "restored_many" if r.changed else "unchanged_many",
+                      n=r.changed, anchor="#accepted")
 
 
 @router.post("/faces/{face_id}/reference")
@@ -209,14 +279,31 @@ def reference(ctx: Ctx, session: Checked, face_id: Id) -> Response:
     check_face(session.principal, ctx.settings, face_id)
     r = review.mark_reference(ctx.settings, face_id, store=ctx.store)
     codes = ["reference"] + (["failed"] if r.state == PersonState.FAILED else [])
-    return _to_person(r.person_id, *codes, n=face_id, anchor="#accepted")
+    return _to_person(r.person_id, *codes, n=face_id, anchor=f"#face-{face_id}")
 
 
 @router.post("/people/{person_id}/recollect")
 def recollect(ctx: Ctx, session: Checked, person_id: Id) -> Response:
+    """Kept for old pages and scripts: queue only (the person page now has Collect now)."""
     check_person(session.principal, ctx.settings, person_id)
     r = review.recollect_person(ctx.settings, person_id)
     return _to_person(r.person_id, "recollect")
+
+
+@router.post("/people/{person_id}/collect")
+def collect(ctx: Ctx, session: Checked, person_id: Id) -> Response:
+    """Collect the person now: the server's background thread, or Celery when configured.
+    No image source key: ConfigError, shown as an error page that says what to set."""
+    check_person(session.principal, ctx.settings, person_id)
+    started = collect_now(ctx.settings, [person_id])
+    if person_id in started.busy or person_id not in started.jobs:
+        return _to_person(person_id, "collect_busy")
+    code = "collecting_celery" if started.runner == "celery" else "collecting"
+    return _to_person(person_id, code, n=started.jobs[person_id])
+
+
+#: promotion results the person page has words for; anything else is "not promoted"
+_PROMOTE_CODES = frozenset({"promoted", "too_few_faces", "blocked", "failed"})
 
 
 @router.post("/people/{person_id}/promote")
@@ -227,7 +314,9 @@ def promote(ctx: Ctx, session: Checked, person_id: Id) -> Response:
         raise Problem(409, "Not promotable", f"{data.name} is {data.state.replace('_', ' ')}: "
                       "only curated people can be promoted.", f"/ui/people/{person_id}")
     result = promote_person(person_id, ctx.settings, store=ctx.store)
-    return _to_person(person_id, result.state)
+    # blocked: the banner names who from the self-test stored on the person
+    return _to_person(person_id, result.state if result.state in _PROMOTE_CODES
+                      else "not_promoted")
 
 
 @router.post("/people/{person_id}/delete")
