@@ -133,8 +133,7 @@ def _duplicates(settings: Settings, person_id: int) -> int:
 
 
 def _open(chromium: Any, server: Server) -> Any:
-    """A logged-in page on the person; ``page.js_errors``: uncaught script errors (the
-    console also reports the 401 of /favicon.ico, which no test cares about)."""
+    """A logged-in page on the person; ``page.js_errors``: uncaught script errors."""
     page = browser_login(chromium, server.url)
     page.js_errors = []
     page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
@@ -143,8 +142,7 @@ def _open(chromium: Any, server: Server) -> Any:
 
 
 def _clean(page: Any) -> None:
-    csp = [e for e in page.errors if "Content Security Policy" in e]
-    assert not csp and not page.js_errors, (csp, page.js_errors)
+    assert not page.errors and not page.js_errors, (page.errors, page.js_errors)
 
 
 def _focused(page: Any, expected: str | None = None) -> str:
