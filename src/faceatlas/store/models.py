@@ -257,6 +257,7 @@ class Face(Base):
         # the review pages: accepted faces per person, people with a reason
         Index("ix_faces_person_state", "person_id", "state"),
         Index("ix_faces_person_reason", "person_id", "reason"),
+        Index("ix_faces_person_detail", "person_id", "detail"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

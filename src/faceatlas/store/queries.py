@@ -433,11 +433,16 @@ def collection_people(settings: Settings, key: str, *, q: str | None = None,
                    .correlate(Person).scalar_subquery())
             query = query.order_by(acc.desc(), func.lower(Person.ascii_name), Person.id)
         elif sort == "flags":
-            flagged = (select(func.count()).select_from(Face)
-                       .where(Face.person_id == Person.id,
-                              or_(Face.reason == Reason.OTHER_PERSON, Face.detail.is_not(None)))
-                       .correlate(Person).scalar_subquery())
-            query = query.order_by((flagged + SELFTEST_FAILED).desc(),
+            # = faces with a detail + other_person faces without one: both read from the
+            # indexes faces(person_id, detail) and faces(person_id, reason)
+            noted = (select(func.count()).select_from(Face)
+                     .where(Face.person_id == Person.id, Face.detail.is_not(None))
+                     .correlate(Person).scalar_subquery())
+            moved = (select(func.count()).select_from(Face)
+                     .where(Face.person_id == Person.id, Face.reason == Reason.OTHER_PERSON,
+                            Face.detail.is_(None))
+                     .correlate(Person).scalar_subquery())
+            query = query.order_by((noted + moved + SELFTEST_FAILED).desc(),
                                    func.lower(Person.ascii_name), Person.id)
         elif sort == "updated":
             query = query.order_by(Person.updated_at.desc(), Person.id.desc())
@@ -485,13 +490,24 @@ def _page_people(session: Session, ids: list[int]) -> list[CollectionPerson]:
     return out
 
 
+#: reasons only a photo carries (it gave no face), and those a photo can carry without faces
+#: (a byte-identical duplicate is dropped before analysis); the others are faces' only
+PHOTO_ONLY_REASONS = frozenset({Reason.NO_FACE, Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE,
+                                Reason.DOWNLOAD_FAILED})
+PHOTO_REASONS = PHOTO_ONLY_REASONS | {Reason.DUPLICATE}
+
+
 def _has_reason(reason: str) -> ColumnElement[bool]:
     """The person has a face with this decision, or a photo with it that gave no face (a
-    failed download, no face in it); the face test first, it settles most people."""
-    return or_(
-        exists().where(Face.person_id == Person.id, Face.reason == reason),
-        exists().where(Image.person_id == Person.id, Image.reason == reason,
-                       ~exists().where(Face.image_id == Image.id)))
+    failed download, no face in it). A photo with faces carries one of its faces' reasons,
+    so probing faces and photos by (person_id, reason) is enough, and each probe is skipped
+    where the reason cannot occur."""
+    tests: list[ColumnElement[bool]] = []
+    if reason not in PHOTO_ONLY_REASONS:
+        tests.append(exists().where(Face.person_id == Person.id, Face.reason == reason))
+    if reason in PHOTO_REASONS:
+        tests.append(exists().where(Image.person_id == Person.id, Image.reason == reason))
+    return or_(*tests)
 
 
 def _reason_counts(session: Session, where: list[ColumnElement[bool]]) -> list[ReasonCount]:
@@ -502,14 +518,17 @@ def _reason_counts(session: Session, where: list[ColumnElement[bool]]) -> list[R
     return [ReasonCount(r, int(n)) for r, n in zip(FILTER_REASONS, row, strict=True) if n]
 
 
-def collection_person_names(settings: Settings, ids: Iterable[int]) -> dict[int, str]:
-    """id → name of the given people (for banners and confirmations: names, never ids)."""
+def collection_person_names(settings: Settings, ids: Iterable[int], *, collection: str
+                            ) -> dict[int, str]:
+    """id → name of those of the given people who are in ``collection`` (banners and
+    confirmations name people, never ids)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     with session_scope(settings) as session:
-        return dict(session.execute(select(Person.id, Person.name)
-                                    .where(Person.id.in_(wanted))).all())
+        return dict(session.execute(
+            select(Person.id, Person.name).join(Collection)
+            .where(Person.id.in_(wanted), Collection.key == collection)).all())
 
 
 @dataclass
