@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from faceatlas import bulk
 from faceatlas.devtools.bigcollection import ACCENTED, generate
-from faceatlas.errors import FaceAtlasError, NotFoundError
+from faceatlas.errors import ConfigError, FaceAtlasError, NotFoundError
 from faceatlas.settings import Settings
 from faceatlas.store import queries
 from faceatlas.store.db import reset_caches, session_scope
-from faceatlas.store.models import Face, FaceState, Image, Person, PersonState, Reason
+from faceatlas.store.models import Face, FaceState, Image, Job, Person, PersonState, Reason
 
 KEY = "big"
 
@@ -155,3 +155,38 @@ def test_bulk_promote_changes_exactly_the_planned_people(tmp_path: Path,
 def _states(settings: Settings) -> dict[int, str]:
     with session_scope(settings) as s:
         return dict(s.execute(select(Person.id, Person.state)).all())
+
+
+def test_collect_refused_without_an_image_source_changes_nothing(small: Settings) -> None:
+    broken = small.model_copy(update={"image_sources": ["nowhere"]})
+    planned = bulk.plan(broken, KEY, "retry_failed")
+    before = _states(broken)
+    with pytest.raises(ConfigError):
+        bulk.run(broken, planned)
+    assert _states(broken) == before
+    with session_scope(broken) as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_a_partial_outcome_reads_as_a_warning_naming_people(small: Settings) -> None:
+    from faceatlas.api.ui import collection as page
+    from faceatlas.api.ui.pages import flash
+
+    a, b = bulk.Named(1, "Ana"), bulk.Named(2, "Bo")
+    whole = page._after(KEY, page._filter("x", "curated", "", "faces", 2),
+                        bulk.BulkOutcome(bulk.ACTIONS["promote"], done=[a, b]))
+    assert "done=bulk_promoted&" in whole and "q=x" in whole and "state=curated" in whole
+    assert "sort=faces" in whole and "page=2" in whole
+    part = page._after(KEY, page._filter(None, None, None, None, 1),
+                       bulk.BulkOutcome(bulk.ACTIONS["promote"], done=[a], blocked=[b]))
+    assert "done=bulk_promoted_some" in part and "blocked=2" in part
+    (banner,) = flash("bulk_promoted_some", 1, page._FLASH)
+    assert banner.kind == "warn"
+    (ok,) = flash("bulk_promoted", 2, page._FLASH)
+    assert ok.kind == "ok"
+    with session_scope(small) as s:
+        someone = s.execute(select(Person.id, Person.name)).first()
+    (named,) = page._named_flash(small, KEY, {"blocked": str(someone.id), "few": None})
+    assert named.kind == "error" and someone.name in named.text and str(someone.id) not in \
+        named.text.replace(someone.name, "")
+    assert page._named_flash(small, "elsewhere", {"blocked": str(someone.id)}) == []
