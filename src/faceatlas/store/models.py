@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -144,6 +145,7 @@ class Person(Base):
     __table_args__ = (
         UniqueConstraint("collection_id", "key", name="uq_person_key"),
         UniqueConstraint("collection_id", "folder", name="uq_person_folder"),
+        Index("ix_people_collection_name", "collection_id", "name"),  # review pages
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -184,7 +186,10 @@ class Image(Base):
     """One candidate photo of a person: a search hit (maybe not yet downloaded) or a file."""
 
     __tablename__ = "images"
-    __table_args__ = (UniqueConstraint("person_id", "origin", name="uq_image_origin"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "origin", name="uq_image_origin"),
+        Index("ix_images_person_reason", "person_id", "reason"),  # review pages: by reason
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(
@@ -247,7 +252,13 @@ class Attempt(Base):
 
 class Face(Base):
     __tablename__ = "faces"
-    __table_args__ = (UniqueConstraint("image_id", "idx", name="uq_face_idx"),)
+    __table_args__ = (
+        UniqueConstraint("image_id", "idx", name="uq_face_idx"),
+        # the review pages: accepted faces per person, people with a reason
+        Index("ix_faces_person_state", "person_id", "state"),
+        Index("ix_faces_person_reason", "person_id", "reason"),
+        Index("ix_faces_person_detail", "person_id", "detail"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)

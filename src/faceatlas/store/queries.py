@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from faceatlas.errors import NotFoundError
-from faceatlas.names.normalize import collection_key, one_line
+from faceatlas.names.normalize import collection_key, name_key, one_line, to_ascii
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import (
@@ -325,6 +325,19 @@ def collections_overview(settings: Settings) -> list[CollectionOverview]:
     return out
 
 
+#: the collection page's sort orders (the first is the default)
+SORTS: tuple[str, ...] = ("name", "faces", "updated", "flags")
+#: reasons the collection page filters by: every rejection reason, in the one reason order
+FILTER_REASONS: tuple[str, ...] = tuple(REASON_ORDER)
+#: 1 for a face arbitration flagged: moved to another person of the collection (reason
+#: other_person) or kept with a note (``detail``: the same photo is also someone else's).
+#: Only arbitration writes ``Face.detail`` (curation and references clear it).
+FLAGGED_FACE = case((or_(Face.reason == Reason.OTHER_PERSON, Face.detail.is_not(None)), 1),
+                    else_=0)
+#: 1 when the person's stored promotion self-test failed (recognised as someone else)
+SELFTEST_FAILED = case((Person.selftest["passed"].as_boolean() == false(), 1), else_=0)
+
+
 @dataclass
 class CollectionPerson:
     id: int
@@ -334,6 +347,15 @@ class CollectionPerson:
     gallery_faces: int
     cover_face_id: int | None  # the best accepted face, for a thumbnail
     updated_at: datetime | None
+    flags: int = 0  # purity flags: see `collection_people`
+    selftest_failed: bool = False
+    native_name: str | None = None
+
+
+@dataclass
+class ReasonCount:
+    reason: str
+    people: int
 
 
 @dataclass
@@ -341,50 +363,173 @@ class CollectionPage:
     key: str
     name: str
     people: list[CollectionPerson]
-    total: int
-    states: list[StateCount]
+    total: int  # people matching the whole filter
+    states: list[StateCount]  # people per state, matching the search and reason filter
+    reasons: list[ReasonCount] = field(default_factory=list)  # matching search and state
+    all_people: int = 0  # everyone in the collection
 
 
-def collection_people(settings: Settings, key: str, *, state: str | None = None,
-                      limit: int = 200, offset: int = 0) -> CollectionPage:
+def _search_terms(q: str) -> list[str]:
+    """LIKE patterns (lower case, % and _ escaped) for the spellings of a search: as typed,
+    its ASCII transliteration and its name key (``Đoković`` finds ``Djokovic`` and back)."""
+    spellings = {one_line(q).lower(), to_ascii(q).lower(), name_key(q)}
+    return ["%" + s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            for s in sorted(spellings) if s]
+
+
+def people_filter(coll_id: int, *, q: str | None = None, state: str | None = None,
+                  reason: str | None = None) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the collection page's filter (for its reads and bulk actions)."""
+    where: list[ColumnElement[bool]] = [Person.collection_id == coll_id]
+    if q and q.strip():
+        columns = (func.lower(Person.name), func.lower(Person.ascii_name), Person.key,
+                   func.lower(func.coalesce(Person.native_name, "")))
+        where.append(or_(*(c.like(t, escape="\\") for t in _search_terms(q) for c in columns)))
+    if state:
+        where.append(Person.state == state)
+    if reason:
+        where.append(_has_reason(reason))
+    return where
+
+
+def collection_row(session: Session, key: str) -> Collection:
+    coll = session.scalar(select(Collection).where(Collection.key == key))
+    if coll is None:
+        raise NotFoundError(f"no collection {key!r}")
+    return coll
+
+
+def collection_people(settings: Settings, key: str, *, q: str | None = None,
+                      state: str | None = None, reason: str | None = None,
+                      sort: str = "name", limit: int = 100, offset: int = 0
+                      ) -> CollectionPage:
+    """One page of a collection's people for the review page, and the counts around it.
+
+    - ``q``: part of a name, case- and accent-insensitive: matched against the name, its
+      ASCII spelling, its name key and the native-script name (``djokovic`` finds ``Novak
+      Đoković``);
+    - ``state``: a person state; ``reason``: people with at least one face — or a photo that
+      gave no face — with that decision code (``other_person``, ``download_failed``…);
+    - ``sort``: ``name`` (ASCII spelling, A→Z), ``faces`` (accepted faces, most first),
+      ``updated`` (latest first) or ``flags`` (purity flags, most first).
+
+    **Purity flags** of a person: their faces that collection arbitration flagged — faces
+    moved to another person (reason ``other_person``) plus accepted faces it kept with a
+    note (a non-null ``Face.detail``: the same photo is also someone else's candidate), each
+    face counted once — plus 1 if their stored promotion self-test failed.
+
+    ``total`` counts the whole filter; ``states`` counts each state under the search and
+    reason filter (not the state filter), ``reasons`` each reason under the search and state
+    filter (not the reason filter), so a badge says how many people clicking it shows.
+    """
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
     with session_scope(settings) as session:
-        coll = session.scalar(select(Collection).where(Collection.key == key))
-        if coll is None:
-            raise NotFoundError(f"no collection {key!r}")
-        faces = (
-            select(Face.person_id,
-                   func.sum(ACCEPTED_FACE).label("acc"),
-                   func.sum(GALLERY_FACE).label("gal"))
-            .group_by(Face.person_id).subquery()
-        )
-        query = (select(Person.id, Person.name, Person.state, faces.c.acc, faces.c.gal,
-                        Person.updated_at)
-                 .outerjoin(faces, faces.c.person_id == Person.id)
-                 .where(Person.collection_id == coll.id))
-        total_q = select(func.count()).select_from(Person).where(Person.collection_id == coll.id)
-        if state:
-            query = query.where(Person.state == state)
-            total_q = total_q.where(Person.state == state)
-        rows = session.execute(
-            query.order_by(Person.name, Person.id).limit(limit).offset(offset)).all()
-        ids = [r[0] for r in rows]
-        covers: dict[int, int] = {}
-        if ids:
-            # best accepted face per person: one query, first by quality wins
-            for pid, fid in session.execute(
-                select(Face.person_id, Face.id)
-                .where(Face.person_id.in_(ids), Face.state == FaceState.ACCEPTED)
-                .order_by(Face.person_id, Face.quality.desc(), Face.id)
-            ):
-                covers.setdefault(pid, fid)
+        coll = collection_row(session, key)
+        where = people_filter(coll.id, q=q, state=state, reason=reason)
+        query = select(Person.id).where(*where)
+        if sort == "faces":
+            acc = (select(func.count()).select_from(Face)
+                   .where(Face.person_id == Person.id, Face.state == FaceState.ACCEPTED)
+                   .correlate(Person).scalar_subquery())
+            query = query.order_by(acc.desc(), func.lower(Person.ascii_name), Person.id)
+        elif sort == "flags":
+            # = faces with a detail + other_person faces without one: both read from the
+            # indexes faces(person_id, detail) and faces(person_id, reason)
+            noted = (select(func.count()).select_from(Face)
+                     .where(Face.person_id == Person.id, Face.detail.is_not(None))
+                     .correlate(Person).scalar_subquery())
+            moved = (select(func.count()).select_from(Face)
+                     .where(Face.person_id == Person.id, Face.reason == Reason.OTHER_PERSON,
+                            Face.detail.is_(None))
+                     .correlate(Person).scalar_subquery())
+            query = query.order_by((noted + moved + SELFTEST_FAILED).desc(),
+                                   func.lower(Person.ascii_name), Person.id)
+        elif sort == "updated":
+            query = query.order_by(Person.updated_at.desc(), Person.id.desc())
+        else:
+            query = query.order_by(func.lower(Person.ascii_name), Person.name, Person.id)
+        ids = list(session.scalars(query.limit(limit).offset(offset)))
+        people = _page_people(session, ids)
+        total = int(session.scalar(select(func.count()).select_from(Person).where(*where)) or 0)
         states = [StateCount(s, int(n)) for s, n in session.execute(
-            select(Person.state, func.count()).where(Person.collection_id == coll.id)
+            select(Person.state, func.count())
+            .where(*people_filter(coll.id, q=q, reason=reason))
             .group_by(Person.state).order_by(Person.state))]
-        return CollectionPage(
-            coll.key, coll.name,
-            [CollectionPerson(i, n, s, int(a or 0), int(g or 0), covers.get(i), _aware(u))
-             for i, n, s, a, g, u in rows],
-            int(session.scalar(total_q) or 0), states)
+        reasons = _reason_counts(session, people_filter(coll.id, q=q, state=state))
+        everyone = int(session.scalar(select(func.count()).select_from(Person)
+                                      .where(Person.collection_id == coll.id)) or 0)
+        return CollectionPage(coll.key, coll.name, people, total, states, reasons, everyone)
+
+
+def _page_people(session: Session, ids: list[int]) -> list[CollectionPerson]:
+    """The cards of one page, in the order of ``ids``: counts, flags and a cover face."""
+    if not ids:
+        return []
+    rows = {r.id: r for r in session.execute(
+        select(Person.id, Person.name, Person.state, Person.updated_at, Person.native_name,
+               SELFTEST_FAILED.label("failed")).where(Person.id.in_(ids)))}
+    counts = {pid: (int(a or 0), int(g or 0), int(f or 0)) for pid, a, g, f in session.execute(
+        select(Face.person_id, func.sum(ACCEPTED_FACE), func.sum(GALLERY_FACE),
+               func.sum(FLAGGED_FACE))
+        .where(Face.person_id.in_(ids)).group_by(Face.person_id))}
+    covers: dict[int, int] = {}
+    # best accepted face per person: one query, first by quality wins
+    for pid, fid in session.execute(
+        select(Face.person_id, Face.id)
+        .where(Face.person_id.in_(ids), Face.state == FaceState.ACCEPTED)
+        .order_by(Face.person_id, Face.quality.desc(), Face.id)
+    ):
+        covers.setdefault(pid, fid)
+    out = []
+    for pid in ids:
+        r = rows[pid]
+        acc, gal, flagged = counts.get(pid, (0, 0, 0))
+        out.append(CollectionPerson(pid, r.name, r.state, acc, gal, covers.get(pid),
+                                    _aware(r.updated_at), flagged + int(r.failed),
+                                    bool(r.failed), r.native_name))
+    return out
+
+
+#: reasons only a photo carries (it gave no face), and those a photo can carry without faces
+#: (a byte-identical duplicate is dropped before analysis); the others are faces' only
+PHOTO_ONLY_REASONS = frozenset({Reason.NO_FACE, Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE,
+                                Reason.DOWNLOAD_FAILED})
+PHOTO_REASONS = PHOTO_ONLY_REASONS | {Reason.DUPLICATE}
+
+
+def _has_reason(reason: str) -> ColumnElement[bool]:
+    """The person has a face with this decision, or a photo with it that gave no face (a
+    failed download, no face in it). A photo with faces carries one of its faces' reasons,
+    so probing faces and photos by (person_id, reason) is enough, and each probe is skipped
+    where the reason cannot occur."""
+    tests: list[ColumnElement[bool]] = []
+    if reason not in PHOTO_ONLY_REASONS:
+        tests.append(exists().where(Face.person_id == Person.id, Face.reason == reason))
+    if reason in PHOTO_REASONS:
+        tests.append(exists().where(Image.person_id == Person.id, Image.reason == reason))
+    return or_(*tests)
+
+
+def _reason_counts(session: Session, where: list[ColumnElement[bool]]) -> list[ReasonCount]:
+    """People per reason among those ``where`` picks: one pass over the people, index
+    probes per reason (faces(person_id, reason), images(person_id, reason))."""
+    row = session.execute(select(*(func.sum(case((_has_reason(r), 1), else_=0))
+                                   for r in FILTER_REASONS)).where(*where)).one()
+    return [ReasonCount(r, int(n)) for r, n in zip(FILTER_REASONS, row, strict=True) if n]
+
+
+def collection_person_names(settings: Settings, ids: Iterable[int], *, collection: str
+                            ) -> dict[int, str]:
+    """id → name of those of the given people who are in ``collection`` (banners and
+    confirmations name people, never ids)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    with session_scope(settings) as session:
+        return dict(session.execute(
+            select(Person.id, Person.name).join(Collection)
+            .where(Person.id.in_(wanted), Collection.key == collection)).all())
 
 
 @dataclass

@@ -3,12 +3,13 @@
 - ``base``: the router, errors as HTML pages, security headers, templates
 - ``csrf``: the session cookie → who is logged in (``api/sessions.py`` stores sessions), CSRF
 - ``pages``: log-in and the pages and forms, thin shells over the library
+- ``collection``: a collection's people (search, filters, paging) and bulk actions
 - ``pictures``: faces, photos and video tracks by id; static files
 """
 
 from __future__ import annotations
 
-from faceatlas.api.ui import pages, pictures  # noqa: F401  (they register their routes)
+from faceatlas.api.ui import collection, pages, pictures  # noqa: F401  (they register routes)
 from faceatlas.api.ui.base import router
 
 __all__ = ["router"]

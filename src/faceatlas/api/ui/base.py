@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -67,6 +68,7 @@ class UiRoute(APIRoute):
         inner = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 response = await inner(request)
             except LoginRequired:
@@ -100,6 +102,9 @@ class UiRoute(APIRoute):
                     "The server could not finish this; its log has the details."))
             for name, value in _SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
+            # the server's time for this answer (benchmarks/bench_review.py reads it)
+            response.headers["Server-Timing"] = (
+                f"app;dur={(time.perf_counter() - started) * 1000:.1f}")
             return response
 
         return handler

@@ -21,7 +21,6 @@ from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext
 from faceatlas.api.tokens import check_face, check_job, check_person
 from faceatlas.api.ui.base import (
-    CollectionKey,
     Id,
     Problem,
     render,
@@ -180,20 +179,6 @@ def collections(request: Request, ctx: Ctx, session: Session,
     return render(request, "collections.html", {
         "session": session, "collections": overview, "index_faces": index_faces,
         "flash": flash(done, n), "nav": "collections"})
-
-
-@router.get("/collections/{key}")
-def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
-               state: Annotated[str | None, Query(max_length=30)] = None,
-               page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
-    per_page = 200
-    session.principal.check(key, f"no collection {key!r}")
-    data = queries.collection_people(ctx.settings, key, state=state or None, limit=per_page,
-                                    offset=(page - 1) * per_page)
-    pages = max(1, -(-data.total // per_page))
-    return render(request, "collection.html", {
-        "session": session, "c": data, "state": state, "page": page, "pages": pages,
-        "nav": "collections"})
 
 
 @router.get("/people/{person_id}")
