@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from faceatlas import review
-from faceatlas.errors import ConfigError, NotFoundError
+from faceatlas import jobs_background, review
+from faceatlas.errors import ConfigError
 from faceatlas.importer import add_files
 from faceatlas.jobs_background import collect_now, start_collect_next
 from faceatlas.pipeline import JobProgress
@@ -127,10 +128,34 @@ def test_collect_now_refuses_at_once_without_an_image_source_key(home: Path) -> 
         person_id = person.id
     with pytest.raises(ConfigError, match="RAPIDAPI_KEY"):
         collect_now(settings, [person_id])
-    with pytest.raises(NotFoundError, match="no person with id 999"):  # deleted meanwhile
-        collect_now(Settings(home=home, rapidapi_key="k"), [person_id, 999])
     with session_scope(settings) as s:
         assert s.scalar(select(Job.id)) is None  # no job row left queued with nobody at work
+    gone = collect_now(Settings(home=home, rapidapi_key="k"), [999])  # erased meanwhile
+    assert (gone.jobs, gone.busy, gone.missing) == ({}, [], [999])
+
+
+def test_collect_now_twice_collects_once(home: Path, faces_root: Path) -> None:
+    """A second click while the first is still waiting for the background thread: the person
+    is left alone (not collected twice), and no job row is left running."""
+    settings = Settings(home=home, workers=1, rapidapi_key="k")  # photos are stored already
+    with session_scope(settings) as s:
+        person, _ = upsert_person(s, get_or_create_collection(s, "Serbia"), "Ana Ivanović")
+        person_id = person.id
+    assert add_files(settings, person_id, sorted((faces_root / "people" / "person_01")
+                                                 .iterdir())[:2]) == 2
+    gate = threading.Event()
+    jobs_background._executor.submit(gate.wait, 30)  # the thread is busy with something else
+    try:
+        first = collect_now(settings, [person_id])
+        second = collect_now(settings, [person_id])
+    finally:
+        gate.set()
+    assert list(first.jobs) == [person_id] and second.busy == [person_id] and not second.jobs
+    job = _wait_for_job(settings, first.jobs[person_id])
+    assert job.state == "done"
+    with session_scope(settings) as s:
+        rows = s.execute(select(Job.id, Job.state).where(Job.person_id == person_id)).all()
+    assert rows == [(job.id, "done")]
 
 
 def test_job_progress_writes_the_row_at_most_once_a_second_and_at_each_end(home: Path) -> None:

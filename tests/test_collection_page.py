@@ -3,6 +3,7 @@ library, on a small generated collection (devtools.bigcollection: 60 people)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,37 @@ def test_bulk_promote_changes_exactly_the_planned_people(tmp_path: Path,
         again = bulk.run(settings, planned)  # promoted now: no longer eligible, not changed
         assert not again.done and {p.id for p, _ in again.failed} == changed
         assert not again.complete
+    finally:
+        reset_caches()
+
+
+def test_a_long_bulk_promotion_goes_on_as_one_background_job(
+        tmp_path: Path, faces_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Promoting more than fits in a request: the first person in the request, the others in
+    one background job whose closing message says how it went; everyone ends promoted."""
+    settings = Settings(home=tmp_path / "home")
+    generate(settings, people=12, faces=8, crops=4, seed=3)
+    monkeypatch.setattr(bulk, "INLINE_SECONDS", 0.0)
+    try:
+        planned = bulk.plan(settings, KEY, "promote_eligible")
+        assert len(planned.people) >= 2
+        outcome = bulk.run(settings, planned)
+        assert [p.id for p in outcome.done] == [planned.people[0].id]  # one, then the clock
+        assert outcome.later == planned.people[1:] and not outcome.complete
+        assert outcome.job_id is not None
+        deadline = time.monotonic() + 60
+        while True:
+            with session_scope(settings) as s:
+                job = s.get(Job, outcome.job_id)
+                assert job is not None and job.kind == "promote"
+                if job.state in ("done", "failed"):
+                    break
+            assert time.monotonic() < deadline, "the promotion job did not finish"
+            time.sleep(0.05)
+        assert job.state == "done" and job.progress == 1.0
+        assert job.message == f"{len(outcome.later)} promoted", job.message
+        states = _states(settings)
+        assert all(states[p.id] == PersonState.PROMOTED for p in planned.people)
     finally:
         reset_caches()
 

@@ -4,11 +4,16 @@ reviewer ticked, or for everyone matching the page's filter.
 Two steps, so the page can ask once before doing anything: :func:`plan` says who the action
 would change (and who, though chosen, it would leave alone and why), :func:`run` does it for
 exactly the planned people, re-checking each one, and reports every outcome by person.
+
+Promotion runs in the request for at most ``INLINE_SECONDS`` (a few people: the answer says
+how each went); whoever is left continues as one background job, so promoting thousands
+never outlives a proxy's timeout, and the job's closing message says how it ended.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, func, select
@@ -50,6 +55,8 @@ ACTIONS: dict[str, Action] = {a.code: a for a in (
 
 #: at most this many people per bulk action (a collection page's filter, not a whole site)
 MAX_PEOPLE = 10_000
+#: promotion in the request stops after this long; the rest goes on as a background job
+INLINE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,10 +82,29 @@ class BulkOutcome:
     failed: list[tuple[Named, str]] = field(default_factory=list)  # not done: why
     busy: list[Named] = field(default_factory=list)  # collect: being collected already
     runner: str | None = None  # collect: "server" or "celery"
+    later: list[Named] = field(default_factory=list)  # promotion: left to a background job
+    job_id: int | None = None  # that job
 
     @property
     def complete(self) -> bool:
-        return not (self.blocked or self.too_few or self.failed or self.busy)
+        return not (self.blocked or self.too_few or self.failed or self.busy or self.later)
+
+    def summary(self, names: int = 5) -> str:
+        """One line of how it went, naming the first people of each group that was not done
+        (a job's closing message)."""
+        def some(people: Sequence[Named]) -> str:
+            more = len(people) - names
+            return ", ".join(p.name for p in people[:names]) + (f" and {more} more"
+                                                                if more > 0 else "")
+        verb = "promoted" if self.action.kind == "promote" else "started"
+        parts = [f"{len(self.done)} {verb}"]
+        for words, people in (("blocked by the self-test", self.blocked),
+                              ("too few faces", self.too_few),
+                              ("not done", [p for p, _ in self.failed]),
+                              ("busy", self.busy)):
+            if people:
+                parts.append(f"{len(people)} {words}: {some(people)}")
+        return "; ".join(parts)
 
 
 def _eligible(action: Action, min_faces: int) -> ColumnElement[bool]:
@@ -147,16 +173,37 @@ def run(settings: Settings, planned: BulkPlan, *, store: IndexStore | None = Non
         for who in fresh.people:
             (outcome.busy if who.id in busy else outcome.done).append(who)
         return outcome
+    left = promote_people(settings, fresh.people, outcome, store=store,
+                          until=time.monotonic() + INLINE_SECONDS)
+    if left:
+        from faceatlas.jobs_background import promote_later
+
+        outcome.later = left
+        outcome.job_id = promote_later(settings, planned.collection, left, store=store)
+    return outcome
+
+
+def promote_people(settings: Settings, people: Sequence[Named], outcome: BulkOutcome, *,
+                   store: IndexStore | None = None, until: float | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> list[Named]:
+    """Promote each in turn, recording how it went in ``outcome``; returns the people not
+    reached when ``until`` (a ``time.monotonic()`` moment) passed."""
     from faceatlas.gallery import BLOCKED, promote_person
 
-    for who in fresh.people:
+    for i, who in enumerate(people):
+        if until is not None and i and time.monotonic() > until:
+            return list(people[i:])
         try:
             result = promote_person(who.id, settings, store=store)
         except NotFoundError:
-            continue  # erased meanwhile: nothing left to report by name
+            outcome.failed.append((who, "erased meanwhile"))
+            continue
         except FaceAtlasError as exc:
             outcome.failed.append((who, str(exc)))
             continue
+        finally:
+            if progress:
+                progress(i + 1, len(people))
         if result.state == PersonState.PROMOTED:
             outcome.done.append(who)
         elif result.state == BLOCKED:
@@ -165,4 +212,4 @@ def run(settings: Settings, planned: BulkPlan, *, store: IndexStore | None = Non
             outcome.too_few.append(who)
         else:  # re-decided into failure (references unmatched)
             outcome.failed.append((who, f"now {result.state.replace('_', ' ')}"))
-    return outcome
+    return []

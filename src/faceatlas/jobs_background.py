@@ -11,18 +11,23 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from faceatlas.errors import ConfigError, FaceAtlasError, NotFoundError
+from faceatlas.errors import ConfigError, FaceAtlasError
 from faceatlas.names.normalize import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
-from faceatlas.store.jobs import finish_job, start_job, update_job
-from faceatlas.store.models import Collection, Person
+from faceatlas.store.jobs import begin_job, finish_job, start_job, update_job
+from faceatlas.store.models import Collection, Job, JobState, Person
+
+if TYPE_CHECKING:
+    from faceatlas.bulk import Named
+    from faceatlas.index import IndexStore
 
 log = logging.getLogger(__name__)
 
@@ -187,46 +192,67 @@ def start_collect_next(settings: Settings, collections: frozenset[str] | None = 
 @dataclass
 class CollectNow:
     """What :func:`collect_now` started: person id → its job (queued at once, so the Jobs
-    page shows it), where the work runs, and who was left alone because busy."""
+    page shows it), where the work runs, who was left alone because they are being collected
+    (or already wait for it), and ids that name nobody (erased meanwhile)."""
 
     jobs: dict[int, int]
     runner: str  # "celery" (FACEATLAS_BROKER_URL is set) or "server" (this process's thread)
     busy: list[int]
+    missing: list[int] = field(default_factory=list)
+
+
+_scheduled: set[int] = set()  # people handed to this process's thread, not yet started
 
 
 def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
     """Queue the people again (as ``recollect``) and start collecting them now: on the Celery
     queue when a broker is configured, else one after another on this server's background
-    thread (one face pool for the batch). People being collected right now are left alone.
+    thread (one face pool for the batch).
 
-    The sources are opened first, so a missing key is the caller's error at once. Job rows
-    are written queued before anything runs; a server that stops before it reaches them
-    leaves them queued, and `faceatlas collect` (or collect now again) resumes them.
+    The sources are opened first, so a missing key is the caller's error at once. Who is
+    being collected, or already waits for this thread, is left alone (a second click does not
+    collect anyone twice); the decision and the re-queueing are one transaction. Job rows are
+    written queued before anything runs; a server that stops before it reaches them leaves
+    them queued, and `faceatlas collect` (or collect now again) resumes them.
     """
-    from faceatlas.review import recollect_person
     from faceatlas.search.sources import image_search_from_settings
-    from faceatlas.store.models import BUSY
     from faceatlas.worker.enqueue import enqueue_people, open_jobs
 
     image_search_from_settings(settings).close()  # ConfigError now, not in the thread
-    with session_scope(settings) as s:
-        states = dict(s.execute(select(Person.id, Person.state)
-                                .where(Person.id.in_(list(person_ids)))).all())
-    missing = [p for p in person_ids if p not in states]
-    if missing:
-        raise NotFoundError(f"no person with id {missing[0]}")
+    runner = "celery" if settings.broker_url else "server"
+    wanted = list(dict.fromkeys(person_ids))
     with _busy_lock:
-        busy = [p for p in dict.fromkeys(person_ids) if states[p] in BUSY or p in _busy]
-    todo = [p for p in dict.fromkeys(person_ids) if p not in busy]
-    for pid in todo:
-        recollect_person(settings, pid)
-    if not todo:
-        return CollectNow({}, "celery" if settings.broker_url else "server", busy)
-    if settings.broker_url:
-        return CollectNow(enqueue_people(settings, todo), "celery", busy)
-    jobs = open_jobs(settings, todo)
+        queued, busy, missing = _requeue(settings, wanted, _busy | _scheduled)
+        if not settings.broker_url:
+            _scheduled.update(queued)
+    if not queued:
+        return CollectNow({}, runner, busy, missing)
+    if settings.broker_url:  # a second delivery is harmless there: the claim lets one work
+        return CollectNow(enqueue_people(settings, queued), runner, busy, missing)
+    jobs = open_jobs(settings, queued)
     _executor.submit(_collect_batch, settings, jobs)
-    return CollectNow(jobs, "server", busy)
+    return CollectNow(jobs, runner, busy, missing)
+
+
+def _requeue(settings: Settings, ids: list[int], taken: set[int]
+             ) -> tuple[list[int], list[int], list[int]]:
+    """In one transaction: queue again everyone not busy; returns (queued, busy, missing)."""
+    from faceatlas.review import requeue
+    from faceatlas.store.models import BUSY
+
+    with session_scope(settings) as s:
+        people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(ids)))}
+        queued, busy = [], []
+        for pid in ids:
+            person = people.get(pid)
+            if person is None:
+                continue
+            if person.state in BUSY or pid in taken:
+                busy.append(pid)
+            else:
+                requeue(s, person)
+                queued.append(pid)
+    return queued, busy, [i for i in ids if i not in people]
 
 
 def _collect_batch(settings: Settings, jobs: dict[int, int]) -> None:
@@ -240,14 +266,15 @@ def _collect_batch(settings: Settings, jobs: dict[int, int]) -> None:
     try:
         with image_search_from_settings(settings) as provider, \
                 face_pool(settings, background=True) as pool:
-            for person_id, job in jobs.items():
+            for person_id in jobs:
                 del left[person_id]
                 with _busy_lock:
+                    _scheduled.discard(person_id)
                     if person_id in _busy:
                         continue
                     _busy.add(person_id)
                 try:
-                    start_job(settings, "collect", person_id)  # this queued row → running
+                    job = start_job(settings, "collect", person_id)  # the queued row → running
                     collect_person(settings, person_id, provider=provider, pool=pool,
                                    job_id=job, fail_on=(Exception,))
                 finally:
@@ -255,8 +282,44 @@ def _collect_batch(settings: Settings, jobs: dict[int, int]) -> None:
                         _busy.discard(person_id)
     except Exception as exc:
         log.exception("collecting in the background stopped")
+        with _busy_lock:
+            _scheduled.difference_update(left)
         for job in left.values():
             finish_job(settings, job, error=f"not started: {_short(exc)}")
+
+
+def promote_later(settings: Settings, collection: str, people: Sequence[Named],
+                  *, store: IndexStore | None = None) -> int:
+    """Promote ``people`` one after another on the background thread, as one job of the
+    collection (progress on the Jobs page; the closing message says how it went)."""
+    from faceatlas.bulk import ACTIONS, BulkOutcome, promote_people
+
+    with session_scope(settings) as s:
+        coll_id = s.scalar(select(Collection.id).where(Collection.key == collection))
+        job = Job(kind="promote", collection_id=coll_id, state=JobState.QUEUED, attempts=0,
+                  message=f"{len(people)} people to promote")
+        s.add(job)
+        s.flush()
+        job_id = job.id
+
+    def run() -> None:
+        outcome = BulkOutcome(ACTIONS["promote"])
+        try:
+            begin_job(settings, job_id)
+
+            def progress(done: int, total: int) -> None:
+                update_job(settings, job_id, progress=done / total,
+                           message=f"promoting: {done} of {total}")
+
+            promote_people(settings, people, outcome, store=store, progress=progress)
+        except Exception as exc:  # the job row is where a background failure is reported
+            log.exception("promoting in the background failed")
+            finish_job(settings, job_id, error=f"{_short(exc)} (after {outcome.summary()})")
+        else:
+            finish_job(settings, job_id, message=outcome.summary())
+
+    _executor.submit(run)
+    return job_id
 
 
 def _short(exc: Exception) -> str:

@@ -325,11 +325,19 @@ def recollect_person(settings: Settings, person_id: int) -> RecollectResult:
             raise NotFoundError(f"no person with id {person_id}")
         if person.state in BUSY:
             raise FaceAtlasError(f"{person.name} is being collected right now ({person.state})")
-        failed = session.scalars(
-            select(Image).where(Image.person_id == person_id, Image.state == ImageState.FAILED)
-        ).all()
-        for img in failed:  # downloads that failed get another go, as a retry does
-            img.state, img.reason, img.detail = ImageState.PENDING, None, None
-        changed = person.state != PersonState.QUEUED or bool(failed) or person.error is not None
-        person.state, person.error = PersonState.QUEUED, None
-        return RecollectResult(person.id, person.name, person.state, changed, len(failed))
+        was = (person.state, person.error)
+        retried = requeue(session, person)
+        changed = was != (PersonState.QUEUED, None) or bool(retried)
+        return RecollectResult(person.id, person.name, person.state, changed, retried)
+
+
+def requeue(session: Session, person: Person) -> int:
+    """Back to ``queued`` (inside the caller's transaction); failed downloads get another go,
+    as a retry does. Returns how many downloads were reset."""
+    failed = session.scalars(
+        select(Image).where(Image.person_id == person.id, Image.state == ImageState.FAILED)
+    ).all()
+    for img in failed:
+        img.state, img.reason, img.detail = ImageState.PENDING, None, None
+    person.state, person.error = PersonState.QUEUED, None
+    return len(failed)

@@ -42,6 +42,15 @@ def start_job(settings: Settings, kind: str, person_id: int | None = None,
         return job.id
 
 
+def begin_job(settings: Settings, job_id: int) -> None:
+    """A queued job (written before its work could start) is now at work, here."""
+    with session_scope(settings) as s:
+        job = s.get(Job, job_id)
+        if job is not None:
+            job.state, job.attempts = JobState.RUNNING, job.attempts + 1
+            job.worker, job.heartbeat = worker_name(), datetime.now(timezone.utc)
+
+
 def update_job(settings: Settings, job_id: int, *, progress: float | None = None,
                message: str | None = None) -> None:
     with session_scope(settings) as s:

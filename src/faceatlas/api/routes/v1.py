@@ -262,11 +262,14 @@ def collect(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
             person_id: Id) -> Any:
     """Collect the person again now (search, download, curate): on the Celery queue when
     ``FACEATLAS_BROKER_URL`` is set, else on this server's background thread. The job is
-    queued at once; poll ``GET /jobs/{job_id}``. 409 while the person is being collected."""
+    queued at once; poll ``GET /jobs/{job_id}``. 409 while the person is being collected (or
+    already waits for it)."""
     from faceatlas.jobs_background import collect_now
 
     check_person(caller, ctx.settings, person_id)
     started = collect_now(ctx.settings, [person_id])
+    if started.missing:
+        raise NotFoundError(f"no person with id {person_id}")  # erased meanwhile
     if started.busy:
         raise HTTPException(409, "the person is being collected right now")
     job_id = started.jobs[person_id]

@@ -37,6 +37,8 @@ _FLASH: dict[str, tuple[str, str]] = {
     "bulk_collecting_celery": ("info", "People queued for the Celery workers: {n}; follow them "
                                        "on the Jobs page."),
     "bulk_nobody": ("warn", "Nothing was done: nobody chosen is eligible any more."),
+    "bulk_promoting_later": ("info", "Promotion goes on in the background (job {job}): "
+                                     "promoted so far: {n}.", "/ui/jobs", "Follow it on Jobs"),
     "deleted": ("ok", "The person was erased: photos, faces, gallery files and index rows."),
 }
 #: the banners naming people (``?blocked=ids`` …): how they read and their words
@@ -91,7 +93,8 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                done: Annotated[str | None, Query(max_length=200)] = None,
                n: Annotated[int | None, Query(ge=0)] = None,
                blocked: Text = None, few: Text = None, notdone: Text = None,
-               busy: Text = None) -> Response:
+               busy: Text = None, job: Annotated[int | None, Query(ge=1, le=2**62)] = None
+               ) -> Response:
     session.principal.check(key, f"no collection {key!r}")
     f = _filter(q, state, reason, sort, page)
     data = queries.collection_people(ctx.settings, key, q=f.q or None, state=f.state or None,
@@ -104,7 +107,7 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                                          state=f.state or None, reason=f.reason or None,
                                          sort=f.sort, limit=PER_PAGE,
                                          offset=(f.page - 1) * PER_PAGE)
-    banners = flash(done, n, _FLASH) + _named_flash(
+    banners = flash(done, n, _FLASH, job=str(job or "")) + _named_flash(
         ctx.settings, data.key, {"blocked": blocked, "few": few, "notdone": notdone,
                                  "busy": busy})
     return render(request, "collection.html", {
@@ -189,13 +192,15 @@ def bulk_action(
 def _after(key: str, f: Filter, o: bulk.BulkOutcome) -> str:
     """Where a bulk action ends: the page as it was, with banners saying what happened."""
     n = len(o.done)
-    if o.action.kind == "promote":
+    if o.job_id is not None:
+        code = "bulk_promoting_later"
+    elif o.action.kind == "promote":
         code = "bulk_promoted" if o.complete else "bulk_promoted_some"
     else:
         code = "bulk_collecting_celery" if o.runner == "celery" else "bulk_collecting"
-    if not n:
+    if not n and o.job_id is None:
         code = "bulk_nobody" if not (o.blocked or o.too_few or o.busy) else ""
-    extra: dict[str, Any] = {"done": code, "n": n if code else None}
+    extra: dict[str, Any] = {"done": code, "n": str(n) if code else None, "job": o.job_id}
     for group, people in (("blocked", o.blocked), ("few", o.too_few),
                           ("notdone", [p for p, _ in o.failed]), ("busy", o.busy)):
         if people:

@@ -40,6 +40,7 @@ from faceatlas.api.ui.csrf import (
 )
 from faceatlas.api.uploads import read_upload
 from faceatlas.erasure import remove_person
+from faceatlas.errors import NotFoundError
 from faceatlas.gallery import promote_person
 from faceatlas.jobs_background import collect_now
 from faceatlas.recognize import recognize_bytes
@@ -162,7 +163,7 @@ def flash(done: str | None, n: int | None,
     for code in (done or "").split(",")[:3]:
         if code in known:
             kind, text, *link = known[code]
-            words = text.format_map(_Blank(n=str(n or ""), **fields))
+            words = text.format_map(_Blank(n="" if n is None else str(n), **fields))
             out.append(Flash(kind, words, *link))
     return out
 
@@ -281,7 +282,9 @@ def collect(ctx: Ctx, session: Checked, person_id: Id) -> Response:
     No image source key: ConfigError, shown as an error page that says what to set."""
     check_person(session.principal, ctx.settings, person_id)
     started = collect_now(ctx.settings, [person_id])
-    if person_id in started.busy or person_id not in started.jobs:
+    if started.missing:
+        raise NotFoundError(f"no person with id {person_id}")  # erased meanwhile
+    if person_id in started.busy:
         return _to_person(person_id, "collect_busy")
     code = "collecting_celery" if started.runner == "celery" else "collecting"
     return _to_person(person_id, code, n=started.jobs[person_id])
