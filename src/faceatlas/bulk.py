@@ -25,6 +25,12 @@ from faceatlas.store import queries
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import BUSY, Face, FaceState, Person, PersonState
 
+PROMOTE_DOES = ("Promote them: their accepted faces go to the gallery and the index, after the "
+                "recognition self-test. Past ten seconds the rest goes on in the background "
+                "(the Jobs page shows how it ends).")
+COLLECT_DOES = ("Collect them again now: search, download and curate anew, on the server's "
+                "background worker (or the Celery workers); follow them on the Jobs page.")
+
 
 @dataclass(frozen=True)
 class Action:
@@ -38,19 +44,12 @@ class Action:
 
 ACTIONS: dict[str, Action] = {a.code: a for a in (
     Action("promote", "promote", False, "Promote selected",
-           "Promote them: their accepted faces go to the gallery and the index, after the "
-           "recognition self-test.", "curated people with enough accepted faces"),
-    Action("collect", "collect", False, "Collect selected now",
-           "Collect them again now: search, download and curate anew, on the server's "
-           "background worker (or the Celery workers); follow them on the Jobs page.",
+           PROMOTE_DOES, "curated people with enough accepted faces"),
+    Action("collect", "collect", False, "Collect selected now", COLLECT_DOES,
            "people not being collected right now"),
     Action("promote_eligible", "promote", True, "Promote all eligible",
-           "Promote them: their accepted faces go to the gallery and the index, after the "
-           "recognition self-test.", "curated people with enough accepted faces"),
-    Action("retry_failed", "collect", True, "Retry all failed",
-           "Collect them again now: search, download and curate anew, on the server's "
-           "background worker (or the Celery workers); follow them on the Jobs page.",
-           "failed people"),
+           PROMOTE_DOES, "curated people with enough accepted faces"),
+    Action("retry_failed", "collect", True, "Retry all failed", COLLECT_DOES, "failed people"),
 )}
 
 #: at most this many people per bulk action (a collection page's filter, not a whole site)
