@@ -21,6 +21,7 @@ from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext
 from faceatlas.api.tokens import check_face, check_job, check_person
 from faceatlas.api.ui.base import (
+    FormId,
     Id,
     Problem,
     render,
@@ -217,14 +218,14 @@ def restore(ctx: Ctx, session: Checked, face_id: Id) -> Response:
 
 
 #: the ticked faces of a bulk form (repeated ``face`` fields)
-FaceIds = Annotated[list[int], Form(alias="face", max_length=1000)]
+FaceIds = Annotated[list[FormId], Form(alias="face", max_length=1000)]
 
 
 def _bulk_faces(ctx: ApiContext, session: UiSession, person_id: int, face_ids: list[int],
                 confirm: str, verb: str) -> list[int] | None:
     """The ticked faces of this person, checked; None: nothing ticked."""
     check_person(session.principal, ctx.settings, person_id)
-    ids = list(dict.fromkeys(f for f in face_ids if f > 0))
+    ids = list(dict.fromkeys(face_ids))  # each 1..MAX_ID (FormId)
     if not ids:
         return None
     if confirm != "yes":
