@@ -1,9 +1,13 @@
-"""Crafted addresses and forms get a "Not understood" page (4xx), never a server error: ids
+"""Review pages on an in-process server (uvicorn in a thread) over a tiny generated
+collection: fast checks of what a page says and refuses.
+
+Crafted addresses and forms get a "Not understood" page (4xx), never a server error: ids
 that are digits but no numbers (``²``), ids past any database row (SQLite's INTEGER is 64-bit),
-unknown filters. In-process server (uvicorn in a thread) on a tiny generated collection."""
+unknown filters."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +20,7 @@ from faceatlas.api.app import create_app
 from faceatlas.devtools.bigcollection import generate
 from faceatlas.settings import Settings
 from faceatlas.store.db import reset_caches, session_scope
-from faceatlas.store.models import Face, Person
+from faceatlas.store.models import Face, Person, PersonState
 from tests.gallery_fixtures import running
 from tests.ui_fixtures import TOKEN, login
 
@@ -106,3 +110,38 @@ def test_several_faces_with_an_id_past_any_row(site: Site, verb: str, bad: str) 
         "csrf": site.csrf, "confirm": "yes", "face": [*map(str, site.mine), bad]})
     _not_understood(r)
     assert site.faces() == before
+
+
+def test_unconfirmed_faces_are_refused_in_plain_words(site: Site) -> None:
+    before = site.faces()
+    for verb, done in (("reject", "rejected"), ("restore", "restored")):
+        r = site.client.post(f"/ui/people/{site.person}/faces/{verb}", data={
+            "csrf": site.csrf, "face": [str(f) for f in site.mine[:2]]})
+        assert r.status_code == 400, r.text[:300]
+        assert f"Not {done}" in r.text and f"Confirm to {verb} the 2 ticked faces." in r.text
+        r = site.client.post(f"/ui/people/{site.person}/faces/{verb}", data={
+            "csrf": site.csrf, "face": str(site.mine[0])})
+        assert f"Confirm to {verb} the ticked face." in r.text
+    assert site.faces() == before
+
+
+def test_the_collect_button_of_a_busy_person_has_one_title(site: Site) -> None:
+    def button() -> str:
+        page = site.client.get(f"/ui/people/{site.person}").text
+        found = re.search(r'<button[^>]*class="collect-now"[^>]*>', page)
+        assert found, page
+        return found[0]
+
+    with session_scope(site.settings) as s:
+        person = s.get(Person, site.person)
+        assert person is not None
+        state, person.state = person.state, PersonState.SEARCHING
+    try:
+        busy = button()
+    finally:
+        with session_scope(site.settings) as s:
+            s.get(Person, site.person).state = state  # type: ignore[union-attr]
+    assert busy.count("title=") == 1 and 'title="being collected right now"' in busy
+    assert "disabled" in busy
+    idle = button()
+    assert idle.count("title=") == 1 and "disabled" not in idle
