@@ -101,7 +101,7 @@ def test_sorts_and_paging(small: Settings) -> None:
              for o in (0, 25, 50)]
     ids = [p.id for page in pages for p in page]
     assert len(ids) == 60 == len(set(ids)) and len(pages[2]) == 10
-    with pytest.raises(ValueError):
+    with pytest.raises(queries.QueryError, match="sort must be one of"):
         queries.collection_people(small, KEY, sort="nonsense")
     with pytest.raises(NotFoundError):
         queries.collection_people(small, "nowhere")

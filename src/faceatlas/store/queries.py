@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from faceatlas.errors import NotFoundError
+from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.names.normalize import collection_key, name_key, one_line, to_ascii
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -328,6 +328,12 @@ def collections_overview(settings: Settings) -> list[CollectionOverview]:
 
 #: the collection page's sort orders (the first is the default)
 SORTS: tuple[str, ...] = ("name", "faces", "updated", "flags")
+
+
+class QueryError(FaceAtlasError):
+    """A read asked for something there is no such thing as (a sort order)."""
+
+    code = "bad_query"
 #: reasons the collection page filters by: every rejection reason, in the one reason order
 FILTER_REASONS: tuple[str, ...] = tuple(REASON_ORDER)
 #: 1 for a face arbitration flagged: moved to another person of the collection (reason
@@ -424,7 +430,7 @@ def collection_people(settings: Settings, key: str, *, q: str | None = None,
     filter (not the reason filter), so a badge says how many people clicking it shows.
     """
     if sort not in SORTS:
-        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+        raise QueryError(f"sort must be one of {', '.join(SORTS)}, not {sort[:40]!r}")
     with session_scope(settings) as session:
         coll = collection_row(session, key)
         where = people_filter(coll.id, q=q, state=state, reason=reason)
