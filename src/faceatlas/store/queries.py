@@ -326,14 +326,14 @@ def collections_overview(settings: Settings) -> list[CollectionOverview]:
     return out
 
 
-#: the collection page's sort orders (the first is the default)
-SORTS: tuple[str, ...] = ("name", "faces", "updated", "flags")
-
-
 class QueryError(FaceAtlasError):
     """A read asked for something there is no such thing as (a sort order)."""
 
     code = "bad_query"
+
+
+#: the collection page's sort orders (the first is the default)
+SORTS: tuple[str, ...] = ("name", "faces", "updated", "flags")
 #: reasons the collection page filters by: every rejection reason, in the one reason order
 FILTER_REASONS: tuple[str, ...] = tuple(REASON_ORDER)
 #: 1 for a face arbitration flagged: moved to another person of the collection (reason
