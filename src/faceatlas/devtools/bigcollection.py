@@ -274,10 +274,11 @@ def _face_plan(state: str, faces: int, minimum: int, rng: random.Random) -> tupl
         return 0, 0
     if state == PersonState.FAILED:
         return faces, 0
+    # below the minimum, but never more accepted faces than there are (small --faces)
     if state == PersonState.TOO_FEW_FACES:
-        return faces, rng.randint(0, max(0, minimum - 1))
+        return faces, rng.randint(0, min(faces, max(0, minimum - 1)))
     if state == PersonState.CURATED and rng.random() < 0.2:  # curated, below the minimum
-        return faces, rng.randint(1, max(1, minimum - 1))
+        return faces, rng.randint(1, min(faces, max(1, minimum - 1)))
     return faces, min(faces, max(minimum, int(faces * rng.uniform(0.35, 0.65))))
 
 
