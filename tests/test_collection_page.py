@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from faceatlas import bulk
 from faceatlas.devtools.bigcollection import ACCENTED, generate
@@ -46,6 +46,17 @@ def test_generator_writes_what_it_says(small: Settings) -> None:
     assert len(engines) == 1 and next(iter(engines))[0] == "sface"
     assert len(crops) <= 6 and all((small.home / c).is_file() for c in crops)
     assert queued_faces == 0
+
+
+def test_generator_with_fewer_faces_than_promotion_needs(tmp_path: Path,
+                                                       faces_root: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    made = generate(settings, people=40, faces=1, crops=1)
+    assert made.faces == 40 and settings.min_faces_to_promote > 1
+    with session_scope(settings) as s:
+        per_person = s.execute(select(Face.person_id, func.count(), func.sum(
+            case((Face.state == FaceState.ACCEPTED, 1), else_=0))).group_by(Face.person_id))
+        assert all(accepted <= faces for _, faces, accepted in per_person)
 
 
 def test_search_is_case_and_accent_insensitive(small: Settings) -> None:
@@ -102,7 +113,7 @@ def test_sorts_and_paging(small: Settings) -> None:
              for o in (0, 25, 50)]
     ids = [p.id for page in pages for p in page]
     assert len(ids) == 60 == len(set(ids)) and len(pages[2]) == 10
-    with pytest.raises(ValueError):
+    with pytest.raises(queries.QueryError, match="sort must be one of"):
         queries.collection_people(small, KEY, sort="nonsense")
     with pytest.raises(NotFoundError):
         queries.collection_people(small, "nowhere")

@@ -14,12 +14,24 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
+from faceatlas.devtools.bigcollection import generate
 from faceatlas.devtools.simweb import SimWeb
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store import db
-from faceatlas.store.models import Base
+from faceatlas.store.db import session_scope
+from faceatlas.store.models import (
+    Base,
+    Collection,
+    Face,
+    FaceState,
+    Image,
+    ImageState,
+    Person,
+    PersonState,
+    Reason,
+)
 from faceatlas.worker import prepare_database
 from tests import test_collect
 from tests.services import kill_when, pg_url, require_pg, state_of_url  # noqa: F401  (a fixture)
@@ -74,3 +86,24 @@ def test_crash_resume_on_postgres_equals_sqlite(
     kill_when(proc, pg_url, "curating")
     faceatlas("collect", env=env)
     assert state_of_url(pg_url, home) == uninterrupted
+
+
+def test_a_generated_big_collection_leaves_room_for_ordinary_rows(
+        pg_url: str, tmp_path: Path, faces_root: Path) -> None:  # noqa: F811
+    """bigcollection writes explicit ids; PostgreSQL's id sequences must move past them, or
+    the next person, photo or face collected would take an id already used."""
+    settings = Settings(home=tmp_path / "home", database_url=pg_url)
+    made = generate(settings, people=3, faces=2, crops=2)
+    with session_scope(settings) as s:
+        coll = s.scalar(select(Collection).where(Collection.key == made.collection))
+        before = [s.scalar(select(func.max(m.id))) for m in (Person, Image, Face)]
+        person = Person(collection=coll, key="new", name="New", ascii_name="New",
+                        folder="New", state=PersonState.CURATED)
+        image = Image(person=person, origin="file:new.jpg", state=ImageState.ANALYSED)
+        s.add_all([person, image])
+        s.flush()  # no duplicate key
+        face = Face(image=image, person_id=person.id, idx=0, x=1, y=2, w=30, h=40,
+                    state=FaceState.ACCEPTED, reason=Reason.ACCEPTED)
+        s.add(face)
+        s.flush()
+        assert [person.id, image.id, face.id] == [n + 1 for n in before]  # type: ignore[operator]

@@ -163,6 +163,9 @@ def test_person_review_puts_duplicates_under_the_face_they_copy(settings: Settin
         # an ensemble-length vector: nothing accepted to measure it against
         odd = face(image("odd", Reason.DUPLICATE), FaceState.REJECTED, Reason.DUPLICATE,
                    _unit(1, 0, 0, 0))
+        # its original was rejected since: the nearest accepted face is far (another photo)
+        far = face(image("far", Reason.DUPLICATE), FaceState.REJECTED, Reason.DUPLICATE,
+                   _unit(0.6, 0.6, 1))
         blur = face(image("blur", Reason.BLURRY), FaceState.REJECTED, Reason.BLURRY, None)
         # byte copies (never analysed): of a1's photo, of a duplicate's photo, of nothing
         for sha in ("a1", "d2", "gone"):
@@ -182,9 +185,9 @@ def test_person_review_puts_duplicates_under_the_face_they_copy(settings: Settin
     assert (by_id[a1].duplicate_count, by_id[a2].duplicate_count) == (2, 4)
     groups = {g.reason: g for g in p.rejected}
     dup = groups[Reason.DUPLICATE]
-    assert [f.id for f in dup.faces] == [odd]
+    assert [f.id for f in dup.faces] == [odd, far]
     assert [i.source.origin for i in dup.images] == ["file:copy-gone"]
-    assert dup.attached == 6 and dup.count == 2
+    assert dup.attached == 6 and dup.count == 3
     assert [f.id for f in groups[Reason.BLURRY].faces] == [blur]
     # the failed self-test names who, even from a row that stored only the id
     assert p.selftest_person == (other_id, "Bo Other")
@@ -195,5 +198,44 @@ def test_attach_duplicates_without_accepted_faces_leaves_them_all() -> None:
     dup = queries.FaceCard(5, "rejected", "duplicate", None, 0.1, 30, False, True, src)
     copy = queries.ImageCard("duplicate", None, src)
     faces, images = queries.attach_duplicates(
-        [], [dup], {5: np.ones(3, np.float32)}, [("abc", copy)], {"abc": [5]})
+        [], [dup], {5: np.ones(3, np.float32)}, [("abc", copy)], {"abc": [5]},
+        engines={5: "sface"}, limits={"sface": 0.5})
     assert faces == [dup] and images == [copy]
+
+
+def test_attach_duplicates_within_each_engines_own_distance(settings: Settings) -> None:
+    """A duplicate goes under the nearest accepted face of its own engine, only within that
+    engine's duplicate distance (the settings' thresholds; the ensemble by its SFace half)."""
+    src = queries.Provenance(1, None, None, None, None, "folder", "file:x", None, None, True)
+
+    def card(face_id: int, state: str = "rejected") -> queries.FaceCard:
+        return queries.FaceCard(face_id, state, "accepted" if state == "accepted"
+                                else "duplicate", None, 0.5, 30, False, True, src)
+
+    def unit(*values: float) -> np.ndarray:
+        v = np.array(values, dtype=np.float32)
+        return v / np.linalg.norm(v)
+
+    limits = queries._duplicate_distances(settings, ["sface", "dlib", "ensemble", "odd"])
+    assert limits == {"sface": settings.sface_duplicate_distance,
+                      "dlib": settings.duplicate_distance,
+                      "ensemble": settings.sface_duplicate_distance}
+    assert settings.duplicate_distance < 0.4 < settings.sface_duplicate_distance
+    apart = unit(1, 0.42, 0)  # 0.4 from (1, 0, 0)
+
+    def ensemble(sface: np.ndarray, dlib: float) -> np.ndarray:  # [SFace 128 | dlib 128]
+        return np.concatenate([sface, np.zeros(125), np.full(128, dlib)]).astype(np.float32)
+
+    accepted = [card(1, "accepted"), card(2, "accepted"), card(3, "accepted")]
+    dups = [card(10), card(11), card(12), card(13)]
+    vectors = {1: unit(1, 0, 0), 2: unit(1, 0, 0), 3: ensemble(unit(1, 0, 0), 0.0),
+               10: apart, 11: apart, 12: unit(-1, 0, 0),
+               13: ensemble(apart, 1.0)}  # whole vectors 11 apart, SFace halves 0.4
+    engines = {1: "sface", 2: "dlib", 3: "ensemble", 10: "sface", 11: "dlib", 12: "sface",
+               13: "ensemble"}
+    left, _ = queries.attach_duplicates(accepted, dups, vectors, [], {}, engines=engines,
+                                        limits=limits)
+    assert [d.id for d in accepted[0].duplicates] == [10]  # sface: 0.4 is a duplicate
+    assert accepted[1].duplicates == []  # dlib: 0.4 is another photo
+    assert [d.id for d in accepted[2].duplicates] == [13]  # ensemble: by the SFace half
+    assert [d.id for d in left] == [11, 12]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from faceatlas import review, thumbnails
 from faceatlas.errors import FaceAtlasError, NotFoundError
@@ -237,3 +237,64 @@ def test_reject_without_an_index_file_still_rejects(home: Settings, tmp_path: Pa
     result = review.reject_face(home, face_id, store=store)
     assert result.state == "rejected"
     assert not (tmp_path / "other-index" / f"{COLLECTION}.npz").exists()
+
+
+def _person_state(settings: Settings, person_id: int) -> tuple[object, ...]:
+    """Everything a restore may change: the person's face rows, the index file, the files."""
+    layout = Layout(settings.home)
+    with session_scope(settings) as s:
+        faces = sorted(tuple(r) for r in s.execute(
+            select(Face.id, Face.state, Face.reason, Face.crop_path, Face.gallery_path)
+            .where(Face.person_id == person_id)))
+        images = sorted(tuple(r) for r in s.execute(
+            select(Image.id, Image.reason).where(Image.person_id == person_id)))
+    files = sorted(p.relative_to(settings.home).as_posix()
+                   for p in (layout.home / "gallery").rglob("*") if p.is_file())
+    rows = {f: v.tobytes() for f, v in index_rows(settings).items()}
+    return faces, images, files, rows
+
+
+def test_restoring_several_is_all_or_nothing(home: Settings) -> None:
+    """One face of the batch cannot come back (never measured, another engine, another
+    person's, the person busy): the whole batch is refused and nothing changes."""
+    with session_scope(home) as s:
+        person_id, good, bad = s.execute(
+            select(Face.person_id, func.min(Face.id), func.max(Face.id))
+            .where(Face.gallery_path.is_not(None)).group_by(Face.person_id)
+            .having(func.count() >= 2).order_by(Face.person_id)).first() or (0, 0, 0)
+        other = s.scalar(select(Face.id).where(Face.person_id != person_id))
+    assert person_id and other
+    review.reject_faces(home, [good, bad], person_id=person_id)
+    with session_scope(home) as s:
+        face = s.get(Face, bad)
+        assert face is not None
+        face.embedding, face.reason = None, Reason.FACE_TOO_SMALL
+    before = _person_state(home, person_id)
+
+    with pytest.raises(FaceAtlasError, match=rf"face {bad} was too small.*nothing was restored"):
+        review.restore_faces(home, [good, bad], person_id=person_id)
+    assert _person_state(home, person_id) == before
+    with pytest.raises(NotFoundError, match="not one of person"):
+        review.restore_faces(home, [good, other], person_id=person_id)
+    assert _person_state(home, person_id) == before
+    with session_scope(home) as s:
+        face = s.get(Face, bad)
+        assert face is not None
+        face.embedding = s.get(Face, good).embedding  # type: ignore[union-attr]
+        face.engine = "dlib"  # measured by another engine than the index's
+    with pytest.raises(FaceAtlasError, match="different engines"):
+        review.restore_faces(home, [good, bad], person_id=person_id)
+    assert _person_state(home, person_id) == before
+    with session_scope(home) as s:
+        person = s.get(Person, person_id)
+        assert person is not None
+        person.state = PersonState.CURATING
+    with pytest.raises(FaceAtlasError, match="being collected"):
+        review.restore_faces(home, [good], person_id=person_id)
+    assert _person_state(home, person_id) == before
+    with session_scope(home) as s:
+        s.get(Person, person_id).state = PersonState.PROMOTED  # type: ignore[union-attr]
+
+    done = review.restore_faces(home, [good], person_id=person_id)
+    assert [r.face_id for r in done.results if r.changed and r.in_gallery] == [good]
+    assert good in index_rows(home) and bad not in index_rows(home)

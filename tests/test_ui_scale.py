@@ -7,7 +7,6 @@ bound to another collection). Screenshots land in artifacts/screenshots/."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +71,6 @@ def _names(page: Any) -> list[str]:
 
 
 def test_search_filters_paging_and_a_bulk_promotion(big: Big, browser: Any) -> None:  # noqa: F811
-    started = time.monotonic()
     page = browser_login(browser, big.url)
     errors: list[str] = []  # console errors: none at all
     page.on("console", lambda m: errors.append(f"{m.text} {m.location.get('url')}")
@@ -156,7 +154,6 @@ def test_search_filters_paging_and_a_bulk_promotion(big: Big, browser: Any) -> N
     assert in_gallery and in_gallery >= 3 * big.settings.min_faces_to_promote
     shot(page, "scale-promoted")
     assert errors == []
-    assert time.monotonic() - started < 60
 
 
 def test_bulk_post_needs_csrf_and_the_collection(big: Big) -> None:

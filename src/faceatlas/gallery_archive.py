@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.faces.engine import EMBEDDING_DIM, ENGINES, engine_hash, index_dim
@@ -137,7 +137,7 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
     return manifest, matrix.astype(np.float32), files
 
 
-def _references(session: Any, person_id: int, vectors: list[np.ndarray]
+def _references(session: Session, person_id: int, vectors: list[np.ndarray]
                 ) -> list[dict[str, Any]]:
     """The person's trusted references; one whose only source is a file on this machine and
     that was never measured is left out (the other home could not read that file)."""
@@ -306,9 +306,12 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
                                                  (face.engine, face.model_hash)))
                 for rm in pm.get("references", []):
                     row = rm["embedding"]
+                    face_id = (new_faces.get(int(rm["face"])) if rm["face"] is not None
+                               else None)
+                    if rm["url"] is None and face_id is None and row is None:
+                        continue  # its face is not in the archive: nothing left to trust
                     ref = Reference(person_id=person.id, **{k: rm[k] for k in _REFERENCE_FIELDS},
-                                    face_id=new_faces.get(int(rm["face"]))
-                                    if rm["face"] is not None else None)
+                                    face_id=face_id)
                     if row is not None:
                         ref.embedding = np.ascontiguousarray(matrix[int(row)]).tobytes()
                     elif ref.state == ReferenceState.READY:
@@ -343,12 +346,36 @@ def _check_names(tar: tarfile.TarFile, manifest: dict[str, Any], rows: int) -> N
                     if f["embedding"] is not None and not 0 <= int(f["embedding"]) < rows:
                         raise ArchiveError(f"embedding row {f['embedding']} out of range")
             for r in p.get("references", []):
-                if r["embedding"] is not None and not 0 <= int(r["embedding"]) < rows:
-                    raise ArchiveError(f"embedding row {r['embedding']} out of range")
-                if r["face"] is not None:
-                    int(r["face"])
+                _check_reference(r, rows)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArchiveError(f"the manifest is not as export-gallery writes it: {exc!r}") from None
+
+
+#: ``Reference.source``'s column width
+_SOURCE_CHARS = 30
+_REFERENCE_STATES = frozenset(s.value for s in ReferenceState)
+
+
+def _check_reference(r: dict[str, Any], rows: int) -> None:
+    """A reference entry as export writes it (KeyError, TypeError, ValueError: the caller
+    says the manifest is not as export writes it)."""
+    missing = [k for k in (*_REFERENCE_FIELDS, "face", "embedding") if k not in r]
+    if missing:
+        raise KeyError(f"a reference has no {', '.join(missing)}")
+    source, state = r["source"], r["state"]
+    if not isinstance(source, str) or not 0 < len(source) <= _SOURCE_CHARS:
+        raise ArchiveError(f"a reference's source must be a name of at most {_SOURCE_CHARS} "
+                           f"characters, not {str(source)[:40]!r}")
+    if state not in _REFERENCE_STATES:
+        raise ArchiveError(f"a reference's state must be one of "
+                           f"{', '.join(sorted(_REFERENCE_STATES))}, not {str(state)[:40]!r}")
+    for key in ("url", "error"):
+        if r[key] is not None and not isinstance(r[key], str):
+            raise ArchiveError(f"a reference's {key} must be text")
+    if r["embedding"] is not None and not 0 <= int(r["embedding"]) < rows:
+        raise ArchiveError(f"embedding row {r['embedding']} out of range")
+    if r["face"] is not None:
+        int(r["face"])
 
 
 def _member_info(tar: tarfile.TarFile, name: str) -> tarfile.TarInfo:

@@ -27,12 +27,13 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.errors import FaceAtlasError, NotFoundError
+from faceatlas.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg
 from faceatlas.gallery import index_store, search_vectors
@@ -176,91 +177,171 @@ def reject_faces(settings: Settings, face_ids: Sequence[int], *, person_id: int 
 def restore_faces(settings: Settings, face_ids: Sequence[int], *,
                   person_id: int | None = None, store: IndexStore | None = None
                   ) -> BulkResult:
-    """Restore several faces of one person (``person_id``: refuse faces of anyone else), one
-    after another as :func:`restore_face` does."""
+    """Restore several faces of one person (``person_id``: refuse faces of anyone else), all
+    or nothing: every face is checked first (one person's, not being collected, measured,
+    one engine that the index can take, a crop or its original still stored) and a batch
+    with any face that cannot come back is refused whole, before anything changes. Then
+    files, one index update, the database."""
     if not face_ids:
         raise FaceAtlasError("no face to restore: name at least one")
-    with session_scope(settings) as session:
-        for face_id in face_ids:
-            face = session.get(Face, face_id)
-            if face is None:
-                raise NotFoundError(f"no face with id {face_id}")
-            if person_id is None:
-                person_id = face.person_id
-            elif face.person_id != person_id:
-                raise NotFoundError(f"face {face_id} is not one of person {person_id}'s faces")
-    assert person_id is not None
+    layout = Layout(settings.home)
     store = store or index_store(settings)
-    results = [restore_face(settings, f, store=store) for f in dict.fromkeys(face_ids)]
-    last = results[-1]
-    return BulkResult(person_id, results, last.accepted_faces, last.below_minimum)
+    todo: list[_Restore] = []
+    unmeasured: list[int] = []
+    lost: list[int] = []
+    with session_scope(settings) as session:
+        for face_id in dict.fromkeys(face_ids):
+            face, person = _face_and_person(session, face_id)
+            if person_id is None:
+                person_id = person.id
+            elif person.id != person_id:
+                raise NotFoundError(f"face {face_id} is not one of person {person_id}'s faces")
+            if face.embedding is None:
+                unmeasured.append(face_id)
+                continue
+            raw = face.image.path
+            if not (face.crop_path and layout.absolute(face.crop_path).is_file()) and not (
+                    raw and layout.absolute(raw).is_file()):
+                lost.append(face_id)
+            was_accepted = face.state == FaceState.ACCEPTED
+            todo.append(_Restore(
+                face_id, was_accepted,
+                face.reason if was_accepted else (
+                    Reason.ACCEPTED if face.reason == Reason.REJECTED_BY_USER
+                    else ACCEPTED_BY_USER),
+                face.crop_path, face.gallery_path, (face.engine, face.model_hash),
+                np.frombuffer(face.embedding, dtype=np.float32), (face.x, face.y, face.w, face.h),
+                raw))
+        assert person_id is not None
+        coll, folder, name = person.collection.key, person.folder, person.name
+        promoted = person.state == PersonState.PROMOTED
+    if unmeasured:
+        raise FaceAtlasError(
+            f"{_faces(unmeasured)} too small or too blurry to be measured, so "
+            f"{'it' if len(unmeasured) == 1 else 'they'} cannot be recognised and cannot join "
+            "the gallery" + _nothing_done(len(unmeasured), len(todo)))
+    if lost:
+        raise FaceAtlasError(
+            f"the crop and the original photo of {_faces(lost, verb=False)} are no longer "
+            "stored: collect the person again to bring them back"
+            + _nothing_done(len(lost), len(todo) - len(lost)))
+    # the index holds one engine's vectors (the ensemble's SFace half): refuse a mix
+    tag, vectors = search_vectors({r.tag for r in todo}, np.stack([r.vector for r in todo]),
+                                  name)
+    if promoted:
+        _check_index_engine(store, coll, tag)
+    # 1. files: the crops (cut again from the original where gone), the gallery copies; a
+    #    file that fails takes back those written before it
+    written: list[Path] = []
+    try:
+        for r in todo:
+            if not r.crop_path or not layout.absolute(r.crop_path).is_file():
+                r.crop_path = _recrop(layout, settings, coll, folder, r.face_id, r.raw_path,
+                                      r.box)
+                written.append(layout.absolute(r.crop_path))
+            r.new_gallery = r.gallery_path  # not promoted: the next promotion places it
+            if promoted:
+                src = layout.absolute(r.crop_path)
+                dest = layout.gallery_file(coll, src.name)
+                data = src.read_bytes()
+                if not dest.is_file() or dest.read_bytes() != data:
+                    if not dest.is_file():
+                        written.append(dest)
+                    atomic_write(dest, data)
+                r.new_gallery = layout.relative(dest)
+        # 2. index, once (``add`` replaces an existing row of the same face)
+        if promoted:
+            ids = [r.face_id for r in todo]
+            store.update(coll, lambda index: _ensure_rows(index, ids, person_id, vectors),
+                         engine=tag)
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    # 3. database, in one transaction
+    with session_scope(settings) as session:
+        changed: dict[int, bool] = {}
+        for r in todo:
+            row = session.get(Face, r.face_id)
+            if row is None:
+                raise NotFoundError(f"face {r.face_id} was deleted meanwhile")
+            changed[r.face_id] = not r.was_accepted or row.crop_path != r.crop_path or (
+                promoted and row.gallery_path != r.new_gallery)
+            row.state, row.reason = FaceState.ACCEPTED, r.reason
+            row.crop_path, row.gallery_path = r.crop_path, r.new_gallery
+            session.flush()
+            _image_reason(session, row.image_id, r.reason)
+        accepted = accepted_faces(session, person_id)
+    below = accepted < settings.min_faces_to_promote
+    results = [ReviewResult(r.face_id, person_id, name, FaceState.ACCEPTED, r.reason,
+                            changed[r.face_id], r.new_gallery is not None, accepted, below)
+               for r in todo]
+    return BulkResult(person_id, results, accepted, below)
+
+
+@dataclass
+class _Restore:
+    """One face of a restore, as checked (and then as restored)."""
+
+    face_id: int
+    was_accepted: bool
+    reason: str
+    crop_path: str | None
+    gallery_path: str | None
+    tag: tuple[str, str]
+    vector: np.ndarray
+    box: tuple[int, int, int, int]
+    raw_path: str | None
+    new_gallery: str | None = None
+
+
+def _faces(ids: list[int], *, verb: bool = True) -> str:
+    """``face 3 was`` / ``faces 3, 5 were`` (``verb``: with the verb)."""
+    words = (f"face {ids[0]}" if len(ids) == 1
+             else "faces " + ", ".join(map(str, ids[:10])) + (" …" if len(ids) > 10 else ""))
+    return words + ((" was" if len(ids) == 1 else " were") if verb else "")
+
+
+def _nothing_done(bad: int, others: int) -> str:
+    """The end of a refusal: what to do when the batch had restorable faces too."""
+    if not others:
+        return ""
+    return (f": leave {'it' if bad == 1 else 'them'} out and restore the others (nothing was "
+            "restored)")
+
+
+def _check_index_engine(store: IndexStore, coll: str, tag: tuple[str, str]) -> None:
+    """Refuse before any change what ``store.update(..., engine=tag)`` would refuse after."""
+    if not store.path(coll).exists():
+        return
+    index = store.get(coll)
+    if len(index) and index.engine is not None and (index.engine, index.model_hash) != tag:
+        raise EngineMismatchError(
+            f"the index of collection {coll} holds {index.engine} vectors and these faces "
+            f"were measured with {tag[0]}: analyse the collection again with one engine "
+            "(reembed); nothing was restored", collection=coll, engine=index.engine)
 
 
 def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None = None
                  ) -> ReviewResult:
     """Accept a rejected face again; into the gallery and the index if the person is promoted."""
-    layout = Layout(settings.home)
-    store = store or index_store(settings)
-    with session_scope(settings) as session:
-        face, person = _face_and_person(session, face_id)
-        if face.embedding is None:
-            raise FaceAtlasError(
-                "this face was too small or too blurry to be measured, so it cannot be "
-                "recognised: it cannot join the gallery"
-            )
-        coll, folder, person_id, name = (person.collection.key, person.folder, person.id,
-                                         person.name)
-        promoted = person.state == PersonState.PROMOTED
-        was_accepted = face.state == FaceState.ACCEPTED
-        reason = face.reason if was_accepted else (
-            Reason.ACCEPTED if face.reason == Reason.REJECTED_BY_USER else ACCEPTED_BY_USER)
-        crop_path, gallery_path = face.crop_path, face.gallery_path
-        # the index holds one engine's vectors (the ensemble's SFace half): refuse a mix
-        tag, vectors = search_vectors({(face.engine, face.model_hash)},
-                                      np.frombuffer(face.embedding, dtype=np.float32)[None])
-        vector = vectors[0].copy()
-        box = (face.x, face.y, face.w, face.h)
-        raw_path = face.image.path
-    # 1. files: the crop (cut again from the original if it is gone), the gallery copy
-    if not crop_path or not layout.absolute(crop_path).is_file():
-        crop_path = _recrop(layout, settings, coll, folder, face_id, raw_path, box)
-    if promoted:
-        src = layout.absolute(crop_path)
-        dest = layout.gallery_file(coll, src.name)
-        data = src.read_bytes()
-        if not dest.is_file() or dest.read_bytes() != data:
-            atomic_write(dest, data)
-        new_gallery: str | None = layout.relative(dest)
-        # 2. index (``add`` replaces an existing row of the same face)
-        store.update(coll, lambda index: _ensure_row(index, face_id, person_id, vector),
-                     engine=tag)
-    else:
-        new_gallery = gallery_path  # not promoted: the next promotion places it
-    # 3. database
-    with session_scope(settings) as session:
-        row = session.get(Face, face_id)
-        if row is None:
-            raise NotFoundError(f"face {face_id} was deleted meanwhile")
-        changed = not was_accepted or row.crop_path != crop_path or (
-            promoted and row.gallery_path != new_gallery)
-        row.state, row.reason = FaceState.ACCEPTED, reason
-        row.crop_path, row.gallery_path = crop_path, new_gallery
-        session.flush()
-        _image_reason(session, row.image_id, reason)
-        accepted = accepted_faces(session, person_id)
-    return ReviewResult(face_id, person_id, name, FaceState.ACCEPTED, reason, changed,
-                        new_gallery is not None, accepted,
-                        accepted < settings.min_faces_to_promote)
+    return restore_faces(settings, [face_id], store=store).results[0]
 
 
-def _ensure_row(index: ExactIndex, face_id: int, person_id: int, vector: np.ndarray) -> None:
-    mine = index.face_ids == face_id
-    if mine.any():
-        (row,) = np.flatnonzero(mine)
-        if int(index.person_id_array[row]) == person_id and np.array_equal(
-                index.vectors[row], vector):
-            return  # already there: no version bump, so the file is not rewritten
-    index.add([face_id], [person_id], vector.reshape(1, -1))
+def _ensure_rows(index: ExactIndex, face_ids: list[int], person_id: int,
+                 vectors: np.ndarray) -> None:
+    """Add the faces' rows; rows already there as they are: no version bump, so an
+    unchanged index file is not rewritten."""
+    rows = np.flatnonzero(np.isin(index.face_ids, face_ids))  # a few rows of a big index
+    present = {int(index.face_ids[r]): int(r) for r in rows}
+    missing = [i for i, face_id in enumerate(face_ids)
+               if (row := present.get(face_id)) is None
+               or int(index.person_id_array[row]) != person_id
+               or not np.array_equal(index.vectors[row], vectors[i])]
+    if missing:
+        index.add([face_ids[i] for i in missing], [person_id] * len(missing),
+                  vectors[missing])
 
 
 @dataclass

@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
 
 from faceatlas.errors import ConfigError
 from faceatlas.names.normalize import file_stem, name_key, split_name, to_ascii
@@ -49,6 +50,7 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import (
+    Base,
     Collection,
     Face,
     FaceState,
@@ -60,7 +62,7 @@ from faceatlas.store.models import (
 )
 from faceatlas.testdata import testdata_dir
 
-#: SFace: 128-d, model hash as faces.sface.MODEL_HASH (repeated: no engine import, no models)
+#: SFace: 128-d, tagged with faces.sface.MODEL_HASH (a constant: no model is loaded)
 ENGINE = "sface"
 DIM = 128
 SHARED_FOLDER = "Bigcollection_shared"
@@ -232,10 +234,23 @@ def generate(settings: Settings, *, people: int = 2000, faces: int = 40,
             s.execute(insert(Image.__table__), image_rows[start:start + 20000])
         for start in range(0, len(face_rows), 20000):
             s.execute(insert(Face.__table__), face_rows[start:start + 20000])
+        _advance_sequences(s, (Person, Image, Face))
     if index_rows:
         _write_index(settings, collection, index_rows)
     return BigCollection(collection, len(person_rows), len(face_rows), len(image_rows),
                          len(crop_paths), round(time.perf_counter() - started, 2), by_state)
+
+
+def _advance_sequences(s: Session, models: Sequence[type[Base]]) -> None:
+    """The rows were inserted with explicit ids (max + 1 …), which PostgreSQL's id sequences
+    do not see: move each sequence past them, or the next ordinary insert would take an id
+    that is already used. (SQLite's rowids follow the table's max id by themselves.)"""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for model in models:
+        table = model.__tablename__
+        s.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                       f"(SELECT max(id) FROM {table}))"))
 
 
 def _model_hash() -> str:
@@ -259,10 +274,11 @@ def _face_plan(state: str, faces: int, minimum: int, rng: random.Random) -> tupl
         return 0, 0
     if state == PersonState.FAILED:
         return faces, 0
+    # below the minimum, but never more accepted faces than there are (small --faces)
     if state == PersonState.TOO_FEW_FACES:
-        return faces, rng.randint(0, max(0, minimum - 1))
+        return faces, rng.randint(0, min(faces, max(0, minimum - 1)))
     if state == PersonState.CURATED and rng.random() < 0.2:  # curated, below the minimum
-        return faces, rng.randint(1, max(1, minimum - 1))
+        return faces, rng.randint(1, min(faces, max(1, minimum - 1)))
     return faces, min(faces, max(minimum, int(faces * rng.uniform(0.35, 0.65))))
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -145,7 +146,8 @@ class Person(Base):
     __table_args__ = (
         UniqueConstraint("collection_id", "key", name="uq_person_key"),
         UniqueConstraint("collection_id", "folder", name="uq_person_folder"),
-        Index("ix_people_collection_name", "collection_id", "name"),  # review pages
+        # list_people (API, CLI) lists a collection by name
+        Index("ix_people_collection_name", "collection_id", "name"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -180,6 +182,12 @@ class Person(Base):
         back_populates="person", cascade="all, delete-orphan", passive_deletes=True
     )
     faces: Mapped[list[Face]] = relationship(back_populates="person", viewonly=True)
+
+
+#: the collection page's default sort (queries.collection_people: lower(ascii_name), name,
+#: id) read in order from an index, not sorted per request
+Index("ix_people_collection_sort", Person.collection_id, func.lower(Person.ascii_name),
+      Person.name, Person.id)
 
 
 class Image(Base):

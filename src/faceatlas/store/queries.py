@@ -4,8 +4,9 @@ thing everywhere (one accepted-face expression, one reason order). Nothing here 
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -13,7 +14,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from faceatlas.errors import NotFoundError
+from faceatlas.errors import FaceAtlasError, NotFoundError
 from faceatlas.names.normalize import collection_key, name_key, one_line, to_ascii
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -325,6 +326,12 @@ def collections_overview(settings: Settings) -> list[CollectionOverview]:
     return out
 
 
+class QueryError(FaceAtlasError):
+    """A read asked for something there is no such thing as (a sort order)."""
+
+    code = "bad_query"
+
+
 #: the collection page's sort orders (the first is the default)
 SORTS: tuple[str, ...] = ("name", "faces", "updated", "flags")
 #: reasons the collection page filters by: every rejection reason, in the one reason order
@@ -423,7 +430,7 @@ def collection_people(settings: Settings, key: str, *, q: str | None = None,
     filter (not the reason filter), so a badge says how many people clicking it shows.
     """
     if sort not in SORTS:
-        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+        raise QueryError(f"sort must be one of {', '.join(SORTS)}, not {sort[:40]!r}")
     with session_scope(settings) as session:
         coll = collection_row(session, key)
         where = people_filter(coll.id, q=q, state=state, reason=reason)
@@ -638,6 +645,7 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
         accepted: list[FaceCard] = []
         groups: dict[str, ReasonGroup] = {}
         vectors: dict[int, np.ndarray] = {}
+        engines: dict[int, str] = {}  # face id → the engine that measured it
         image_faces: dict[int, list[int]] = {}  # image id → its face ids
         copies: list[tuple[str | None, ImageCard]] = []  # byte copies: (sha256, card)
         sha_image: dict[str, int] = {}  # sha256 → the analysed image with those bytes
@@ -649,6 +657,7 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
                                 f.detail, f.id in refs)
                 if f.embedding is not None:
                     vectors[f.id] = np.frombuffer(f.embedding, dtype=np.float32)
+                    engines[f.id] = f.engine
                 image_faces.setdefault(img.id, []).append(f.id)
                 if f.state == FaceState.ACCEPTED:
                     accepted.append(card)
@@ -668,7 +677,8 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
         dup_group = groups.get(Reason.DUPLICATE, ReasonGroup(Reason.DUPLICATE))
         left_faces, left_images = attach_duplicates(
             accepted, dup_group.faces, vectors, copies,
-            {sha: image_faces[i] for sha, i in sha_image.items()})
+            {sha: image_faces[i] for sha, i in sha_image.items()}, engines=engines,
+            limits=_duplicate_distances(settings, set(engines.values())))
         attached = len(dup_group.faces) + len(copies) - len(left_faces) - len(left_images)
         if dup_group.faces or copies:
             groups[Reason.DUPLICATE] = ReasonGroup(Reason.DUPLICATE, left_faces, left_images,
@@ -689,26 +699,41 @@ def attach_duplicates(
     vectors: dict[int, np.ndarray],
     copies: list[tuple[str | None, ImageCard]],
     faces_of_bytes: dict[str, list[int]],
+    *,
+    engines: Mapping[int, str],
+    limits: Mapping[str, float],
 ) -> tuple[list[FaceCard], list[ImageCard]]:
     """Put each duplicate under the accepted face it copies; return those that have none.
 
     Curation stores no "duplicate of" link, so it is found again here: a near-duplicate face
     goes under the accepted face nearest by embedding (Euclidean, as curation measured it;
-    only vectors of the same length compare). A byte copy of a photo (never analysed) goes
+    only faces of one engine — ``engines``: face id → engine — and one vector length
+    compare), if it is within that engine's duplicate distance (``limits``: engine →
+    distance; the ensemble's vectors by their SFace half, as the index searches them).
+    Otherwise it stays in the duplicate group: the face it copied was rejected since, and
+    the nearest accepted face is another photo. A byte copy of a photo (never analysed) goes
     under the accepted face of the photo it copies (``faces_of_bytes``: sha256 → that photo's
     face ids), or under the face that photo's own duplicate face went to.
     """
     by_id = {c.id: c for c in accepted}
     home: dict[int, int] = {c.id: c.id for c in accepted}  # face id → accepted face shown
     rank = {c.id: i for i, c in enumerate(accepted)}  # best first
-    measured = [c for c in accepted if c.id in vectors]
-    for size in {len(vectors[c.id]) for c in measured}:
-        same = [c for c in measured if len(vectors[c.id]) == size]
-        matrix = np.stack([vectors[c.id] for c in same])
+
+    # engine and vector length: only faces of the same kind compare
+    kinds = {f: (engines[f], len(v)) for f, v in vectors.items() if engines.get(f) in limits}
+    measured = [c for c in accepted if c.id in kinds]
+    for group in {kinds[c.id] for c in measured}:
+        engine = group[0]
+        same = [c for c in measured if kinds[c.id] == group]
+        matrix = _comparable(engine, np.stack([vectors[c.id] for c in same]))
         for d in duplicates:
-            v = vectors.get(d.id)
-            if v is not None and len(v) == size and d.id not in home:
-                host = same[int(np.argmin(np.linalg.norm(matrix - v, axis=1)))]
+            if d.id in home or kinds.get(d.id) != group:
+                continue
+            distances = np.linalg.norm(matrix - _comparable(engine, vectors[d.id][None]),
+                                       axis=1)
+            nearest = int(np.argmin(distances))
+            if distances[nearest] <= limits[engine]:
+                host = same[nearest]
                 host.duplicates.append(d)
                 home[d.id] = host.id
     left_faces = [d for d in duplicates if d.id not in home]
@@ -722,6 +747,26 @@ def attach_duplicates(
         else:
             left_images.append(card)
     return left_faces, left_images
+
+
+def _comparable(engine: str, vectors: np.ndarray) -> np.ndarray:
+    """The part of stored vectors that duplicate distances measure: the ensemble's
+    [SFace | dlib] vectors by their SFace half (its thresholds are SFace's)."""
+    return vectors[:, :_SFACE_DIM] if engine == "ensemble" else vectors
+
+
+#: the length of an SFace embedding, the first half of an ensemble vector
+_SFACE_DIM = 128
+
+
+def _duplicate_distances(settings: Settings, engines: Iterable[str]) -> dict[str, float]:
+    """Each engine's near-duplicate distance (an engine this installation does not know has
+    none: its faces are compared with nothing)."""
+    out = {}
+    for engine in engines:
+        with contextlib.suppress(ValueError):
+            out[engine] = settings.thresholds(engine).duplicate
+    return out
 
 
 def _selftest_person(session: Session, selftest: dict[str, object] | None

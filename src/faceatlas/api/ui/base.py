@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from pydantic import Field
 
 from faceatlas.api.errors import client_message, retry_headers, status_of
 from faceatlas.api.ui.csrf import CsrfFailed, LoginRequired, session_of
@@ -40,7 +41,12 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-Id = Annotated[int, PathParam(ge=1, le=2**62)]
+#: the largest row id a form or an address may name (SQLite's INTEGER is 64-bit signed: a
+#: larger number would fail in the database, not in validation)
+MAX_ID = 2**62
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+#: one id among a form's repeated fields (``list[FormId]``)
+FormId = Annotated[int, Field(ge=1, le=MAX_ID)]
 CollectionKey = Annotated[str, PathParam(pattern=r"^[a-z0-9_\-]{1,100}$")]
 
 

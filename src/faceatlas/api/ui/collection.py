@@ -12,9 +12,10 @@ from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from faceatlas import bulk
-from faceatlas.api.ui.base import CollectionKey, Problem, render, router
+from faceatlas.api.ui.base import MAX_ID, CollectionKey, Problem, render, router
 from faceatlas.api.ui.csrf import Checked, Ctx, Session
 from faceatlas.api.ui.pages import Flash, flash
+from faceatlas.settings import Settings
 from faceatlas.store import queries
 from faceatlas.store.models import PersonState
 
@@ -71,15 +72,16 @@ class Filter:
 
 
 def _filter(q: str | None, state: str | None, reason: str | None, sort: str | None,
-            page: int) -> Filter:
+            page: int, *, key: str | None = None) -> Filter:
+    """``key``: the collection, whose unfiltered page the error page links back to."""
     state, reason, sort = state or "", reason or "", sort or "name"
+    back = f"/ui/collections/{key}" if key else "/ui/"
     if state and state not in _STATES:
-        raise Problem(422, "Not understood", f"There is no person state {state!r}.",
-                      "/ui/")
+        raise Problem(422, "Not understood", f"There is no person state {state!r}.", back)
     if reason and reason not in queries.FILTER_REASONS:
-        raise Problem(422, "Not understood", f"There is no reason {reason!r}.", "/ui/")
+        raise Problem(422, "Not understood", f"There is no reason {reason!r}.", back)
     if sort not in queries.SORTS:
-        raise Problem(422, "Not understood", f"Sort by {', '.join(queries.SORTS)}.", "/ui/")
+        raise Problem(422, "Not understood", f"Sort by {', '.join(queries.SORTS)}.", back)
     return Filter(" ".join((q or "").split()), state, reason, sort, page)
 
 
@@ -96,7 +98,7 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                busy: Text = None, job: Annotated[int | None, Query(ge=1, le=2**62)] = None
                ) -> Response:
     session.principal.check(key, f"no collection {key!r}")
-    f = _filter(q, state, reason, sort, page)
+    f = _filter(q, state, reason, sort, page, key=key)
     data = queries.collection_people(ctx.settings, key, q=f.q or None, state=f.state or None,
                                      reason=f.reason or None, sort=f.sort, limit=PER_PAGE,
                                      offset=(f.page - 1) * PER_PAGE)
@@ -109,7 +111,7 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                                          offset=(f.page - 1) * PER_PAGE)
     banners = flash(done, n, _FLASH, job=str(job or "")) + _named_flash(
         ctx.settings, data.key, {"blocked": blocked, "few": few, "notdone": notdone,
-                                 "busy": busy})
+                                 "busy": busy}, back=f.url(key))
     return render(request, "collection.html", {
         "session": session, "c": data, "f": f, "pages": pages,
         "window": range(max(1, f.page - WINDOW), min(pages, f.page + WINDOW) + 1),
@@ -117,17 +119,26 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
         "nav": "collections"})
 
 
-def _ids(text: str | None, limit: int = bulk.MAX_PEOPLE) -> list[int]:
+def _ids(text: str | None, limit: int = bulk.MAX_PEOPLE, back: str | None = None
+         ) -> list[int]:
+    """Person ids written by our own redirects and forms (``1,2,3``): anything else (``²``
+    is a digit but no number, an id past any row) was not written by this site."""
     out = []
     for part in (text or "").split(",")[:limit]:
-        if part.strip().isdigit():
-            out.append(int(part))
+        part = part.strip()
+        if not part:
+            continue
+        if not (part.isascii() and part.isdecimal() and 1 <= int(part) <= MAX_ID):
+            raise Problem(422, "Not understood", "The address names people by ids that this "
+                          "site did not write.", back)
+        out.append(int(part))
     return out
 
 
-def _named_flash(settings: Any, key: str, groups: dict[str, str | None]) -> list[Flash]:
+def _named_flash(settings: Settings, key: str, groups: dict[str, str | None],
+                 back: str | None = None) -> list[Flash]:
     """Banners naming people (ids from the redirect, looked up in this collection only)."""
-    wanted = {g: _ids(v, SHOW_NAMES + 1) for g, v in groups.items() if v}
+    wanted = {g: _ids(v, SHOW_NAMES + 1, back) for g, v in groups.items() if v}
     if not wanted:
         return []
     names = queries.collection_person_names(

@@ -21,6 +21,7 @@ from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext
 from faceatlas.api.tokens import check_face, check_job, check_person
 from faceatlas.api.ui.base import (
+    FormId,
     Id,
     Problem,
     render,
@@ -218,19 +219,21 @@ def restore(ctx: Ctx, session: Checked, face_id: Id) -> Response:
 
 
 #: the ticked faces of a bulk form (repeated ``face`` fields)
-FaceIds = Annotated[list[int], Form(alias="face", max_length=1000)]
+FaceIds = Annotated[list[FormId], Form(alias="face", max_length=1000)]
 
 
 def _bulk_faces(ctx: ApiContext, session: UiSession, person_id: int, face_ids: list[int],
-                confirm: str, verb: str) -> list[int] | None:
-    """The ticked faces of this person, checked; None: nothing ticked."""
+                confirm: str, verb: str, done: str) -> list[int] | None:
+    """The ticked faces of this person, checked; None: nothing ticked. ``verb``, ``done``:
+    the action's words (``restore``, ``restored``) for the refusal page."""
     check_person(session.principal, ctx.settings, person_id)
-    ids = list(dict.fromkeys(f for f in face_ids if f > 0))
+    ids = list(dict.fromkeys(face_ids))  # each 1..MAX_ID (FormId)
     if not ids:
         return None
     if confirm != "yes":
-        raise Problem(400, f"Not {verb}", f"Confirm to {verb.removesuffix('ed')} the "
-                      f"{len(ids)} ticked faces.", f"/ui/people/{person_id}")
+        faces = "the ticked face" if len(ids) == 1 else f"the {len(ids)} ticked faces"
+        raise Problem(400, f"Not {done}", f"Confirm to {verb} {faces}.",
+                      f"/ui/people/{person_id}")
     for face_id in ids:
         check_face(session.principal, ctx.settings, face_id)
     return ids
@@ -239,7 +242,7 @@ def _bulk_faces(ctx: ApiContext, session: UiSession, person_id: int, face_ids: l
 @router.post("/people/{person_id}/faces/reject")
 def reject_many(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa: B006
                 confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
-    ids = _bulk_faces(ctx, session, person_id, face, confirm, "rejected")
+    ids = _bulk_faces(ctx, session, person_id, face, confirm, "reject", "rejected")
     if ids is None:
         return _to_person(person_id, "none_selected", anchor="#accepted")
     r = review.reject_faces(ctx.settings, ids, person_id=person_id, store=ctx.store)
@@ -252,7 +255,7 @@ def reject_many(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  
 @router.post("/people/{person_id}/faces/restore")
 def restore_many(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa: B006
                  confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
-    ids = _bulk_faces(ctx, session, person_id, face, confirm, "restored")
+    ids = _bulk_faces(ctx, session, person_id, face, confirm, "restore", "restored")
     if ids is None:
         return _to_person(person_id, "none_selected", anchor="#rejected")
     r = review.restore_faces(ctx.settings, ids, person_id=person_id, store=ctx.store)
