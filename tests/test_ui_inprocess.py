@@ -94,8 +94,6 @@ def test_confirmed_bulk_ids_past_any_row(site: Site) -> None:
     assert site.faces() == before
 
 
-@pytest.mark.xfail(strict=True, reason="the bulk route's `person: list[int]` needs "
-                   "`list[FormId]` (base.FormId); that route is the integrator's to change")
 def test_ticked_person_past_any_row(site: Site) -> None:
     r = site.client.post(f"/ui/collections/{KEY}/bulk", data={
         "csrf": site.csrf, "action": "promote", "person": HUGE})

@@ -12,7 +12,7 @@ from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from faceatlas import bulk
-from faceatlas.api.ui.base import MAX_ID, CollectionKey, Problem, render, router
+from faceatlas.api.ui.base import MAX_ID, CollectionKey, FormId, Problem, render, router
 from faceatlas.api.ui.csrf import Checked, Ctx, Session
 from faceatlas.api.ui.pages import Flash, flash
 from faceatlas.settings import Settings
@@ -163,7 +163,7 @@ def bulk_action(
     session: Checked,
     key: CollectionKey,
     action: Field = "",
-    person: Annotated[list[int], Form()] = [],  # noqa: B006  (FastAPI copies defaults)
+    person: Annotated[list[FormId], Form()] = [],  # noqa: B006  (FastAPI copies defaults)
     ids: Annotated[str, Form(max_length=200_000)] = "",
     q: Field = "",
     state: Field = "",
@@ -175,7 +175,7 @@ def bulk_action(
     """First POST: the confirmation page (who, how many, what happens). The confirmation's
     POST (``confirm=yes``, the planned ``ids``): do it, then back to the page with banners."""
     session.principal.check(key, f"no collection {key!r}")
-    f = _filter(q, state, reason, sort, page)
+    f = _filter(q, state, reason, sort, page, key=key)
     back = f.url(key)
     if action not in bulk.ACTIONS:
         raise Problem(422, "Not understood", "Choose one of the page's bulk actions.", back)
