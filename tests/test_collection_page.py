@@ -195,6 +195,30 @@ def test_a_long_bulk_promotion_goes_on_as_one_background_job(
         reset_caches()
 
 
+def test_bulk_never_reaches_another_collection(tmp_path: Path, faces_root: Path) -> None:
+    """Ids of another collection posted under this collection's page: not planned, not
+    skipped (not even named), and a forged plan that names them changes nothing of theirs."""
+    from faceatlas.store.people import get_or_create_collection, upsert_person
+
+    settings = Settings(home=tmp_path / "home")
+    generate(settings, people=8, faces=8, crops=4, seed=5)
+    try:
+        with session_scope(settings) as s:
+            other, _ = upsert_person(s, get_or_create_collection(s, "Elsewhere"), "Eve Other")
+            other.state = PersonState.FAILED
+            foreign = other.id
+        own = bulk.plan(settings, KEY, "retry_failed").people
+        planned = bulk.plan(settings, KEY, "collect", ids=[foreign, *(p.id for p in own)])
+        assert foreign not in {p.id for p in planned.people}
+        assert foreign not in {p.id for p, _ in planned.skipped}
+        forged = bulk.BulkPlan(bulk.ACTIONS["promote"], KEY, [bulk.Named(foreign, "Eve")])
+        outcome = bulk.run(settings, forged)
+        assert not outcome.done and not outcome.failed  # re-planned: nobody of this page
+        assert _states(settings)[foreign] == PersonState.FAILED
+    finally:
+        reset_caches()
+
+
 def _states(settings: Settings) -> dict[int, str]:
     with session_scope(settings) as s:
         return dict(s.execute(select(Person.id, Person.state)).all())
