@@ -274,7 +274,7 @@ def test_restoring_several_is_all_or_nothing(home: Settings) -> None:
     with pytest.raises(FaceAtlasError, match=rf"face {bad} was too small.*nothing was restored"):
         review.restore_faces(home, [good, bad], person_id=person_id)
     assert _person_state(home, person_id) == before
-    with pytest.raises(NotFoundError, match="not one of person"):
+    with pytest.raises(NotFoundError, match=f"no face with id {other}"):  # as if missing
         review.restore_faces(home, [good, other], person_id=person_id)
     assert _person_state(home, person_id) == before
     with session_scope(home) as s:

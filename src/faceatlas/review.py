@@ -93,6 +93,24 @@ def _face_and_person(session: Session, face_id: int) -> tuple[Face, Person]:
     return face, person
 
 
+def _one_persons_faces(session: Session, face_ids: Sequence[int], person_id: int | None
+                       ) -> tuple[list[Face], Person]:
+    """The faces (each once, in order) and their one person, who must not be busy. A face of
+    anyone else (``person_id``, else the first face's person) is answered as missing, in the
+    words a missing face gets: a caller checked for one person learns nothing of others."""
+    faces: list[Face] = []
+    owner: Person | None = None
+    for face_id in dict.fromkeys(face_ids):
+        face, person = _face_and_person(session, face_id)
+        person_id = person.id if person_id is None else person_id
+        if person.id != person_id:
+            raise NotFoundError(f"no face with id {face_id}")
+        faces.append(face)
+        owner = person
+    assert owner is not None  # callers refuse an empty batch first
+    return faces, owner
+
+
 def _image_reason(session: Session, image_id: int, fallback: str) -> None:
     """Keep the image's summary reason true: accepted while any of its faces is."""
     img = session.get(Image, image_id)
@@ -139,20 +157,15 @@ def reject_faces(settings: Settings, face_ids: Sequence[int], *, person_id: int 
     store = store or index_store(settings)
     todo: list[tuple[int, bool, str | None]] = []  # face id, changed, gallery path
     with session_scope(settings) as session:
-        for face_id in dict.fromkeys(face_ids):
-            face, person = _face_and_person(session, face_id)
-            if person_id is None:
-                person_id = person.id
-            elif person.id != person_id:
-                raise NotFoundError(f"face {face_id} is not one of person {person_id}'s faces")
+        faces, person = _one_persons_faces(session, face_ids, person_id)
+        for face in faces:
             changed = not (face.state == FaceState.REJECTED
                            and face.reason == Reason.REJECTED_BY_USER)
             face.state, face.reason = FaceState.REJECTED, Reason.REJECTED_BY_USER
             session.flush()
             _image_reason(session, face.image_id, Reason.REJECTED_BY_USER)
-            todo.append((face_id, changed, face.gallery_path))
-            coll, name = person.collection.key, person.name
-    assert person_id is not None
+            todo.append((face.id, changed, face.gallery_path))
+        person_id, coll, name = person.id, person.collection.key, person.name
     leaving = [f for f, changed, path in todo if changed or path]
     if leaving and store.path(coll).exists():
         # index before file: recognition stops naming these faces before anything else
@@ -190,12 +203,9 @@ def restore_faces(settings: Settings, face_ids: Sequence[int], *,
     unmeasured: list[int] = []
     lost: list[int] = []
     with session_scope(settings) as session:
-        for face_id in dict.fromkeys(face_ids):
-            face, person = _face_and_person(session, face_id)
-            if person_id is None:
-                person_id = person.id
-            elif person.id != person_id:
-                raise NotFoundError(f"face {face_id} is not one of person {person_id}'s faces")
+        faces, person = _one_persons_faces(session, face_ids, person_id)
+        for face in faces:
+            face_id = face.id
             if face.embedding is None:
                 unmeasured.append(face_id)
                 continue
@@ -212,8 +222,8 @@ def restore_faces(settings: Settings, face_ids: Sequence[int], *,
                 face.crop_path, face.gallery_path, (face.engine, face.model_hash),
                 np.frombuffer(face.embedding, dtype=np.float32), (face.x, face.y, face.w, face.h),
                 raw))
-        assert person_id is not None
-        coll, folder, name = person.collection.key, person.folder, person.name
+        person_id, coll, folder, name = person.id, person.collection.key, person.folder, \
+            person.name
         promoted = person.state == PersonState.PROMOTED
     if unmeasured:
         raise FaceAtlasError(
