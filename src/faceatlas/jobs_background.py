@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceatlas-background")
 _busy: set[int] = set()  # people being collected by this process
+_scheduled: set[int] = set()  # people handed to this process's thread, not yet started
 _busy_lock = threading.Lock()
 
 
@@ -146,46 +147,33 @@ class CollectStarted:
 
 def start_collect_next(settings: Settings, collections: frozenset[str] | None = None
                        ) -> CollectStarted | None:
-    """Start the next queued person (of ``collections`` only, when given)."""
-    from faceatlas.faces.analyse import face_pool
-    from faceatlas.pipeline import collect_person, pending_people
+    """Start the next queued person (of ``collections`` only, when given) on the background
+    thread, searching with RapidAPI as the old system did (a missing key fails the request)."""
+    from faceatlas.pipeline import pending_people
     from faceatlas.search.rapidapi import RapidAPIImageSearch
+    from faceatlas.worker.enqueue import open_jobs
 
-    provider = RapidAPIImageSearch.from_settings(settings)  # a missing key fails the request
+    RapidAPIImageSearch.from_settings(settings).close()  # a missing key fails the request
     with _busy_lock:
+        taken = _busy | _scheduled
         if collections is None:
-            pending = pending_people(settings, limit=len(_busy) + 1)
+            pending = pending_people(settings, limit=len(taken) + 1)
         else:
             pending = sorted(i for c in collections
-                             for i in pending_people(settings, c, limit=len(_busy) + 1))
-        ids = [i for i in pending if i not in _busy]
+                             for i in pending_people(settings, c, limit=len(taken) + 1))
+        ids = [i for i in pending if i not in taken]
         if not ids:
-            provider.close()
             return None
         person_id = ids[0]
-        _busy.add(person_id)
+        _scheduled.add(person_id)
     with session_scope(settings) as s:
         person = s.get(Person, person_id)
         assert person is not None
         started = CollectStarted(0, person_id, person.name, person.first_name, person.last_name,
                                  ", ".join(person.occupations), person.collection.key)
-    job = start_job(settings, "collect", person_id)
-    started.job_id = job
-
-    def run() -> None:
-        try:
-            with provider, face_pool(settings, background=True) as pool:
-                # nobody retries here: any error fails the person (with the error), who can
-                # then be collected again — never left "curating", which recollect refuses
-                collect_person(settings, person_id, provider=provider, pool=pool, job_id=job,
-                               fail_on=(Exception,))
-        except Exception:
-            log.exception("collecting person %s failed", person_id)
-        finally:
-            with _busy_lock:
-                _busy.discard(person_id)
-
-    _executor.submit(run)
+    jobs = open_jobs(settings, [person_id])
+    started.job_id = jobs[person_id]
+    _executor.submit(_collect_batch, settings, jobs, RapidAPIImageSearch.from_settings)
     return started
 
 
@@ -199,9 +187,6 @@ class CollectNow:
     runner: str  # "celery" (FACEATLAS_BROKER_URL is set) or "server" (this process's thread)
     busy: list[int]
     missing: list[int] = field(default_factory=list)
-
-
-_scheduled: set[int] = set()  # people handed to this process's thread, not yet started
 
 
 def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
@@ -255,16 +240,19 @@ def _requeue(settings: Settings, ids: list[int], taken: set[int]
     return queued, busy, [i for i in ids if i not in people]
 
 
-def _collect_batch(settings: Settings, jobs: dict[int, int]) -> None:
-    """Collect people in turn on the background thread. A bad key or setting stops the batch
-    (every later person would fail the same way): their jobs say why, they stay queued."""
+def _collect_batch(settings: Settings, jobs: dict[int, int],
+                   search: Callable[[Settings], Any] | None = None) -> None:
+    """Collect people in turn on the background thread (the one way this process collects):
+    nobody retries here, so any error fails the person, never leaving them "curating". A bad
+    key or setting stops the batch (every later person would fail the same way): their jobs
+    say why, they stay queued. ``search``: the sources (default: the configured chain)."""
     from faceatlas.faces.analyse import face_pool
     from faceatlas.pipeline import collect_person
     from faceatlas.search.sources import image_search_from_settings
 
     left = dict(jobs)
     try:
-        with image_search_from_settings(settings) as provider, \
+        with (search or image_search_from_settings)(settings) as provider, \
                 face_pool(settings, background=True) as pool:
             for person_id in jobs:
                 del left[person_id]
