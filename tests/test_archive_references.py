@@ -4,10 +4,6 @@ tiny generated collection (devtools.bigcollection), no face models."""
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +15,7 @@ from faceatlas.gallery_archive import ArchiveError, export_gallery, import_galle
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Person, Reference
-
-Change = Callable[[dict[str, Any]], None]
+from tests.archive_fixtures import Change, rewrite_manifest
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +36,6 @@ def archive(tmp_path_factory: pytest.TempPathFactory, faces_root: Path) -> Path:
     path = root / "src.tar"
     export_gallery(settings, "src", path)
     return path
-
-
-def _rewrite(src: Path, dest: Path, change: Change) -> Path:
-    with tarfile.open(src) as tar, tarfile.open(dest, "w") as out:
-        for m in tar.getmembers():
-            data = tar.extractfile(m).read()  # type: ignore[union-attr]
-            if m.name == "manifest.json":
-                manifest = json.loads(data)
-                change(manifest)
-                data = json.dumps(manifest).encode()
-            info = tarfile.TarInfo(m.name)
-            info.size = len(data)
-            out.addfile(info, io.BytesIO(data))
-    return dest
 
 
 def _refs(m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,7 +62,7 @@ def _set(key: str, value: object) -> Change:
         "number-url"])
 def test_a_bad_reference_refuses_the_archive_before_any_write(
         archive: Path, tmp_path: Path, change: Change, words: str) -> None:
-    bad = _rewrite(archive, tmp_path / "bad.tar", change)
+    bad = rewrite_manifest(archive, tmp_path / "bad.tar", change)
     home = tmp_path / "home"
     with pytest.raises(ArchiveError, match=words):
         import_gallery(Settings(home=home), bad)
@@ -97,7 +78,7 @@ def test_a_reference_left_with_nothing_to_trust_is_not_imported(
         ref["face"], ref["embedding"] = 10**9, None
 
     settings = Settings(home=tmp_path / "home")
-    import_gallery(settings, _rewrite(archive, tmp_path / "orphan.tar", orphan), "dest")
+    import_gallery(settings, rewrite_manifest(archive, tmp_path / "orphan.tar", orphan), "dest")
     with session_scope(settings) as s:
         refs = [(r.source, r.url, r.face_id) for r in s.scalars(select(Reference))]
     assert refs == [("sheet", "https://example.org/a.jpg", None)]

@@ -3,12 +3,9 @@ embeddings, files and recognition answers; bad archives are refused with a clear
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.models import Face, Image, Person, Reference
+from tests.archive_fixtures import rewrite_manifest
 from tests.gallery_fixtures import Gallery, copy_home, gallery, gallery_settings  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -128,20 +126,6 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:  # 
     assert other.returncode == 0, other.stderr
 
 
-def _rewrite(src: Path, dest: Path, change: Any) -> Path:
-    with tarfile.open(src) as tar, tarfile.open(dest, "w") as out:
-        for m in tar.getmembers():
-            data = tar.extractfile(m).read()  # type: ignore[union-attr]
-            if m.name == "manifest.json":
-                manifest = json.loads(data)
-                change(manifest)
-                data = json.dumps(manifest).encode()
-            info = tarfile.TarInfo(m.name)
-            info.size = len(data)
-            out.addfile(info, io.BytesIO(data))
-    return dest
-
-
 def test_bad_archives_are_refused(gallery: Gallery, tmp_path: Path) -> None:  # noqa: F811
     from faceatlas.gallery_archive import export_gallery
 
@@ -158,7 +142,7 @@ def test_bad_archives_are_refused(gallery: Gallery, tmp_path: Path) -> None:  # 
 
     for n, change, words in ((1, other_model, "not comparable"), (2, escape, "unsafe")):
         home = tmp_path / f"home{n}"
-        bad = _rewrite(archive, tmp_path / f"bad{n}.tar", change)
+        bad = rewrite_manifest(archive, tmp_path / f"bad{n}.tar", change)
         with pytest.raises(ArchiveError, match=words):
             import_gallery(gallery_settings(home), bad)
         assert not (tmp_path / "escape.jpg").exists()

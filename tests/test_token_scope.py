@@ -27,6 +27,7 @@ from faceatlas.store.jobs import finish_job, start_job
 from faceatlas.store.models import Face, Image, Job, Person, Reference
 from faceatlas.store.people import get_or_create_collection, upsert_person
 from tests.gallery_fixtures import Gallery, copy_home, gallery, running  # noqa: F401
+from tests.ui_fixtures import login
 
 pytestmark = pytest.mark.slow  # one gallery copy and server for the module
 
@@ -166,18 +167,6 @@ def test_excel_routes_keep_to_the_tokens_collections(world: World) -> None:
     with session_scope(world.settings) as s:
         queued = s.get(Person, world.queued)
         assert queued is not None and queued.state == "queued"
-
-
-def login(c: httpx.Client, token: str) -> str:
-    form = c.get("/ui/login")
-    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
-    assert nonce, form.text
-    done = c.post("/ui/login", data={"token": token, "nonce": nonce[1], "next": "/ui/"})
-    assert done.status_code == 303, done.text
-    page = c.get("/ui/recognize")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf, page.text
-    return csrf[1]
 
 
 def test_ui_pages_and_actions_keep_to_the_tokens_collections(world: World) -> None:
