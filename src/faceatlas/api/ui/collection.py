@@ -99,16 +99,17 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                ) -> Response:
     session.principal.check(key, f"no collection {key!r}")
     f = _filter(q, state, reason, sort, page, key=key)
-    data = queries.collection_people(ctx.settings, key, q=f.q or None, state=f.state or None,
-                                     reason=f.reason or None, sort=f.sort, limit=PER_PAGE,
-                                     offset=(f.page - 1) * PER_PAGE)
+
+    def read() -> queries.CollectionPage:
+        return queries.collection_people(
+            ctx.settings, key, q=f.q or None, state=f.state or None, reason=f.reason or None,
+            sort=f.sort, limit=PER_PAGE, offset=(f.page - 1) * PER_PAGE)
+
+    data = read()
     pages = max(1, -(-data.total // PER_PAGE))
     if f.page > pages:  # e.g. after a bulk action emptied the last page: show the new last
         f.page = pages
-        data = queries.collection_people(ctx.settings, key, q=f.q or None,
-                                         state=f.state or None, reason=f.reason or None,
-                                         sort=f.sort, limit=PER_PAGE,
-                                         offset=(f.page - 1) * PER_PAGE)
+        data = read()
     banners = flash(done, n, _FLASH, job=str(job or "")) + _named_flash(
         ctx.settings, data.key, {"blocked": blocked, "few": few, "notdone": notdone,
                                  "busy": busy}, back=f.url(key))
