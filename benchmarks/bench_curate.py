@@ -27,11 +27,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from faceatlas.devtools.testdata import faces_dir
 from faceatlas.faces.analyse import AnalyseParams, FacePool
-from faceatlas.importer import import_folder
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store import db
-from faceatlas.testdata import faces_dir
 
 
 def build_input(root: Path, sample: int | None, intruders: int = 0) -> int:

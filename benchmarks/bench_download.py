@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from faceatlas.download import DownloadItem, DownloadOptions, download_all_sync  # noqa: E402
-from faceatlas.errors import ConfigError  # noqa: E402
-from faceatlas.testdata import faces_dir  # noqa: E402
+from faceatlas.devtools.testdata import faces_dir  # noqa: E402
+from faceatlas.domain.errors import ConfigError  # noqa: E402
+from faceatlas.sources.download import DownloadItem, DownloadOptions, download_all_sync  # noqa: E402
 
 
 def photos_dir() -> Path:

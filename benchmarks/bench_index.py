@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceatlas.index import DIM, ExactIndex
+from faceatlas.gallery.index import DIM, ExactIndex
 
 
 def parse_size(text: str) -> int:

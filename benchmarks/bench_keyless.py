@@ -23,15 +23,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from faceatlas.devtools.simweb import SimWeb  # noqa: E402
 from faceatlas.devtools.simwiki import replica  # noqa: E402
-from faceatlas.errors import ConfigError  # noqa: E402
+from faceatlas.devtools.testdata import faces_dir  # noqa: E402
+from faceatlas.domain.errors import ConfigError  # noqa: E402
+from faceatlas.jobs.collect import collect_people, pending_people  # noqa: E402
 from faceatlas.names.wikidata import generate_names_wikidata  # noqa: E402
-from faceatlas.pipeline import collect_people, pending_people  # noqa: E402
-from faceatlas.search.commons import PORTRAIT_QUERY  # noqa: E402
-from faceatlas.search.sources import image_search_from_settings  # noqa: E402
 from faceatlas.settings import Settings  # noqa: E402
+from faceatlas.sources.chain import image_search_from_settings  # noqa: E402
+from faceatlas.sources.commons import PORTRAIT_QUERY  # noqa: E402
 from faceatlas.store.db import session_scope  # noqa: E402
 from faceatlas.store.models import Person  # noqa: E402
-from faceatlas.testdata import faces_dir  # noqa: E402
 
 
 def main() -> int:

@@ -45,8 +45,8 @@ SIDE = 7000
 
 def build_gallery(home: Path, faces: Path, people: int) -> list[tuple[str, Path]]:
     """Promote every other photo of the first ``people`` identities; the rest are queries."""
-    from faceatlas.gallery import promote
-    from faceatlas.importer import import_folder
+    from faceatlas.gallery.promote import promote
+    from faceatlas.jobs.importer import import_folder
     from faceatlas.settings import Settings
 
     incoming = home.parent / "incoming"
@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--skip-normal", action="store_true")
     args = parser.parse_args()
 
-    from faceatlas.testdata import faces_dir
+    from faceatlas.devtools.testdata import faces_dir
 
     faces = faces_dir()
     with tempfile.TemporaryDirectory(prefix="faceatlas-bench-load-") as tmp:

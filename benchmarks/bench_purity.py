@@ -45,18 +45,18 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
-from faceatlas.curate import CurateParams, analysis_from_rows, decide, finish_curation
+from faceatlas.curation.curate import CurateParams, analysis_from_rows, decide, finish_curation
 from faceatlas.devtools.simweb import SimWeb
+from faceatlas.devtools.testdata import testdata_dir
 from faceatlas.faces.analyse import AnalyseParams, analyse_bytes
-from faceatlas.pipeline import collect_people, pending_people
-from faceatlas.search.rapidapi import RapidAPIImageSearch
+from faceatlas.jobs.collect import collect_people, pending_people
 from faceatlas.settings import Settings
+from faceatlas.sources.rapidapi import RapidAPIImageSearch
 from faceatlas.store import db
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Image as ImageRow
 from faceatlas.store.models import Person
 from faceatlas.store.people import get_or_create_collection, upsert_person
-from faceatlas.testdata import testdata_dir
 
 COUNTRY = "Benchland"
 
@@ -346,7 +346,7 @@ def redecide_all(settings: Settings, strategy: str) -> None:
 
 
 def promote_all(settings: Settings) -> Counter[str]:
-    from faceatlas.gallery import promote
+    from faceatlas.gallery.promote import promote
 
     return Counter(r.state for r in promote(settings, collection=COUNTRY))
 

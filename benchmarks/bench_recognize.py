@@ -51,8 +51,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def build_gallery(home: Path, faces: Path, engine: str = "dlib") -> int:
-    from faceatlas.gallery import promote
-    from faceatlas.importer import import_folder
+    from faceatlas.gallery.promote import promote
+    from faceatlas.jobs.importer import import_folder
     from faceatlas.settings import Settings
 
     incoming = home.parent / "incoming"
@@ -184,8 +184,8 @@ def end_to_end(photo: bytes, url: str, requests: int, clients: int, pid: int | N
 
 
 def search_only(n: int, queries: int, threshold: float = 0.55) -> tuple[float, float]:
-    from faceatlas.gallery import SEARCH_K
-    from faceatlas.index import DIM, ExactIndex, best_person
+    from faceatlas.gallery.index import DIM, ExactIndex, best_person
+    from faceatlas.gallery.promote import SEARCH_K
 
     rng = np.random.default_rng(n)
     index = ExactIndex()
@@ -225,7 +225,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, numpy {np.__version__}, load1 {os.getloadavg()[0]:.2f}")
 
     if not args.skip_http:
-        from faceatlas.testdata import faces_dir
+        from faceatlas.devtools.testdata import faces_dir
 
         faces = faces_dir()
         photo = query_photo(faces / "people" / "barack_obama" / "obama3.jpg", args.side)

@@ -128,7 +128,7 @@ def round_(n_workers: int, args: argparse.Namespace, web_url: str, people: list[
                      "--loglevel", "INFO"],
                     env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         wait_ready(logs)
-        from faceatlas.worker import enqueue_people, jobs_progress
+        from faceatlas.jobs.worker import enqueue_people, jobs_progress
 
         t0 = time.perf_counter()
         jobs = enqueue_people(settings, ids)

@@ -27,8 +27,8 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from faceatlas.devtools.testdata import testdata_dir  # noqa: E402
 from faceatlas.settings import Settings  # noqa: E402
-from faceatlas.testdata import testdata_dir  # noqa: E402
 from faceatlas.video.analyse import analyse_video  # noqa: E402
 from faceatlas.video.reader import VideoReader  # noqa: E402
 

@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from faceatlas.devtools.testdata import faces_dir, testdata_dir
 from faceatlas.faces.engine import get_engine
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, sharpness
 from faceatlas.settings import get_settings
-from faceatlas.testdata import faces_dir, testdata_dir
 
 KINDS = ("clear", "soft", "focus", "motion")
 GENUINE, BLURRED = ("clear", "soft"), ("focus", "motion")

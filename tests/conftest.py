@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from faceatlas.errors import ConfigError
+from faceatlas.devtools.testdata import HINT, faces_dir
+from faceatlas.domain.errors import ConfigError
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store import db
-from faceatlas.testdata import HINT, faces_dir
 
 
 @pytest.fixture(autouse=True)

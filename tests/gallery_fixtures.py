@@ -22,8 +22,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from faceatlas.gallery import promote
-from faceatlas.importer import import_folder
+from faceatlas.gallery.promote import promote
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 
 COLLECTION = "test"

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.errors import ConfigError
-from faceatlas.testdata import HINT
-from faceatlas.testdata import faces_dir as lib_faces_dir
+from faceatlas.devtools.testdata import HINT
+from faceatlas.devtools.testdata import faces_dir as lib_faces_dir
+from faceatlas.domain.errors import ConfigError
 
 
 def testdata_dir() -> Path:

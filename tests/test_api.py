@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from faceatlas.api import create_app
-from faceatlas.errors import ConfigError
+from faceatlas.domain.errors import ConfigError
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Job, Person
@@ -232,7 +232,7 @@ def test_enrol_then_delete_leaves_nothing(
     assert not [p for p in settings.home.rglob("*") if p.is_file() and folder in p.as_posix()]
     index = client.get("/api/v1/collections").json()[0]
     assert index["index_faces"] == index["gallery_faces"]
-    from faceatlas.gallery import index_store
+    from faceatlas.gallery.promote import index_store
 
     assert pid not in index_store(settings).get("test").person_ids()
     mapping = settings.home / "name_mapping.json"

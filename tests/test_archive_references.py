@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from faceatlas.devtools.bigcollection import generate
-from faceatlas.gallery_archive import ArchiveError, export_gallery, import_gallery
+from faceatlas.gallery.archive import ArchiveError, export_gallery, import_gallery
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Person, Reference

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from faceatlas.errors import ImageError, StorageError
+from faceatlas.domain.errors import ImageError, StorageError
+from faceatlas.domain.names import file_stem
 from faceatlas.faces.analyse import AnalyseParams, analyse_file
 from faceatlas.faces.image import decode
-from faceatlas.names.normalize import file_stem
 from faceatlas.store.files import Layout
 from tests.photos import bad_files, colour_variants
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.pipeline import collect_people, pending_people
-from faceatlas.search.rapidapi import RapidAPIImageSearch
+from faceatlas.jobs.collect import collect_people, pending_people
 from faceatlas.settings import Settings
+from faceatlas.sources.rapidapi import RapidAPIImageSearch
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Image, Person
 from tests.services import kill_when, state_of_url

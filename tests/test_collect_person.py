@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from faceatlas import jobs_background, review
-from faceatlas.errors import ConfigError
-from faceatlas.importer import add_files
-from faceatlas.jobs_background import collect_now, start_collect_next
-from faceatlas.pipeline import JobProgress
+from faceatlas.domain.errors import ConfigError
+from faceatlas.gallery import review
+from faceatlas.jobs import background as jobs_background
+from faceatlas.jobs.background import collect_now, start_collect_next
+from faceatlas.jobs.collect import JobProgress
+from faceatlas.jobs.importer import add_files
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout

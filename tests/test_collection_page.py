@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import case, func, select
 
-from faceatlas import bulk
 from faceatlas.devtools.bigcollection import ACCENTED, generate
-from faceatlas.errors import ConfigError, FaceAtlasError, NotFoundError
+from faceatlas.domain.errors import ConfigError, FaceAtlasError, NotFoundError
+from faceatlas.jobs import bulk
 from faceatlas.settings import Settings
 from faceatlas.store import queries
 from faceatlas.store.db import reset_caches, session_scope

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from faceatlas.importer import import_folder
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Image, Person
@@ -148,7 +148,7 @@ def test_reimport_is_idempotent(tmp_path: Path, faces_root: Path, settings: Sett
 def test_recuration_keeps_a_reviewers_decision(
     tmp_path: Path, faces_root: Path, settings: Settings
 ) -> None:
-    from faceatlas.review import reject_face
+    from faceatlas.gallery.review import reject_face
 
     root = tmp_path / "in"
     for src in sorted((faces_root / "people" / "person_04").iterdir()):

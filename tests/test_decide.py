@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from faceatlas.curate import CurateParams, decide
+from faceatlas.curation.curate import CurateParams, decide
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
 from faceatlas.store.models import Reason
 

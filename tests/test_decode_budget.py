@@ -78,7 +78,7 @@ def test_shrunk_decode_keeps_the_orientation(orientation: int) -> None:
 _CHILD = r"""
 import json, resource, sys
 from pathlib import Path
-from faceatlas.recognize import recognize_bytes
+from faceatlas.gallery.recognize import recognize_bytes
 from faceatlas.settings import Settings
 settings = Settings(home=sys.argv[1], default_collection="test", workers=1)
 data = Path(sys.argv[2]).read_bytes()

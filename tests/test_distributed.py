@@ -22,11 +22,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from faceatlas.devtools.simweb import SimWeb
+from faceatlas.jobs.worker import Claim, claim_job, open_jobs
 from faceatlas.settings import Settings
 from faceatlas.store import db
 from faceatlas.store.db import session_scope
 from faceatlas.store.people import get_or_create_collection, upsert_person
-from faceatlas.worker import Claim, claim_job, open_jobs
 from tests.services import (  # noqa: F401  (pg_url is a fixture)
     pg_database,
     pg_url,
@@ -321,7 +321,7 @@ def test_status_shows_states_running_jobs_and_failures(home: Path) -> None:
 
 def test_unreachable_database_is_retried_not_lost(tmp_path: Path) -> None:
     """A task that cannot reach the database keeps its message (retry with backoff)."""
-    from faceatlas.worker import run_collect_job
+    from faceatlas.jobs.worker import run_collect_job
 
     settings = Settings(home=tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:1/x",
                         retry_backoff=2.0)

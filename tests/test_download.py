@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.download import (
+from faceatlas.domain.errors import DownloadError, UnsafeURLError
+from faceatlas.sources.download import (
     DownloadItem,
     DownloadOptions,
     DownloadResult,
     download_all_sync,
     inspect_image,
 )
-from faceatlas.errors import DownloadError, UnsafeURLError
-from faceatlas.netguard import CheckedURL, check_url, ip_problem, pinned_target
+from faceatlas.web.guard import CheckedURL, check_url, ip_problem, pinned_target
 from tests.simweb_fixtures import faces_dir, simweb_server
 
 IMG = "people/person_01/img1.jpg"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from faceatlas.curate import CurateParams, decide
+from faceatlas.curation.curate import CurateParams, decide
 from faceatlas.faces.analyse import AnalyseParams, FacePool
-from faceatlas.gallery import index_store, promote
-from faceatlas.importer import import_folder
-from faceatlas.recognize import recognize_file
+from faceatlas.gallery.promote import index_store, promote
+from faceatlas.gallery.recognize import recognize_file
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Image, Reason

@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from faceatlas.cli import app
-from faceatlas.evaluate import Verification, load_folder
+from faceatlas.gallery.evaluate import Verification, load_folder
 from faceatlas.settings import Settings, get_settings
 
 

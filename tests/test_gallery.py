@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from faceatlas.erasure import remove_person
-from faceatlas.gallery import index_store, promote
-from faceatlas.importer import import_folder
+from faceatlas.gallery.erase import remove_person
+from faceatlas.gallery.promote import index_store, promote
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import gallery_name
@@ -115,7 +115,7 @@ def test_repromotion_is_idempotent_and_rejected_faces_leave(home: Settings) -> N
 
 
 def test_promotion_needs_a_curated_person(home: Settings) -> None:
-    from faceatlas.errors import FaceAtlasError, NotFoundError
+    from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 
     with session_scope(home) as s:
         s.scalar(select(Person).where(Person.name == "Person 05")).state = PersonState.QUEUED

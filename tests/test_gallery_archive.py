@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from faceatlas.errors import FaceAtlasError
-from faceatlas.gallery_archive import ArchiveError, import_gallery
-from faceatlas.recognize import face_dict, recognize_file
+from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.gallery.archive import ArchiveError, import_gallery
+from faceatlas.gallery.recognize import face_dict, recognize_file
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
@@ -115,7 +115,7 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:  # 
     assert after == before  # people, images, faces, embeddings, files, references
     photos = [p for _, p in gallery.queries[:12]] + gallery.strangers[:3]
     assert answers(fresh, photos) == answers(home, photos)
-    from faceatlas.gallery import index_store
+    from faceatlas.gallery.promote import index_store
 
     assert len(index_store(fresh).get("test")) == len(index_store(home).get("test"))
     # the same collection again: refused, nothing changed; under another name: fine
@@ -127,7 +127,7 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:  # 
 
 
 def test_bad_archives_are_refused(gallery: Gallery, tmp_path: Path) -> None:  # noqa: F811
-    from faceatlas.gallery_archive import export_gallery
+    from faceatlas.gallery.archive import export_gallery
 
     archive = tmp_path / "test.tar"
     export_gallery(gallery.settings, "test", archive)

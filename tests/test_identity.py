@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceatlas.arbitrate import Gallery, find_moves
-from faceatlas.curate import CurateParams, decide
+from faceatlas.curation.arbitrate import Gallery, find_moves
+from faceatlas.curation.curate import CurateParams, decide
+from faceatlas.curation.identity import average_linkage, pairwise
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
-from faceatlas.identity import average_linkage, pairwise
 from faceatlas.store.models import Reason
 
 DIM = 128

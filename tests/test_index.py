@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceatlas.errors import StorageError
-from faceatlas.index import (
+from faceatlas.domain.errors import StorageError
+from faceatlas.gallery.index import (
     ExactIndex,
     IndexStore,
     Neighbour,

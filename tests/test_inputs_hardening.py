@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from faceatlas.errors import FaceAtlasError, UnsafeURLError
-from faceatlas.importer import _read_no_follow, scan
-from faceatlas.netguard import check_url, ip_problem
+from faceatlas.domain.errors import FaceAtlasError, UnsafeURLError
+from faceatlas.jobs.importer import _read_no_follow, scan
 from faceatlas.settings import Settings
 from faceatlas.store import db
+from faceatlas.web.guard import check_url, ip_problem
 
 
 # -- SSRF guard: an IPv4 inside an IPv6 address is judged as that IPv4

@@ -10,11 +10,11 @@ from urllib.parse import unquote
 
 import pytest
 
+from faceatlas.curation.references import list_references
 from faceatlas.devtools.simweb import SimWeb
 from faceatlas.devtools.simwiki import replica
-from faceatlas.references import list_references
-from faceatlas.search.commons import PORTRAIT, portrait_image_id, portrait_path
 from faceatlas.settings import Settings
+from faceatlas.sources.commons import PORTRAIT, portrait_image_id, portrait_path
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
 from tests.simweb_fixtures import simweb_server

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.errors import (
+from faceatlas.domain.errors import (
     AuthError,
     BadResponseError,
     ConfigError,
@@ -20,8 +20,8 @@ from faceatlas.errors import (
     ProviderError,
     StorageError,
 )
+from faceatlas.domain.names import InvalidNameError
 from faceatlas.names.llm import NameGenerator
-from faceatlas.names.normalize import InvalidNameError
 from faceatlas.names.service import (
     export_people,
     generate_names,

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from faceatlas.devtools.simweb import SimWeb
+from faceatlas.domain.names import InvalidNameError, name_key, strip_invisible
+from faceatlas.domain.similar import SimilarNames, within_one_edit
 from faceatlas.names.llm import NameGenerator
-from faceatlas.names.normalize import InvalidNameError, name_key, strip_invisible
 from faceatlas.names.service import export_people, generate_names, import_people
-from faceatlas.names.similar import SimilarNames, within_one_edit
 from faceatlas.names.tables import (
     SheetRow,
     TableError,
@@ -351,7 +351,7 @@ def web_names(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimWeb]:
 # -- finding 8: names jobs
 def test_each_names_request_gets_its_own_job(big_web: SimWeb, settings: Settings,
                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from faceatlas.jobs_background import start_names
+    from faceatlas.jobs.background import start_names
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("OPENAI_BASE_URL", big_web.url + "/v1")

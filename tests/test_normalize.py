@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from faceatlas.errors import FaceAtlasError
-from faceatlas.names.normalize import (
+from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.domain.names import (
     InvalidNameError,
     clean_label,
     collection_key,

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from faceatlas.devtools.bigcollection import generate
 from faceatlas.devtools.simweb import SimWeb
+from faceatlas.jobs.worker import prepare_database
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store import db
 from faceatlas.store.db import session_scope
@@ -32,7 +33,6 @@ from faceatlas.store.models import (
     PersonState,
     Reason,
 )
-from faceatlas.worker import prepare_database
 from tests import test_collect
 from tests.services import kill_when, pg_url, require_pg, state_of_url  # noqa: F401  (a fixture)
 from tests.test_collect import env_for, faceatlas, slow_web, uninterrupted, web  # noqa: F401

@@ -18,12 +18,12 @@ from PIL import Image
 from sqlalchemy import select
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.gallery import promote_person
+from faceatlas.gallery.promote import promote_person
+from faceatlas.jobs.collect import collect_people, pending_people
 from faceatlas.names.service import import_people
 from faceatlas.names.tables import write_table
-from faceatlas.pipeline import collect_people, pending_people
-from faceatlas.search.rapidapi import RapidAPIImageSearch
 from faceatlas.settings import Settings
+from faceatlas.sources.rapidapi import RapidAPIImageSearch
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Person
 from faceatlas.store.models import Image as ImageRow
@@ -194,7 +194,7 @@ def test_promotion_is_blocked_by_a_self_test_naming_the_other_person(
         tmp_path: Path, web: Web) -> None:
     """Igor Ivanov's results are all Paul Bremer: arbitration moves them out naming Bremer;
     a reviewer puts them back by mistake; promotion then refuses and names Bremer."""
-    from faceatlas.review import restore_face
+    from faceatlas.gallery.review import restore_face
 
     bremer = web.pages("Paul_Bremer", 10)
     settings = collect(tmp_path / "home", web, {

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faceatlas.cli import app
-from faceatlas.errors import NotFoundError
+from faceatlas.domain.errors import NotFoundError
 from faceatlas.settings import Settings
 from faceatlas.store import queries
 from faceatlas.store.db import session_scope

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from faceatlas.errors import ImageError, NotFoundError
-from faceatlas.recognize import recognize_bytes, recognize_file, seed_answer
+from faceatlas.domain.errors import ImageError, NotFoundError
+from faceatlas.gallery.recognize import recognize_bytes, recognize_file, seed_answer
 from tests.gallery_fixtures import Gallery, gallery  # noqa: F401  (fixture)
 from tests.photos import expected_faces
 

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from faceatlas.cli import app
-from faceatlas.errors import EngineMismatchError
+from faceatlas.domain.errors import EngineMismatchError
 from faceatlas.faces.sface import MODEL_HASH
-from faceatlas.gallery import index_store, promote
-from faceatlas.importer import import_folder
-from faceatlas.recognize import recognize_file
-from faceatlas.reembedding import reembed
-from faceatlas.review import reject_face
+from faceatlas.gallery.promote import index_store, promote
+from faceatlas.gallery.recognize import recognize_file
+from faceatlas.gallery.reembed import reembed
+from faceatlas.gallery.review import reject_face
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Job, Person, Reason

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceatlas.errors import NotFoundError
-from faceatlas.names.tables import read_people, write_table
-from faceatlas.references import (
+from faceatlas.curation.references import (
     ReferencePhotoError,
     add_reference,
     list_references,
     reference_vectors,
     split_references,
 )
+from faceatlas.domain.errors import NotFoundError
+from faceatlas.names.tables import read_people, write_table
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Image, Reason

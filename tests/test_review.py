@@ -10,10 +10,10 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from faceatlas import review, thumbnails
-from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.index import ExactIndex, IndexStore
-from faceatlas.recognize import recognize_file
+from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.gallery import review, thumbnails
+from faceatlas.gallery.index import ExactIndex, IndexStore
+from faceatlas.gallery.recognize import recognize_file
 from faceatlas.settings import Settings
 from faceatlas.store import queries
 from faceatlas.store.db import session_scope

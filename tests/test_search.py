@@ -10,15 +10,15 @@ import httpx
 import pytest
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.errors import (
+from faceatlas.domain.errors import (
     AuthError,
     BadResponseError,
     ConfigError,
     ProviderError,
     RateLimitError,
 )
-from faceatlas.search import ImageSearchProvider, RapidAPIImageSearch, SearchHit, query_for
 from faceatlas.settings import Settings
+from faceatlas.sources import ImageSearchProvider, RapidAPIImageSearch, SearchHit, query_for
 from tests.simweb_fixtures import person, simweb_server
 
 IMAGES = ["people/person_01/img1.jpg", "people/person_01/img2.jpg", "fault:404", "group/couple.jpg"]

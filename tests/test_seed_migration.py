@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from faceatlas.api import create_app
-from faceatlas.errors import FaceAtlasError
-from faceatlas.gallery import promote
-from faceatlas.migrate_seed import MigrationReport, migrate_seed, plan_migration
+from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.gallery.promote import promote
+from faceatlas.jobs.migrate_seed import MigrationReport, migrate_seed, plan_migration
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Collection, Face, Image, Job, Person
@@ -194,7 +194,7 @@ def test_not_an_old_storage_folder(tmp_path: Path) -> None:
 
 
 def test_import_of_the_old_gallery_explains_instead(tmp_path: Path, faces_root: Path) -> None:
-    from faceatlas.importer import scan
+    from faceatlas.jobs.importer import scan
 
     storage = build_old_storage(tmp_path / "storage", faces_root)
     flat = storage.root / "recognized_faces_prod" / "serbia"

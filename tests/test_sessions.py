@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from faceatlas.api import create_app
 from faceatlas.api.app import check_bind
-from faceatlas.errors import ConfigError
+from faceatlas.domain.errors import ConfigError
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import UiSession

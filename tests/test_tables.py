@@ -7,7 +7,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from faceatlas.errors import FaceAtlasError
+from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.names.tables import (
     SheetRow,
     TableError,

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceatlas.errors import FaceAtlasError, ImageError, NotFoundError
-from faceatlas.gallery_archive import FORMAT, ArchiveError, import_gallery
-from faceatlas.recognize import engine_pool
+from faceatlas.domain.errors import FaceAtlasError, ImageError, NotFoundError
+from faceatlas.gallery.archive import FORMAT, ArchiveError, import_gallery
+from faceatlas.gallery.recognize import engine_pool
+from faceatlas.gallery.stats import collection_stats
+from faceatlas.gallery.verify import detect_bytes, verify_bytes
 from faceatlas.settings import Settings
-from faceatlas.stats import collection_stats
 from faceatlas.store.db import session_scope
 from faceatlas.store.people import get_or_create_collection
-from faceatlas.verify import detect_bytes, verify_bytes
 
 
 def _photo(faces_root: Path, rel: str) -> bytes:

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from faceatlas.gallery import promote
-from faceatlas.importer import import_folder
-from faceatlas.index import ExactIndex
+from faceatlas.gallery.index import ExactIndex
+from faceatlas.gallery.promote import promote
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout

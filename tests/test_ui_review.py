@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from PIL import ImageChops, ImageEnhance
 from sqlalchemy import select
 
-from faceatlas.importer import import_folder
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Image, Job, Person, PersonState

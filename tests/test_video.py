@@ -303,7 +303,7 @@ def test_import_video_rejects_other_peoples_tracks(
 ) -> None:
     """A person known from photos; a clip that cuts between someone else and them: only their
     own track is accepted, the other person's are ``not_this_person``."""
-    from faceatlas.importer import import_folder
+    from faceatlas.jobs.importer import import_folder
     from faceatlas.video.collect import import_video
 
     people = faces_root / "people"

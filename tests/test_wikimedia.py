@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from pydantic import SecretStr
 
 from faceatlas.devtools.simweb import SimWeb
-from faceatlas.errors import (
+from faceatlas.domain.errors import (
     AuthError,
     BadResponseError,
     ConfigError,
@@ -23,13 +23,13 @@ from faceatlas.errors import (
 )
 from faceatlas.names.source import generate
 from faceatlas.names.wikidata import AmbiguousError, Wikidata, generate_names_wikidata
-from faceatlas.search.base import PersonQuery, person_hits
-from faceatlas.search.commons import PORTRAIT, CommonsImageSearch, portrait_url
-from faceatlas.search.sources import ChainedSearch, image_search_from_settings, source_names
 from faceatlas.settings import Settings
+from faceatlas.sources.base import PersonQuery, person_hits
+from faceatlas.sources.chain import ChainedSearch, image_search_from_settings, source_names
+from faceatlas.sources.commons import PORTRAIT, CommonsImageSearch, portrait_url
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
-from faceatlas.wikimedia import WikimediaClient
+from faceatlas.web.wikimedia import WikimediaClient
 from tests.simweb_fixtures import simweb_server
 
 P1 = ["people/person_01/img1.jpg", "people/person_01/img2.jpg", "people/person_01/img4.jpg"]

@@ -1,5 +1,5 @@
 """Distributed mode's knobs live in the one Settings, and Celery reads them when first used,
-not when ``faceatlas.worker`` is imported (no broker, no environment needed to import)."""
+not when ``faceatlas.jobs.worker`` is imported (no broker, no environment needed to import)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from faceatlas.settings import Settings
 
 PROBE = """
-import faceatlas.worker as w
-from faceatlas.worker import tasks
+import faceatlas.jobs.worker as w
+from faceatlas.jobs.worker import tasks
 assert not tasks.app.configured, "configured at import time"
 print(w.app.conf.broker_url, w.app.conf.task_default_queue, w.app.conf.task_time_limit,
       w.app.conf.broker_transport_options["visibility_timeout"])

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from faceatlas.gallery import promote
-from faceatlas.importer import import_folder
+from faceatlas.devtools.testdata import testdata_dir
+from faceatlas.gallery.promote import promote
+from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
-from faceatlas.testdata import testdata_dir
 
 VIDEO_COLLECTION = "video"
 #: who may appear in the Hamilton clip (Lin-Manuel Miranda on stage, Alex Lacamoire at the

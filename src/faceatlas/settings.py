@@ -270,7 +270,7 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
     a JSON file. None: the value is today's comma list. Domains become collection keys."""
     import json
 
-    from faceatlas.names.normalize import collection_key
+    from faceatlas.domain.names import collection_key
 
     text = value.strip()
     if not text.startswith(("{", "[")):
@@ -357,7 +357,7 @@ def _read_calibration(path: str, _mtime: int) -> dict[str, dict[str, float]]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        from faceatlas.errors import ConfigError
+        from faceatlas.domain.errors import ConfigError
 
         raise ConfigError(f"calibration file {path} is unreadable: {exc}") from None
     engines = data.get("engines", data) if isinstance(data, dict) else {}

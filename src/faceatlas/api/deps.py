@@ -11,8 +11,8 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from faceatlas.api.tokens import ADMIN, Principal, principal_for
-from faceatlas.index import IndexStore
-from faceatlas.recognize import EnginePool
+from faceatlas.gallery.index import IndexStore
+from faceatlas.gallery.recognize import EnginePool
 from faceatlas.settings import Settings
 
 

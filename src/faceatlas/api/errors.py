@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from faceatlas.errors import (
+from faceatlas.domain.errors import (
     BusyError,
     ConfigError,
     DownloadError,

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete
 
-from faceatlas.errors import ConfigError
+from faceatlas.domain.errors import ConfigError
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import UiSession

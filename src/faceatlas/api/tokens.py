@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select
 
-from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.names.normalize import collection_key
+from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.names import collection_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Collection, Face, Image, Job, Person

@@ -11,7 +11,7 @@ from pathlib import PurePath
 from fastapi import HTTPException, UploadFile
 
 from faceatlas.api.errors import client_message
-from faceatlas.errors import ImageError
+from faceatlas.domain.errors import ImageError
 from faceatlas.faces.image import decode_bytes_needed, open_image
 
 # Pillow format -> file extension for stored uploads (the client's file name is not trusted)

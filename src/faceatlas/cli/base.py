@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from faceatlas.errors import AmbiguousError, EngineMismatchError, FaceAtlasError
+from faceatlas.domain.errors import AmbiguousError, EngineMismatchError, FaceAtlasError
 from faceatlas.store.models import REASON_ORDER, PersonState
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2, 3, 4

@@ -20,13 +20,13 @@ from faceatlas.cli.base import (
     progress_bar,
     progress_line,
 )
-from faceatlas.curate import CurationReport
-from faceatlas.errors import FaceAtlasError
-from faceatlas.pipeline import Fetched, collect_people, pending_people
+from faceatlas.curation.curate import CurationReport
+from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.jobs.collect import Fetched, collect_people, pending_people
 from faceatlas.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from faceatlas.worker import PersonResult
+    from faceatlas.jobs.worker import PersonResult
 
 FOLLOW_EVERY = 0.5  # seconds between looks at the job rows
 
@@ -44,7 +44,7 @@ OccupationsFile = Annotated[
 
 def _occupations(occupation: list[str] | None, occupations_file: Path | None,
                  settings: Settings | None = None) -> list[str]:
-    from faceatlas.jobs_background import file_occupations
+    from faceatlas.jobs.background import file_occupations
     from faceatlas.names.tables import read_occupations
 
     found = list(occupation or [])
@@ -62,7 +62,7 @@ def _occupations(occupation: list[str] | None, occupations_file: Path | None,
 def _occupation_note(before: dict[int, tuple[str, str, tuple[str, ...]]],
                      settings: Settings, collection: str) -> None:
     """People already collected who gained an occupation: say so (never silently)."""
-    from faceatlas.stats import gained_occupations, occupation_snapshot
+    from faceatlas.gallery.stats import gained_occupations, occupation_snapshot
 
     gained = gained_occupations(before, occupation_snapshot(settings, collection))
     if not gained:
@@ -78,8 +78,8 @@ def _occupation_note(before: dict[int, tuple[str, str, tuple[str, ...]]],
 
 
 def _generate(settings: Settings, country: str, occupations: list[str]) -> None:
+    from faceatlas.gallery.stats import occupation_snapshot
     from faceatlas.names.source import generate
-    from faceatlas.stats import occupation_snapshot
 
     before = occupation_snapshot(settings, country)
     with progress_bar() as bar:
@@ -155,8 +155,8 @@ def names_import(
         hidden=True, help="Deprecated: use --collection.")] = None,
 ) -> None:
     """Queue people from a spreadsheet (the old system's data.xlsx works as it is)."""
+    from faceatlas.gallery.stats import occupation_snapshot
     from faceatlas.names.service import import_people
-    from faceatlas.stats import occupation_snapshot
 
     country = _collection_option(collection, country, required=True)
     settings = get_settings()
@@ -199,7 +199,7 @@ Distributed = Annotated[
 
 def _collect(settings: Settings, collection: str | None, limit: int | None,
              retry_failed: bool, distributed: bool | None = None) -> None:
-    from faceatlas.search.sources import image_search_from_settings
+    from faceatlas.sources.chain import image_search_from_settings
 
     ids = pending_people(settings, collection, retry_failed=retry_failed, limit=limit)
     if not ids:
@@ -258,7 +258,7 @@ def _result_row(table: Table, r: PersonResult) -> None:
 
 def _collect_distributed(settings: Settings, ids: list[int]) -> None:
     """Queue every person for the workers, then follow their job rows until all finish."""
-    from faceatlas.worker import enqueue_people, jobs_progress
+    from faceatlas.jobs.worker import enqueue_people, jobs_progress
 
     jobs = enqueue_people(settings, ids)
     console.print(f"queued {len(jobs)} people for the workers "
@@ -319,7 +319,7 @@ def run_cmd(
     distributed: Distributed = None,
 ) -> None:
     """Names and collection in one go: from "Serbia, Actor" to curated faces per person."""
-    from faceatlas.names.normalize import collection_key
+    from faceatlas.domain.names import collection_key
 
     settings = get_settings()
     _generate(settings, country, _occupations(occupation, occupations_file, settings))

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar, state_label
-from faceatlas.errors import FaceAtlasError
+from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.settings import get_settings
 
 
@@ -28,7 +28,7 @@ def import_(
     ] = "consensus",
 ) -> None:
     """Curate local photos: keep each person's own faces, say why every other photo was dropped."""
-    from faceatlas.importer import PersonFolder, import_folder
+    from faceatlas.jobs.importer import PersonFolder, import_folder
 
     if strategy not in ("consensus", "seed"):
         raise FaceAtlasError(f"unknown strategy {strategy!r}: use consensus or seed")
@@ -64,7 +64,7 @@ def people(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """List people with their state and counts of candidates and accepted faces."""
-    from faceatlas.names.normalize import one_line
+    from faceatlas.domain.names import one_line
     from faceatlas.store.queries import list_people
 
     rows = list_people(get_settings(), collection=collection, limit=None)
@@ -98,7 +98,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the images as JSON.")] = False,
 ) -> None:
     """Each candidate image of a person, with its decision, reason and stored detail."""
-    from faceatlas.names.normalize import one_line
+    from faceatlas.domain.names import one_line
     from faceatlas.store.db import session_scope
     from faceatlas.store.models import FaceState, Reason
     from faceatlas.store.people import find_person

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from faceatlas.cli.base import app, console, friendly, state_label
-from faceatlas.errors import ConfigError
+from faceatlas.domain.errors import ConfigError
 from faceatlas.settings import get_settings
 
 STATE_ORDER = ["queued", "searching", "downloading", "curating", "curated", "too_few_faces",
@@ -26,10 +26,10 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a worker: takes people from the broker queue and runs their whole pipeline."""
+    from faceatlas.jobs.worker import prepare_database
+    from faceatlas.jobs.worker.tasks import app as celery_app
+    from faceatlas.jobs.worker.tasks import configure
     from faceatlas.store import db
-    from faceatlas.worker import prepare_database
-    from faceatlas.worker.tasks import app as celery_app
-    from faceatlas.worker.tasks import configure
 
     settings = get_settings()
     if not settings.broker_url:
@@ -56,8 +56,8 @@ def status(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
 ) -> None:
     """People by state, running jobs (worker, heartbeat) and failures, per collection."""
-    from faceatlas.names.normalize import collection_key
-    from faceatlas.worker import collection_status
+    from faceatlas.domain.names import collection_key
+    from faceatlas.jobs.worker import collection_status
 
     shown = [c for c in collection_status(get_settings())
              if collection is None or c.key == collection_key(collection)]

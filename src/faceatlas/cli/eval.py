@@ -1,4 +1,4 @@
-"""``faceatlas eval``: compare face engines on a labelled folder (library: faceatlas.evaluate)."""
+"""``faceatlas eval``: compare face engines on a labelled folder (`gallery.evaluate`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from faceatlas.cli.base import app, console, friendly, progress_bar
-from faceatlas.errors import FaceAtlasError
+from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.faces.engine import ENGINES
 from faceatlas.settings import get_settings
 
@@ -35,7 +35,7 @@ def eval_(
     ] = False,
 ) -> None:
     """Detection rate, pair accuracy, ROC, open-set identification and CPU time per engine."""
-    from faceatlas.evaluate import (
+    from faceatlas.gallery.evaluate import (
         calibrated_thresholds,
         evaluate_engine,
         load_folder,
@@ -92,7 +92,7 @@ def reembed(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
 ) -> None:
     """Re-analyse stored photos with another engine and rebuild the indexes (resumable)."""
-    from faceatlas.reembedding import reembed as run
+    from faceatlas.gallery.reembed import reembed as run
 
     settings = get_settings()
     with progress_bar() as bar:

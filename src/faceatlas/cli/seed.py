@@ -13,7 +13,7 @@ from faceatlas.settings import get_settings
 
 
 def _plan_table(plan: object, title: str) -> Table:
-    from faceatlas.migrate_seed import SeedPlan
+    from faceatlas.jobs.migrate_seed import SeedPlan
 
     assert isinstance(plan, SeedPlan)
     table = Table(title=title)
@@ -55,7 +55,7 @@ def migrate_seed_cmd(
     """Import an old facerecWeb storage folder as it lies: production galleries, training
     passes, raw downloads, data.xlsx, occupation.xlsx, name_mapping.json. Re-running it changes
     nothing; then run [bold]faceatlas promote[/]."""
-    from faceatlas.migrate_seed import migrate_seed, plan_migration
+    from faceatlas.jobs.migrate_seed import migrate_seed, plan_migration
 
     settings = get_settings()
     if dry_run:
@@ -93,7 +93,7 @@ def migrate_seed_cmd(
 
 
 def _footer(plan: object) -> None:
-    from faceatlas.migrate_seed import SeedPlan
+    from faceatlas.jobs.migrate_seed import SeedPlan
 
     assert isinstance(plan, SeedPlan)
     if plan.skipped:

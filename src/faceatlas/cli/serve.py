@@ -23,7 +23,7 @@ def promote(
     ] = False,
 ) -> None:
     """Copy curated faces into the gallery, index them and self-test recognition."""
-    from faceatlas.gallery import promote as run
+    from faceatlas.gallery.promote import promote as run
 
     settings = get_settings()
     results = run(settings, collection=collection, person=person, purge=purge)
@@ -74,7 +74,7 @@ def recognize(
     (a timeline: person, from–to, confidence). Many photos run in one process: the models
     load once. Exit 3 when some photos could not be read, 4 when none could."""
     from faceatlas.cli.tools import run_recognize
-    from faceatlas.recognize import recognize_file, seed_answer
+    from faceatlas.gallery.recognize import recognize_file, seed_answer
     from faceatlas.video.reader import looks_like_video
 
     single = Path(images[0]) if len(images) == 1 else None

@@ -28,7 +28,7 @@ from faceatlas.cli.base import (
     options,
     state_label,
 )
-from faceatlas.errors import FaceAtlasError, ImageError
+from faceatlas.domain.errors import FaceAtlasError, ImageError
 from faceatlas.settings import get_settings
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -72,7 +72,7 @@ def recognize_paths(paths: list[Path], *, collection: str | None, top: int,
     """Each photo's recognition, in input order; the models load once (one engine pool per
     process) and ``jobs`` photos are worked on at a time. An unreadable photo is a result
     with ``error``; a missing collection raises NotFoundError at the first photo."""
-    from faceatlas.recognize import engine_pool, face_dict, recognize_bytes
+    from faceatlas.gallery.recognize import engine_pool, face_dict, recognize_bytes
 
     settings = get_settings()
     engines = engine_pool(settings, max(1, jobs))
@@ -197,7 +197,7 @@ def verify(
     """Do two photos show the same person? Compares the largest face of each: distance,
     threshold and the answer. Exit 0 either way (the answer is in the output); 1 when a photo
     has no face or cannot be read."""
-    from faceatlas.verify import verify_bytes
+    from faceatlas.gallery.verify import verify_bytes
 
     v = verify_bytes(first.read_bytes(), second.read_bytes(), get_settings(),
                      threshold=threshold)
@@ -219,7 +219,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Per collection: people by state, images by reason, faces, gallery and index size."""
-    from faceatlas.stats import collection_stats
+    from faceatlas.gallery.stats import collection_stats
 
     found = collection_stats(get_settings(), collection)
     if as_json:
@@ -252,7 +252,7 @@ def export_gallery_cmd(
 ) -> None:
     """Write a collection as one archive: crops, gallery files, embeddings (with the engine
     name and model hash) and a manifest with provenance and licences."""
-    from faceatlas.gallery_archive import export_gallery
+    from faceatlas.gallery.archive import export_gallery
 
     size = export_gallery(get_settings(), collection, archive)
     console.print(f"wrote {archive} ({size / 1e6:.1f} MB)")
@@ -268,7 +268,7 @@ def import_gallery_cmd(
 ) -> None:
     """Load an exported collection into this home (refuses another engine's embeddings and a
     collection that already has people); recognition answers as in the exporting home."""
-    from faceatlas.gallery_archive import import_gallery
+    from faceatlas.gallery.archive import import_gallery
 
     r = import_gallery(get_settings(), archive, collection)
     console.print(f"imported into [bold]{r.collection}[/]: {r.people} people, {r.images} "

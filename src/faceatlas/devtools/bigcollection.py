@@ -44,8 +44,9 @@ from PIL import Image as PILImage
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
-from faceatlas.errors import ConfigError
-from faceatlas.names.normalize import file_stem, name_key, split_name, to_ascii
+from faceatlas.devtools.testdata import testdata_dir
+from faceatlas.domain.errors import ConfigError
+from faceatlas.domain.names import file_stem, name_key, split_name, to_ascii
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -60,7 +61,6 @@ from faceatlas.store.models import (
     PersonState,
     Reason,
 )
-from faceatlas.testdata import testdata_dir
 
 #: SFace: 128-d, tagged with faces.sface.MODEL_HASH (a constant: no model is loaded)
 ENGINE = "sface"
@@ -372,7 +372,7 @@ def _write_gallery(layout: Layout, collection: str, crops: list[str]) -> list[st
 
 def _write_index(settings: Settings, collection: str,
                  rows: list[tuple[int, int, np.ndarray]]) -> None:
-    from faceatlas.gallery import index_store
+    from faceatlas.gallery.promote import index_store
 
     face_ids = np.array([f for f, _, _ in rows], dtype=np.int64)
     person_ids = np.array([p for _, p, _ in rows], dtype=np.int64)

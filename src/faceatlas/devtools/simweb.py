@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from PIL import Image
 
 from faceatlas.devtools import simwiki
-from faceatlas.names.normalize import name_key
+from faceatlas.domain.names import name_key
 
 OVERSIZED_BYTES = 64 * 1024 * 1024
 THUMB_SIDE = 256

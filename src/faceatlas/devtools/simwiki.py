@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from PIL import Image
 
-from faceatlas.names.normalize import name_key
+from faceatlas.domain.names import name_key
 
 if TYPE_CHECKING:
     from faceatlas.devtools.simweb import SimWeb
@@ -647,7 +647,7 @@ def replica(faces_dir: str | Path, occupation: str = "Actor") -> dict[str, Any]:
 
 
 def _ascii(name: str) -> str:
-    from faceatlas.names.normalize import to_ascii
+    from faceatlas.domain.names import to_ascii
 
     return to_ascii(name)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceatlas.errors import ImageError
+from faceatlas.domain.errors import ImageError
 from faceatlas.faces.engine import EngineConfig, get_engine
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness

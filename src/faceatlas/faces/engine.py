@@ -217,7 +217,7 @@ def create_engine(cfg: EngineConfig) -> FaceEngine:
         return sface
     if cfg.name == "ensemble":
         return EnsembleEngine(sface, DlibEngine(cfg.detector, cfg.max_side, cfg.upsample))
-    from faceatlas.errors import ConfigError
+    from faceatlas.domain.errors import ConfigError
 
     raise ConfigError(f"unknown face engine {cfg.name!r}; choose one of {', '.join(ENGINES)}")
 

@@ -21,7 +21,7 @@ from math import ceil
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from faceatlas.errors import ImageError
+from faceatlas.domain.errors import ImageError
 
 # We check the pixel count ourselves (clear reason code), so Pillow's own guard is switched
 # off; truncated files must still fail loudly rather than decode half grey.

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from faceatlas.errors import ConfigError
+from faceatlas.domain.errors import ConfigError
 from faceatlas.faces.engine import EMBEDDING_DIM, DetectedFace
 
 DETECTOR_FILE = "face_detection_yunet_2023mar_int8bq.onnx"

@@ -1,11 +1,5 @@
-"""Stage 1, who: names from an LLM (two passes) or spreadsheets, normalised and stored.
+"""Stage 1, who: names from Wikidata or an LLM (two passes) or spreadsheets, stored as people.
 
-Heavy imports (``openai``, ``openpyxl``, the database) happen in the submodules, so
-``import faceatlas.names.normalize`` stays cheap for everyone else.
+Normalisation and identity keys are the domain's (``faceatlas.domain.names``); heavy imports
+(``openai``, ``openpyxl``, the database) happen in the submodules.
 """
-
-from __future__ import annotations
-
-from faceatlas.names.normalize import InvalidNameError
-
-__all__ = ["InvalidNameError"]

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from faceatlas.errors import AuthError, BadResponseError, ConfigError, ProviderError
-from faceatlas.errors import RateLimitError as FaceAtlasRateLimitError
-from faceatlas.names.normalize import clean_label, name_key
+from faceatlas.domain.errors import AuthError, BadResponseError, ConfigError, ProviderError
+from faceatlas.domain.errors import RateLimitError as FaceAtlasRateLimitError
+from faceatlas.domain.names import clean_label, name_key
 from faceatlas.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,8 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
-from faceatlas.errors import StorageError
-from faceatlas.names.llm import NameGenerator
-from faceatlas.names.normalize import (
+from faceatlas.domain.errors import StorageError
+from faceatlas.domain.names import (
     COUNTRY_MAX,
     NAME_MAX,
     OCCUPATION_MAX,
@@ -27,7 +26,8 @@ from faceatlas.names.normalize import (
     name_key,
     one_line,
 )
-from faceatlas.names.similar import SimilarNames
+from faceatlas.domain.similar import SimilarNames
+from faceatlas.names.llm import NameGenerator
 from faceatlas.names.tables import SheetRow, TableLimits, read_people, write_table
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -239,7 +239,7 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
                 report.existing += 1
     if seen:
         write_name_mapping(settings)
-    from faceatlas.references import sheet_references
+    from faceatlas.curation.references import sheet_references
 
     for number, person_id, cell in references:  # after the commit: the people exist
         added, problems = sheet_references(settings, person_id, cell, Path(path).parent)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from faceatlas.errors import ProviderError
+from faceatlas.domain.errors import ProviderError
 from faceatlas.names import wikidata
 from faceatlas.names.service import NamesReport, Progress, generate_names
 from faceatlas.settings import Settings

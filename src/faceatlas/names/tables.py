@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from faceatlas.errors import FaceAtlasError
-from faceatlas.names.normalize import strip_invisible
+from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.domain.names import strip_invisible
 from faceatlas.store.files import atomic_write
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class SheetRow:
     name: str
     last_name: str = ""
     occupation: str = ""
-    references: str = ""  # optional column: photo URLs or paths (see faceatlas.references)
+    references: str = ""  # optional column: photo URLs or paths (see faceatlas.curation.references)
     row: int = field(default=0, compare=False)
 
     @property

@@ -21,13 +21,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from faceatlas.errors import ConfigError, FaceAtlasError, ProviderError
-from faceatlas.names.normalize import InvalidNameError, clean_label, collection_key, name_key
+from faceatlas.domain.errors import ConfigError, FaceAtlasError, ProviderError
+from faceatlas.domain.names import InvalidNameError, clean_label, collection_key, name_key
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
 from faceatlas.store.people import get_or_create_collection, upsert_person
-from faceatlas.wikimedia import WikimediaClient
+from faceatlas.web.wikimedia import WikimediaClient
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from faceatlas.errors import StorageError
+from faceatlas.domain.errors import StorageError
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,119}$")
 

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from faceatlas.errors import AmbiguousError, NotFoundError
-from faceatlas.names.normalize import (
+from faceatlas.domain.errors import AmbiguousError, NotFoundError
+from faceatlas.domain.names import (
     COUNTRY_MAX,
     NAME_MAX,
     OCCUPATION_MAX,
@@ -27,7 +27,7 @@ from faceatlas.names.normalize import (
     split_name,
     to_ascii,
 )
-from faceatlas.names.similar import SimilarNames
+from faceatlas.domain.similar import SimilarNames
 from faceatlas.store.models import Collection, Person, PersonState
 
 _KEY_MAX = 200  # people.key
@@ -61,7 +61,7 @@ def prepare_person(
     first_name: str | None = None,
     last_name: str | None = None,
 ) -> PreparedPerson:
-    """Clean every value (:func:`~faceatlas.names.normalize.one_line`) and check it fits.
+    """Clean every value (:func:`~faceatlas.domain.names.one_line`) and check it fits.
 
     Raises InvalidNameError with a short reason ("no letters or digits in the name", "name is
     5000 characters long; at most 200", …): refused, never cut — a cut name is another name.
@@ -216,7 +216,7 @@ def known_names(session: Session, collection: Collection) -> SimilarNames:
 
 def suspected_duplicates(session: Session, collection: Collection, name: str) -> list[str]:
     """Names in the collection that look like ``name`` but are another person's (see
-    :mod:`faceatlas.names.similar`): to report, never to merge."""
+    :mod:`faceatlas.domain.similar`): to report, never to merge."""
     return known_names(session, collection).similar(name_key(name))
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.names.normalize import collection_key, name_key, one_line, to_ascii
+from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.names import collection_key, name_key, one_line, to_ascii
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import (

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from faceatlas.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.curation.curate import CurationReport, collect, finish_curation, plan_curation
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis, face_pool
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope

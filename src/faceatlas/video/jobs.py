@@ -21,10 +21,10 @@ from typing import IO, Any, Protocol
 
 from sqlalchemy import select
 
-from faceatlas.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.names import collection_key
 from faceatlas.faces.engine import FaceEngine
-from faceatlas.index import IndexStore
-from faceatlas.names.normalize import collection_key
+from faceatlas.gallery.index import IndexStore
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write

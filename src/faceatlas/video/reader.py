@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceatlas.errors import ImageError
+from faceatlas.domain.errors import ImageError
 
 MIN_FPS, MAX_FPS = 1.0, 8.0
 #: never seek for less than this (seconds); the reader also waits to have seen the keyframe

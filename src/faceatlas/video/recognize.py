@@ -20,9 +20,9 @@ import numpy as np
 from sqlalchemy import select
 
 from faceatlas.faces.engine import FaceEngine
-from faceatlas.gallery import SEARCH_K, index_store
-from faceatlas.index import IndexStore, best_person, confidence
-from faceatlas.recognize import existing_collection
+from faceatlas.gallery.index import IndexStore, best_person, confidence
+from faceatlas.gallery.promote import SEARCH_K, index_store
+from faceatlas.gallery.recognize import existing_collection
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person

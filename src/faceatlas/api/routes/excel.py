@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from faceatlas.api.deps import ApiContext, Caller, get_ctx
-from faceatlas.jobs_background import start_collect_next, start_names, stored_occupations
+from faceatlas.jobs.background import start_collect_next, start_names, stored_occupations
 
 router = APIRouter(prefix="/api/excel", tags=["seed: spreadsheets"])
 

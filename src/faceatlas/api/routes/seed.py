@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.api.schemas import SeedRecognition
 from faceatlas.api.uploads import read_upload
-from faceatlas.recognize import recognize_bytes, seed_answer
+from faceatlas.gallery.recognize import recognize_bytes, seed_answer
 
 router = APIRouter(tags=["seed: recognition"])
 

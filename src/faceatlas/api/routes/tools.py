@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from faceatlas.api.deps import ApiContext, Caller, get_ctx
 from faceatlas.api.uploads import check_image
-from faceatlas.names.normalize import collection_key
+from faceatlas.domain.names import collection_key
 
 router = APIRouter(prefix="/api/v1")
 
@@ -77,7 +77,7 @@ def verify(
 ) -> Any:
     """Do two photos show the same person? The largest face of each is compared; 422
     (``no_face``) names a photo without a face. Needs no collection."""
-    from faceatlas.verify import verify_bytes
+    from faceatlas.gallery.verify import verify_bytes
 
     a, b = _checked(ctx, first), _checked(ctx, second)
     return verify_bytes(a, b, ctx.settings, engines=ctx.engines, threshold=threshold).as_dict()
@@ -90,7 +90,7 @@ def detect(
     image: Annotated[UploadFile, File(description="The photo.")],
 ) -> Any:
     """Detection only: every face's box, detector score and 5 landmarks (no identities)."""
-    from faceatlas.verify import detect_bytes
+    from faceatlas.gallery.verify import detect_bytes
 
     return detect_bytes(_checked(ctx, image), ctx.settings, engines=ctx.engines).as_dict()
 
@@ -103,7 +103,7 @@ def stats(
 ) -> Any:
     """Per collection (of the token's): people by state, images by reason, faces, gallery
     files and index size."""
-    from faceatlas.stats import collection_stats
+    from faceatlas.gallery.stats import collection_stats
 
     if collection is not None:
         caller.check(collection, f"no collection {collection!r}")
@@ -123,7 +123,7 @@ def export(
     """The collection's gallery as a tar archive, streamed while it is made: manifest.json
     (engine, model hash, people, images with provenance and licences, faces), embeddings.npy,
     crops/ and gallery/. ``faceatlas import-gallery`` loads it into another home."""
-    from faceatlas.gallery_archive import collect_manifest, stream_archive
+    from faceatlas.gallery.archive import collect_manifest, stream_archive
 
     caller.check(key, f"no collection {key!r}")
     # the catalogue is read now: a missing collection is a 404, not a broken stream

@@ -23,10 +23,10 @@ from faceatlas.api.schemas import (
 )
 from faceatlas.api.tokens import check_face, check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
-from faceatlas.erasure import remove_person
-from faceatlas.errors import FaceAtlasError, NotFoundError
-from faceatlas.gallery import promote_person
-from faceatlas.recognize import face_dict, recognize_bytes
+from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.gallery.erase import remove_person
+from faceatlas.gallery.promote import promote_person
+from faceatlas.gallery.recognize import face_dict, recognize_bytes
 from faceatlas.store import queries
 from faceatlas.store.models import JobState
 
@@ -172,9 +172,9 @@ def enrol(
 ) -> Any:
     """Enrol a person from uploaded photos: store them, curate (every photo gets a decision),
     optionally promote. Any unusable upload refuses the whole batch, so nothing is half-done."""
+    from faceatlas.domain.names import InvalidNameError
     from faceatlas.faces.analyse import face_pool
-    from faceatlas.importer import enrol_person
-    from faceatlas.names.normalize import InvalidNameError
+    from faceatlas.jobs.importer import enrol_person
     from faceatlas.store.jobs import finish_job, start_job
     from faceatlas.store.people import prepare_person
 
@@ -237,7 +237,7 @@ def face_reference(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
     """"This is them": the face becomes a trusted reference of its person, who is re-decided
     around it (the identity is the face group nearest the references; none near → failed
     ``no_face_matches_reference``) and promoted again if they were in the gallery."""
-    from faceatlas.review import mark_reference
+    from faceatlas.gallery.review import mark_reference
 
     check_face(caller, ctx.settings, face_id)
     return asdict(mark_reference(ctx.settings, face_id, store=ctx.store))
@@ -250,7 +250,7 @@ def person_reference(
                              description="http(s) URL of a photo of the person.")],
 ) -> Any:
     """Add a reference photo by URL; it is measured at the person's next curation."""
-    from faceatlas.references import add_reference
+    from faceatlas.curation.references import add_reference
 
     check_person(caller, ctx.settings, person_id)
     return asdict(add_reference(ctx.settings, person_id, url=url, source="api"))
@@ -264,7 +264,7 @@ def collect(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
     ``FACEATLAS_BROKER_URL`` is set, else on this server's background thread. The job is
     queued at once; poll ``GET /jobs/{job_id}``. 409 while the person is being collected (or
     already waits for it)."""
-    from faceatlas.jobs_background import collect_now
+    from faceatlas.jobs.background import collect_now
 
     check_person(caller, ctx.settings, person_id)
     started = collect_now(ctx.settings, [person_id])

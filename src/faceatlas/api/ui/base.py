@@ -23,7 +23,7 @@ from pydantic import Field
 
 from faceatlas.api.errors import client_message, retry_headers, status_of
 from faceatlas.api.ui.csrf import CsrfFailed, LoginRequired, session_of
-from faceatlas.errors import FaceAtlasError
+from faceatlas.domain.errors import FaceAtlasError
 
 log = logging.getLogger("faceatlas.ui")
 

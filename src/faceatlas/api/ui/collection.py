@@ -1,6 +1,6 @@
 """A collection's page for thousands of people: search, filters by state and reason, sorts,
 paging, and bulk actions (promote, collect now, retry failed) with one confirmation. Thin
-shells over ``store.queries.collection_people`` and ``faceatlas.bulk``."""
+shells over ``store.queries.collection_people`` and ``faceatlas.jobs.bulk``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from faceatlas import bulk
 from faceatlas.api.ui.base import MAX_ID, CollectionKey, FormId, Problem, render, router
 from faceatlas.api.ui.csrf import Checked, Ctx, Session
 from faceatlas.api.ui.pages import Flash, flash
+from faceatlas.jobs import bulk
 from faceatlas.settings import Settings
 from faceatlas.store import queries
 from faceatlas.store.models import PersonState

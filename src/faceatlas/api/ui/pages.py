@@ -16,7 +16,6 @@ from fastapi import File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from PIL import Image as PILImage
 
-from faceatlas import review
 from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext
 from faceatlas.api.tokens import check_face, check_job, check_person
@@ -40,11 +39,12 @@ from faceatlas.api.ui.csrf import (
     token_fingerprints,
 )
 from faceatlas.api.uploads import read_upload
-from faceatlas.erasure import remove_person
-from faceatlas.errors import NotFoundError
-from faceatlas.gallery import promote_person
-from faceatlas.jobs_background import collect_now
-from faceatlas.recognize import recognize_bytes
+from faceatlas.domain.errors import NotFoundError
+from faceatlas.gallery import review
+from faceatlas.gallery.erase import remove_person
+from faceatlas.gallery.promote import promote_person
+from faceatlas.gallery.recognize import recognize_bytes
+from faceatlas.jobs.background import collect_now
 from faceatlas.store import queries
 from faceatlas.store.models import PersonState
 

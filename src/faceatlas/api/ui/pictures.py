@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from fastapi.responses import Response
 
-from faceatlas import thumbnails
 from faceatlas.api.tokens import check_face, check_image, check_job
 from faceatlas.api.ui.base import (
     HERE,
@@ -19,7 +18,8 @@ from faceatlas.api.ui.csrf import (
     Ctx,
     Session,
 )
-from faceatlas.errors import NotFoundError
+from faceatlas.domain.errors import NotFoundError
+from faceatlas.gallery import thumbnails
 
 
 @router.get("/static/{name}")

@@ -40,7 +40,7 @@ _TEXT = ("name", "first_name", "last_name", "country")
 
 
 def _clean_text() -> None:
-    from faceatlas.names.normalize import one_line
+    from faceatlas.domain.names import one_line
 
     conn = op.get_bind()
     changes = []
@@ -83,7 +83,7 @@ def _rekey(compute: Callable[[str], str]) -> None:
 
 
 def upgrade() -> None:
-    from faceatlas.names.normalize import name_key
+    from faceatlas.domain.names import name_key
 
     _clean_text()
     _rekey(name_key)
@@ -91,6 +91,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # the old key was, for names in Latin, Cyrillic and Greek, the new one without spaces
-    from faceatlas.names.normalize import compact_key, name_key
+    from faceatlas.domain.names import compact_key, name_key
 
     _rekey(lambda name: compact_key(name_key(name)))

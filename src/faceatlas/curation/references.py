@@ -1,0 +1,233 @@
+"""Trusted reference photos of a person: a reference outranks the vote of the search results.
+
+A reference is a photo known to show the person: a URL or file from a sheet's ``references``
+column (``faceatlas names import``), a face a reviewer marked "this is them", or a portrait
+another source supplies (e.g. Wikidata). Curation then takes the face group nearest to the
+references as the identity, and fails the person with ``no_face_matches_reference`` rather than
+building a confident gallery of someone else when no group comes near.
+
+URL and file references are stored ``pending``; their photos are downloaded with the person's
+search hits and measured by the same face workers as the candidates (``plan_curation`` hands
+them over with negative keys), so nothing here loads a model. A face reference copies the
+face's embedding at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.faces.analyse import ImageAnalysis
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.models import Face, FaceState, Person, Reason, Reference, ReferenceState
+
+#: how a sheet cell lists several references
+_SPLIT = re.compile(r"[\s|;]+")
+
+
+class ReferencePhotoError(FaceAtlasError):
+    """A reference that cannot be used: no such face, no usable face in the photo, bad input."""
+
+    code = "bad_reference"
+
+
+@dataclass
+class ReferenceInfo:
+    id: int
+    person_id: int
+    source: str
+    state: str  # pending | ready | failed
+    url: str | None = None
+    path: str | None = None
+    face_id: int | None = None
+    error: str | None = None
+
+
+def split_references(cell: str) -> list[str]:
+    """A sheet cell's references: URLs or paths separated by whitespace, ``|`` or ``;``."""
+    return [part for part in _SPLIT.split(cell or "") if part]
+
+
+def add_reference(
+    settings: Settings,
+    person_id: int,
+    *,
+    url: str | None = None,
+    path: str | Path | None = None,
+    face_id: int | None = None,
+    source: str = "user",
+) -> ReferenceInfo:
+    """Give a person one trusted photo: exactly one of ``url``, ``path`` or ``face_id``.
+
+    A face must belong to the person and have been measured; it is also accepted (by the
+    user), since a reviewer said it is them. URLs and paths are measured at the person's next
+    curation. Adding the same one twice returns the existing reference.
+    """
+    given = [v for v in (url, path, face_id) if v is not None]
+    if len(given) != 1:
+        raise ReferencePhotoError("give exactly one of url, path or face_id for a reference")
+    if url is not None and not re.match(r"^https?://", url, re.IGNORECASE):
+        raise ReferencePhotoError(f"a reference URL must start with http:// or https://: {url!r}")
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise NotFoundError(f"no person with id {person_id}")
+        query = select(Reference).where(Reference.person_id == person_id)
+        if face_id is not None:
+            face = session.get(Face, face_id)
+            if face is None or face.person_id != person_id:
+                raise NotFoundError(f"no face {face_id} of {person.name}")
+            if face.embedding is None:
+                raise ReferencePhotoError(
+                    f"face {face_id} was too small or too blurry to be measured: it cannot be "
+                    "a reference")
+            existing = session.scalar(query.where(Reference.face_id == face_id))
+            if face.state != FaceState.ACCEPTED:
+                face.state, face.reason = FaceState.ACCEPTED, Reason.ACCEPTED_BY_USER
+                face.other_person_id = face.detail = None
+            ref = existing or Reference(person_id=person_id, source=source, face_id=face_id)
+            ref.embedding, ref.state, ref.error = face.embedding, ReferenceState.READY, None
+        elif url is not None:
+            ref = session.scalar(query.where(Reference.url == url)) or Reference(
+                person_id=person_id, source=source, url=url, state=ReferenceState.PENDING)
+        else:
+            file = Path(str(path)).expanduser()
+            if not file.is_file():
+                raise ReferencePhotoError(f"reference photo not found: {file}")
+            text = str(file.resolve())
+            ref = session.scalar(query.where(Reference.path == text)) or Reference(
+                person_id=person_id, source=source, path=text, state=ReferenceState.PENDING)
+        session.add(ref)
+        session.flush()
+        return _info(ref)
+
+
+def sheet_references(settings: Settings, person_id: int, cell: str, base: Path
+                     ) -> tuple[int, list[tuple[str, str]]]:
+    """Add the references of one sheet cell (relative paths are relative to the sheet's
+    folder); returns how many were added and (reference, why) for those that were not."""
+    added, problems = 0, []
+    for item in split_references(cell):
+        try:
+            if re.match(r"^https?://", item, re.IGNORECASE):
+                add_reference(settings, person_id, url=item, source="sheet")
+            else:
+                file = Path(item).expanduser()
+                add_reference(settings, person_id, path=file if file.is_absolute()
+                              else base / file, source="sheet")
+            added += 1
+        except FaceAtlasError as exc:
+            problems.append((item, str(exc)))
+    return added, problems
+
+
+def list_references(settings: Settings, person_id: int) -> list[ReferenceInfo]:
+    with session_scope(settings) as session:
+        rows = session.scalars(select(Reference).where(Reference.person_id == person_id)
+                               .order_by(Reference.id))
+        return [_info(r) for r in rows]
+
+
+def reference_vectors(session: Session, person_id: int) -> list[np.ndarray]:
+    """Embeddings of the person's measured references (pending and failed ones are left out)."""
+    blobs = session.scalars(select(Reference.embedding).where(
+        Reference.person_id == person_id, Reference.state == ReferenceState.READY,
+        Reference.embedding.is_not(None)).order_by(Reference.id))
+    return [np.frombuffer(b, dtype=np.float32) for b in blobs]
+
+
+def download_references(settings: Settings, person_id: int, trusted: tuple[str, ...] | set[str]
+                        | frozenset[str] = ()) -> int:
+    """Fetch pending URL references into the home (with the downloader's safety rules)."""
+    from faceatlas.sources.download import DownloadItem, download_all_sync
+
+    layout = Layout(settings.home)
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            return 0
+        folder = _folder(layout, person)
+        todo = [(r.id, r.url) for r in session.scalars(select(Reference).where(
+            Reference.person_id == person_id, Reference.state == ReferenceState.PENDING,
+            Reference.url.is_not(None), Reference.path.is_(None)))]
+    if not todo:
+        return 0
+    results = download_all_sync([DownloadItem(rid, url or "") for rid, url in todo],
+                                settings=settings, trusted=trusted)
+    fetched = 0
+    with session_scope(settings) as session:
+        for result in results:
+            ref = session.get(Reference, result.key)
+            if ref is None:
+                continue
+            if not result.ok or result.content is None:
+                ref.state, ref.error = ReferenceState.FAILED, f"download failed: {result.reason}"
+                continue
+            dest = folder / f"{result.sha256}.img"
+            atomic_write(dest, result.content)
+            ref.path = str(dest)
+            fetched += 1
+    return fetched
+
+
+def pending_reference_jobs(session: Session, person_id: int, layout: Layout
+                           ) -> list[tuple[int, str]]:
+    """(-reference id, file) for references waiting to be measured; a vanished file fails."""
+    jobs = []
+    for ref in session.scalars(select(Reference).where(
+            Reference.person_id == person_id, Reference.state == ReferenceState.PENDING,
+            Reference.path.is_not(None))):
+        if Path(ref.path or "").is_file():
+            jobs.append((-ref.id, str(ref.path)))
+        else:
+            ref.state, ref.error = ReferenceState.FAILED, f"reference photo not found: {ref.path}"
+    return jobs
+
+
+def store_reference_analyses(session: Session, analyses: dict[int, ImageAnalysis]) -> None:
+    """Keep the largest measured face of each reference photo (keys are -reference id)."""
+    for key, a in analyses.items():
+        ref = session.get(Reference, -key)
+        if ref is None:
+            continue
+        faces = [f for f in a.faces if f.embedding is not None]
+        if a.error or not faces:
+            ref.state = ReferenceState.FAILED
+            ref.error = a.detail or a.error or (
+                "no face large and sharp enough in the reference photo" if a.faces
+                else "no face in the reference photo")
+            continue
+        face = max(faces, key=lambda f: f.size)
+        ref.embedding = face.embedding.astype(np.float32).tobytes()  # type: ignore[union-attr]
+        ref.state, ref.error = ReferenceState.READY, None
+
+
+def _folder(layout: Layout, person: Person) -> Path:
+    # not under raw/: raw files without an image row are swept as a crash's leftovers
+    return layout.home / "references" / person.collection.key / person.folder
+
+
+def _info(ref: Reference) -> ReferenceInfo:
+    return ReferenceInfo(ref.id, ref.person_id, ref.source, ref.state, ref.url, ref.path,
+                         ref.face_id, ref.error)
+
+
+def remeasure_references(session: Session, person_id: int) -> None:
+    """The person's faces are analysed again by another engine: reference photos are measured
+    again with them; a reviewer's face reference cannot be (its face is analysed anew), so it
+    waits to be marked again rather than compare another engine's vector."""
+    for ref in session.scalars(select(Reference).where(Reference.person_id == person_id)):
+        ref.embedding = None
+        if ref.face_id is None:  # a photo (file or URL): measured again with the new engine
+            ref.state, ref.error = ReferenceState.PENDING, None
+        else:
+            ref.state = ReferenceState.FAILED
+            ref.error = "measured by another face engine: mark the face as a reference again"

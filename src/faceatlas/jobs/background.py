@@ -1,0 +1,315 @@
+"""Work the HTTP API starts and does not wait for: name generation and one person's collection.
+
+Each run gets a job row first (so `GET /api/v1/jobs` shows it at once), keys are checked before
+the thread starts (a missing key is the caller's error, not a silent background failure), and
+one background thread per server process keeps the face models to one copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from faceatlas.domain.errors import ConfigError, FaceAtlasError
+from faceatlas.domain.names import collection_key
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout
+from faceatlas.store.jobs import begin_job, finish_job, start_job, update_job
+from faceatlas.store.models import Collection, Job, JobState, Person
+
+if TYPE_CHECKING:
+    from faceatlas.gallery.index import IndexStore
+    from faceatlas.jobs.bulk import Named
+
+log = logging.getLogger(__name__)
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceatlas-background")
+_busy: set[int] = set()  # people being collected by this process
+_scheduled: set[int] = set()  # people handed to this process's thread, not yet started
+_busy_lock = threading.Lock()
+
+
+def occupations_file(settings: Settings) -> Path | None:
+    """The old system's occupation list: ``FACEATLAS_OCCUPATIONS_FILE``, else
+    ``excel/occupation.xlsx`` in the home (where the old system kept it; ``.csv`` and the
+    home itself also work). A configured file that is missing is an error, not a fallback."""
+    if settings.occupations_file is not None:
+        if not Path(settings.occupations_file).is_file():
+            raise ConfigError(f"FACEATLAS_OCCUPATIONS_FILE: no such file "
+                              f"{settings.occupations_file}")
+        return Path(settings.occupations_file)
+    return next((p for p in Layout(settings.home).occupation_files if p.is_file()), None)
+
+
+def file_occupations(settings: Settings) -> list[str]:
+    """The occupations of :func:`occupations_file` (empty when there is none)."""
+    from faceatlas.names.tables import read_occupations
+
+    path = occupations_file(settings)
+    return read_occupations(path) if path is not None else []
+
+
+def write_data_sheet(settings: Settings, collection: str) -> tuple[Path, int]:
+    """``excel/data.xlsx`` as the old system kept it: the collection's queue (people not yet
+    collected), columns ``name``, ``last_name``, ``occupation``. Returns (path, rows)."""
+    from faceatlas.names.tables import SheetRow, write_people
+    from faceatlas.store.models import PersonState
+
+    with session_scope(settings) as s:
+        rows = [
+            SheetRow(p.first_name, p.last_name, ", ".join(p.occupations or []))
+            for p in s.scalars(
+                select(Person).join(Collection)
+                .where(Collection.key == collection_key(collection),
+                       Person.state == PersonState.QUEUED).order_by(Person.id))
+        ]
+    path = Layout(settings.home).data_sheet
+    write_people(path, rows)
+    return path, len(rows)
+
+
+def stored_occupations(settings: Settings) -> list[str]:
+    """``occupation.xlsx``/``.csv`` (the old system's file), else those in use."""
+    found = file_occupations(settings)
+    if found:
+        return found
+    with session_scope(settings) as s:
+        seen: dict[str, str] = {}
+        for occupations in s.scalars(select(Person.occupations)):
+            for o in occupations or []:
+                seen.setdefault(o.casefold(), o)
+    return sorted(seen.values())
+
+
+@dataclass
+class NamesStarted:
+    job_id: int
+    occupations: list[str]
+    row_count: int
+    file_path: str
+
+
+def start_names(settings: Settings, country: str, occupations: list[str] | None) -> NamesStarted:
+    from faceatlas.names.llm import NameGenerator
+    from faceatlas.names.service import generate_names
+
+    wanted = occupations or stored_occupations(settings)
+    if not wanted:
+        raise FaceAtlasError(
+            "no occupations stored: put occupation.xlsx (column Occupation) in the home, "
+            "or pass occupation=A,B"
+        )
+    generator = NameGenerator.from_settings(settings)  # ConfigError now, not in the thread
+    from faceatlas.domain.names import clean_label
+    from faceatlas.store.people import get_or_create_collection
+
+    with session_scope(settings) as s:
+        # the job belongs to the collection, so its tokens see it
+        coll_id = get_or_create_collection(s, clean_label(country, "country")).id
+    job = start_job(settings, "names", collection_id=coll_id)
+    update_job(settings, job, message=f"{country}: {', '.join(wanted)}"[:500])
+    # the old answer: rows written to the data sheet (the queue as it stands now); the job
+    # writes it again when the new names are in
+    sheet, rows = write_data_sheet(settings, country)
+
+    def run() -> None:
+        try:
+            generate_names(settings, country, wanted, generator=generator)
+            write_data_sheet(settings, country)
+        except Exception as exc:  # the job row is where a background failure is reported
+            log.exception("name generation for %s failed", country)
+            finish_job(settings, job, error=_short(exc))
+        else:
+            finish_job(settings, job)
+
+    _executor.submit(run)
+    return NamesStarted(job, wanted, rows, Layout(settings.home).relative(sheet))
+
+
+@dataclass
+class CollectStarted:
+    job_id: int
+    person_id: int
+    original_name: str
+    first_name: str
+    last_name: str
+    occupation: str
+    collection: str
+
+
+def start_collect_next(settings: Settings, collections: frozenset[str] | None = None
+                       ) -> CollectStarted | None:
+    """Start the next queued person (of ``collections`` only, when given) on the background
+    thread, searching with RapidAPI as the old system did (a missing key fails the request)."""
+    from faceatlas.jobs.collect import pending_people
+    from faceatlas.jobs.worker.enqueue import open_jobs
+    from faceatlas.sources.rapidapi import RapidAPIImageSearch
+
+    RapidAPIImageSearch.from_settings(settings).close()  # a missing key fails the request
+    with _busy_lock:
+        taken = _busy | _scheduled
+        if collections is None:
+            pending = pending_people(settings, limit=len(taken) + 1)
+        else:
+            pending = sorted(i for c in collections
+                             for i in pending_people(settings, c, limit=len(taken) + 1))
+        ids = [i for i in pending if i not in taken]
+        if not ids:
+            return None
+        person_id = ids[0]
+        _scheduled.add(person_id)
+    with session_scope(settings) as s:
+        person = s.get(Person, person_id)
+        assert person is not None
+        started = CollectStarted(0, person_id, person.name, person.first_name, person.last_name,
+                                 ", ".join(person.occupations), person.collection.key)
+    jobs = open_jobs(settings, [person_id])
+    started.job_id = jobs[person_id]
+    _executor.submit(_collect_batch, settings, jobs, RapidAPIImageSearch.from_settings)
+    return started
+
+
+@dataclass
+class CollectNow:
+    """What :func:`collect_now` started: person id → its job (queued at once, so the Jobs
+    page shows it), where the work runs, who was left alone because they are being collected
+    (or already wait for it), and ids that name nobody (erased meanwhile)."""
+
+    jobs: dict[int, int]
+    runner: str  # "celery" (FACEATLAS_BROKER_URL is set) or "server" (this process's thread)
+    busy: list[int]
+    missing: list[int] = field(default_factory=list)
+
+
+def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
+    """Queue the people again (as ``recollect``) and start collecting them now: on the Celery
+    queue when a broker is configured, else one after another on this server's background
+    thread (one face pool for the batch).
+
+    The sources are opened first, so a missing key is the caller's error at once. Who is
+    being collected, or already waits for this thread, is left alone (a second click does not
+    collect anyone twice); the decision and the re-queueing are one transaction. Job rows are
+    written queued before anything runs; a server that stops before it reaches them leaves
+    them queued, and `faceatlas collect` (or collect now again) resumes them.
+    """
+    from faceatlas.jobs.worker.enqueue import enqueue_people, open_jobs
+    from faceatlas.sources.chain import image_search_from_settings
+
+    image_search_from_settings(settings).close()  # ConfigError now, not in the thread
+    runner = "celery" if settings.broker_url else "server"
+    wanted = list(dict.fromkeys(person_ids))
+    with _busy_lock:
+        queued, busy, missing = _requeue(settings, wanted, _busy | _scheduled)
+        if not settings.broker_url:
+            _scheduled.update(queued)
+    if not queued:
+        return CollectNow({}, runner, busy, missing)
+    if settings.broker_url:  # a second delivery is harmless there: the claim lets one work
+        return CollectNow(enqueue_people(settings, queued), runner, busy, missing)
+    jobs = open_jobs(settings, queued)
+    _executor.submit(_collect_batch, settings, jobs)
+    return CollectNow(jobs, runner, busy, missing)
+
+
+def _requeue(settings: Settings, ids: list[int], taken: set[int]
+             ) -> tuple[list[int], list[int], list[int]]:
+    """In one transaction: queue again everyone not busy; returns (queued, busy, missing)."""
+    from faceatlas.gallery.review import requeue
+    from faceatlas.store.models import BUSY
+
+    with session_scope(settings) as s:
+        people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(ids)))}
+        queued, busy = [], []
+        for pid in ids:
+            person = people.get(pid)
+            if person is None:
+                continue
+            if person.state in BUSY or pid in taken:
+                busy.append(pid)
+            else:
+                requeue(s, person)
+                queued.append(pid)
+    return queued, busy, [i for i in ids if i not in people]
+
+
+def _collect_batch(settings: Settings, jobs: dict[int, int],
+                   search: Callable[[Settings], Any] | None = None) -> None:
+    """Collect people in turn on the background thread (the one way this process collects):
+    nobody retries here, so any error fails the person, never leaving them "curating". A bad
+    key or setting stops the batch (every later person would fail the same way): their jobs
+    say why, they stay queued. ``search``: the sources (default: the configured chain)."""
+    from faceatlas.faces.analyse import face_pool
+    from faceatlas.jobs.collect import collect_person
+    from faceatlas.sources.chain import image_search_from_settings
+
+    left = dict(jobs)
+    try:
+        with (search or image_search_from_settings)(settings) as provider, \
+                face_pool(settings, background=True) as pool:
+            for person_id in jobs:
+                del left[person_id]
+                with _busy_lock:
+                    _scheduled.discard(person_id)
+                    if person_id in _busy:
+                        continue
+                    _busy.add(person_id)
+                try:
+                    job = start_job(settings, "collect", person_id)  # the queued row → running
+                    collect_person(settings, person_id, provider=provider, pool=pool,
+                                   job_id=job, fail_on=(Exception,))
+                finally:
+                    with _busy_lock:
+                        _busy.discard(person_id)
+    except Exception as exc:
+        log.exception("collecting in the background stopped")
+        with _busy_lock:
+            _scheduled.difference_update(left)
+        for job in left.values():
+            finish_job(settings, job, error=f"not started: {_short(exc)}")
+
+
+def promote_later(settings: Settings, collection: str, people: Sequence[Named],
+                  *, store: IndexStore | None = None) -> int:
+    """Promote ``people`` one after another on the background thread, as one job of the
+    collection (progress on the Jobs page; the closing message says how it went)."""
+    from faceatlas.jobs.bulk import ACTIONS, BulkOutcome, promote_people
+
+    with session_scope(settings) as s:
+        coll_id = s.scalar(select(Collection.id).where(Collection.key == collection))
+        job = Job(kind="promote", collection_id=coll_id, state=JobState.QUEUED, attempts=0,
+                  message=f"{len(people)} people to promote")
+        s.add(job)
+        s.flush()
+        job_id = job.id
+
+    def run() -> None:
+        outcome = BulkOutcome(ACTIONS["promote"])
+        try:
+            begin_job(settings, job_id)
+
+            def progress(done: int, total: int) -> None:
+                update_job(settings, job_id, progress=done / total,
+                           message=f"promoting: {done} of {total}")
+
+            promote_people(settings, people, outcome, store=store, progress=progress)
+        except Exception as exc:  # the job row is where a background failure is reported
+            log.exception("promoting in the background failed")
+            finish_job(settings, job_id, error=f"{_short(exc)} (after {outcome.summary()})")
+        else:
+            finish_job(settings, job_id, message=outcome.summary())
+
+    _executor.submit(run)
+    return job_id
+
+
+def _short(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, FaceAtlasError) else type(exc).__name__
+    return text[:500]

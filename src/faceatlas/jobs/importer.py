@@ -1,0 +1,238 @@
+"""``faceatlas import``: curate local folders of photos, one sub-folder per person."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceatlas.curation.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.domain.names import InvalidNameError
+from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.models import Image, Person
+from faceatlas.store.people import get_or_create_collection, suspected_duplicates, upsert_person
+
+_EXT = re.compile(r"^[a-z0-9]{1,5}$")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PersonFolder:
+    name: str
+    path: Path
+    files: list[Path]
+
+
+#: ``on_refused(path, reason)``: a file or folder ``scan`` would not read
+Refused = Callable[[Path, str], None]
+
+
+def _inside(path: Path, root: Path) -> Path | None:
+    """Where ``path`` really is, if that is inside ``root`` (resolved); else ``None``."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # broken link, loop
+        return None
+    return real if real == root or root in real.parents else None
+
+
+def scan(root: Path, on_refused: Refused | None = None) -> list[PersonFolder]:
+    """Person folders under ``root`` (folder name = person name), with their files.
+
+    Symbolic links are followed only when they lead to somewhere inside ``root``: a link in a
+    folder handed to us must not make us copy ``/etc/shadow`` or another user's photos into
+    the store. Each refused link is passed to ``on_refused`` with the reason (and logged).
+    """
+    if not root.is_dir():
+        raise FaceAtlasError(
+            f"{root} is not a folder; give a folder with one sub-folder per person"
+        )
+    from faceatlas.jobs.migrate_seed import explain_old_layout
+
+    old = explain_old_layout(root)
+    if old:  # not silently one person named after the country
+        raise FaceAtlasError(old)
+
+    real_root = root.resolve()
+
+    def refuse(path: Path, why: str) -> None:
+        log.warning("import: %s refused: %s", path, why)
+        if on_refused is not None:
+            on_refused(path, why)
+
+    def allowed(path: Path) -> Path | None:
+        if not path.is_symlink():
+            return path
+        real = _inside(path, real_root)
+        if real is None:
+            refuse(path, "symbolic link to outside the imported folder (or broken)")
+        return real
+
+    people = []
+    for sub in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if not sub.is_dir() or (real_sub := allowed(sub)) is None:
+            continue
+        files = []
+        for f in sorted(real_sub.iterdir()):
+            if f.name.startswith(".") or not f.is_file():
+                continue
+            real = allowed(f)
+            if real is not None:
+                files.append(real)
+        people.append(PersonFolder(person_name(sub.name), real_sub, files))
+    if not people:
+        raise FaceAtlasError(f"{root} has no sub-folders: put each person's photos in a folder "
+                             "named after the person")
+    return people
+
+
+def person_name(folder: str) -> str:
+    """Folder ``Novak_Djokovic`` or ``Novak Đoković`` → the person's name."""
+    return " ".join(folder.replace("_", " ").split())
+
+
+def ext_of(path: Path) -> str:
+    ext = path.suffix.lower().lstrip(".")
+    return ext if _EXT.match(ext) else "bin"
+
+
+def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
+    """Copy new files into the person's raw folder and register them. Returns how many."""
+    layout = Layout(settings.home)
+    added = 0
+    with session_scope(settings) as session:
+        person = session.get(Person, person_id)
+        assert person is not None
+        known = {
+            origin: sha for origin, sha in session.execute(
+                select(Image.origin, Image.sha256).where(Image.person_id == person_id)
+            )
+        }
+        for rank, path in enumerate(files):
+            origin = f"file:{path.name}"
+            data = _read_no_follow(path)
+            sha = hashlib.sha256(data).hexdigest()
+            if known.get(origin) == sha:
+                continue
+            if origin in known:  # the file changed since the last import: start it over
+                old = session.scalar(
+                    select(Image).where(Image.person_id == person_id, Image.origin == origin)
+                )
+                session.delete(old)
+                session.flush()
+                _drop_unreferenced_raw(session, layout, old.path)
+            dest = layout.raw_file(person.collection.key, person.folder, sha, ext_of(path))
+            if not dest.exists():
+                atomic_write(dest, data)
+            session.add(Image(
+                person_id=person_id, origin=origin, provider="folder", rank=rank,
+                title=path.name, sha256=sha, path=layout.relative(dest), bytes=len(data),
+                state="fetched",
+            ))
+            added += 1
+    return added
+
+
+@dataclass
+class Enrolment:
+    """A person registered with new photos whose analysis is under way in a face pool."""
+
+    person_id: int
+    name: str
+    collection: str
+    collection_id: int
+    created: bool
+    #: other people of the collection whose names look like this one (reported, not merged)
+    suspects: list[str]
+    futures: list[Future[ImageAnalysis]]
+    settings: Settings
+    strategy: str | None = None
+
+    def finish(self, progress: Callable[[int, int], None] | None = None) -> CurationReport:
+        """Wait for the analyses, decide every photo of the person, write the crops."""
+        fresh = collect(self.futures, progress)
+        return finish_curation(self.settings, self.person_id, fresh, strategy=self.strategy)
+
+
+def enrol_person(settings: Settings, collection: str, name: str, files: list[Path], *,
+                 source: str, pool: FacePool, strategy: str | None = None,
+                 check_duplicates: bool = False) -> Enrolment:
+    """Register ``name`` in ``collection`` (the same person again if known), copy the photos
+    in and queue their analysis; :meth:`Enrolment.finish` curates. Folder import and API
+    enrolment both come through here, so a photo is stored and decided the same way.
+
+    Raises :class:`InvalidNameError` for a name that cannot be a person's.
+    """
+    with session_scope(settings) as session:
+        coll = get_or_create_collection(session, collection)
+        suspects = suspected_duplicates(session, coll, name) if check_duplicates else []
+        person, created = upsert_person(session, coll, name, source=source)
+        found = (person.id, person.name, coll.key, coll.id)
+    add_files(settings, found[0], files)
+    futures = pool.submit(plan_curation(settings, found[0]))
+    return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
+
+
+def import_folder(
+    root: Path,
+    collection: str,
+    settings: Settings,
+    *,
+    strategy: str | None = None,
+    on_person: Callable[[PersonFolder], Callable[[int, int], None] | None] | None = None,
+    pool: FacePool | None = None,
+    on_refused: Refused | None = None,
+) -> Iterator[CurationReport]:
+    """Import and curate every person folder; yields one report per person as it finishes.
+
+    Every person's new photos go to the face pool at once, so both cores stay busy across
+    people; each person is decided as soon as their own photos are analysed.
+    """
+    folders = scan(root, on_refused)
+    own = pool is None
+    if pool is None:
+        pool = face_pool(settings).start()
+    try:
+        queued = []
+        for folder in folders:
+            try:
+                enrolment = enrol_person(settings, collection, folder.name, folder.files,
+                                         source="folder", pool=pool, strategy=strategy)
+            except InvalidNameError as exc:  # e.g. a 300-character folder name: skip it
+                log.warning("import: %s refused: %s", folder.path, exc)
+                if on_refused is not None:
+                    on_refused(folder.path, f"folder name: {exc}")
+                continue
+            queued.append((folder, enrolment))
+        for folder, enrolment in queued:
+            yield enrolment.finish(on_person(folder) if on_person else None)
+    finally:
+        if own:
+            pool.close()
+
+
+def _read_no_follow(path: Path) -> bytes:
+    """The file's bytes; a link swapped in after :func:`scan` checked the folder is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise FaceAtlasError(f"{path.name} cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def _drop_unreferenced_raw(session: Session, layout: Layout, path: str | None) -> None:
+    if path and session.scalar(select(Image.id).where(Image.path == path).limit(1)) is None:
+        layout.absolute(path).unlink(missing_ok=True)

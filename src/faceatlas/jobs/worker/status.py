@@ -1,0 +1,144 @@
+"""What ``status`` and the ``collect --distributed`` follower show, from the job rows alone
+(any mode: in-process, server or Celery jobs all write the same rows)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection as Collection_
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from faceatlas.jobs.worker.leases import FINISHED_STATES, TERMINAL_JOB, aware, now
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState
+
+
+@dataclass
+class PersonResult:
+    person_id: int
+    name: str
+    state: str
+    job_state: str
+    candidates: int = 0
+    accepted: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+
+
+@dataclass
+class JobsProgress:
+    total: int
+    finished: int  # jobs done or failed
+    new: list[PersonResult]  # finished people not in ``seen``
+    images_done: int
+    images_total: int
+    running: int
+
+    @property
+    def complete(self) -> bool:
+        return self.finished >= self.total
+
+
+_CHUNK = 2000  # ids per IN (...): stays under every driver's bound-parameter limit
+
+
+def jobs_progress(settings: Settings, jobs: dict[int, int],
+                  seen: Collection_[int] = ()) -> JobsProgress:
+    """How far the given jobs (person id → job id) are, from the database alone; results
+    only for finished people not in ``seen`` (a follower polls this over and over)."""
+    items = list(jobs.items())
+    finished, new, running, images = 0, [], 0, Counter[str]()
+    with session_scope(settings) as s:
+        for i in range(0, len(items), _CHUNK):
+            chunk = dict(items[i:i + _CHUNK])
+            states = {jid: (state, error) for jid, state, error in s.execute(
+                select(Job.id, Job.state, Job.error).where(Job.id.in_(list(chunk.values()))))}
+            images.update(dict(s.execute(
+                select(Image.state, func.count()).where(Image.person_id.in_(list(chunk)))
+                .group_by(Image.state)).all()))
+            running += sum(1 for st, _ in states.values() if st == "running")
+            done = {pid: states.get(jid, ("failed", "job row deleted"))
+                    for pid, jid in chunk.items()}
+            done = {pid: se for pid, se in done.items() if se[0] in TERMINAL_JOB}
+            finished += len(done)
+            todo = [pid for pid in done if pid not in seen]
+            if todo:
+                for person in s.scalars(select(Person).where(Person.id.in_(todo))):
+                    new.append(_result(s, person, *done[person.id]))
+    return JobsProgress(len(jobs), finished, new,
+                        images["analysed"] + images["failed"], sum(images.values()), running)
+
+
+def _result(s: Any, person: Person, job_state: str, job_error: str | None) -> PersonResult:
+    reasons = Counter(s.scalars(select(Image.reason).where(
+        Image.person_id == person.id, Image.state == "analysed")))
+    accepted = s.scalar(select(func.count()).where(Face.person_id == person.id,
+                                                   Face.state == "accepted")) or 0
+    return PersonResult(person.id, person.name, person.state, job_state,
+                        candidates=sum(reasons.values()), accepted=accepted,
+                        reasons=Counter({k or "?": v for k, v in reasons.items()}),
+                        error=person.error or job_error)
+
+
+@dataclass
+class RunningJob:
+    job_id: int
+    person: str
+    stage: str
+    worker: str | None
+    heartbeat_age: float | None
+    attempts: int
+    stale: bool
+
+
+@dataclass
+class CollectionStatus:
+    key: str
+    name: str
+    counts: dict[str, int]
+    running: list[RunningJob]
+    queued_jobs: int
+    failures: list[tuple[str, str]]  # (person, reason)
+
+
+def collection_status(settings: Settings, lease_seconds: float | None = None) -> list[
+        CollectionStatus]:
+    """Per collection: people by state, running jobs (worker, heartbeat age), failures."""
+    lease = lease_seconds if lease_seconds is not None else settings.lease_seconds
+    at = now()
+    out = []
+    with session_scope(settings) as s:
+        for coll in s.scalars(select(Collection).order_by(Collection.key)):
+            counts = dict(s.execute(select(Person.state, func.count())
+                                    .where(Person.collection_id == coll.id)
+                                    .group_by(Person.state)).all())
+            in_coll = select(Person.id).where(Person.collection_id == coll.id)
+            running = []
+            for job, person in s.execute(
+                select(Job, Person).join(Person, Job.person_id == Person.id)
+                .where(Job.state == "running", Job.person_id.in_(in_coll)).order_by(Job.id)
+            ):
+                age = (at - aware(job.heartbeat)).total_seconds() if job.heartbeat else None
+                running.append(RunningJob(job.id, person.name, person.state, job.worker, age,
+                                          job.attempts, age is None or age > lease))
+            queued = s.scalar(select(func.count()).where(
+                Job.state == "queued", Job.kind == "collect", Job.person_id.in_(in_coll))) or 0
+            failures = [(p.name, p.error or "") for p in s.scalars(
+                select(Person).where(Person.collection_id == coll.id,
+                                     Person.state == PersonState.FAILED).order_by(Person.id))]
+            # failed jobs of people still unfinished (a missing key, a gave-up retry)
+            latest = (select(Job.person_id, func.max(Job.id).label("jid"))
+                      .where(Job.kind == "collect", Job.person_id.in_(in_coll))
+                      .group_by(Job.person_id).subquery())
+            for person, job in s.execute(
+                select(Person, Job).join(latest, latest.c.person_id == Person.id)
+                .join(Job, Job.id == latest.c.jid)
+                .where(Job.state == "failed", Person.state != PersonState.FAILED,
+                       Person.state.not_in(FINISHED_STATES))
+            ):
+                failures.append((person.name, f"job {job.id}: {job.error or ''}"))
+            out.append(CollectionStatus(coll.key, coll.name, counts, running, queued, failures))
+    return out

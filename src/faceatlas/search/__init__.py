@@ -1,6 +1,0 @@
-"""Stage 2, where: image-search providers behind one protocol."""
-
-from faceatlas.search.base import ImageSearchProvider, SearchHit, query_for
-from faceatlas.search.rapidapi import RapidAPIImageSearch
-
-__all__ = ["ImageSearchProvider", "RapidAPIImageSearch", "SearchHit", "query_for"]
