@@ -45,7 +45,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
-from faceatlas.curation.curate import CurateParams, analysis_from_rows, decide, finish_curation
+from faceatlas.curation.apply import analysis_from_rows
+from faceatlas.curation.curate import finish_curation
+from faceatlas.curation.decide import CurateParams, decide
 from faceatlas.devtools.simweb import SimWeb
 from faceatlas.devtools.testdata import testdata_dir
 from faceatlas.faces.analyse import AnalyseParams, analyse_bytes

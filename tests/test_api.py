@@ -232,7 +232,7 @@ def test_enrol_then_delete_leaves_nothing(
     assert not [p for p in settings.home.rglob("*") if p.is_file() and folder in p.as_posix()]
     index = client.get("/api/v1/collections").json()[0]
     assert index["index_faces"] == index["gallery_faces"]
-    from faceatlas.gallery.promote import index_store
+    from faceatlas.gallery.index import index_store
 
     assert pid not in index_store(settings).get("test").person_ids()
     mapping = settings.home / "name_mapping.json"

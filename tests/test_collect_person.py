@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from faceatlas.domain.errors import ConfigError
 from faceatlas.gallery import review
-from faceatlas.jobs import background as jobs_background
+from faceatlas.jobs import runner
 from faceatlas.jobs.background import collect_now, start_collect_next
 from faceatlas.jobs.collect import JobProgress
 from faceatlas.jobs.importer import add_files
@@ -145,7 +145,7 @@ def test_collect_now_twice_collects_once(home: Path, faces_root: Path) -> None:
     assert add_files(settings, person_id, sorted((faces_root / "people" / "person_01")
                                                  .iterdir())[:2]) == 2
     gate = threading.Event()
-    jobs_background._executor.submit(gate.wait, 30)  # the thread is busy with something else
+    runner.submit(gate.wait, 30)  # the thread is busy with something else
     try:
         first = collect_now(settings, [person_id])
         second = collect_now(settings, [person_id])

@@ -1,4 +1,4 @@
-"""``curate.decide`` on synthetic embeddings: pure, every face and image gets a reason.
+"""``decide.decide`` on synthetic embeddings: pure, every face and image gets a reason.
 
 No models: 128-d vectors around made-up identity centres, at the distances dlib's thresholds
 speak (same person ≲ 0.5 apart, another person ≳ 0.9). The identity rules themselves
@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from faceatlas.curation.curate import CurateParams, decide
+from faceatlas.curation.decide import CurateParams, decide
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
 from faceatlas.store.models import Reason
 

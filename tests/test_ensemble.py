@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from faceatlas.curation.curate import CurateParams, decide
+from faceatlas.curation.decide import CurateParams, decide
 from faceatlas.faces.analyse import AnalyseParams, FacePool
-from faceatlas.gallery.promote import index_store, promote
+from faceatlas.gallery.index import index_store
+from faceatlas.gallery.promote import promote
 from faceatlas.gallery.recognize import recognize_file
 from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings

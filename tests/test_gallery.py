@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from faceatlas.gallery.erase import remove_person
-from faceatlas.gallery.promote import index_store, promote
+from faceatlas.gallery.index import index_store
+from faceatlas.gallery.promote import promote
 from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope

@@ -115,7 +115,7 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:  # 
     assert after == before  # people, images, faces, embeddings, files, references
     photos = [p for _, p in gallery.queries[:12]] + gallery.strangers[:3]
     assert answers(fresh, photos) == answers(home, photos)
-    from faceatlas.gallery.promote import index_store
+    from faceatlas.gallery.index import index_store
 
     assert len(index_store(fresh).get("test")) == len(index_store(home).get("test"))
     # the same collection again: refused, nothing changed; under another name: fine

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from faceatlas.curation.arbitrate import Gallery, find_moves
-from faceatlas.curation.curate import CurateParams, decide
+from faceatlas.curation.decide import CurateParams, decide
 from faceatlas.curation.identity import average_linkage, pairwise
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
 from faceatlas.store.models import Reason

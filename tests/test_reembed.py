@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from faceatlas.cli import app
 from faceatlas.domain.errors import EngineMismatchError
 from faceatlas.faces.sface import MODEL_HASH
-from faceatlas.gallery.promote import index_store, promote
+from faceatlas.gallery.index import index_store
+from faceatlas.gallery.promote import promote
 from faceatlas.gallery.recognize import recognize_file
 from faceatlas.gallery.reembed import reembed
 from faceatlas.gallery.review import reject_face

@@ -7,19 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceatlas.curation.references import (
-    ReferencePhotoError,
-    add_reference,
-    list_references,
-    reference_vectors,
-    split_references,
-)
-from faceatlas.domain.errors import NotFoundError
+from faceatlas.curation.references import add_reference, list_references, reference_vectors
+from faceatlas.domain.errors import NotFoundError, ReferencePhotoError
 from faceatlas.names.tables import read_people, write_table
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Face, Image, Reason
 from faceatlas.store.people import get_or_create_collection, upsert_person
+from faceatlas.store.references import split_references
 
 
 def test_a_cell_lists_references_separated_by_spaces_bars_or_semicolons() -> None:

@@ -23,7 +23,7 @@ from faceatlas.api.routes import excel, seed, tools, v1
 from faceatlas.api.schemas import Health
 from faceatlas.api.sessions import LoginLimiter, check_tokens
 from faceatlas.domain.errors import ConfigError
-from faceatlas.gallery.promote import index_store
+from faceatlas.gallery.index import index_store
 from faceatlas.gallery.recognize import engine_pool
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store.db import prepare_database

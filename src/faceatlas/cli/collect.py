@@ -20,8 +20,9 @@ from faceatlas.cli.base import (
     progress_bar,
     progress_line,
 )
-from faceatlas.curation.curate import CurationReport
+from faceatlas.curation.apply import CurationReport
 from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.jobs import runner
 from faceatlas.jobs.collect import Fetched, collect_people, pending_people
 from faceatlas.settings import Settings, get_settings
 
@@ -207,7 +208,7 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
                       "(add people with [bold]faceatlas names[/], retry with --retry-failed)")
         return
     if distributed is None:
-        distributed = bool(settings.broker_url)
+        distributed = runner.distributed(settings)
     if distributed:
         _collect_distributed(settings, ids)
         return

@@ -17,7 +17,7 @@ compared with every other person's of the collection, in both directions:
 
 A face that moves is rejected with reason ``other_person``, the other person's id in
 ``Face.other_person_id`` and their name in ``Face.detail``; its person is then re-decided
-without it (``curate.redecide``), so their next identity candidate can win.
+without it (``apply.redecide``), so their next identity candidate can win.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.curate import DUPLICATE_DISTANCE, CurateParams, redecide
+from faceatlas.curation.apply import redecide
+from faceatlas.curation.decide import DUPLICATE_DISTANCE, CurateParams
 from faceatlas.curation.identity import robust_centre
 from faceatlas.faces.quality import hamming
 from faceatlas.settings import Settings

@@ -1,6 +1,6 @@
 """Which group of faces is the person: clustering that does not chain, and the choice of group.
 
-Pure functions on embeddings (no database, no models), used by ``curate.decide``.
+Pure functions on embeddings (no database, no models), used by ``decide.decide``.
 
 Why average linkage: "densest face + everything within a radius" (and single-linkage
 clustering) joins two people as soon as a chain of look-alike photos leads from one to the

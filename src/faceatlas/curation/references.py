@@ -14,7 +14,6 @@ face's embedding at once.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,21 +21,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.errors import NotFoundError, ReferencePhotoError
 from faceatlas.faces.analyse import ImageAnalysis
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import Face, FaceState, Person, Reason, Reference, ReferenceState
-
-#: how a sheet cell lists several references
-_SPLIT = re.compile(r"[\s|;]+")
-
-
-class ReferencePhotoError(FaceAtlasError):
-    """A reference that cannot be used: no such face, no usable face in the photo, bad input."""
-
-    code = "bad_reference"
+from faceatlas.store.references import add_pending_reference
 
 
 @dataclass
@@ -49,11 +40,6 @@ class ReferenceInfo:
     path: str | None = None
     face_id: int | None = None
     error: str | None = None
-
-
-def split_references(cell: str) -> list[str]:
-    """A sheet cell's references: URLs or paths separated by whitespace, ``|`` or ``;``."""
-    return [part for part in _SPLIT.split(cell or "") if part]
 
 
 def add_reference(
@@ -74,8 +60,6 @@ def add_reference(
     given = [v for v in (url, path, face_id) if v is not None]
     if len(given) != 1:
         raise ReferencePhotoError("give exactly one of url, path or face_id for a reference")
-    if url is not None and not re.match(r"^https?://", url, re.IGNORECASE):
-        raise ReferencePhotoError(f"a reference URL must start with http:// or https://: {url!r}")
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         if person is None:
@@ -95,38 +79,12 @@ def add_reference(
                 face.other_person_id = face.detail = None
             ref = existing or Reference(person_id=person_id, source=source, face_id=face_id)
             ref.embedding, ref.state, ref.error = face.embedding, ReferenceState.READY, None
-        elif url is not None:
-            ref = session.scalar(query.where(Reference.url == url)) or Reference(
-                person_id=person_id, source=source, url=url, state=ReferenceState.PENDING)
         else:
-            file = Path(str(path)).expanduser()
-            if not file.is_file():
-                raise ReferencePhotoError(f"reference photo not found: {file}")
-            text = str(file.resolve())
-            ref = session.scalar(query.where(Reference.path == text)) or Reference(
-                person_id=person_id, source=source, path=text, state=ReferenceState.PENDING)
+            return _info(add_pending_reference(session, person_id, url=url, path=path,
+                                               source=source))
         session.add(ref)
         session.flush()
         return _info(ref)
-
-
-def sheet_references(settings: Settings, person_id: int, cell: str, base: Path
-                     ) -> tuple[int, list[tuple[str, str]]]:
-    """Add the references of one sheet cell (relative paths are relative to the sheet's
-    folder); returns how many were added and (reference, why) for those that were not."""
-    added, problems = 0, []
-    for item in split_references(cell):
-        try:
-            if re.match(r"^https?://", item, re.IGNORECASE):
-                add_reference(settings, person_id, url=item, source="sheet")
-            else:
-                file = Path(item).expanduser()
-                add_reference(settings, person_id, path=file if file.is_absolute()
-                              else base / file, source="sheet")
-            added += 1
-        except FaceAtlasError as exc:
-            problems.append((item, str(exc)))
-    return added, problems
 
 
 def list_references(settings: Settings, person_id: int) -> list[ReferenceInfo]:

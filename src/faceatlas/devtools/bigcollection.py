@@ -372,7 +372,7 @@ def _write_gallery(layout: Layout, collection: str, crops: list[str]) -> list[st
 
 def _write_index(settings: Settings, collection: str,
                  rows: list[tuple[int, int, np.ndarray]]) -> None:
-    from faceatlas.gallery.promote import index_store
+    from faceatlas.gallery.index import index_store
 
     face_ids = np.array([f for f, _, _ in rows], dtype=np.int64)
     person_ids = np.array([p for _, p, _ in rows], dtype=np.int64)

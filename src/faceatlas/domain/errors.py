@@ -55,6 +55,12 @@ class EngineMismatchError(ConfigError):
         self.collection, self.engine = collection, engine
 
 
+class ReferencePhotoError(FaceAtlasError):
+    """A reference that cannot be used: no such face, no usable face in the photo, bad input."""
+
+    code = "bad_reference"
+
+
 class StorageError(FaceAtlasError):
     code = "storage"
 

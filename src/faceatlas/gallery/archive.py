@@ -38,7 +38,8 @@ from sqlalchemy.orm import Session, selectinload
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.engine import EMBEDDING_DIM, ENGINES, engine_hash, index_dim
-from faceatlas.gallery.promote import index_store, search_vectors
+from faceatlas.gallery.index import index_store
+from faceatlas.gallery.promote import search_vectors
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write

@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.gallery.index import IndexStore
-from faceatlas.gallery.promote import get_person, index_store, remove_from_index, unlink_stored
+from faceatlas.gallery.index import IndexStore, index_store
 from faceatlas.names.service import forget_name
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.files import Layout
+from faceatlas.store.files import Layout, unlink_stored
 from faceatlas.store.models import Face, Image, Job, Reference
+from faceatlas.store.people import get_person
 
 
 @dataclass
@@ -49,7 +49,7 @@ def remove_person(
             select(Image.path).where(Image.person_id == person_id, Image.path.is_not(None))
         )]
     # index first: recognition stops naming them before anything else disappears
-    report.index_rows_removed = remove_from_index(store, report.collection, person_id)
+    report.index_rows_removed = store.remove_person(report.collection, person_id)
     report.files_removed = sum(unlink_stored(layout, p) for p in files)
     for d in (layout.faces_dir(report.collection, folder),
               layout.raw_dir(report.collection, folder)):

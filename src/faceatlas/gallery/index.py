@@ -32,6 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from faceatlas.domain.errors import EngineMismatchError, StorageError
+from faceatlas.settings import Settings
+from faceatlas.store.files import Layout
 
 DIM = 128
 FORMAT_VERSION = 1
@@ -439,6 +441,12 @@ class IndexStore:
                 self._cache[collection] = (signature, index)
         return result
 
+    def remove_person(self, collection: str, person_id: int) -> int:
+        """Drop a person's rows; never creates an empty index just to remove from it."""
+        if not self.path(collection).exists():
+            return 0
+        return self.update(collection, lambda index: index.remove_person(person_id))
+
     def _collection_lock(self, collection: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(collection, threading.Lock())
@@ -454,6 +462,17 @@ class IndexStore:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+
+_stores: dict[Path, IndexStore] = {}
+
+
+def index_store(settings: Settings) -> IndexStore:
+    """The process-wide index store of this home (it caches loaded indexes)."""
+    root = Layout(settings.home).index_dir
+    if root not in _stores:
+        _stores[root] = IndexStore(root)
+    return _stores[root]
 
 
 def _check_collection(collection: str) -> str:

@@ -14,7 +14,6 @@ is files → index → database, so a crash half-way is repaired by running the 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,13 +21,15 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.curate import CurateParams
+from faceatlas.curation.arbitrate import arbitrate_person
+from faceatlas.curation.decide import CurateParams
 from faceatlas.domain.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
-from faceatlas.gallery.index import ExactIndex, IndexStore, best_person, confidence
+from faceatlas.gallery.erase import remove_person
+from faceatlas.gallery.index import ExactIndex, IndexStore, best_person, confidence, index_store
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.files import Layout, atomic_write, unlink_stored
 from faceatlas.store.models import (
     PROMOTABLE,
     Collection,
@@ -37,23 +38,13 @@ from faceatlas.store.models import (
     Person,
     PersonState,
 )
+from faceatlas.store.people import find_person, get_person
 
 #: neighbours fetched per query; enough for ``best_person`` to see several faces per person
 SEARCH_K = 10
 
 #: a promotion whose self-test failed: the person stays ``curated`` and out of the gallery
 BLOCKED = "blocked"
-
-_stores: dict[Path, IndexStore] = {}
-
-
-def index_store(settings: Settings) -> IndexStore:
-    """The process-wide index store of this home (it caches loaded indexes)."""
-    root = Layout(settings.home).index_dir
-    if root not in _stores:
-        _stores[root] = IndexStore(root)
-    return _stores[root]
-
 
 @dataclass
 class SelfTest:
@@ -93,8 +84,6 @@ def promote(
     purge: bool = False,
 ) -> list[PromotionResult]:
     """Promote every curated person (of one collection, or one person by name or id)."""
-    from faceatlas.store.people import find_person
-
     with session_scope(settings) as session:
         if person is not None:
             found = find_person(session, person, collection)
@@ -136,8 +125,6 @@ def promote_person(
     params = CurateParams.from_settings(settings)
     if params.strategy == "consensus" and params.arbitrate:
         # the collection may have learnt since curation that some faces are someone else's
-        from faceatlas.curation.arbitrate import arbitrate_person
-
         arbitrate_person(settings, person_id, params)
     with session_scope(settings) as session:
         person = get_person(session, person_id)
@@ -159,8 +146,6 @@ def promote_person(
     result = PromotionResult(person_id, name, coll, PersonState.PROMOTED, len(plan))
     if len(plan) < settings.min_faces_to_promote:
         if purge:
-            from faceatlas.gallery.erase import remove_person  # erasure builds on this module
-
             remove_person(person_id, settings, store=store)
             result.state, result.purged = "purged", True
             return result
@@ -334,7 +319,7 @@ def unpromote_person(
                 Face.person_id == person_id, Face.gallery_path.is_not(None)
             )
         ))
-    remove_from_index(store, coll, person_id)
+    store.remove_person(coll, person_id)
     removed = sum(unlink_stored(layout, p) for p in paths)
     with session_scope(settings) as session:
         for face in session.scalars(select(Face).where(Face.person_id == person_id)):
@@ -342,20 +327,7 @@ def unpromote_person(
     return removed
 
 
-def remove_from_index(store: IndexStore, coll: str, person_id: int) -> int:
-    if not store.path(coll).exists():  # never create an empty index just to remove from it
-        return 0
-    return store.update(coll, lambda index: index.remove_person(person_id))
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def get_person(session: Session, person_id: int) -> Person:
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFoundError(f"no person with id {person_id}")
-    return person
 
 
 def _accepted_faces(session: Session, person_id: int) -> list[Face]:
@@ -365,14 +337,6 @@ def _accepted_faces(session: Session, person_id: int) -> list[Face]:
             Face.crop_path.is_not(None), Face.embedding.is_not(None),
         ).order_by(Face.id)
     ))
-
-
-def unlink_stored(layout: Layout, relative: str) -> int:
-    path = layout.absolute(relative)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-        return 1
-    return 0
 
 
 def gallery_identity(gallery_path: str | None) -> str | None:

@@ -31,8 +31,8 @@ from faceatlas.domain.errors import BusyError, NotFoundError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.engine import DetectedFace, EngineConfig, FaceEngine, create_engine
 from faceatlas.faces.image import Decoded, decode, open_image
-from faceatlas.gallery.index import IndexStore, best_person, confidence
-from faceatlas.gallery.promote import SEARCH_K, gallery_identity, index_store
+from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
+from faceatlas.gallery.promote import SEARCH_K, gallery_identity
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Collection, Face, Person

@@ -24,7 +24,8 @@ from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.analyse import FacePool, face_pool
 from faceatlas.faces.engine import ENGINES, engine_hash
-from faceatlas.gallery.promote import index_store, promote_person, unpromote_person
+from faceatlas.gallery.index import index_store
+from faceatlas.gallery.promote import promote_person, unpromote_person
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.jobs import finish_job, start_job, update_job

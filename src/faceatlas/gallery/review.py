@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 from faceatlas.domain.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg
-from faceatlas.gallery.index import ExactIndex, IndexStore
-from faceatlas.gallery.promote import index_store, search_vectors
+from faceatlas.gallery.index import ExactIndex, IndexStore, index_store
+from faceatlas.gallery.promote import search_vectors
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -369,7 +369,8 @@ def mark_reference(settings: Settings, face_id: int, *, store: IndexStore | None
                    ) -> ReferenceResult:
     """A reviewer says "this is them": the face becomes a reference; the person is re-decided
     around it (no model needed) and, if they were promoted, promoted again."""
-    from faceatlas.curation.curate import CurateParams, redecide
+    from faceatlas.curation.apply import redecide
+    from faceatlas.curation.decide import CurateParams
     from faceatlas.curation.references import add_reference
     from faceatlas.gallery.promote import promote_person
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.domain.names import collection_key
-from faceatlas.gallery.promote import index_store
+from faceatlas.gallery.index import index_store
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Collection, Face, Image, Person

@@ -1,40 +1,30 @@
-"""Work the HTTP API starts and does not wait for: name generation and one person's collection.
+"""Work the HTTP API starts and does not wait for: name generation, collecting people now.
 
 Each run gets a job row first (so `GET /api/v1/jobs` shows it at once), keys are checked before
-the thread starts (a missing key is the caller's error, not a silent background failure), and
-one background thread per server process keeps the face models to one copy.
+the work starts (a missing key is the caller's error, not a silent background failure); where
+the work runs is ``runner``'s decision (Celery with a broker, else this process's thread).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from faceatlas.domain.errors import ConfigError, FaceAtlasError
 from faceatlas.domain.names import collection_key
+from faceatlas.jobs.runner import claims, runner, short_error, submit
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
-from faceatlas.store.jobs import begin_job, finish_job, start_job, update_job
-from faceatlas.store.models import Collection, Job, JobState, Person
-
-if TYPE_CHECKING:
-    from faceatlas.gallery.index import IndexStore
-    from faceatlas.jobs.bulk import Named
+from faceatlas.store.jobs import finish_job, start_job, update_job
+from faceatlas.store.models import Collection, Person
 
 log = logging.getLogger(__name__)
-
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceatlas-background")
-_busy: set[int] = set()  # people being collected by this process
-_scheduled: set[int] = set()  # people handed to this process's thread, not yet started
-_busy_lock = threading.Lock()
 
 
 def occupations_file(settings: Settings) -> Path | None:
@@ -126,11 +116,11 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
             write_data_sheet(settings, country)
         except Exception as exc:  # the job row is where a background failure is reported
             log.exception("name generation for %s failed", country)
-            finish_job(settings, job, error=_short(exc))
+            finish_job(settings, job, error=short_error(exc))
         else:
             finish_job(settings, job)
 
-    _executor.submit(run)
+    submit(run)
     return NamesStarted(job, wanted, rows, Layout(settings.home).relative(sheet))
 
 
@@ -154,8 +144,8 @@ def start_collect_next(settings: Settings, collections: frozenset[str] | None = 
     from faceatlas.sources.rapidapi import RapidAPIImageSearch
 
     RapidAPIImageSearch.from_settings(settings).close()  # a missing key fails the request
-    with _busy_lock:
-        taken = _busy | _scheduled
+    with claims.lock:
+        taken = claims.taken()
         if collections is None:
             pending = pending_people(settings, limit=len(taken) + 1)
         else:
@@ -165,7 +155,7 @@ def start_collect_next(settings: Settings, collections: frozenset[str] | None = 
         if not ids:
             return None
         person_id = ids[0]
-        _scheduled.add(person_id)
+        claims.scheduled.add(person_id)
     with session_scope(settings) as s:
         person = s.get(Person, person_id)
         assert person is not None
@@ -173,7 +163,7 @@ def start_collect_next(settings: Settings, collections: frozenset[str] | None = 
                                  ", ".join(person.occupations), person.collection.key)
     jobs = open_jobs(settings, [person_id])
     started.job_id = jobs[person_id]
-    _executor.submit(_collect_batch, settings, jobs, RapidAPIImageSearch.from_settings)
+    submit(_collect_batch, settings, jobs, RapidAPIImageSearch.from_settings)
     return started
 
 
@@ -204,19 +194,19 @@ def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
     from faceatlas.sources.chain import image_search_from_settings
 
     image_search_from_settings(settings).close()  # ConfigError now, not in the thread
-    runner = "celery" if settings.broker_url else "server"
+    where = runner(settings)
     wanted = list(dict.fromkeys(person_ids))
-    with _busy_lock:
-        queued, busy, missing = _requeue(settings, wanted, _busy | _scheduled)
-        if not settings.broker_url:
-            _scheduled.update(queued)
+    with claims.lock:
+        queued, busy, missing = _requeue(settings, wanted, claims.taken())
+        if where == "server":
+            claims.scheduled.update(queued)
     if not queued:
-        return CollectNow({}, runner, busy, missing)
-    if settings.broker_url:  # a second delivery is harmless there: the claim lets one work
-        return CollectNow(enqueue_people(settings, queued), runner, busy, missing)
+        return CollectNow({}, where, busy, missing)
+    if where == "celery":  # a second delivery is harmless there: the claim lets one work
+        return CollectNow(enqueue_people(settings, queued), where, busy, missing)
     jobs = open_jobs(settings, queued)
-    _executor.submit(_collect_batch, settings, jobs)
-    return CollectNow(jobs, runner, busy, missing)
+    submit(_collect_batch, settings, jobs)
+    return CollectNow(jobs, where, busy, missing)
 
 
 def _requeue(settings: Settings, ids: list[int], taken: set[int]
@@ -256,60 +246,16 @@ def _collect_batch(settings: Settings, jobs: dict[int, int],
                 face_pool(settings, background=True) as pool:
             for person_id in jobs:
                 del left[person_id]
-                with _busy_lock:
-                    _scheduled.discard(person_id)
-                    if person_id in _busy:
-                        continue
-                    _busy.add(person_id)
+                if not claims.start(person_id):
+                    continue
                 try:
                     job = start_job(settings, "collect", person_id)  # the queued row → running
                     collect_person(settings, person_id, provider=provider, pool=pool,
                                    job_id=job, fail_on=(Exception,))
                 finally:
-                    with _busy_lock:
-                        _busy.discard(person_id)
+                    claims.finish(person_id)
     except Exception as exc:
         log.exception("collecting in the background stopped")
-        with _busy_lock:
-            _scheduled.difference_update(left)
+        claims.drop(left)
         for job in left.values():
-            finish_job(settings, job, error=f"not started: {_short(exc)}")
-
-
-def promote_later(settings: Settings, collection: str, people: Sequence[Named],
-                  *, store: IndexStore | None = None) -> int:
-    """Promote ``people`` one after another on the background thread, as one job of the
-    collection (progress on the Jobs page; the closing message says how it went)."""
-    from faceatlas.jobs.bulk import ACTIONS, BulkOutcome, promote_people
-
-    with session_scope(settings) as s:
-        coll_id = s.scalar(select(Collection.id).where(Collection.key == collection))
-        job = Job(kind="promote", collection_id=coll_id, state=JobState.QUEUED, attempts=0,
-                  message=f"{len(people)} people to promote")
-        s.add(job)
-        s.flush()
-        job_id = job.id
-
-    def run() -> None:
-        outcome = BulkOutcome(ACTIONS["promote"])
-        try:
-            begin_job(settings, job_id)
-
-            def progress(done: int, total: int) -> None:
-                update_job(settings, job_id, progress=done / total,
-                           message=f"promoting: {done} of {total}")
-
-            promote_people(settings, people, outcome, store=store, progress=progress)
-        except Exception as exc:  # the job row is where a background failure is reported
-            log.exception("promoting in the background failed")
-            finish_job(settings, job_id, error=f"{_short(exc)} (after {outcome.summary()})")
-        else:
-            finish_job(settings, job_id, message=outcome.summary())
-
-    _executor.submit(run)
-    return job_id
-
-
-def _short(exc: Exception) -> str:
-    text = exc.message if isinstance(exc, FaceAtlasError) else type(exc).__name__
-    return text[:500]
+            finish_job(settings, job, error=f"not started: {short_error(exc)}")

@@ -12,6 +12,7 @@ never outlives a proxy's timeout, and the job's closing message says how it ende
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,25 @@ from sqlalchemy import ColumnElement, func, select
 
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery.index import IndexStore
+from faceatlas.gallery.promote import BLOCKED, promote_person
+from faceatlas.jobs.background import collect_now
+from faceatlas.jobs.runner import short_error, submit
 from faceatlas.settings import Settings
 from faceatlas.store import queries
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import BUSY, Face, FaceState, Person, PersonState
+from faceatlas.store.jobs import begin_job, finish_job, update_job
+from faceatlas.store.models import (
+    BUSY,
+    Collection,
+    Face,
+    FaceState,
+    Job,
+    JobState,
+    Person,
+    PersonState,
+)
+
+log = logging.getLogger(__name__)
 
 PROMOTE_DOES = ("Promote them: their accepted faces go to the gallery and the index, after the "
                 "recognition self-test. Past ten seconds the rest goes on in the background "
@@ -164,8 +180,6 @@ def run(settings: Settings, planned: BulkPlan, *, store: IndexStore | None = Non
     if not fresh.people:
         return outcome
     if planned.action.kind == "collect":
-        from faceatlas.jobs.background import collect_now
-
         started = collect_now(settings, [p.id for p in fresh.people])
         busy = set(started.busy)
         outcome.runner = started.runner
@@ -175,8 +189,6 @@ def run(settings: Settings, planned: BulkPlan, *, store: IndexStore | None = Non
     left = promote_people(settings, fresh.people, outcome, store=store,
                           until=time.monotonic() + INLINE_SECONDS)
     if left:
-        from faceatlas.jobs.background import promote_later
-
         outcome.later = left
         outcome.job_id = promote_later(settings, planned.collection, left, store=store)
     return outcome
@@ -187,8 +199,6 @@ def promote_people(settings: Settings, people: Sequence[Named], outcome: BulkOut
                    progress: Callable[[int, int], None] | None = None) -> list[Named]:
     """Promote each in turn, recording how it went in ``outcome``; returns the people not
     reached when ``until`` (a ``time.monotonic()`` moment) passed."""
-    from faceatlas.gallery.promote import BLOCKED, promote_person
-
     for i, who in enumerate(people):
         if until is not None and i and time.monotonic() > until:
             return list(people[i:])
@@ -212,3 +222,36 @@ def promote_people(settings: Settings, people: Sequence[Named], outcome: BulkOut
         else:  # re-decided into failure (references unmatched)
             outcome.failed.append((who, f"now {result.state.replace('_', ' ')}"))
     return []
+
+
+def promote_later(settings: Settings, collection: str, people: Sequence[Named],
+                  *, store: IndexStore | None = None) -> int:
+    """Promote ``people`` one after another on the background thread, as one job of the
+    collection (progress on the Jobs page; the closing message says how it went)."""
+    with session_scope(settings) as s:
+        coll_id = s.scalar(select(Collection.id).where(Collection.key == collection))
+        job = Job(kind="promote", collection_id=coll_id, state=JobState.QUEUED, attempts=0,
+                  message=f"{len(people)} people to promote")
+        s.add(job)
+        s.flush()
+        job_id = job.id
+
+    def work() -> None:
+        outcome = BulkOutcome(ACTIONS["promote"])
+        try:
+            begin_job(settings, job_id)
+
+            def progress(done: int, total: int) -> None:
+                update_job(settings, job_id, progress=done / total,
+                           message=f"promoting: {done} of {total}")
+
+            promote_people(settings, people, outcome, store=store, progress=progress)
+        except Exception as exc:  # the job row is where a background failure is reported
+            log.exception("promoting in the background failed")
+            finish_job(settings, job_id,
+                       error=f"{short_error(exc)} (after {outcome.summary()})")
+        else:
+            finish_job(settings, job_id, message=outcome.summary())
+
+    submit(work)
+    return job_id

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.curate import CurationReport, curate_person
+from faceatlas.curation.apply import CurationReport
+from faceatlas.curation.curate import curate_person
 from faceatlas.curation.references import download_references
 from faceatlas.domain.errors import AuthError, ConfigError, FaceAtlasError, ProviderError
 from faceatlas.domain.names import collection_key

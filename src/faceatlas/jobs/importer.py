@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -14,17 +13,18 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.curation.apply import CurationReport
+from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import InvalidNameError
 from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
+from faceatlas.jobs.migrate_seed import explain_old_layout
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.files import Layout, atomic_write, ext_of
 from faceatlas.store.models import Image, Person
 from faceatlas.store.people import get_or_create_collection, suspected_duplicates, upsert_person
 
-_EXT = re.compile(r"^[a-z0-9]{1,5}$")
 log = logging.getLogger(__name__)
 
 
@@ -59,8 +59,6 @@ def scan(root: Path, on_refused: Refused | None = None) -> list[PersonFolder]:
         raise FaceAtlasError(
             f"{root} is not a folder; give a folder with one sub-folder per person"
         )
-    from faceatlas.jobs.migrate_seed import explain_old_layout
-
     old = explain_old_layout(root)
     if old:  # not silently one person named after the country
         raise FaceAtlasError(old)
@@ -101,11 +99,6 @@ def scan(root: Path, on_refused: Refused | None = None) -> list[PersonFolder]:
 def person_name(folder: str) -> str:
     """Folder ``Novak_Djokovic`` or ``Novak Đoković`` → the person's name."""
     return " ".join(folder.replace("_", " ").split())
-
-
-def ext_of(path: Path) -> str:
-    ext = path.suffix.lower().lstrip(".")
-    return ext if _EXT.match(ext) else "bin"
 
 
 def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:

@@ -35,12 +35,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.curation.apply import CurationReport
+from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import collection_key, name_key, split_name
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.files import Layout, atomic_write, ext_of
 from faceatlas.store.models import Collection, Image, ImageState, Person
 from faceatlas.store.people import get_or_create_collection, upsert_person
 
@@ -437,8 +438,6 @@ def _keep_old_folder(session: Session, person: Person, stem: str) -> None:
 
 def _add_files(settings: Settings, person_id: int, files: list[SeedFile]) -> int:
     """Register new photos (by content hash) as the person's candidate images."""
-    from faceatlas.jobs.importer import ext_of
-
     layout = Layout(settings.home)
     added = 0
     with session_scope(settings) as session:

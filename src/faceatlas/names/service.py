@@ -41,6 +41,7 @@ from faceatlas.store.people import (
     prepare_person,
     upsert_people,
 )
+from faceatlas.store.references import sheet_references
 
 log = logging.getLogger(__name__)
 
@@ -239,13 +240,12 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
                 report.existing += 1
     if seen:
         write_name_mapping(settings)
-    from faceatlas.curation.references import sheet_references
-
-    for number, person_id, cell in references:  # after the commit: the people exist
-        added, problems = sheet_references(settings, person_id, cell, Path(path).parent)
-        report.references += added
-        report.skipped += [Skipped(number, _shown(item), f"reference photo: {why}")
-                           for item, why in problems]
+    with session_scope(settings) as session:  # after the commit: the people exist
+        for number, person_id, cell in references:
+            added, problems = sheet_references(session, person_id, cell, Path(path).parent)
+            report.references += added
+            report.skipped += [Skipped(number, _shown(item), f"reference photo: {why}")
+                               for item, why in problems]
     return report
 
 

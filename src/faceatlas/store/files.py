@@ -6,6 +6,7 @@ absolute paths) from ever reaching the file system outside the home.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -103,6 +104,15 @@ class Layout:
 _CROP = re.compile(r"^(?P<stem>.+)_(?P<d>\d{8})_(?P<t>\d{6})_(?P<n>\d+)\.jpg$")
 
 
+_EXT = re.compile(r"^[a-z0-9]{1,5}$")
+
+
+def ext_of(path: Path) -> str:
+    """A stored file's extension: the original's when plain, else ``bin``."""
+    ext = path.suffix.lower().lstrip(".")
+    return ext if _EXT.match(ext) else "bin"
+
+
 def gallery_name(crop_name: str) -> str:
     """The seed's promotion rename.
 
@@ -128,3 +138,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def unlink_stored(layout: Layout, relative: str) -> int:
+    """Remove a stored file by its home-relative path: 1 if it was there, else 0."""
+    path = layout.absolute(relative)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+        return 1
+    return 0

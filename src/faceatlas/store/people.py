@@ -256,3 +256,11 @@ def find_person(session: Session, name_or_id: str, collection: str | None = None
     if len(matches) > 1:
         raise AmbiguousError(f"{name_or_id!r} is in several collections; say which")
     return matches[0]
+
+
+def get_person(session: Session, person_id: int) -> Person:
+    """The person with this id, or NotFoundError."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFoundError(f"no person with id {person_id}")
+    return person

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from faceatlas.curation.curate import CurationReport, collect, finish_curation, plan_curation
+from faceatlas.curation.apply import CurationReport
+from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis, face_pool
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope

@@ -20,8 +20,8 @@ import numpy as np
 from sqlalchemy import select
 
 from faceatlas.faces.engine import FaceEngine
-from faceatlas.gallery.index import IndexStore, best_person, confidence
-from faceatlas.gallery.promote import SEARCH_K, index_store
+from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
+from faceatlas.gallery.promote import SEARCH_K
 from faceatlas.gallery.recognize import existing_collection
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
