@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from faceatlas.domain.errors import FaceAtlasError, UnsafeURLError
-from faceatlas.jobs.importer import _read_no_follow, scan
+from faceatlas.jobs.importer import read_no_follow, scan
 from faceatlas.settings import Settings
 from faceatlas.store import db
 from faceatlas.web.guard import check_url, ip_problem
@@ -78,8 +78,8 @@ def test_a_link_swapped_in_after_the_scan_is_not_read(tmp_path: Path) -> None:
     link = tmp_path / "photo.jpg"
     link.symlink_to(target)
     with pytest.raises(FaceAtlasError, match=r"photo\.jpg cannot be read"):
-        _read_no_follow(link)
-    assert _read_no_follow(target) == b"secret"
+        read_no_follow(link)
+    assert read_no_follow(target) == b"secret"
 
 
 # -- POST /api/v1/people: the name as it enters over HTTP

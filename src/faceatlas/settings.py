@@ -10,10 +10,13 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from faceatlas.domain.errors import ConfigError
+from faceatlas.domain.names import collection_key
 
 
 class Settings(BaseSettings):
@@ -270,8 +273,6 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
     a JSON file. None: the value is today's comma list. Domains become collection keys."""
     import json
 
-    from faceatlas.domain.names import collection_key
-
     text = value.strip()
     if not text.startswith(("{", "[")):
         # a file: an existing path, or anything ending in .json (a missing one is an error)
@@ -306,6 +307,12 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
                              f"collection name or a list of them, got {domains!r}")
         bound[token] = sorted({collection_key(d) for d in items})
     return tokens, bound
+def default(name: str) -> Any:
+    """A setting's default: parameter objects built from Settings take their defaults from
+    here, so every default is written once (in the field above)."""
+    return Settings.model_fields[name].default
+
+
 THRESHOLD_KINDS = ("link", "accept", "seed", "duplicate", "recognize")
 _FIELDS = {
     "dlib": {"link": "link_distance", "accept": "accept_distance", "seed": "seed_threshold",
@@ -357,8 +364,6 @@ def _read_calibration(path: str, _mtime: int) -> dict[str, dict[str, float]]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        from faceatlas.domain.errors import ConfigError
-
         raise ConfigError(f"calibration file {path} is unreadable: {exc}") from None
     engines = data.get("engines", data) if isinstance(data, dict) else {}
     return {k: v for k, v in engines.items() if isinstance(v, dict)}

@@ -20,10 +20,9 @@ from faceatlas.cli.base import (
     progress_bar,
     progress_line,
 )
-from faceatlas.curation.apply import CurationReport
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.jobs import runner
-from faceatlas.jobs.collect import Fetched, collect_people, pending_people
+from faceatlas.jobs.collect import Collected, collect_people, pending_people
 from faceatlas.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -225,20 +224,21 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
 
         done = [0]
 
-        def on_person(name: str, result: CurationReport | Fetched) -> None:
+        def on_person(result: Collected) -> None:
             bar.advance(people_task)
             done[0] += 1
-            if isinstance(result, Fetched):
+            name, report = result.name, result.report
+            if report is None:
                 progress_line(f"collect: {done[0]}/{len(ids)} people, {name} failed "
                               f"({result.error or 'no reason recorded'})")
                 table.add_row(name, "[red]failed[/]", "", "", result.error or "")
                 return
             progress_line(f"collect: {done[0]}/{len(ids)} people, {name} curated "
-                          f"({result.accepted} faces)")
-            rejected = ", ".join(f"{r} {result.reasons[r]}" for r in REJECT_ORDER
-                                 if result.reasons.get(r))
-            table.add_row(name, "[green]curated[/]", str(result.candidates),
-                          str(result.accepted), rejected or "-")
+                          f"({report.accepted} faces)")
+            rejected = ", ".join(f"{r} {report.reasons[r]}" for r in REJECT_ORDER
+                                 if report.reasons.get(r))
+            table.add_row(name, "[green]curated[/]", str(report.candidates),
+                          str(report.accepted), rejected or "-")
 
         summary = collect_people(settings, ids, provider, on_person=on_person,
                                  on_images=on_images)

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from faceatlas.curation.apply import redecide
-from faceatlas.curation.decide import DUPLICATE_DISTANCE, CurateParams
+from faceatlas.curation.decide import CurateParams
 from faceatlas.curation.identity import robust_centre
 from faceatlas.faces.quality import hamming
 from faceatlas.settings import Settings
@@ -39,6 +39,9 @@ from faceatlas.store.models import Face, FaceState, Image, Person, PersonState, 
 
 #: arbitration repeats until nothing moves; each round can only remove faces, so it ends
 MAX_ROUNDS = 4
+#: the same photo under two names embeds this close (re-encoded or resized: ~0.15), for
+#: every engine
+SAME_PHOTO_DISTANCE = 0.3
 
 #: people whose accepted faces count (failed people keep no faces worth defending)
 ARBITRATED = (PersonState.CURATED, PersonState.PROMOTED, PersonState.TOO_FEW_FACES)
@@ -124,7 +127,7 @@ def _owns(a: Gallery, b: Gallery) -> bool:
 def _same_photos(a: Gallery, b: Gallery, p: CurateParams) -> tuple[list[Move], dict[int, str]]:
     moves, flags = [], {}
     cross = np.linalg.norm(a.vectors[:, None, :] - b.vectors[None, :, :], axis=2)
-    for i, j in zip(*np.nonzero(cross < DUPLICATE_DISTANCE), strict=True):
+    for i, j in zip(*np.nonzero(cross < SAME_PHOTO_DISTANCE), strict=True):
         same_bytes = a.shas[i] is not None and a.shas[i] == b.shas[j]
         if not same_bytes and not _phash_near(a.phashes[i], b.phashes[j], p.phash_distance):
             continue

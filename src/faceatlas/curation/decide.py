@@ -39,27 +39,25 @@ import numpy as np
 from faceatlas.curation.identity import by_reference, by_vote, groups_of
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
 from faceatlas.faces.quality import hamming
-from faceatlas.settings import Settings
+from faceatlas.settings import Settings, default
 from faceatlas.store.models import (
     Reason,
 )
 
-#: dlib: the same photo re-encoded or resized embeds within ~0.15; different photos of one
-#: person rarely come closer than 0.3, so both tests together avoid merging distinct photos.
-#: (The default of dlib's ``duplicate_distance``; each engine has its own, see Settings.)
-DUPLICATE_DISTANCE = 0.3
-
 
 @dataclass(frozen=True)
 class CurateParams:
-    strategy: str = "consensus"
-    link_distance: float = 0.5
-    accept_distance: float = 0.6
-    seed_threshold: float = 0.6
-    seed_references: int = 3
-    phash_distance: int = 10
-    max_faces: int = 40
-    duplicate_distance: float = DUPLICATE_DISTANCE
+    """Curation's parameters: ``from_settings`` for an engine's; the bare defaults are the
+    settings' own (dlib's distances)."""
+
+    strategy: str = default("strategy")
+    link_distance: float = default("link_distance")
+    accept_distance: float = default("accept_distance")
+    seed_threshold: float = default("seed_threshold")
+    seed_references: int = default("seed_references")
+    phash_distance: int = default("phash_distance")
+    max_faces: int = default("max_faces_per_person")
+    duplicate_distance: float = default("duplicate_distance")
     #: ensemble: parameters for the second half of each vector; a face must pass both
     check: CurateParams | None = None
     #: ensemble: length of the first half (the primary engine's embedding)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from faceatlas.domain.errors import NotFoundError, ReferencePhotoError
 from faceatlas.faces.analyse import ImageAnalysis
 from faceatlas.settings import Settings
+from faceatlas.sources.download import DownloadItem, download_all_sync
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import Face, FaceState, Person, Reason, Reference, ReferenceState
@@ -105,7 +106,6 @@ def reference_vectors(session: Session, person_id: int) -> list[np.ndarray]:
 def download_references(settings: Settings, person_id: int, trusted: tuple[str, ...] | set[str]
                         | frozenset[str] = ()) -> int:
     """Fetch pending URL references into the home (with the downloader's safety rules)."""
-    from faceatlas.sources.download import DownloadItem, download_all_sync
 
     layout = Layout(settings.home)
     with session_scope(settings) as session:

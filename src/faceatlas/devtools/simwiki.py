@@ -37,15 +37,25 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from PIL import Image
 
 from faceatlas.domain.names import name_key
 
-if TYPE_CHECKING:
-    from faceatlas.devtools.simweb import SimWeb
+
+class Host(Protocol):
+    """What the Wikimedia part needs of the simweb that mounts it."""
+
+    people: list[dict[str, Any]]
+
+    @property
+    def url(self) -> str: ...
+
+    def safe_file(self, rel: str) -> Path | None: ...
+
+    def image_size(self, path: Path) -> tuple[int, int]: ...
 
 #: extra keys a people-file entry may carry for the Wikimedia simulation
 WIKI_KEYS = ("qid", "labels", "sitelinks", "died", "p18", "commons", "depicts", "category")
@@ -84,7 +94,7 @@ def _underscored(title: str) -> str:
 class WikiSim:
     """The Wikimedia part of simweb: an entity registry, Commons files and fault queues."""
 
-    def __init__(self, sim: SimWeb, raw: Any = None) -> None:
+    def __init__(self, sim: Host, raw: Any = None) -> None:
         self.sim = sim
         self.faults: dict[str, list[str]] = defaultdict(list)
         self.timeout_sleep = 2.0  # what a "timeout" fault stalls for (clients time out first)

@@ -41,9 +41,10 @@ from faceatlas.faces.engine import EMBEDDING_DIM, ENGINES, engine_hash, index_di
 from faceatlas.gallery.index import index_store
 from faceatlas.gallery.promote import search_vectors
 from faceatlas.settings import Settings
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import prepare_database, session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import Collection, Face, Image, Person, Reference, ReferenceState
+from faceatlas.store.people import get_or_create_collection
 
 FORMAT = "faceatlas-gallery/1"
 _PERSON_FIELDS = ("key", "name", "ascii_name", "first_name", "last_name", "folder", "occupations",
@@ -227,8 +228,6 @@ def export_gallery(settings: Settings, collection: str, dest: Path) -> int:
 def import_gallery(settings: Settings, archive: Path | IO[bytes],
                    collection: str | None = None) -> ImportReport:
     """Load an archive into this home as collection ``collection`` (default: its own)."""
-    from faceatlas.store.db import prepare_database
-    from faceatlas.store.people import get_or_create_collection
 
     prepare_database(settings)
     layout = Layout(settings.home)

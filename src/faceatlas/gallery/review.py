@@ -33,11 +33,15 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from faceatlas.curation.apply import redecide
+from faceatlas.curation.arbitrate import arbitrate_person
+from faceatlas.curation.decide import CurateParams
+from faceatlas.curation.references import add_reference
 from faceatlas.domain.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg
 from faceatlas.gallery.index import ExactIndex, IndexStore, index_store
-from faceatlas.gallery.promote import search_vectors
+from faceatlas.gallery.promote import promote_person, search_vectors
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -369,10 +373,6 @@ def mark_reference(settings: Settings, face_id: int, *, store: IndexStore | None
                    ) -> ReferenceResult:
     """A reviewer says "this is them": the face becomes a reference; the person is re-decided
     around it (no model needed) and, if they were promoted, promoted again."""
-    from faceatlas.curation.apply import redecide
-    from faceatlas.curation.decide import CurateParams
-    from faceatlas.curation.references import add_reference
-    from faceatlas.gallery.promote import promote_person
 
     with session_scope(settings) as session:
         _, person = _face_and_person(session, face_id)
@@ -382,8 +382,6 @@ def mark_reference(settings: Settings, face_id: int, *, store: IndexStore | None
     params = CurateParams.from_settings(settings)
     redecide(person_id, settings, params)
     if params.strategy == "consensus" and params.arbitrate:
-        from faceatlas.curation.arbitrate import arbitrate_person
-
         arbitrate_person(settings, person_id, params)
     if was_promoted:
         promote_person(person_id, settings, store=store or index_store(settings))

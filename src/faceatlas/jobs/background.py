@@ -16,13 +16,23 @@ from typing import Any
 from sqlalchemy import select
 
 from faceatlas.domain.errors import ConfigError, FaceAtlasError
-from faceatlas.domain.names import collection_key
+from faceatlas.domain.names import clean_label, collection_key
+from faceatlas.faces.analyse import face_pool
+from faceatlas.gallery.review import requeue
+from faceatlas.jobs.collect import collect_person, pending_people
 from faceatlas.jobs.runner import claims, runner, short_error, submit
+from faceatlas.jobs.worker.enqueue import enqueue_people, open_jobs
+from faceatlas.names.llm import NameGenerator
+from faceatlas.names.service import generate_names
+from faceatlas.names.tables import SheetRow, read_occupations, write_people
 from faceatlas.settings import Settings
+from faceatlas.sources.chain import image_search_from_settings
+from faceatlas.sources.rapidapi import RapidAPIImageSearch
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.jobs import finish_job, start_job, update_job
-from faceatlas.store.models import Collection, Person
+from faceatlas.store.models import BUSY, Collection, Person, PersonState
+from faceatlas.store.people import get_or_create_collection
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,6 @@ def occupations_file(settings: Settings) -> Path | None:
 
 def file_occupations(settings: Settings) -> list[str]:
     """The occupations of :func:`occupations_file` (empty when there is none)."""
-    from faceatlas.names.tables import read_occupations
 
     path = occupations_file(settings)
     return read_occupations(path) if path is not None else []
@@ -50,8 +59,6 @@ def file_occupations(settings: Settings) -> list[str]:
 def write_data_sheet(settings: Settings, collection: str) -> tuple[Path, int]:
     """``excel/data.xlsx`` as the old system kept it: the collection's queue (people not yet
     collected), columns ``name``, ``last_name``, ``occupation``. Returns (path, rows)."""
-    from faceatlas.names.tables import SheetRow, write_people
-    from faceatlas.store.models import PersonState
 
     with session_scope(settings) as s:
         rows = [
@@ -88,9 +95,6 @@ class NamesStarted:
 
 
 def start_names(settings: Settings, country: str, occupations: list[str] | None) -> NamesStarted:
-    from faceatlas.names.llm import NameGenerator
-    from faceatlas.names.service import generate_names
-
     wanted = occupations or stored_occupations(settings)
     if not wanted:
         raise FaceAtlasError(
@@ -98,8 +102,6 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
             "or pass occupation=A,B"
         )
     generator = NameGenerator.from_settings(settings)  # ConfigError now, not in the thread
-    from faceatlas.domain.names import clean_label
-    from faceatlas.store.people import get_or_create_collection
 
     with session_scope(settings) as s:
         # the job belongs to the collection, so its tokens see it
@@ -139,9 +141,6 @@ def start_collect_next(settings: Settings, collections: frozenset[str] | None = 
                        ) -> CollectStarted | None:
     """Start the next queued person (of ``collections`` only, when given) on the background
     thread, searching with RapidAPI as the old system did (a missing key fails the request)."""
-    from faceatlas.jobs.collect import pending_people
-    from faceatlas.jobs.worker.enqueue import open_jobs
-    from faceatlas.sources.rapidapi import RapidAPIImageSearch
 
     RapidAPIImageSearch.from_settings(settings).close()  # a missing key fails the request
     with claims.lock:
@@ -190,8 +189,6 @@ def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
     written queued before anything runs; a server that stops before it reaches them leaves
     them queued, and `faceatlas collect` (or collect now again) resumes them.
     """
-    from faceatlas.jobs.worker.enqueue import enqueue_people, open_jobs
-    from faceatlas.sources.chain import image_search_from_settings
 
     image_search_from_settings(settings).close()  # ConfigError now, not in the thread
     where = runner(settings)
@@ -212,8 +209,6 @@ def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
 def _requeue(settings: Settings, ids: list[int], taken: set[int]
              ) -> tuple[list[int], list[int], list[int]]:
     """In one transaction: queue again everyone not busy; returns (queued, busy, missing)."""
-    from faceatlas.gallery.review import requeue
-    from faceatlas.store.models import BUSY
 
     with session_scope(settings) as s:
         people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(ids)))}
@@ -236,9 +231,6 @@ def _collect_batch(settings: Settings, jobs: dict[int, int],
     nobody retries here, so any error fails the person, never leaving them "curating". A bad
     key or setting stops the batch (every later person would fail the same way): their jobs
     say why, they stay queued. ``search``: the sources (default: the configured chain)."""
-    from faceatlas.faces.analyse import face_pool
-    from faceatlas.jobs.collect import collect_person
-    from faceatlas.sources.chain import image_search_from_settings
 
     left = dict(jobs)
     try:

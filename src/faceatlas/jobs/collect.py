@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from faceatlas.curation.apply import CurationReport
 from faceatlas.curation.curate import curate_person
-from faceatlas.curation.references import download_references
+from faceatlas.curation.references import add_reference, download_references
 from faceatlas.domain.errors import AuthError, ConfigError, FaceAtlasError, ProviderError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.analyse import FacePool, face_pool
 from faceatlas.settings import Settings
 from faceatlas.sources.base import ImageSearchProvider, PersonQuery, person_hits
+from faceatlas.sources.commons import portrait_path, portrait_url
 from faceatlas.sources.download import DownloadItem, DownloadResult, download_all_sync
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -46,9 +47,26 @@ ImageProgress = Callable[[int, int, str], None]
 
 @dataclass
 class Fetched:
+    """The first half of the step, searched and downloaded (``error``: the person failed)."""
+
     person_id: int
     name: str
-    error: str | None = None  # set when the person failed before curation
+    error: str | None = None
+
+
+@dataclass
+class Collected:
+    """What collecting one person came to: curated (``report``), or failed (``error``, and no
+    report when the person failed before or during curation)."""
+
+    person_id: int
+    name: str
+    report: CurationReport | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 def pending_people(settings: Settings, collection: str | None = None, *,
@@ -168,8 +186,6 @@ def sweep_orphan_raw(settings: Settings, person_id: int) -> int:
 def _portrait_reference(settings: Settings, person_id: int) -> None:
     """The person's Wikidata portrait (P18) is their trusted reference, whatever source found
     the other photos: curation then takes the identity nearest to it (issue 9's references)."""
-    from faceatlas.curation.references import add_reference
-    from faceatlas.sources.commons import portrait_path, portrait_url
 
     path = portrait_path(settings, person_id)
     if path is not None:
@@ -279,15 +295,14 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
                    pool: FacePool, trusted: Collection[str] = (), job_id: int | None = None,
                    fetched: Fetched | None = None, on_images: ImageProgress | None = None,
                    fail_on: tuple[type[BaseException], ...] = (),
-                   ) -> CurationReport | Fetched:
+                   ) -> Collected:
     """The whole pipeline for one person: search → download → curate, under one job row.
 
     Every driver (the ``collect`` loop, a Celery worker, the server's background thread) runs
     this, so they share one failure policy:
-
     - a :class:`FaceAtlasError` at any step (no photo found, curation refused) fails the
-      *person*: state ``failed`` with the error, attempts counted, job failed; the result is
-      a :class:`Fetched` with ``error`` set, and ``recollect``/``--retry-failed`` take it up;
+      *person*: state ``failed`` with the error, attempts counted, job failed; the result
+      has ``error`` set, and ``recollect``/``--retry-failed`` take it up;
     - :class:`AuthError`/:class:`ConfigError` stop the caller (every later person would fail
       the same way): the job says why, the person goes back to ``queued`` (see
       :func:`stopped`) and resumes where their stored work ends;
@@ -309,7 +324,7 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
                                    progress=progress)
         if fetched.error:
             finish_job(settings, job, error=fetched.error)
-            return fetched
+            return Collected(person_id, fetched.name, error=fetched.error)
         update_job(settings, job, progress=0.5, message="curating")
         report = curate_fetched(settings, person_id, pool, progress)
     except (AuthError, ConfigError) as exc:
@@ -319,14 +334,14 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
         error = failure_text(exc)
         mark_failed(settings, person_id, error)  # the person first: the job row is the signal
         finish_job(settings, job, error=error)
-        return Fetched(person_id, fetched.name if fetched else str(person_id), error)
+        return Collected(person_id, fetched.name if fetched else str(person_id), error=error)
     except BaseException as exc:
         finish_job(settings, job, error=f"{type(exc).__name__}: {exc}")
         raise
     outcome = (f"person failed: {report.failure}" if report.failure else
                f"{report.accepted} faces accepted of {report.candidates} photos")
     finish_job(settings, job, message=outcome)
-    return report
+    return Collected(person_id, fetched.name, report)
 
 
 def stopped(settings: Settings, person_id: int, job_id: int, exc: BaseException) -> None:
@@ -352,7 +367,7 @@ def failure_text(exc: BaseException) -> str:
 @dataclass
 class CollectSummary:
     curated: list[CurationReport]
-    failed: list[Fetched]
+    failed: list[Collected]
 
 
 def collect_people(
@@ -361,7 +376,7 @@ def collect_people(
     provider: ImageSearchProvider,
     *,
     trusted: Collection[str] = (),
-    on_person: Callable[[str, CurationReport | Fetched], None] | None = None,
+    on_person: Callable[[Collected], None] | None = None,
     on_images: ImageProgress | None = None,
 ) -> CollectSummary:
     """Collect many people; the next person downloads while the current one is curated."""
@@ -370,7 +385,6 @@ def collect_people(
         return summary
     with face_pool(settings).start() as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="fetch") as fetcher:
-
         def fetch(pid: int) -> tuple[int, Fetched]:
             job = start_job(settings, "collect", pid)
             try:
@@ -391,10 +405,10 @@ def collect_people(
                 upcoming = fetcher.submit(fetch, person_ids[i + 1])
             result = collect_person(settings, fetched.person_id, provider=provider, pool=pool,
                                     job_id=job, fetched=fetched, on_images=on_images)
-            if isinstance(result, Fetched):
+            if result.report is None:
                 summary.failed.append(result)
             else:
-                summary.curated.append(result)
+                summary.curated.append(result.report)
             if on_person:
-                on_person(fetched.name, result)
+                on_person(result)
     return summary

@@ -115,7 +115,7 @@ def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
         }
         for rank, path in enumerate(files):
             origin = f"file:{path.name}"
-            data = _read_no_follow(path)
+            data = read_no_follow(path)
             sha = hashlib.sha256(data).hexdigest()
             if known.get(origin) == sha:
                 continue
@@ -216,7 +216,7 @@ def import_folder(
             pool.close()
 
 
-def _read_no_follow(path: Path) -> bytes:
+def read_no_follow(path: Path) -> bytes:
     """The file's bytes; a link swapped in after :func:`scan` checked the folder is refused."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

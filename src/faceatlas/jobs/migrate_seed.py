@@ -1,7 +1,6 @@
 """``faceatlas migrate-seed``: take over an old system's (facerecWeb) storage folder as it lies.
 
 What it reads (everything else is listed as skipped, with the reason)::
-
     STORAGE/recognized_faces_prod/<country>/<Name_Surname>_<YYYY-MM-DD>_<HHMMSSxx>.jpg
         the production galleries: one flat folder per country (the old "domain"); the person
         is the file name up to the first date-like part, the original spelling comes from
@@ -39,6 +38,9 @@ from faceatlas.curation.apply import CurationReport
 from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import collection_key, name_key, split_name
+from faceatlas.faces.analyse import face_pool
+from faceatlas.names.service import write_name_mapping
+from faceatlas.names.tables import TableError, read_occupations, read_people
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write, ext_of
@@ -253,8 +255,6 @@ class _Planner:
             self.settings.default_collection)
 
     def queue(self) -> None:
-        from faceatlas.names.tables import TableError, read_people
-
         sheet = self.root / EXCEL_DIR / "data.xlsx"
         if not sheet.is_file():
             return
@@ -278,8 +278,6 @@ class _Planner:
                     person.occupations.append(occupation.strip())
 
     def occupations(self) -> tuple[list[str], Path | None, bool]:
-        from faceatlas.names.tables import TableError, read_occupations
-
         for name in ("occupation.xlsx", "occupation.csv"):
             path = self.root / EXCEL_DIR / name
             if path.is_file():
@@ -386,8 +384,6 @@ def migrate_seed(
     on_person: Callable[[SeedPerson], None] | None = None,
 ) -> MigrationReport:
     """Import the old storage folder (see the module doc); returns what changed."""
-    from faceatlas.faces.analyse import face_pool
-    from faceatlas.names.service import write_name_mapping
 
     plan = plan_migration(root, settings, collection=collection)
     report = MigrationReport(plan)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from faceatlas.domain.errors import ConfigError, FaceAtlasError, ProviderError
 from faceatlas.domain.names import InvalidNameError, clean_label, collection_key, name_key
+from faceatlas.names.service import write_name_mapping
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
@@ -327,8 +328,6 @@ def generate_names_wikidata(settings: Settings, country: str, occupations: Seque
         if wikidata is None:
             wd.close()
     if report.people:
-        from faceatlas.names.service import write_name_mapping
-
         write_name_mapping(settings)
     report.rejected = len(report.rejections)
     return report

@@ -14,6 +14,8 @@ from typing import Any, Self
 from faceatlas.domain.errors import AuthError, ConfigError, ProviderError
 from faceatlas.settings import Settings
 from faceatlas.sources.base import PersonQuery, SearchHit, person_hits
+from faceatlas.sources.commons import CommonsImageSearch
+from faceatlas.sources.rapidapi import RapidAPIImageSearch
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,7 @@ def image_search_from_settings(settings: Settings) -> ChainedSearch:
     providers: list[Any] = []
     for name in source_names(settings):
         if name == "rapidapi":
-            from faceatlas.sources.rapidapi import RapidAPIImageSearch
-
             providers.append(RapidAPIImageSearch.from_settings(settings))
         else:
-            from faceatlas.sources.commons import CommonsImageSearch
-
             providers.append(CommonsImageSearch(settings))
     return ChainedSearch(providers, settings.search_limit)

@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from faceatlas.domain.errors import DownloadError, UnsafeURLError
 from faceatlas.settings import Settings, get_settings
 from faceatlas.web.guard import CheckedURL, pinned_target, resolve_url
+from faceatlas.web.wikimedia import user_agent
 
 CHROME_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -47,8 +48,6 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 
 
 def _wikimedia_agent(settings: Settings) -> str:
-    from faceatlas.web.wikimedia import user_agent
-
     return user_agent(settings.wikimedia_contact)
 
 

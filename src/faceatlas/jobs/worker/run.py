@@ -12,8 +12,11 @@ import sqlalchemy.exc as sa_exc
 from celery.exceptions import SoftTimeLimitExceeded
 
 from faceatlas.domain.errors import AuthError, ConfigError, FaceAtlasError
+from faceatlas.faces.analyse import face_pool as new_pool
+from faceatlas.jobs.collect import collect_person, mark_failed
 from faceatlas.jobs.worker.leases import Claim, Heartbeat, claim_job, release_job
 from faceatlas.settings import Settings
+from faceatlas.sources.chain import image_search_from_settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.jobs import finish_job
 from faceatlas.store.models import Job
@@ -39,8 +42,6 @@ _pool: Any = None  # this process's FacePool (one analysis thread: processes don
 def face_pool(settings: Settings) -> Any:
     global _pool
     if _pool is None:
-        from faceatlas.faces.analyse import face_pool as new_pool
-
         _pool = new_pool(settings, background=True)
     return _pool
 
@@ -64,8 +65,6 @@ def backoff(settings: Settings, attempt: int) -> float:
 def run_collect_job(settings: Settings, job_id: int, person_id: int, *,
                     task_id: str | None = None) -> Outcome:
     """Claim the job, run the person's pipeline under a heartbeat, finish the job row."""
-    from faceatlas.jobs.collect import collect_person, mark_failed
-    from faceatlas.sources.chain import image_search_from_settings
 
     try:
         claim = claim_job(settings, job_id, person_id, lease_seconds=settings.lease_seconds,
@@ -110,5 +109,4 @@ def run_collect_job(settings: Settings, job_id: int, person_id: int, *,
             mark_failed(settings, person_id, error)
             finish_job(settings, job_id, error=error)
             return Outcome("failed", error=error)
-    error = getattr(result, "error", None)
-    return Outcome("failed" if error else "done", error=error)
+    return Outcome("failed" if result.failed else "done", error=result.error)
