@@ -138,7 +138,7 @@ def test_remove_person_leaves_nothing(home: Settings) -> None:
     p1 = person(home, "Person 01")
     mapping = home.home / "name_mapping.json"
     mapping.write_text(json.dumps({"Person_01": "Person 01", "Someone_Else": "Someone Else"}))
-    report = remove_person(p1.id, home)
+    report = remove_person(home, p1.id)
     assert report.index_rows_removed >= 6 and report.rows["faces"] >= 6
     assert_nothing_left(home, p1)
     assert json.loads(mapping.read_text()) == {"Someone_Else": "Someone Else"}

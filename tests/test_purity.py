@@ -208,13 +208,13 @@ def test_promotion_is_blocked_by_a_self_test_naming_the_other_person(
              (d or "").startswith("Paul Bremer")}
     assert ivanov and moved == {p for p, _, _, _ in ivanov}, ivanov
     assert all(r in ("other_person", "not_this_person") for _, r, _, _ in ivanov), ivanov
-    assert promote_person(_id(settings, "Paul Bremer"), settings).state == "promoted"
+    assert promote_person(settings, _id(settings, "Paul Bremer")).state == "promoted"
     with session_scope(settings) as s:
         ids = list(s.scalars(select(Face.id).join(Person, Person.id == Face.person_id)
                              .where(Person.name == "Igor Ivanov")))
     for face_id in ids:
         restore_face(settings, face_id)
-    result = promote_person(_id(settings, "Igor Ivanov"), settings)
+    result = promote_person(settings, _id(settings, "Igor Ivanov"))
     assert result.state == "blocked"
     assert result.selftest is not None and result.selftest.predicted_name == "Paul Bremer"
     assert "recognised as Paul Bremer" in result.selftest.detail

@@ -6,17 +6,22 @@ faces per person, 3 seed references, more than 5 faces to promote, 70 downloads)
 
 from __future__ import annotations
 
+import functools
 import json
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from faceatlas.domain.errors import ConfigError
 from faceatlas.domain.names import collection_key
+
+T = TypeVar("T")
 
 
 class Settings(BaseSettings):
@@ -307,6 +312,21 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
                              f"collection name or a list of them, got {domains!r}")
         bound[token] = sorted({collection_key(d) for d in items})
     return tokens, bound
+def settings_first(verb: Callable[..., T]) -> Callable[..., T]:
+    """Library verbs take ``(settings, id, …)``. A few public ones once took ``(id,
+    settings)``; such calls still work, with a DeprecationWarning."""
+
+    @functools.wraps(verb)
+    def call(*args: Any, **kwargs: Any) -> T:
+        if len(args) >= 2 and isinstance(args[1], Settings) and not isinstance(args[0], Settings):
+            warnings.warn(f"{verb.__name__}(id, settings) is deprecated: pass settings first",
+                          DeprecationWarning, stacklevel=2)
+            args = (args[1], args[0], *args[2:])
+        return verb(*args, **kwargs)
+
+    return call
+
+
 def default(name: str) -> Any:
     """A setting's default: parameter objects built from Settings take their defaults from
     here, so every default is written once (in the field above)."""

@@ -53,8 +53,8 @@ class CurationReport:
 
 
 def redecide(
-    person_id: int,
     settings: Settings,
+    person_id: int,
     params: CurateParams | None = None,
     fresh: dict[int, ImageAnalysis] | None = None,
 ) -> CurationReport:

@@ -219,7 +219,7 @@ def arbitrate_person(settings: Settings, person_id: int, params: CurateParams | 
             break
         report.moves += moves
         for loser in sorted({m.loser for m in moves}):
-            redecide(loser, settings, params)
+            redecide(settings, loser, params)
     return report
 
 

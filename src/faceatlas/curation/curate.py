@@ -105,10 +105,10 @@ def finish_curation(
     with session_scope(settings) as session:
         store_analyses(session, fresh)
         store_reference_analyses(session, references)
-    report = redecide(person_id, settings, params, fresh)
+    report = redecide(settings, person_id, params, fresh)
     arbitrates = params.strategy == "consensus" and params.arbitrate and report.failure is None
     if arbitrates and arbitrate_person(settings, person_id, params).changed(person_id):
-        report = redecide(person_id, settings, params)
+        report = redecide(settings, person_id, params)
     report.new_images = len(fresh)
     for analysis in [*fresh.values(), *references.values()]:
         report.timings.update(analysis.timings)

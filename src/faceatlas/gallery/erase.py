@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from faceatlas.gallery.index import IndexStore, index_store
 from faceatlas.names.service import forget_name
-from faceatlas.settings import Settings
+from faceatlas.settings import Settings, settings_first
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, unlink_stored
 from faceatlas.store.models import Face, Image, Job, Reference
@@ -30,8 +30,9 @@ class RemovalReport:
     index_rows_removed: int = 0
 
 
+@settings_first
 def remove_person(
-    person_id: int, settings: Settings, *, store: IndexStore | None = None
+    settings: Settings, person_id: int, *, store: IndexStore | None = None
 ) -> RemovalReport:
     """Erase a person: index rows, gallery files, crops, raw files, folders, name mapping
     entry and database rows (images, faces, attempts and jobs go with the person)."""

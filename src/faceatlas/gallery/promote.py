@@ -27,7 +27,7 @@ from faceatlas.domain.errors import EngineMismatchError, FaceAtlasError, NotFoun
 from faceatlas.domain.names import collection_key
 from faceatlas.gallery.erase import remove_person
 from faceatlas.gallery.index import ExactIndex, IndexStore, best_person, confidence, index_store
-from faceatlas.settings import Settings
+from faceatlas.settings import Settings, settings_first
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write, unlink_stored
 from faceatlas.store.models import (
@@ -100,7 +100,7 @@ def promote(
                     raise NotFoundError(f"no collection {collection!r}")
                 query = query.join(Collection).where(Collection.key == key)
             ids = list(session.scalars(query))
-    results = {pid: promote_person(pid, settings, purge=purge) for pid in ids}
+    results = {pid: promote_person(settings, pid, purge=purge) for pid in ids}
     # arbitration while promoting a later person may have taken faces from one promoted
     # earlier (re-decided, so ``curated`` again): promote those once more
     with session_scope(settings) as session:
@@ -108,54 +108,64 @@ def promote(
                  session.scalar(select(Person.state).where(Person.id == pid))
                  == PersonState.CURATED]
     for pid in again:
-        results[pid] = promote_person(pid, settings, purge=purge)
+        results[pid] = promote_person(settings, pid, purge=purge)
     return list(results.values())
 
 
+@settings_first
 def promote_person(
-    person_id: int,
     settings: Settings,
+    person_id: int,
     *,
     purge: bool = False,
     store: IndexStore | None = None,
 ) -> PromotionResult:
-    """Promote one person, or mark them ``too_few_faces`` (erase them with ``purge``)."""
-    layout = Layout(settings.home)
+    """Promote one person, or mark them ``too_few_faces`` (erase them with ``purge``).
+
+    Two steps: arbitration with the rest of the collection (which may re-decide other
+    people, each in its own transaction), then the promotion itself as one unit of work:
+    read, self-test, files, index, and the rows committed last (files → index → database).
+    """
     store = store or index_store(settings)
     params = CurateParams.from_settings(settings)
     if params.strategy == "consensus" and params.arbitrate:
         # the collection may have learnt since curation that some faces are someone else's
         arbitrate_person(settings, person_id, params)
     with session_scope(settings) as session:
-        person = get_person(session, person_id)
-        coll, name = person.collection.key, person.name
-        if person.state not in PROMOTABLE:  # re-decided into failure (references unmatched)
-            return PromotionResult(person_id, name, coll, person.state, 0)
-        accepted = _accepted_faces(session, person_id)
-        stale = session.scalars(
-            select(Face).where(
-                Face.person_id == person_id, Face.gallery_path.is_not(None),
-                Face.state != FaceState.ACCEPTED,
-            )
-        ).all()
-        plan = [(f.id, f.crop_path, f.embedding) for f in accepted]
-        tags = {(f.engine, f.model_hash) for f in accepted}
-        stale_paths = [(f.id, f.gallery_path) for f in stale]
-        old_paths = {f.id: f.gallery_path for f in accepted if f.gallery_path}
+        result = _promote(session, settings, store, person_id, purge)
+    if result.purged:  # erasing writes through its own steps, after this unit committed
+        remove_person(settings, person_id, store=store)
+    return result
+
+
+def _promote(session: Session, settings: Settings, store: IndexStore, person_id: int,
+             purge: bool) -> PromotionResult:
+    layout = Layout(settings.home)
+    person = get_person(session, person_id)
+    coll, name = person.collection.key, person.name
+    if person.state not in PROMOTABLE:  # re-decided into failure (references unmatched)
+        return PromotionResult(person_id, name, coll, person.state, 0)
+    accepted = _accepted_faces(session, person_id)
+    stale = session.scalars(
+        select(Face).where(
+            Face.person_id == person_id, Face.gallery_path.is_not(None),
+            Face.state != FaceState.ACCEPTED,
+        )
+    ).all()
+    plan = [(f.id, f.crop_path, f.embedding) for f in accepted]
+    tags = {(f.engine, f.model_hash) for f in accepted}
+    old_paths = {f.id: f.gallery_path for f in [*accepted, *stale] if f.gallery_path}
 
     result = PromotionResult(person_id, name, coll, PersonState.PROMOTED, len(plan))
     if len(plan) < settings.min_faces_to_promote:
         if purge:
-            remove_person(person_id, settings, store=store)
             result.state, result.purged = "purged", True
             return result
-        result.removed = unpromote_person(person_id, settings, store=store)
-        with session_scope(settings) as session:
-            person = get_person(session, person_id)
-            person.state = PersonState.TOO_FEW_FACES
-            person.error = (f"{len(plan)} accepted faces; promotion needs at least "
-                            f"{settings.min_faces_to_promote}")
-            person.selftest = None
+        result.removed = _unpromote(session, layout, store, person)
+        person.state = PersonState.TOO_FEW_FACES
+        person.error = (f"{len(plan)} accepted faces; promotion needs at least "
+                        f"{settings.min_faces_to_promote}")
+        person.selftest = None
         result.state = PersonState.TOO_FEW_FACES
         return result
 
@@ -170,20 +180,17 @@ def promote_person(
     trial = _with_rows(current, person_id, face_ids, vectors)
     test = _selftest(trial, person_id, face_ids, vectors,
                      settings.thresholds(tag[0]).recognize)
-    with session_scope(settings) as session:
-        if test.predicted_person_id is not None:
-            other = session.get(Person, test.predicted_person_id)
-            test.predicted_name = other.name if other else None
-            if test.passed is False:
-                test.detail = (f"face {test.face_id} was recognised as {test.predicted_name} "
-                               f"(person {test.predicted_person_id})")
+    if test.predicted_person_id is not None:
+        other = session.get(Person, test.predicted_person_id)
+        test.predicted_name = other.name if other else None
+        if test.passed is False:
+            test.detail = (f"face {test.face_id} was recognised as {test.predicted_name} "
+                           f"(person {test.predicted_person_id})")
     if test.passed is False:
-        result.removed = unpromote_person(person_id, settings, store=store)
-        with session_scope(settings) as session:
-            person = get_person(session, person_id)
-            person.state = PersonState.CURATED
-            person.selftest = asdict(test)
-            person.error = f"promotion blocked, self-test failed: {test.detail}"
+        result.removed = _unpromote(session, layout, store, person)
+        person.state = PersonState.CURATED
+        person.selftest = asdict(test)
+        person.error = f"promotion blocked, self-test failed: {test.detail}"
         result.state, result.selftest = BLOCKED, test
         return result
 
@@ -197,26 +204,20 @@ def promote_person(
             atomic_write(dest, data)
             result.written += 1
         new_paths[face_id] = layout.relative(dest)
-    for face_id, old in [*stale_paths, *old_paths.items()]:
-        if old and new_paths.get(face_id) != old:
+    for face_id, old in old_paths.items():
+        if new_paths.get(face_id) != old:
             result.removed += unlink_stored(layout, old)
 
     # 2. index: this person's rows become exactly their accepted faces
     store.update(coll, lambda index: _sync_person_rows(index, person_id, face_ids, vectors),
                  engine=tag)
 
-    # 3. the database
-    with session_scope(settings) as session:
-        person = get_person(session, person_id)
-        for face in _accepted_faces(session, person_id):
-            face.gallery_path = new_paths.get(face.id)
-        for face_id, _ in stale_paths:
-            row = session.get(Face, face_id)
-            if row is not None:
-                row.gallery_path = None
-        person.state = PersonState.PROMOTED
-        person.selftest = asdict(test)
-        person.error = None
+    # 3. the rows, committed when the unit of work ends
+    for face in [*accepted, *stale]:
+        face.gallery_path = new_paths.get(face.id)
+    person.state = PersonState.PROMOTED
+    person.selftest = asdict(test)
+    person.error = None
     result.selftest = test
     result.gallery_files = len(new_paths)
     return result
@@ -302,28 +303,26 @@ def _selftest(
 # (erasing a person altogether: erasure.py)
 
 
+@settings_first
 def unpromote_person(
-    person_id: int, settings: Settings, *, store: IndexStore | None = None
+    settings: Settings, person_id: int, *, store: IndexStore | None = None
 ) -> int:
     """Take a person out of the gallery and the index (crops and rows stay).
 
     Returns the number of gallery files removed. The state is left to the caller.
     """
-    layout = Layout(settings.home)
-    store = store or index_store(settings)
     with session_scope(settings) as session:
         person = get_person(session, person_id)
-        coll = person.collection.key
-        paths = list(session.scalars(
-            select(Face.gallery_path).where(
-                Face.person_id == person_id, Face.gallery_path.is_not(None)
-            )
-        ))
-    store.remove_person(coll, person_id)
-    removed = sum(unlink_stored(layout, p) for p in paths)
-    with session_scope(settings) as session:
-        for face in session.scalars(select(Face).where(Face.person_id == person_id)):
-            face.gallery_path = None
+        return _unpromote(session, Layout(settings.home), store or index_store(settings), person)
+
+
+def _unpromote(session: Session, layout: Layout, store: IndexStore, person: Person) -> int:
+    faces = session.scalars(select(Face).where(Face.person_id == person.id,
+                                               Face.gallery_path.is_not(None))).all()
+    store.remove_person(person.collection.key, person.id)  # recognition stops naming them
+    removed = sum(unlink_stored(layout, f.gallery_path) for f in faces if f.gallery_path)
+    for face in faces:
+        face.gallery_path = None
     return removed
 
 

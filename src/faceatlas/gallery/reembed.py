@@ -134,13 +134,13 @@ def _reembed_person(s: Settings, person_id: int, coll_id: int, pool: FacePool) -
         was = job.message.split(":", 1)[1]
     try:
         if was == PersonState.PROMOTED:
-            unpromote_person(person_id, s)  # old gallery files and index rows go
+            unpromote_person(s, person_id)  # old gallery files and index rows go
         jobs = plan_curation(s, person_id)
         update_job(s, job_id, progress=0.1)
         finish_curation(s, person_id, collect(pool.submit(jobs)))
         promoted = 0
         if was == PersonState.PROMOTED:
-            promote_person(person_id, s)
+            promote_person(s, person_id)
             promoted = 1
         finish_job(s, job_id)
         return promoted

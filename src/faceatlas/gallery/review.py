@@ -380,11 +380,11 @@ def mark_reference(settings: Settings, face_id: int, *, store: IndexStore | None
         was_promoted = person.state == PersonState.PROMOTED
     ref = add_reference(settings, person_id, face_id=face_id, source="user")
     params = CurateParams.from_settings(settings)
-    redecide(person_id, settings, params)
+    redecide(settings, person_id, params)
     if params.strategy == "consensus" and params.arbitrate:
         arbitrate_person(settings, person_id, params)
     if was_promoted:
-        promote_person(person_id, settings, store=store or index_store(settings))
+        promote_person(settings, person_id, store=store or index_store(settings))
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         assert person is not None

@@ -203,7 +203,7 @@ def promote_people(settings: Settings, people: Sequence[Named], outcome: BulkOut
         if until is not None and i and time.monotonic() > until:
             return list(people[i:])
         try:
-            result = promote_person(who.id, settings, store=store)
+            result = promote_person(settings, who.id, store=store)
         except NotFoundError:
             outcome.failed.append((who, "erased meanwhile"))
             continue
