@@ -44,14 +44,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from faceatlas.curation.identity import by_reference, by_vote, groups_of
 from faceatlas.domain.errors import NotFoundError
+from faceatlas.domain.faces import LEGACY_ENGINE, LEGACY_MODEL_HASH
 from faceatlas.faces.analyse import FaceAnalysis, FacePool, ImageAnalysis
+from faceatlas.faces.engines import ENGINES
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, hamming
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import (
-    DLIB_MODEL_HASH,
     Face,
     FaceState,
     Image,
@@ -77,9 +78,10 @@ class CurateParams:
     phash_distance: int = 10
     max_faces: int = 40
     duplicate_distance: float = DUPLICATE_DISTANCE
-    #: ensemble: parameters for the second half of each vector; a face must pass both
+    #: a composite engine (the ensemble): parameters for its second part of each vector; a
+    #: face must pass both
     check: CurateParams | None = None
-    #: ensemble: length of the first half (the primary engine's embedding)
+    #: a composite engine: length of its first part (the primary engine's embedding)
     split: int = 128
     # -- identity without chaining (fractions, so they carry over to any engine's distances)
     cluster_link: float = 1.1  # groups merge while their average distance is under this many
@@ -99,14 +101,16 @@ class CurateParams:
     ) -> CurateParams:
         """The thresholds of ``engine`` (default: the configured one)."""
         engine = engine or s.engine
-        t = s.thresholds(engine)
-        params = cls(strategy or s.strategy, t.link, t.accept, t.seed, s.seed_references,
-                     s.phash_distance, s.max_faces_per_person, t.duplicate)
-        if engine == "ensemble":
+        spec = ENGINES.get(engine)
+        if spec is not None and spec.parts:  # a composite: its first part decides, the next checks
             from dataclasses import replace
 
-            return replace(params, check=cls.from_settings(s, strategy, "dlib"))
-        return params
+            head, tail = spec.parts
+            return replace(cls.from_settings(s, strategy, head.name),
+                           check=cls.from_settings(s, strategy, tail.name), split=head.dim)
+        t = s.thresholds(engine)
+        return cls(strategy or s.strategy, t.link, t.accept, t.seed, s.seed_references,
+                   s.phash_distance, s.max_faces_per_person, t.duplicate)
 
 
 @dataclass
@@ -521,8 +525,8 @@ def _store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
                 embedding=None if f.embedding is None else f.embedding.astype(np.float32).tobytes(),
                 phash=None if f.phash is None else f"{f.phash}:{f.phash_mirror}",
                 reason=_verdict(f.box, verdicts) or f.reason or Reason.NOT_THIS_PERSON,
-                state=FaceState.REJECTED, engine=a.engine or "dlib",
-                model_hash=a.model_hash or DLIB_MODEL_HASH,
+                state=FaceState.REJECTED, engine=a.engine or LEGACY_ENGINE,
+                model_hash=a.model_hash or LEGACY_MODEL_HASH,
             ))
         # the loaded collection still lists the deleted rows: read it again when next used
         session.expire(img, ["faces"])
