@@ -180,8 +180,8 @@ def _pairwise(v: np.ndarray) -> np.ndarray:
 
 
 def verification(vectors: Sequence[np.ndarray | None], identities: Sequence[str],
-                 split: Sequence[tuple[slice, float]] | None = None) -> Verification:
-    """Genuine and impostor pair distances. ``split`` (each part of a composite engine's
+                 parts: Sequence[tuple[slice, float]] | None = None) -> Verification:
+    """Genuine and impostor pair distances. ``parts`` (each part of a composite engine's
     vectors, with its engine's threshold): a pair's score is the largest of its parts'
     distances each divided by its threshold, so a score ≤ 1 means every engine accepts it."""
     keep = [i for i, v in enumerate(vectors) if v is not None]
@@ -189,11 +189,11 @@ def verification(vectors: Sequence[np.ndarray | None], identities: Sequence[str]
         return Verification(np.zeros(0), np.zeros(0))
     v = np.stack([vectors[i] for i in keep]).astype(np.float64)
     ids = np.array([identities[i] for i in keep])
-    if split is None:
+    if parts is None:
         dist = _pairwise(v)
     else:
-        parts = [_pairwise(v[:, cols]) / threshold for cols, threshold in split]
-        dist = functools.reduce(np.maximum, parts)
+        scores = [_pairwise(v[:, cols]) / threshold for cols, threshold in parts]
+        dist = functools.reduce(np.maximum, scores)
     iu = np.triu_indices(len(keep), k=1)
     same = ids[iu[0]] == ids[iu[1]]
     d = dist[iu]
