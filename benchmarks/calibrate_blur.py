@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from faceatlas.devtools.testdata import faces_dir, testdata_dir
-from faceatlas.faces.engine import get_engine
+from faceatlas.faces.engines import EngineConfig, get_engine
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, sharpness
 from faceatlas.settings import get_settings
@@ -74,7 +74,7 @@ def sources(per_person: int, limit: int) -> list[Path]:
 
 def measure(files: list[Path], min_face: int, seed: int) -> dict[str, dict[str, list[float]]]:
     rng = random.Random(seed)
-    engine = get_engine()
+    engine = get_engine(EngineConfig("dlib"))  # dlib with the HOG detector
     out: dict[str, dict[str, list[float]]] = {"new": {k: [] for k in KINDS},
                                               "old": {k: [] for k in KINDS}}
     for f in files:

@@ -63,10 +63,11 @@ def test_same_identity_within_and_different_outside_accept_distance(
 
 def test_embeddings_are_128d_and_finite(faces_root: Path) -> None:
     """dlib's vectors on a portrait and a group photo (every face embedded, none NaN)."""
-    from faceatlas.faces.engine import get_engine
+    from faceatlas.faces.engines import EngineConfig, get_engine
     from faceatlas.faces.image import decode
 
-    engine = get_engine("hog", max_side=800, upsample=1)  # dlib: HOG detector, ResNet vectors
+    # dlib: HOG detector, ResNet vectors
+    engine = get_engine(EngineConfig("dlib", "hog", max_side=800, upsample=1))
     for path, expected in (("people/person_01/img5.jpg", 1), ("group/couple.jpg", 2)):
         rgb = decode((faces_root / path).read_bytes()).rgb
         faces = engine.detect(rgb)
@@ -78,10 +79,10 @@ def test_embeddings_are_128d_and_finite(faces_root: Path) -> None:
 @pytest.mark.slow
 def test_cnn_detector_by_setting(faces_root: Path) -> None:
     """The MMOD CNN detector (weights from face_recognition_models) behind the same protocol."""
-    from faceatlas.faces.engine import get_engine
+    from faceatlas.faces.engines import EngineConfig, get_engine
     from faceatlas.faces.image import decode
 
-    engine = get_engine("cnn", max_side=500, upsample=0)
+    engine = get_engine(EngineConfig("dlib", "cnn", max_side=500, upsample=0))
     for path, expected in (("people/person_01/img5.jpg", 1), ("group/couple.jpg", 2)):
         rgb = decode((faces_root / path).read_bytes()).rgb
         faces = engine.detect(rgb)

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faceatlas.cli import app
+from faceatlas.curation import duplicates
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.settings import Settings
 from faceatlas.store import queries
@@ -175,7 +176,7 @@ def test_person_review_puts_duplicates_under_the_face_they_copy(settings: Settin
         pid = ana.id
         other_id = other.id
 
-    p = queries.person_review(settings, pid)
+    p = duplicates.person_review(settings, pid)
     by_id = {c.id: c for c in p.accepted}
     assert [c.id for c in p.accepted] == [a1, a2]
     assert [d.id for d in by_id[a2].duplicates] == near_a2
@@ -197,7 +198,7 @@ def test_attach_duplicates_without_accepted_faces_leaves_them_all() -> None:
     src = queries.Provenance(1, None, None, None, None, "folder", "file:x", None, None, True)
     dup = queries.FaceCard(5, "rejected", "duplicate", None, 0.1, 30, False, True, src)
     copy = queries.ImageCard("duplicate", None, src)
-    faces, images = queries.attach_duplicates(
+    faces, images = duplicates.attach_duplicates(
         [], [dup], {5: np.ones(3, np.float32)}, [("abc", copy)], {"abc": [5]},
         engines={5: "sface"}, limits={"sface": 0.5})
     assert faces == [dup] and images == [copy]
@@ -216,7 +217,7 @@ def test_attach_duplicates_within_each_engines_own_distance(settings: Settings) 
         v = np.array(values, dtype=np.float32)
         return v / np.linalg.norm(v)
 
-    limits = queries._duplicate_distances(settings, ["sface", "dlib", "ensemble", "odd"])
+    limits = duplicates.duplicate_distances(settings, ["sface", "dlib", "ensemble", "odd"])
     assert limits == {"sface": settings.sface_duplicate_distance,
                       "dlib": settings.duplicate_distance,
                       "ensemble": settings.sface_duplicate_distance}
@@ -233,7 +234,7 @@ def test_attach_duplicates_within_each_engines_own_distance(settings: Settings) 
                13: ensemble(apart, 1.0)}  # whole vectors 11 apart, SFace halves 0.4
     engines = {1: "sface", 2: "dlib", 3: "ensemble", 10: "sface", 11: "dlib", 12: "sface",
                13: "ensemble"}
-    left, _ = queries.attach_duplicates(accepted, dups, vectors, [], {}, engines=engines,
+    left, _ = duplicates.attach_duplicates(accepted, dups, vectors, [], {}, engines=engines,
                                         limits=limits)
     assert [d.id for d in accepted[0].duplicates] == [10]  # sface: 0.4 is a duplicate
     assert accepted[1].duplicates == []  # dlib: 0.4 is another photo

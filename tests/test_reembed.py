@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from faceatlas.cli import app
 from faceatlas.domain.errors import EngineMismatchError
-from faceatlas.faces.sface import MODEL_HASH
+from faceatlas.faces.engines.sface import MODEL_HASH
 from faceatlas.gallery.index import index_store
 from faceatlas.gallery.promote import promote
 from faceatlas.gallery.recognize import recognize_file

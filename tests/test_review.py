@@ -10,6 +10,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
+from faceatlas.curation import duplicates
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery import review, thumbnails
 from faceatlas.gallery.index import ExactIndex, IndexStore
@@ -207,7 +208,7 @@ def test_views_show_counts_groups_and_provenance(home: Settings) -> None:
     assert sum(c.people for c in overview.by_state) == overview.people
     assert overview.last_activity is not None and overview.gallery_faces > 0
 
-    page = queries.person_review(home, person_id)
+    page = duplicates.person_review(home, person_id)
     assert face_id not in {f.id for f in page.accepted}
     groups = {g.reason: g for g in page.rejected}
     assert face_id in {f.id for f in groups["rejected_by_user"].faces}

@@ -11,10 +11,11 @@ import pytest
 
 from faceatlas.cli.base import cli_hint
 from faceatlas.domain.errors import ConfigError, EngineMismatchError
+from faceatlas.domain.faces import DLIB_MODEL_HASH
 from faceatlas.faces.analyse import AnalyseParams, FacePool, ImageAnalysis
-from faceatlas.faces.engine import DLIB_MODEL_HASH, get_engine
+from faceatlas.faces.engines import get_engine
+from faceatlas.faces.engines.sface import MODEL_HASH, RECOGNIZER_FILE, SFaceEngine, model_dir
 from faceatlas.faces.image import decode
-from faceatlas.faces.sface import MODEL_HASH, RECOGNIZER_FILE, SFaceEngine, model_dir
 from faceatlas.gallery.index import ExactIndex, IndexStore
 from faceatlas.settings import Settings
 from tests.photos import expected_faces

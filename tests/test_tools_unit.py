@@ -126,7 +126,7 @@ def test_verify_detect_and_stats_over_http(faces_root: Path, settings: Settings)
 
 
 def test_ensemble_engine_embeds_with_both_models(faces_root: Path) -> None:
-    from faceatlas.faces.engine import EngineConfig, get_engine
+    from faceatlas.faces.engines import EngineConfig, get_engine
     from faceatlas.faces.image import decode
 
     engine = get_engine(EngineConfig("ensemble"))

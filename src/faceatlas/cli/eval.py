@@ -10,7 +10,7 @@ from rich.table import Table
 
 from faceatlas.cli.base import app, console, friendly, progress_bar
 from faceatlas.domain.errors import FaceAtlasError
-from faceatlas.faces.engine import ENGINES
+from faceatlas.faces.engines import ENGINES
 from faceatlas.settings import get_settings
 
 
@@ -43,7 +43,8 @@ def eval_(
         write_report,
     )
 
-    engines = engine or ["dlib", "sface"]
+    # by default every engine with distances of its own (a composite's are its parts')
+    engines = engine or [name for name, spec in ENGINES.items() if not spec.parts]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise FaceAtlasError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
@@ -71,7 +72,7 @@ def eval_(
     if calibrate:
         # the ensemble's pair score is no engine's distance: calibrate its engines alone
         chosen = {r.engine: calibrated_thresholds(r, settings) for r in results
-                  if r.engine != "ensemble"}
+                  if not ENGINES[r.engine].parts}
         path = write_calibration(settings.calibration_path, chosen, str(folder))
         for name, values in chosen.items():
             console.print(f"calibrated {name}: " + ", ".join(f"{k} {v}" for k, v in

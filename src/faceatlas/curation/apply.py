@@ -20,6 +20,7 @@ from faceatlas.curation.references import (
     reference_vectors,
 )
 from faceatlas.domain.errors import NotFoundError
+from faceatlas.domain.faces import LEGACY_ENGINE, LEGACY_MODEL_HASH
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg
@@ -27,7 +28,6 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import (
-    DLIB_MODEL_HASH,
     Face,
     FaceState,
     Image,
@@ -103,8 +103,8 @@ def store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
                 embedding=None if f.embedding is None else f.embedding.astype(np.float32).tobytes(),
                 phash=None if f.phash is None else f"{f.phash}:{f.phash_mirror}",
                 reason=_verdict(f.box, verdicts) or f.reason or Reason.NOT_THIS_PERSON,
-                state=FaceState.REJECTED, engine=a.engine or "dlib",
-                model_hash=a.model_hash or DLIB_MODEL_HASH,
+                state=FaceState.REJECTED, engine=a.engine or LEGACY_ENGINE,
+                model_hash=a.model_hash or LEGACY_MODEL_HASH,
             ))
         # the loaded collection still lists the deleted rows: read it again when next used
         session.expire(img, ["faces"])

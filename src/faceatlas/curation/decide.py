@@ -32,12 +32,13 @@ both agree (``check``).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from faceatlas.curation.identity import by_reference, by_vote, groups_of
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
+from faceatlas.faces.engines import ENGINES
 from faceatlas.faces.quality import hamming
 from faceatlas.settings import Settings, default
 from faceatlas.store.models import (
@@ -58,9 +59,10 @@ class CurateParams:
     phash_distance: int = default("phash_distance")
     max_faces: int = default("max_faces_per_person")
     duplicate_distance: float = default("duplicate_distance")
-    #: ensemble: parameters for the second half of each vector; a face must pass both
+    #: a composite engine (the ensemble): parameters for its second part of each vector; a
+    #: face must pass both
     check: CurateParams | None = None
-    #: ensemble: length of the first half (the primary engine's embedding)
+    #: a composite engine: length of its first part (the primary engine's embedding)
     split: int = 128
     # -- identity without chaining (fractions, so they carry over to any engine's distances)
     cluster_link: float = 1.1  # groups merge while their average distance is under this many
@@ -80,14 +82,14 @@ class CurateParams:
     ) -> CurateParams:
         """The thresholds of ``engine`` (default: the configured one)."""
         engine = engine or s.engine
+        spec = ENGINES.get(engine)
+        if spec is not None and spec.parts:  # a composite: its first part decides, the next checks
+            head, tail = spec.parts
+            return replace(cls.from_settings(s, strategy, head.name),
+                           check=cls.from_settings(s, strategy, tail.name), split=head.dim)
         t = s.thresholds(engine)
-        params = cls(strategy or s.strategy, t.link, t.accept, t.seed, s.seed_references,
-                     s.phash_distance, s.max_faces_per_person, t.duplicate)
-        if engine == "ensemble":
-            from dataclasses import replace
-
-            return replace(params, check=cls.from_settings(s, strategy, "dlib"))
-        return params
+        return cls(strategy or s.strategy, t.link, t.accept, t.seed, s.seed_references,
+                   s.phash_distance, s.max_faces_per_person, t.duplicate)
 
 
 @dataclass
@@ -290,8 +292,6 @@ def _decide_both(
     exclude: Collection[tuple[int, int]] = (),
 ) -> Decisions:
     """Ensemble: decide on each engine's half of the vectors; accept only what both accept."""
-    from dataclasses import replace
-
     assert p.check is not None
 
     def half(part: slice) -> list[ImageAnalysis]:

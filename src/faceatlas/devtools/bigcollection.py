@@ -62,7 +62,7 @@ from faceatlas.store.models import (
     Reason,
 )
 
-#: SFace: 128-d, tagged with faces.sface.MODEL_HASH (a constant: no model is loaded)
+#: SFace: 128-d, tagged with faces.engines.sface.MODEL_HASH (a constant: no model is loaded)
 ENGINE = "sface"
 DIM = 128
 SHARED_FOLDER = "Bigcollection_shared"
@@ -254,7 +254,7 @@ def _advance_sequences(s: Session, models: Sequence[type[Base]]) -> None:
 
 
 def _model_hash() -> str:
-    from faceatlas.faces.sface import MODEL_HASH  # a constant: the models are not loaded
+    from faceatlas.faces.engines.sface import MODEL_HASH  # a constant: the models are not loaded
 
     return MODEL_HASH
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from faceatlas.domain.errors import ImageError
-from faceatlas.faces.engine import EngineConfig, get_engine
+from faceatlas.faces.engines import EngineConfig, get_engine
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings
@@ -112,7 +112,7 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
     if not detected and max(img.width, img.height) <= RETRY_MAX_SIDE:
         # a small web image whose face is under the detector's minimum: one more upsampling
         # pass finds it (LFW: 2 of the 6 photos missed); cheap at this size
-        detected = get_engine(p.detector, p.max_side, p.upsample + 1).detect(rgb)
+        detected = get_engine(p.engine_config().small_image_retry()).detect(rgb)
     t2 = time.perf_counter()
     good = []
     for i, face in enumerate(detected):

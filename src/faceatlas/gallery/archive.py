@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
-from faceatlas.faces.engine import EMBEDDING_DIM, ENGINES, engine_hash, index_dim
-from faceatlas.gallery.index import index_store
+from faceatlas.faces.engines import ENGINES
+from faceatlas.gallery.index import DIM, index_store
 from faceatlas.gallery.promote import search_vectors
 from faceatlas.settings import Settings
 from faceatlas.store.db import prepare_database, session_scope
@@ -134,7 +134,8 @@ def collect_manifest(settings: Settings, collection: str) -> tuple[dict[str, Any
     if len({len(v) for v in vectors}) > 1:
         raise ArchiveError(f"{key}'s faces have embeddings of different sizes: run "
                            "`faceatlas reembed` first so one engine made them all")
-    matrix = (np.stack(vectors) if vectors else np.zeros((0, EMBEDDING_DIM), np.float32))
+    # no face: an empty matrix of the index's default width
+    matrix = (np.stack(vectors) if vectors else np.zeros((0, DIM), np.float32))
     manifest["embedding_dim"] = int(matrix.shape[1])
     return manifest, matrix.astype(np.float32), files
 
@@ -243,13 +244,14 @@ def import_gallery(settings: Settings, archive: Path | IO[bytes],
         matrix = np.load(io.BytesIO(_member(tar, "embeddings.npy")), allow_pickle=False)
         for tag in manifest.get("engines", []):  # only models this installation has
             engine, model = tag.get("engine"), tag.get("model_hash")
-            if engine not in ENGINES or engine_hash(engine) != model:
+            spec = ENGINES.get(engine) if isinstance(engine, str) else None  # JSON: any type
+            if spec is None or spec.model_hash != model:
                 raise ArchiveError(
                     f"the archive's embeddings come from engine {engine!r} (model "
                     f"{str(model)[:12]}), which this installation does not have: they are not "
                     "comparable with its own")
             if matrix.dtype != np.float32 or matrix.ndim != 2 or (
-                    len(matrix) and matrix.shape[1] != index_dim(engine)):
+                    len(matrix) and matrix.shape[1] != spec.dim):
                 raise ArchiveError(f"embeddings.npy has shape {matrix.shape} {matrix.dtype}, "
                                    f"not {engine}'s")
         _check_names(tar, manifest, len(matrix))  # every name and row before any write

@@ -24,6 +24,7 @@ The report is Markdown with a ROC plot and distance histograms drawn with Pillow
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import statistics
@@ -37,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from faceatlas.domain.errors import FaceAtlasError, ImageError
-from faceatlas.faces.engine import EngineConfig, create_engine
+from faceatlas.faces.engines import ENGINES, EngineConfig, create_engine, engine_spec
 from faceatlas.faces.image import decode
 from faceatlas.gallery.index import ExactIndex, best_person
 from faceatlas.settings import Settings
@@ -179,19 +180,20 @@ def _pairwise(v: np.ndarray) -> np.ndarray:
 
 
 def verification(vectors: Sequence[np.ndarray | None], identities: Sequence[str],
-                 split: tuple[float, float] | None = None) -> Verification:
-    """Genuine and impostor pair distances. ``split`` (the two thresholds of an ensemble's
-    halves): a pair's score is the larger of its two distances each divided by its engine's
-    threshold, so a score ≤ 1 means both engines accept the pair."""
+                 parts: Sequence[tuple[slice, float]] | None = None) -> Verification:
+    """Genuine and impostor pair distances. ``parts`` (each part of a composite engine's
+    vectors, with its engine's threshold): a pair's score is the largest of its parts'
+    distances each divided by its threshold, so a score ≤ 1 means every engine accepts it."""
     keep = [i for i, v in enumerate(vectors) if v is not None]
     if len(keep) < 2:
         return Verification(np.zeros(0), np.zeros(0))
     v = np.stack([vectors[i] for i in keep]).astype(np.float64)
     ids = np.array([identities[i] for i in keep])
-    if split is None:
+    if parts is None:
         dist = _pairwise(v)
     else:
-        dist = np.maximum(_pairwise(v[:, :128]) / split[0], _pairwise(v[:, 128:]) / split[1])
+        scores = [_pairwise(v[:, cols]) / threshold for cols, threshold in parts]
+        dist = functools.reduce(np.maximum, scores)
     iu = np.triu_indices(len(keep), k=1)
     same = ids[iu[0]] == ids[iu[1]]
     d = dist[iu]
@@ -317,13 +319,15 @@ def evaluate_engine(
     emb = embed_samples(samples, engine, settings, progress)
     identities = [s.identity for s in samples]
     vectors = emb.vectors
-    configured = settings.thresholds(engine).recognize
-    if engine == "ensemble":
-        # pairs: both engines must accept (score = max of distance/threshold, accept at 1);
-        # identification searches the SFace half, as the product does
-        ver = verification(vectors, identities,
-                           (configured, settings.thresholds("dlib").recognize))
-        vectors = [None if v is None else v[:128] for v in vectors]
+    spec = engine_spec(engine)
+    configured = settings.thresholds(spec.search.name).recognize
+    if spec.parts:
+        # pairs: every engine must accept (score = max of distance/threshold, accept at 1);
+        # identification searches the first part (the ensemble's SFace), as the product does
+        ver = verification(vectors, identities, [
+            (cols, settings.thresholds(part.name).recognize)
+            for part, cols in spec.part_slices()])
+        vectors = [None if v is None else spec.search_part(v) for v in vectors]
         configured_pairs = 1.0
     else:
         ver = verification(vectors, identities)
@@ -337,7 +341,7 @@ def evaluate_engine(
     )
     result.pair_threshold = configured_pairs
     at = threshold if threshold is not None else configured_pairs
-    if engine == "ensemble":  # from pair-score units back to SFace distances
+    if spec.parts:  # from pair-score units back to the searched part's distances
         at *= configured
     result.identification = identification(vectors, identities, at)
     result.identification_configured = identification(vectors, identities, configured)
@@ -450,10 +454,13 @@ def write_report(
             "",
             "| FAR | threshold | TAR |", "|---:|---:|---:|",
         ]
-        if r.engine == "ensemble":
+        spec = ENGINES.get(r.engine)
+        if spec is not None and spec.parts:
+            labels = ", ".join(p.label for p in spec.parts)
             lines[-2:-2] = ["Pair score: the larger of each engine's distance divided by its "
-                            "recognise threshold (SFace, dlib): ≤ 1 when both engines accept "
-                            "the pair. Identification searches the SFace half.", ""]
+                            f"recognise threshold ({labels}): ≤ 1 when both engines accept "
+                            f"the pair. Identification searches the {spec.search.label} half.",
+                            ""]
         for far in FAR_POINTS:
             t = v.threshold_at_far(far)
             lines.append(f"| {far:g} | {_fmt(t)} | "

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faceatlas.domain.errors import EngineMismatchError, StorageError
+from faceatlas.domain.faces import LEGACY_ENGINE, LEGACY_MODEL_HASH
 from faceatlas.settings import Settings
 from faceatlas.store.files import Layout
 
@@ -354,9 +355,7 @@ class ExactIndex:
         index._face_ids, index._person_ids = face_ids, person_ids
         index._n = len(vectors)
         if engine is None and len(vectors):  # written before engine tags: dlib's vectors
-            from faceatlas.faces.engine import DLIB_MODEL_HASH
-
-            engine, model_hash = "dlib", DLIB_MODEL_HASH
+            engine, model_hash = LEGACY_ENGINE, LEGACY_MODEL_HASH
         index.engine, index.model_hash = engine or None, model_hash or None
         return index
 

@@ -25,6 +25,7 @@ from faceatlas.curation.arbitrate import arbitrate_person
 from faceatlas.curation.decide import CurateParams
 from faceatlas.domain.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
+from faceatlas.faces.engines import ENGINES
 from faceatlas.gallery.erase import remove_person
 from faceatlas.gallery.index import ExactIndex, IndexStore, best_person, confidence, index_store
 from faceatlas.settings import Settings, settings_first
@@ -235,9 +236,10 @@ def search_vectors(
             "run `faceatlas reembed` to analyse them all with one engine"
         )
     ((engine, model_hash),) = tags
-    if engine == "ensemble":
-        return ("sface", model_hash.split("+")[0]), np.ascontiguousarray(vectors[:, :128])
-    return (engine, model_hash), vectors
+    spec = ENGINES.get(engine)
+    if spec is None or not spec.parts:  # an engine alone (or unknown here): as stored
+        return (engine, model_hash), vectors
+    return spec.search_tag(model_hash), np.ascontiguousarray(spec.search_part(vectors))
 
 
 def _sync_person_rows(

@@ -28,8 +28,9 @@ import numpy as np
 from sqlalchemy import select
 
 from faceatlas.domain.errors import BusyError, NotFoundError
+from faceatlas.domain.faces import DetectedFace
 from faceatlas.domain.names import collection_key
-from faceatlas.faces.engine import DetectedFace, EngineConfig, FaceEngine, create_engine
+from faceatlas.faces.engines import EngineConfig, FaceEngine, create_engine, engine_spec
 from faceatlas.faces.image import Decoded, decode, open_image
 from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
 from faceatlas.gallery.promote import SEARCH_K, gallery_identity
@@ -104,13 +105,15 @@ class Recognition:
 
 
 def recognition_config(settings: Settings) -> EngineConfig:
-    """The engine recognition runs. The ensemble's index holds SFace vectors, so an ensemble
-    server recognises with SFace alone (dlib only double-checks curation)."""
+    """The engine recognition runs: the one whose vectors the index holds (the ensemble's
+    index holds SFace vectors, so an ensemble server recognises with SFace alone; dlib only
+    double-checks curation)."""
     cfg = EngineConfig.from_settings(settings, recognize_upsample(settings))
-    if cfg.name == "ensemble":
+    search = engine_spec(cfg.name).search
+    if search.name != cfg.name:
         from dataclasses import replace
 
-        cfg = replace(cfg, name="sface")
+        cfg = replace(cfg, name=search.name)
     return cfg
 
 
@@ -131,7 +134,8 @@ class EnginePool:
     def __init__(self, settings: Settings, size: int, *, queue_limit: int | None = None,
                  wait_seconds: float | None = None) -> None:
         self.config = recognition_config(settings)
-        if self.config.name != "dlib" and size > 1:
+        self.spec = engine_spec(self.config.name)
+        if self.spec.opencv_threads and size > 1:
             # concurrency comes from the pool (one engine per request); OpenCV's own thread
             # pool on top would oversubscribe the cores and slow every request down
             import cv2
@@ -273,7 +277,7 @@ def recognize_bytes(
     width, height = img.full_size
     out = Recognition(coll, width, height, threshold=threshold,
                       image=img.rgb if keep_image else None,
-                      unit_vectors=engines.config.name != "dlib")
+                      unit_vectors=engines.spec.unit_vectors)
     out.faces = [FaceMatch(full_box(f.box, img.scale, width, height)) for f in detected]
     if not detected:
         return out

@@ -23,7 +23,7 @@ from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.analyse import FacePool, face_pool
-from faceatlas.faces.engine import ENGINES, engine_hash
+from faceatlas.faces.engines import ENGINES
 from faceatlas.gallery.index import index_store
 from faceatlas.gallery.promote import promote_person, unpromote_person
 from faceatlas.settings import Settings
@@ -53,11 +53,6 @@ class ReembedReport:
     indexes_reset: list[str] = field(default_factory=list)
 
 
-def search_engine(engine: str) -> str:
-    """The engine whose vectors an index holds (the ensemble's index holds SFace's)."""
-    return "sface" if engine == "ensemble" else engine
-
-
 def reembed(
     settings: Settings,
     engine: str,
@@ -82,7 +77,8 @@ def reembed(
             .order_by(Person.id))]
     report = ReembedReport(engine, people=len(people))
     store = index_store(s)
-    tag = (search_engine(engine), engine_hash(search_engine(engine)))
+    search = ENGINES[engine].search  # whose vectors the index holds (the ensemble: SFace's)
+    tag = (search.name, search.model_hash)
     for _, key in colls:
         if store.path(key).exists() and (store.get(key).engine, store.get(key).model_hash) != tag:
             store.update(key, lambda index: index.reset(*tag))

@@ -22,9 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: model hash of dlib's ResNet descriptor (faces.engine.DLIB_MODEL_HASH; repeated here so the
-#: schema does not import the engines)
-DLIB_MODEL_HASH = "55533b28a958"
+from faceatlas.domain.faces import LEGACY_ENGINE, LEGACY_MODEL_HASH
 
 
 def utcnow() -> datetime:
@@ -291,9 +289,10 @@ class Face(Base):
     gallery_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # which engine and model made ``embedding`` (rows from before engine tags: dlib)
-    engine: Mapped[str] = mapped_column(String(20), default="dlib", server_default="dlib")
+    engine: Mapped[str] = mapped_column(String(20), default=LEGACY_ENGINE,
+                                        server_default=LEGACY_ENGINE)
     model_hash: Mapped[str] = mapped_column(
-        String(64), default=DLIB_MODEL_HASH, server_default=DLIB_MODEL_HASH
+        String(64), default=LEGACY_MODEL_HASH, server_default=LEGACY_MODEL_HASH
     )
     # -- arbitration: the person this face belongs to instead (reason other_person), and why
     other_person_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

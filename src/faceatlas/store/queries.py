@@ -4,13 +4,11 @@ thing everywhere (one accepted-face expression, one reason order). Nothing here 
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import numpy as np
 from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -621,6 +619,20 @@ class PersonReview:
     native_name: str | None = None
     #: a failed self-test: who the held-out face was recognised as (id, name)
     selftest_person: tuple[int, str] | None = None
+    #: as stored: what folding the duplicate group under the faces they copy needs
+    duplicate_rows: DuplicateRows | None = field(default=None, repr=False)
+
+
+@dataclass
+class DuplicateRows:
+    """A person's near-duplicates as stored (the caller measures them: curation.duplicates)."""
+
+    #: face id → (the engine that measured it, its float32 embedding bytes)
+    embeddings: dict[int, tuple[str, bytes]]
+    #: byte copies of a photo (never analysed): (sha256, card); also in the duplicate group
+    copies: list[tuple[str | None, ImageCard]]
+    #: sha256 → the face ids of the analysed photo with those bytes
+    faces_of_bytes: dict[str, list[int]]
 
 
 def _provenance(img: Image) -> Provenance:
@@ -629,9 +641,11 @@ def _provenance(img: Image) -> Provenance:
                       img.licence, img.author)
 
 
-def person_review(settings: Settings, person_id: int) -> PersonReview:
-    """Everything a person's page shows: accepted faces best first, each with the duplicates
-    curation set aside for it (see `attach_duplicates`), the rest by reason."""
+def read_person_review(settings: Settings, person_id: int) -> PersonReview:
+    """Everything a person's page shows, as stored: accepted faces best first, the rest by
+    reason. Near-duplicates are all in the ``duplicate`` group with ``duplicate_rows`` to
+    put each under the face it copies (curation.duplicates.person_review does, measuring
+    embeddings: the store does no embedding maths)."""
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         if person is None:
@@ -644,8 +658,7 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             Reference.person_id == person_id, Reference.face_id.is_not(None))))
         accepted: list[FaceCard] = []
         groups: dict[str, ReasonGroup] = {}
-        vectors: dict[int, np.ndarray] = {}
-        engines: dict[int, str] = {}  # face id → the engine that measured it
+        embeddings: dict[int, tuple[str, bytes]] = {}  # face id → (its engine, its vector)
         image_faces: dict[int, list[int]] = {}  # image id → its face ids
         copies: list[tuple[str | None, ImageCard]] = []  # byte copies: (sha256, card)
         sha_image: dict[str, int] = {}  # sha256 → the analysed image with those bytes
@@ -656,8 +669,7 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
                                 f.gallery_path is not None, f.embedding is not None, source,
                                 f.detail, f.id in refs)
                 if f.embedding is not None:
-                    vectors[f.id] = np.frombuffer(f.embedding, dtype=np.float32)
-                    engines[f.id] = f.engine
+                    embeddings[f.id] = (f.engine, f.embedding)
                 image_faces.setdefault(img.id, []).append(f.id)
                 if f.state == FaceState.ACCEPTED:
                     accepted.append(card)
@@ -674,15 +686,9 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
                 else:
                     groups.setdefault(reason, ReasonGroup(reason)).images.append(card_i)
         accepted.sort(key=lambda c: (-c.quality, c.id))
-        dup_group = groups.get(Reason.DUPLICATE, ReasonGroup(Reason.DUPLICATE))
-        left_faces, left_images = attach_duplicates(
-            accepted, dup_group.faces, vectors, copies,
-            {sha: image_faces[i] for sha, i in sha_image.items()}, engines=engines,
-            limits=_duplicate_distances(settings, set(engines.values())))
-        attached = len(dup_group.faces) + len(copies) - len(left_faces) - len(left_images)
-        if dup_group.faces or copies:
-            groups[Reason.DUPLICATE] = ReasonGroup(Reason.DUPLICATE, left_faces, left_images,
-                                                   attached)
+        if copies:
+            groups.setdefault(Reason.DUPLICATE, ReasonGroup(Reason.DUPLICATE)).images.extend(
+                card_i for _, card_i in copies)
         order = {r: i for i, r in enumerate(GROUP_ORDER)}
         rejected = sorted(groups.values(), key=lambda g: (order.get(g.reason, 99), g.reason))
         return PersonReview(
@@ -690,83 +696,9 @@ def person_review(settings: Settings, person_id: int) -> PersonReview:
             list(person.occupations or []), person.country, person.selftest,
             _aware(person.updated_at), accepted, rejected, len(images),
             settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
-            person.wikidata_qid, person.native_name, _selftest_person(session, person.selftest))
-
-
-def attach_duplicates(
-    accepted: list[FaceCard],
-    duplicates: list[FaceCard],
-    vectors: dict[int, np.ndarray],
-    copies: list[tuple[str | None, ImageCard]],
-    faces_of_bytes: dict[str, list[int]],
-    *,
-    engines: Mapping[int, str],
-    limits: Mapping[str, float],
-) -> tuple[list[FaceCard], list[ImageCard]]:
-    """Put each duplicate under the accepted face it copies; return those that have none.
-
-    Curation stores no "duplicate of" link, so it is found again here: a near-duplicate face
-    goes under the accepted face nearest by embedding (Euclidean, as curation measured it;
-    only faces of one engine — ``engines``: face id → engine — and one vector length
-    compare), if it is within that engine's duplicate distance (``limits``: engine →
-    distance; the ensemble's vectors by their SFace half, as the index searches them).
-    Otherwise it stays in the duplicate group: the face it copied was rejected since, and
-    the nearest accepted face is another photo. A byte copy of a photo (never analysed) goes
-    under the accepted face of the photo it copies (``faces_of_bytes``: sha256 → that photo's
-    face ids), or under the face that photo's own duplicate face went to.
-    """
-    by_id = {c.id: c for c in accepted}
-    home: dict[int, int] = {c.id: c.id for c in accepted}  # face id → accepted face shown
-    rank = {c.id: i for i, c in enumerate(accepted)}  # best first
-
-    # engine and vector length: only faces of the same kind compare
-    kinds = {f: (engines[f], len(v)) for f, v in vectors.items() if engines.get(f) in limits}
-    measured = [c for c in accepted if c.id in kinds]
-    for group in {kinds[c.id] for c in measured}:
-        engine = group[0]
-        same = [c for c in measured if kinds[c.id] == group]
-        matrix = _comparable(engine, np.stack([vectors[c.id] for c in same]))
-        for d in duplicates:
-            if d.id in home or kinds.get(d.id) != group:
-                continue
-            distances = np.linalg.norm(matrix - _comparable(engine, vectors[d.id][None]),
-                                       axis=1)
-            nearest = int(np.argmin(distances))
-            if distances[nearest] <= limits[engine]:
-                host = same[nearest]
-                host.duplicates.append(d)
-                home[d.id] = host.id
-    left_faces = [d for d in duplicates if d.id not in home]
-    left_images: list[ImageCard] = []
-    for sha, card in copies:
-        hosts = [home[f] for f in faces_of_bytes.get(sha or "", []) if f in home]
-        if hosts:
-            # several faces in the copied photo: under the best of them (accepted is sorted)
-            best = min(hosts, key=rank.__getitem__)
-            by_id[best].copies.append(card)
-        else:
-            left_images.append(card)
-    return left_faces, left_images
-
-
-def _comparable(engine: str, vectors: np.ndarray) -> np.ndarray:
-    """The part of stored vectors that duplicate distances measure: the ensemble's
-    [SFace | dlib] vectors by their SFace half (its thresholds are SFace's)."""
-    return vectors[:, :_SFACE_DIM] if engine == "ensemble" else vectors
-
-
-#: the length of an SFace embedding, the first half of an ensemble vector
-_SFACE_DIM = 128
-
-
-def _duplicate_distances(settings: Settings, engines: Iterable[str]) -> dict[str, float]:
-    """Each engine's near-duplicate distance (an engine this installation does not know has
-    none: its faces are compared with nothing)."""
-    out = {}
-    for engine in engines:
-        with contextlib.suppress(ValueError):
-            out[engine] = settings.thresholds(engine).duplicate
-    return out
+            person.wikidata_qid, person.native_name, _selftest_person(session, person.selftest),
+            DuplicateRows(embeddings, copies,
+                          {sha: image_faces[i] for sha, i in sha_image.items()}))
 
 
 def _selftest_person(session: Session, selftest: dict[str, object] | None

@@ -1,7 +1,7 @@
 """One pass over a video: sampled frames → faces (detect, quality, embed) → tracks.
 
 The engine is used only through the ``FaceEngine`` protocol (detect / embed / chip), so any
-engine behind ``faces.engine.get_engine`` works. Distances are Euclidean between stored
+engine behind ``faces.engines.get_engine`` works. Distances are Euclidean between stored
 embeddings; the thresholds come from the settings (curation's link/accept distances).
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faceatlas.faces.engine import DetectedFace, EngineConfig, FaceEngine, get_engine
+from faceatlas.domain.faces import DetectedFace
+from faceatlas.faces.engines import EngineConfig, FaceEngine, engine_spec, get_engine
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings
 from faceatlas.video.reader import VideoError, VideoInfo, VideoReader
@@ -56,11 +57,11 @@ def video_upsample(settings: Settings) -> int:
 
 def video_engine(settings: Settings, *, for_search: bool = False) -> FaceEngine:
     """The process-wide engine for video work (one copy of the models per configuration).
-    ``for_search``: the ensemble's index holds SFace vectors, so recognition tracks with SFace
-    alone (as photo recognition does)."""
+    ``for_search``: the engine whose vectors the index holds (the ensemble's holds SFace's),
+    so recognition tracks with SFace alone (as photo recognition does)."""
     cfg = EngineConfig.from_settings(settings, video_upsample(settings))
-    if for_search and cfg.name == "ensemble":
-        cfg = replace(cfg, name="sface")
+    if for_search:
+        cfg = replace(cfg, name=engine_spec(cfg.name).search.name)
     return get_engine(cfg)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
-from faceatlas.faces.engine import FaceEngine
+from faceatlas.faces.engines import FaceEngine
 from faceatlas.gallery.index import IndexStore
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope

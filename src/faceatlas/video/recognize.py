@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from faceatlas.faces.engine import FaceEngine
+from faceatlas.faces.engines import FaceEngine
 from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
 from faceatlas.gallery.promote import SEARCH_K
 from faceatlas.gallery.recognize import existing_collection

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceatlas.faces.engines import ENGINES
+
 
 @dataclass(eq=False)
 class Observation:
@@ -96,13 +98,15 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 def frontal_score(landmarks: np.ndarray, engine: str) -> float:
     """1 when the nose sits midway between the eyes, falling to 0 in profile.
 
-    Point order differs by engine: dlib's 5 points are two corners of each eye then the nose;
-    the common 5-point layout (YuNet/SFace, RetinaFace) is right eye, left eye, nose, mouth.
+    Point order differs by engine (``EngineSpec.landmarks``): dlib's 5 points are two corners
+    of each eye then the nose; the common 5-point layout (YuNet/SFace, RetinaFace) is right
+    eye, left eye, nose, mouth.
     """
     pts = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
     if len(pts) < 3:
         return 0.5
-    if engine == "dlib" and len(pts) == 5:
+    spec = ENGINES.get(engine)
+    if spec is not None and spec.landmarks == "dlib" and len(pts) == 5:
         eye_a, eye_b, nose = pts[0:2].mean(axis=0), pts[2:4].mean(axis=0), pts[4]
     else:
         eye_a, eye_b, nose = pts[0], pts[1], pts[2]

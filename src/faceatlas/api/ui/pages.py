@@ -39,6 +39,7 @@ from faceatlas.api.ui.csrf import (
     token_fingerprints,
 )
 from faceatlas.api.uploads import read_upload
+from faceatlas.curation.duplicates import person_review
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery import review
 from faceatlas.gallery.erase import remove_person
@@ -187,7 +188,7 @@ def collections(request: Request, ctx: Ctx, session: Session,
 def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
            done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None) -> Response:
     check_person(session.principal, ctx.settings, person_id)
-    data = queries.person_review(ctx.settings, person_id)
+    data = person_review(ctx.settings, person_id)
     who = data.selftest_person[1] if data.selftest_person else "another person"
     return render(request, "person.html", {
         "session": session, "p": data, "flash": flash(done, n, who=who), "nav": "collections",
@@ -298,7 +299,7 @@ _PROMOTE_CODES = frozenset({"promoted", "too_few_faces", "blocked", "failed"})
 @router.post("/people/{person_id}/promote")
 def promote(ctx: Ctx, session: Checked, person_id: Id) -> Response:
     check_person(session.principal, ctx.settings, person_id)
-    data = queries.person_review(ctx.settings, person_id)
+    data = person_review(ctx.settings, person_id)
     if data.state not in queries.PROMOTABLE:
         raise Problem(409, "Not promotable", f"{data.name} is {data.state.replace('_', ' ')}: "
                       "only curated people can be promoted.", f"/ui/people/{person_id}")

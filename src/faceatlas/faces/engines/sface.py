@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 
 from faceatlas.domain.errors import ConfigError
-from faceatlas.faces.engine import EMBEDDING_DIM, DetectedFace
+from faceatlas.domain.faces import DetectedFace
+from faceatlas.faces.engines.base import EngineConfig, EngineSpec
+
+EMBEDDING_DIM = 128
 
 DETECTOR_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 RECOGNIZER_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
@@ -203,3 +206,12 @@ class SFaceEngine:
     def chip(self, rgb: np.ndarray, face: DetectedFace, size: int = 150) -> np.ndarray:
         """The face aligned on the template, with dlib's chip padding (0.25): size×size RGB."""
         return align(rgb, face.landmarks, size, padding=0.25)
+
+
+def build(cfg: EngineConfig) -> SFaceEngine:
+    return SFaceEngine(cfg.sface_max_side, cfg.sface_score,
+                       None if cfg.models is None else Path(cfg.models))
+
+
+SPEC = EngineSpec("sface", "SFace", MODEL_HASH, EMBEDDING_DIM, build,
+                  unit_vectors=True, opencv_threads=True, landmarks="common")
