@@ -31,6 +31,10 @@ def get_ctx(request: Request) -> ApiContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
+#: the app context as a route parameter (API routes and UI pages alike)
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+
+
 # An API-key header rather than HTTPBearer: old clients send the raw token without "Bearer ".
 _authorization = APIKeyHeader(
     name="Authorization", auto_error=False, scheme_name="token",

@@ -7,9 +7,9 @@ from dataclasses import asdict
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
 
-from faceatlas.api.deps import ApiContext, Caller, get_ctx
+from faceatlas.api.deps import Caller, Ctx
 from faceatlas.api.schemas import (
     CollectionOut,
     CollectStarted,
@@ -38,7 +38,7 @@ MAX_ENROL_FILES = 50
 
 
 @router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
-def collections(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller) -> Any:
+def collections(ctx: Ctx, caller: Caller) -> Any:
     """Every collection (of the token's) with its counts of people and faces, and its index
     size."""
     out = []
@@ -52,7 +52,7 @@ def collections(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller) ->
 
 @router.get("/people", response_model=list[PersonOut], tags=["people"])
 def people(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     collection: Annotated[str | None, Query(max_length=100)] = None,
     state: Annotated[str | None, Query(max_length=30)] = None,
@@ -68,14 +68,14 @@ def people(
 
 
 @router.get("/people/{person_id}", response_model=PersonDetail, tags=["people"])
-def person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, person_id: Id) -> Any:
+def person(ctx: Ctx, caller: Caller, person_id: Id) -> Any:
     """One person: counts, state, error and the last promotion self-test."""
     check_person(caller, ctx.settings, person_id)
     return PersonDetail.model_validate(queries.person_detail(ctx.settings, person_id))
 
 
 @router.delete("/people/{person_id}", response_model=Removal, tags=["people"])
-def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+def delete_person(ctx: Ctx, caller: Caller,
                   person_id: Id) -> Any:
     """Erase a person: rows, raw files, crops, gallery files and index entries."""
     check_person(caller, ctx.settings, person_id)
@@ -83,7 +83,7 @@ def delete_person(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
 
 
 @router.get("/people/{person_id}/faces", response_model=list[ImageOut], tags=["people"])
-def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+def person_faces(ctx: Ctx, caller: Caller,
                  person_id: Id) -> Any:
     """Every candidate image of the person with its faces and the decision about each."""
     check_person(caller, ctx.settings, person_id)
@@ -92,7 +92,7 @@ def person_faces(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
 
 @router.get("/jobs", response_model=list[JobOut], tags=["jobs"])
 def jobs(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     state: Annotated[str | None, Query(max_length=20)] = None,
     kind: Annotated[str | None, Query(max_length=30)] = None,
@@ -107,14 +107,14 @@ def jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
-def job(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, job_id: Id) -> Any:
+def job(ctx: Ctx, caller: Caller, job_id: Id) -> Any:
     check_job(caller, ctx.settings, job_id)
     return JobOut.model_validate(queries.get_job(ctx.settings, job_id))
 
 
 @router.post("/recognize", response_model=Recognition, tags=["recognition"])
 def recognize(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     image: Annotated[UploadFile, File(description="The photo.")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
@@ -133,7 +133,7 @@ def recognize(
 
 @router.post("/recognize/video", status_code=202, tags=["recognition"])
 def recognize_video(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     video: Annotated[UploadFile, File(description="The clip (MP4, MOV, WebM, MKV …).")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
@@ -152,7 +152,7 @@ def recognize_video(
 
 
 @router.get("/recognize/video/{job_id}", tags=["recognition"])
-def recognize_video_job(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+def recognize_video_job(ctx: Ctx, caller: Caller,
                         job_id: Id) -> Any:
     """A video job: state, progress (0–1), message, error, and the result once done."""
     from faceatlas.video.jobs import video_job
@@ -163,7 +163,7 @@ def recognize_video_job(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Ca
 
 @router.post("/people", response_model=Enrolment, tags=["people"])
 def enrol(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     name: Annotated[str, Form(min_length=1, max_length=200, description="Full name.")],
     files: Annotated[list[UploadFile], File(description="Photos of the person.")],
@@ -232,7 +232,7 @@ def enrol(
 
 
 @router.post("/faces/{face_id}/reference", tags=["people"])
-def face_reference(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+def face_reference(ctx: Ctx, caller: Caller,
                    face_id: Id) -> Any:
     """"This is them": the face becomes a trusted reference of its person, who is re-decided
     around it (the identity is the face group nearest the references; none near → failed
@@ -245,7 +245,7 @@ def face_reference(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
 
 @router.post("/people/{person_id}/references", tags=["people"])
 def person_reference(
-    ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller, person_id: Id,
+    ctx: Ctx, caller: Caller, person_id: Id,
     url: Annotated[str, Form(min_length=8, max_length=2000,
                              description="http(s) URL of a photo of the person.")],
 ) -> Any:
@@ -258,7 +258,7 @@ def person_reference(
 
 @router.post("/people/{person_id}/collect", status_code=202, response_model=CollectStarted,
              tags=["people"])
-def collect(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller,
+def collect(ctx: Ctx, caller: Caller,
             person_id: Id) -> Any:
     """Collect the person again now (search, download, curate): on the Celery queue when
     ``FACEATLAS_BROKER_URL`` is set, else on this server's background thread. The job is

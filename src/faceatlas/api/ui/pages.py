@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from PIL import Image as PILImage
 
 from faceatlas.api import sessions
-from faceatlas.api.deps import ApiContext
+from faceatlas.api.deps import ApiContext, Ctx
 from faceatlas.api.tokens import check_face, check_job, check_person
 from faceatlas.api.ui.base import (
     FormId,
@@ -31,7 +31,6 @@ from faceatlas.api.ui.csrf import (
     LOGIN_COOKIE,
     Checked,
     CsrfFailed,
-    Ctx,
     Session,
     UiSession,
     safe_next,
