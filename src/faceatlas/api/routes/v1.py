@@ -275,7 +275,3 @@ def collect(ctx: Ctx, caller: Caller,
     job_id = started.jobs[person_id]
     return CollectStarted(person_id=person_id, job_id=job_id, runner=started.runner,
                           status_url=f"/api/v1/jobs/{job_id}")
-
-
-def _missing(person_id: int) -> Any:
-    raise NotFoundError(f"no person with id {person_id}")
