@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict
-from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
@@ -23,9 +21,8 @@ from faceatlas.api.schemas import (
 )
 from faceatlas.api.tokens import check_face, check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
-from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery.erase import remove_person
-from faceatlas.gallery.promote import promote_person
 from faceatlas.gallery.recognize import face_dict, recognize_bytes
 from faceatlas.store import queries
 from faceatlas.store.models import JobState
@@ -173,9 +170,7 @@ def enrol(
     """Enrol a person from uploaded photos: store them, curate (every photo gets a decision),
     optionally promote. Any unusable upload refuses the whole batch, so nothing is half-done."""
     from faceatlas.domain.names import InvalidNameError
-    from faceatlas.faces.analyse import face_pool
-    from faceatlas.jobs.importer import enrol_person
-    from faceatlas.store.jobs import finish_job, start_job
+    from faceatlas.jobs.enrol import enrol_upload
     from faceatlas.store.people import prepare_person
 
     settings = ctx.settings
@@ -190,39 +185,17 @@ def enrol(
         raise HTTPException(413, f"at most {MAX_ENROL_FILES} files per request")
     checked = [check_image(f, settings.max_upload_bytes, settings.max_pixels,
                            settings.decode_max_bytes) for f in files]
-    # an engine slot first (bounded queue, 503 when full), so enrolments' decodes count
-    # against the same budget as recognitions'; then take turns on curation's engine
-    with ctx.engines.engine(), ctx.enrol_lock, \
-            tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp, \
-            face_pool(settings, background=True) as pool:
-        paths = []
-        for c in checked:  # names are unique per content, so re-uploads are recognised
-            path = FsPath(tmp) / c.name
-            path.write_bytes(c.data)
-            paths.append(path)
-        # a different name that looks like a known one is a new person, and the answer
-        # says whom it resembles (never merged: only a person can tell)
-        enrolment = enrol_person(settings, collection or settings.default_collection, name,
-                                 paths, source="upload", pool=pool, check_duplicates=True)
-        person_id, coll_key, suspects = (enrolment.person_id, enrolment.collection,
-                                         enrolment.suspects)
-        job_id = start_job(settings, "enrol", person_id, enrolment.collection_id)
-        try:
-            report = enrolment.finish()
-            promotion = promote_person(person_id, settings, store=ctx.store) if promote else None
-        except FaceAtlasError as exc:
-            finish_job(settings, job_id, error=f"{exc.code}: {exc}")
-            raise
-        except Exception as exc:
-            finish_job(settings, job_id, error=f"internal error: {type(exc).__name__}")
-            raise
-        finish_job(settings, job_id)
+    # names are unique per content, so re-uploads are recognised
+    done = enrol_upload(settings, collection, name, [(c.name, c.data) for c in checked],
+                        promote=promote, store=ctx.store, engines=ctx.engines,
+                        lock=ctx.enrol_lock)
+    report, promotion = done.report, done.promotion
     return {
-        "person_id": person_id, "person": report.person, "collection": coll_key,
-        "job_id": job_id, "candidates": report.candidates, "accepted": report.accepted,
+        "person_id": done.person_id, "person": report.person, "collection": done.collection,
+        "job_id": done.job_id, "candidates": report.candidates, "accepted": report.accepted,
         "new_images": report.new_images, "reasons": dict(report.reasons),
-        "warnings": [f"{name!r} looks like {s!r}, a different person in {coll_key}: enrolled "
-                     "as a separate person" for s in suspects],
+        "warnings": [f"{name!r} looks like {s!r}, a different person in {done.collection}: "
+                     "enrolled as a separate person" for s in done.suspects],
         "promotion": None if promotion is None else {
             "state": promotion.state, "faces": promotion.faces,
             "gallery_files": promotion.gallery_files,
