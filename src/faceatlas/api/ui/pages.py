@@ -175,8 +175,7 @@ def collections(request: Request, ctx: Ctx, session: Session,
                 ) -> Response:
     overview = [c for c in queries.collections_overview(ctx.settings)
                 if session.principal.allows(c.key)]
-    index_faces = {c.key: (len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0)
-                   for c in overview}
+    index_faces = {c.key: ctx.store.size(c.key) for c in overview}
     return render(request, "collections.html", {
         "session": session, "collections": overview, "index_faces": index_faces,
         "flash": flash(done, n), "nav": "collections"})
