@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI
 from faceatlas.api import docs, errors
 from faceatlas.api.deps import ApiContext, require_token
 from faceatlas.api.guard import AuthGate
-from faceatlas.api.routes import excel, seed, tools, v1
+from faceatlas.api.routes import ROUTERS
 from faceatlas.api.schemas import Health
 from faceatlas.api.sessions import LoginLimiter, check_tokens
 from faceatlas.domain.errors import ConfigError
@@ -86,10 +86,8 @@ def create_app(
         return Health(status="ok")
 
     protected = [Depends(require_token)]
-    app.include_router(seed.router, dependencies=protected)
-    app.include_router(v1.router, dependencies=protected)
-    app.include_router(tools.router, dependencies=protected)
-    app.include_router(excel.router, dependencies=protected)
+    for router in ROUTERS:
+        app.include_router(router, dependencies=protected)
     from faceatlas.api import ui  # review pages: cookie log-in with the same tokens, CSRF
 
     app.include_router(ui.router)

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
 
 from faceatlas.api.tokens import ADMIN, Principal, principal_for
@@ -29,6 +29,14 @@ class ApiContext:
 
 def get_ctx(request: Request) -> ApiContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+#: the app context as a route parameter (API routes and UI pages alike)
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+
+#: an id in an API path; ids are SQL integers: bound them so a huge number is a 422, not a
+#: database overflow
+Id = Annotated[int, Path(ge=1, le=2**62)]
 
 
 # An API-key header rather than HTTPBearer: old clients send the raw token without "Bearer ".

@@ -391,6 +391,10 @@ class IndexStore:
     def path(self, collection: str) -> Path:
         return self.root / f"{_check_collection(collection)}.npz"
 
+    def size(self, collection: str) -> int:
+        """Faces in the collection's index; 0 while it has none (nothing promoted yet)."""
+        return len(self.get(collection)) if self.path(collection).exists() else 0
+
     def get(self, collection: str) -> ExactIndex:
         path = self.path(collection)
         cached = self._cache.get(collection)

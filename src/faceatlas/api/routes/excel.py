@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from faceatlas.api.deps import ApiContext, Caller, get_ctx
+from faceatlas.api.deps import Caller, Ctx
 from faceatlas.jobs.background import start_collect_next, start_names, stored_occupations
 
 router = APIRouter(prefix="/api/excel", tags=["seed: spreadsheets"])
 
 
 @router.get("/occupations")
-def occupations(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> dict[str, Any]:
+def occupations(ctx: Ctx) -> dict[str, Any]:
     """The occupations names are generated for (``excel/occupation.xlsx`` in the home, or
     ``FACEATLAS_OCCUPATIONS_FILE``; else the occupations of the people already stored).
     The list is the server's, not a collection's: every token may read it."""
@@ -34,7 +34,7 @@ def occupations(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> dict[str, Any]:
 
 @router.get("/check-excel", response_model=None)
 def check_excel(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     country: Annotated[str | None, Query(max_length=100)] = None,
     occupation: Annotated[
@@ -64,7 +64,7 @@ def check_excel(
 
 
 @router.get("/process", response_model=None)
-def process(ctx: Annotated[ApiContext, Depends(get_ctx)], caller: Caller
+def process(ctx: Ctx, caller: Caller
             ) -> dict[str, Any] | JSONResponse:
     """Start collecting the next queued person (of the token's collections); answers at once
     with the person and job id."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 
-from faceatlas.api.deps import ApiContext, Caller, get_ctx
+from faceatlas.api.deps import Caller, Ctx
 from faceatlas.api.schemas import SeedRecognition
 from faceatlas.api.uploads import read_upload
 from faceatlas.gallery.recognize import recognize_bytes, seed_answer
@@ -17,7 +17,7 @@ router = APIRouter(tags=["seed: recognition"])
 @router.post("/api/recognize", response_model=SeedRecognition, response_model_exclude_unset=True)
 @router.post("/recognize", response_model=SeedRecognition, response_model_exclude_unset=True)
 def recognize_seed(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     image: Annotated[UploadFile, File(description="The photo (JPEG, PNG, WebP, …).")],
     collection: Annotated[

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from faceatlas.api.deps import ApiContext, Caller, get_ctx
+from faceatlas.api.deps import ApiContext, Caller, Ctx
 from faceatlas.api.uploads import check_image
 from faceatlas.domain.names import collection_key
 
@@ -67,7 +67,7 @@ def _checked(ctx: ApiContext, upload: UploadFile) -> bytes:
 
 @router.post("/verify", response_model=VerificationOut, tags=["recognition"])
 def verify(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     first: Annotated[UploadFile, File(description="The first photo.")],
     second: Annotated[UploadFile, File(description="The second photo.")],
@@ -85,7 +85,7 @@ def verify(
 
 @router.post("/detect", response_model=DetectionOut, tags=["recognition"])
 def detect(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     image: Annotated[UploadFile, File(description="The photo.")],
 ) -> Any:
@@ -97,7 +97,7 @@ def detect(
 
 @router.get("/stats", response_model=list[StatsOut], tags=["collections"])
 def stats(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     collection: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Any:
@@ -116,7 +116,7 @@ def stats(
             responses={200: {"content": {"application/x-tar": {}},
                              "description": "The archive (see `faceatlas import-gallery`)."}})
 def export(
-    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    ctx: Ctx,
     caller: Caller,
     key: Annotated[str, Path(max_length=100)],
 ) -> StreamingResponse:

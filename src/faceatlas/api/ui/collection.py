@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from faceatlas.api.deps import Ctx
 from faceatlas.api.ui.base import MAX_ID, CollectionKey, FormId, Problem, render, router
-from faceatlas.api.ui.csrf import Checked, Ctx, Session
+from faceatlas.api.ui.csrf import Checked, Session
 from faceatlas.api.ui.pages import Flash, flash
 from faceatlas.jobs import bulk
 from faceatlas.settings import Settings

@@ -110,7 +110,6 @@ def require_csrf(request: Request, session: Session,
 
 
 Checked = Annotated[UiSession, Depends(require_csrf)]
-Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 
 def secure_cookie(request: Request) -> bool:

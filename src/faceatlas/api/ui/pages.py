@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from PIL import Image as PILImage
 
 from faceatlas.api import sessions
-from faceatlas.api.deps import ApiContext
+from faceatlas.api.deps import ApiContext, Ctx
 from faceatlas.api.tokens import check_face, check_job, check_person
 from faceatlas.api.ui.base import (
     FormId,
@@ -31,7 +31,6 @@ from faceatlas.api.ui.csrf import (
     LOGIN_COOKIE,
     Checked,
     CsrfFailed,
-    Ctx,
     Session,
     UiSession,
     safe_next,
@@ -177,8 +176,7 @@ def collections(request: Request, ctx: Ctx, session: Session,
                 ) -> Response:
     overview = [c for c in queries.collections_overview(ctx.settings)
                 if session.principal.allows(c.key)]
-    index_faces = {c.key: (len(ctx.store.get(c.key)) if ctx.store.path(c.key).exists() else 0)
-                   for c in overview}
+    index_faces = {c.key: ctx.store.size(c.key) for c in overview}
     return render(request, "collections.html", {
         "session": session, "collections": overview, "index_faces": index_faces,
         "flash": flash(done, n), "nav": "collections"})

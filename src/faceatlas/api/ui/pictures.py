@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi.responses import Response
 
+from faceatlas.api.deps import Ctx
 from faceatlas.api.tokens import check_face, check_image, check_job
 from faceatlas.api.ui.base import (
     HERE,
@@ -14,10 +15,7 @@ from faceatlas.api.ui.base import (
     Problem,
     router,
 )
-from faceatlas.api.ui.csrf import (
-    Ctx,
-    Session,
-)
+from faceatlas.api.ui.csrf import Session
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery import thumbnails
 

@@ -1,0 +1,34 @@
+"""``POST /api/v1/recognize``: who is in a photo (``verify`` and ``detect`` are in ``tools``;
+the old system's answer shape in ``seed``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from faceatlas.api.deps import Caller, Ctx
+from faceatlas.api.schemas import Recognition
+from faceatlas.api.uploads import read_upload
+from faceatlas.gallery.recognize import face_dict, recognize_bytes
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.post("/recognize", response_model=Recognition, tags=["recognition"])
+def recognize(
+    ctx: Ctx,
+    caller: Caller,
+    image: Annotated[UploadFile, File(description="The photo.")],
+    collection: Annotated[str | None, Form(max_length=100)] = None,
+    top_k: Annotated[int, Form(ge=0, le=20, description="Also list the k closest people "
+                               "per face (``candidates``); 0: only the best.")] = 0,
+) -> Any:
+    """Every face in the photo, each with its best person or ``unknown``."""
+    chosen = caller.choose(collection, ctx.settings.default_collection)
+    data = read_upload(image, ctx.settings.max_upload_bytes)
+    result = recognize_bytes(data, ctx.settings, collection=chosen, store=ctx.store,
+                             engines=ctx.engines, top_k=top_k)
+    return {"status": result.status, "collection": result.collection, "width": result.width,
+            "height": result.height, "threshold": result.threshold,
+            "faces": [face_dict(f, result) for f in result.faces]}
