@@ -74,7 +74,7 @@ def enrol_upload(
         job_id = start_job(settings, "enrol", enrolment.person_id, enrolment.collection_id)
         try:
             report = enrolment.finish()
-            promotion = (promote_person(enrolment.person_id, settings, store=store)
+            promotion = (promote_person(settings, enrolment.person_id, store=store)
                          if promote else None)
         except FaceAtlasError as exc:
             finish_job(settings, job_id, error=f"{exc.code}: {exc}")

@@ -49,7 +49,7 @@ def person(ctx: Ctx, caller: Caller, person_id: Id) -> Any:
 def delete_person(ctx: Ctx, caller: Caller, person_id: Id) -> Any:
     """Erase a person: rows, raw files, crops, gallery files and index entries."""
     check_person(caller, ctx.settings, person_id)
-    return Removal.model_validate(remove_person(person_id, ctx.settings, store=ctx.store))
+    return Removal.model_validate(remove_person(ctx.settings, person_id, store=ctx.store))
 
 
 @router.get("/people/{person_id}/faces", response_model=list[ImageOut], tags=["people"])

@@ -301,7 +301,7 @@ def promote(ctx: Ctx, session: Checked, person_id: Id) -> Response:
     if data.state not in queries.PROMOTABLE:
         raise Problem(409, "Not promotable", f"{data.name} is {data.state.replace('_', ' ')}: "
                       "only curated people can be promoted.", f"/ui/people/{person_id}")
-    result = promote_person(person_id, ctx.settings, store=ctx.store)
+    result = promote_person(ctx.settings, person_id, store=ctx.store)
     # blocked: the banner names who from the self-test stored on the person
     return _to_person(person_id, result.state if result.state in _PROMOTE_CODES
                       else "not_promoted")
@@ -314,7 +314,7 @@ def delete(ctx: Ctx, session: Checked, person_id: Id,
     if confirm != "yes":
         raise Problem(400, "Not deleted", "Tick the box to confirm the deletion.",
                       f"/ui/people/{person_id}#danger")
-    report = remove_person(person_id, ctx.settings, store=ctx.store)
+    report = remove_person(ctx.settings, person_id, store=ctx.store)
     return RedirectResponse(f"/ui/collections/{report.collection}?done=deleted&n={person_id}",
                             303)
 
