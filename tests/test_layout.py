@@ -126,3 +126,14 @@ def test_importing_the_package_stays_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "0"
+
+
+def test_parameter_objects_take_their_defaults_from_settings(tmp_path: Path) -> None:
+    from faceatlas.curation.decide import CurateParams
+    from faceatlas.faces.analyse import AnalyseParams
+    from faceatlas.faces.engines import EngineConfig
+
+    s = Settings(home=tmp_path)
+    assert AnalyseParams.from_settings(s) == AnalyseParams()
+    assert EngineConfig.from_settings(s) == EngineConfig()
+    assert CurateParams.from_settings(s, engine="dlib") == CurateParams()

@@ -28,7 +28,7 @@ from faceatlas.domain.errors import ImageError
 from faceatlas.faces.engines import EngineConfig, get_engine
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
-from faceatlas.settings import Settings
+from faceatlas.settings import Settings, default
 
 #: images up to this size are searched once more, upsampled, when no face is found
 RETRY_MAX_SIDE = 800
@@ -36,17 +36,19 @@ RETRY_MAX_SIDE = 800
 
 @dataclass(frozen=True)
 class AnalyseParams:
-    detector: str = "hog"
-    max_side: int = 1024
-    upsample: int = 1
-    max_pixels: int = 50_000_000
-    min_face_px: int = 70
-    blur_threshold: float = 14.0
-    crop_margin: float = 0.2
-    crop_quality: int = 92
-    engine: str = "sface"
-    sface_max_side: int = 640
-    sface_score: float = 0.7
+    """What a face worker needs to analyse a photo; the bare defaults are the settings'."""
+
+    detector: str = default("detector")
+    max_side: int = default("detect_max_side")
+    upsample: int = default("upsample")
+    max_pixels: int = default("max_pixels")
+    min_face_px: int = default("min_face_px")
+    blur_threshold: float = default("blur_threshold")
+    crop_margin: float = default("crop_margin")
+    crop_quality: int = default("crop_quality")
+    engine: str = default("engine")
+    sface_max_side: int = default("sface_detect_max_side")
+    sface_score: float = default("sface_score_threshold")
     models: str | None = None
 
     @classmethod

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from faceatlas.domain.faces import DLIB_ENGINE, DetectedFace
-
-if TYPE_CHECKING:
-    from faceatlas.settings import Settings
+from faceatlas.settings import Settings, default
 
 #: how an engine orders its 5 landmarks: dlib's is two corners of each eye then the nose; the
 #: common one (YuNet/SFace, RetinaFace) is right eye, left eye, nose, mouth corners
@@ -36,13 +34,13 @@ class FaceEngine(Protocol):
 class EngineConfig:
     """Everything that makes two engine instances different (the cache key)."""
 
-    name: str = "sface"
-    detector: str = "hog"  # dlib's detector
-    max_side: int = 1024  # dlib detection size
-    upsample: int = 1
-    sface_max_side: int = 640
-    sface_score: float = 0.7
-    models: str | None = None  # sface model folder override
+    name: str = default("engine")
+    detector: str = default("detector")  # dlib's detector
+    max_side: int = default("detect_max_side")  # dlib detection size
+    upsample: int = default("upsample")
+    sface_max_side: int = default("sface_detect_max_side")
+    sface_score: float = default("sface_score_threshold")
+    models: str | None = None  # sface model folder override (FACEATLAS_SFACE_MODEL_DIR)
 
     @classmethod
     def from_settings(cls, s: Settings, upsample: int | None = None) -> EngineConfig:
