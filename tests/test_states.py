@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from faceatlas.cli.base import REJECT_ORDER
-from faceatlas.store.models import (
+from faceatlas.domain.states import (
     REASON_ORDER,
     FaceState,
     ImageState,

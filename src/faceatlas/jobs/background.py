@@ -60,8 +60,8 @@ def file_occupations(settings: Settings) -> list[str]:
 def write_data_sheet(settings: Settings, collection: str) -> tuple[Path, int]:
     """``excel/data.xlsx`` as the old system kept it: the collection's queue (people not yet
     collected), columns ``name``, ``last_name``, ``occupation``. Returns (path, rows)."""
+    from faceatlas.domain.states import PersonState
     from faceatlas.names.tables import SheetRow, write_people
-    from faceatlas.store.models import PersonState
 
     with session_scope(settings) as s:
         rows = [
@@ -222,8 +222,8 @@ def collect_now(settings: Settings, person_ids: Sequence[int]) -> CollectNow:
 def _requeue(settings: Settings, ids: list[int], taken: set[int]
              ) -> tuple[list[int], list[int], list[int]]:
     """In one transaction: queue again everyone not busy; returns (queued, busy, missing)."""
+    from faceatlas.domain.states import BUSY
     from faceatlas.gallery.review import requeue
-    from faceatlas.store.models import BUSY
 
     with session_scope(settings) as s:
         people = {p.id: p for p in s.scalars(select(Person).where(Person.id.in_(ids)))}

@@ -24,11 +24,11 @@ from faceatlas.api.schemas import (
 from faceatlas.api.tokens import check_face, check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.states import JobState
 from faceatlas.gallery.erase import remove_person
 from faceatlas.gallery.promote import promote_person
 from faceatlas.gallery.recognize import face_dict, recognize_bytes
 from faceatlas.store import queries
-from faceatlas.store.models import JobState
 
 router = APIRouter(prefix="/api/v1")
 
