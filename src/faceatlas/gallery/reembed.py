@@ -22,6 +22,7 @@ from sqlalchemy import select
 from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
+from faceatlas.domain.states import JobKind
 from faceatlas.faces.analyse import FacePool, face_pool
 from faceatlas.faces.engine import ENGINES, engine_hash
 from faceatlas.gallery.promote import index_store, promote_person, unpromote_person
@@ -39,7 +40,7 @@ from faceatlas.store.models import (
     PersonState,
 )
 
-KIND = "reembed"
+KIND = JobKind.REEMBED
 
 
 @dataclass

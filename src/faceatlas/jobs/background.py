@@ -23,7 +23,7 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.jobs import begin_job, finish_job, start_job, update_job
-from faceatlas.store.models import Collection, Job, JobState, Person
+from faceatlas.store.models import Collection, Job, JobKind, JobState, Person
 
 if TYPE_CHECKING:
     from faceatlas.gallery.index import IndexStore
@@ -114,7 +114,7 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
     with session_scope(settings) as s:
         # the job belongs to the collection, so its tokens see it
         coll_id = get_or_create_collection(s, clean_label(country, "country")).id
-    job = start_job(settings, "names", collection_id=coll_id)
+    job = start_job(settings, JobKind.NAMES, collection_id=coll_id)
     update_job(settings, job, message=f"{country}: {', '.join(wanted)}"[:500])
     # the old answer: rows written to the data sheet (the queue as it stands now); the job
     # writes it again when the new names are in
@@ -262,7 +262,8 @@ def _collect_batch(settings: Settings, jobs: dict[int, int],
                         continue
                     _busy.add(person_id)
                 try:
-                    job = start_job(settings, "collect", person_id)  # the queued row → running
+                    # the queued row → running
+                    job = start_job(settings, JobKind.COLLECT, person_id)
                     collect_person(settings, person_id, provider=provider, pool=pool,
                                    job_id=job, fail_on=(Exception,))
                 finally:
@@ -284,7 +285,7 @@ def promote_later(settings: Settings, collection: str, people: Sequence[Named],
 
     with session_scope(settings) as s:
         coll_id = s.scalar(select(Collection.id).where(Collection.key == collection))
-        job = Job(kind="promote", collection_id=coll_id, state=JobState.QUEUED, attempts=0,
+        job = Job(kind=JobKind.PROMOTE, collection_id=coll_id, state=JobState.QUEUED, attempts=0,
                   message=f"{len(people)} people to promote")
         s.add(job)
         s.flush()

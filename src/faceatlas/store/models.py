@@ -52,8 +52,8 @@ class Base(DeclarativeBase):
 
 
 class StateColumn(TypeDecorator[Any]):
-    """A state column: the enum member's plain string value in the database (the schema is
-    a ``String`` as before, no CHECK constraint), the member when read back.
+    """A state (or job kind) column: the enum member's plain string value in the database
+    (the schema is a ``String`` as before, no CHECK constraint), the member when read back.
 
     Binding takes a member or a string (a filter from a query parameter); a stored value no
     member has (a hand-edited row) reads back as the plain string rather than failing the
@@ -288,7 +288,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30))  # collect, names, promote, enrol
+    kind: Mapped[JobKind] = mapped_column(StateColumn(JobKind, 30))
     person_id: Mapped[int | None] = mapped_column(
         ForeignKey("people.id", ondelete="CASCADE"), nullable=True, index=True
     )

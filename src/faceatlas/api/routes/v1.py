@@ -24,7 +24,7 @@ from faceatlas.api.schemas import (
 from faceatlas.api.tokens import check_face, check_job, check_person, visible_jobs
 from faceatlas.api.uploads import check_image, read_upload
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
-from faceatlas.domain.states import JobState
+from faceatlas.domain.states import JobKind, JobState
 from faceatlas.gallery.erase import remove_person
 from faceatlas.gallery.promote import promote_person
 from faceatlas.gallery.recognize import face_dict, recognize_bytes
@@ -206,7 +206,7 @@ def enrol(
                                  paths, source="upload", pool=pool, check_duplicates=True)
         person_id, coll_key, suspects = (enrolment.person_id, enrolment.collection,
                                          enrolment.suspects)
-        job_id = start_job(settings, "enrol", person_id, enrolment.collection_id)
+        job_id = start_job(settings, JobKind.ENROL, person_id, enrolment.collection_id)
         try:
             report = enrolment.finish()
             promotion = promote_person(person_id, settings, store=ctx.store) if promote else None
