@@ -23,7 +23,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from faceatlas.domain.errors import AmbiguousError, EngineMismatchError, FaceAtlasError
+from faceatlas.domain.errors import (
+    AMBIGUOUS_WORD,
+    AmbiguousError,
+    EngineMismatchError,
+    FaceAtlasError,
+)
 from faceatlas.domain.states import REASON_ORDER, PersonState
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2, 3, 4
@@ -65,7 +70,7 @@ def cli_hint(exc: FaceAtlasError) -> str | None:
     """The flag or command that helps, in the CLI's words (the library names no flags)."""
     if isinstance(exc, EngineMismatchError) and exc.collection and exc.engine:
         return f"run `faceatlas reembed --collection {exc.collection} --engine {exc.engine}`"
-    if isinstance(exc, AmbiguousError):
+    if isinstance(exc, AmbiguousError) and exc.code != AMBIGUOUS_WORD:
         return "add --collection"
     return None
 
