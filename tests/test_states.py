@@ -9,6 +9,7 @@ from pathlib import Path
 import faceatlas
 from faceatlas.cli.base import REJECT_ORDER
 from faceatlas.domain.states import (
+    PROMOTABLE,
     REASON_ORDER,
     FaceState,
     ImageState,
@@ -137,3 +138,44 @@ reason = "blurry"
         (4, "running"), (5, "collect"), (5, "queued"), (6, "blurry")]
     # labels and messages that merely spell a state are not states
     assert not _raw_states(ast.parse('table.add_column("accepted")\nflash("promoted")'))
+
+
+# -- the state columns: plain strings in the database, members in Python -------------------
+
+
+def test_state_columns_store_the_value_and_read_back_members() -> None:
+    from sqlalchemy import create_engine, select, text
+    from sqlalchemy.orm import Session
+
+    from faceatlas.store.models import Base, Collection, Job, Person
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        coll = Collection(key="c", name="C")
+        s.add(coll)
+        s.flush()
+        s.add(Person(collection_id=coll.id, key="ann", name="Ann", ascii_name="Ann",
+                     folder="Ann", state=PersonState.CURATED))
+        s.add(Job(kind=JobKind.COLLECT, state=JobState.RUNNING))
+        s.commit()
+        # what the database holds is the plain string, as before the enums
+        assert s.execute(text("SELECT state FROM people")).scalar_one() == "curated"
+        assert s.execute(text("SELECT kind, state FROM jobs")).one() == ("collect", "running")
+        # a row written as a string (before the enums, or by hand) reads back as the member
+        s.execute(text("UPDATE people SET state = 'too_few_faces'"))
+        s.execute(text("INSERT INTO jobs (kind, state, attempts, progress, created_at, "
+                       "updated_at) VALUES ('odd_kind', 'odd_state', 0, 0, "
+                       "'2024-01-01', '2024-01-01')"))
+        s.commit()
+        s.expire_all()
+        state = s.scalar(select(Person.state))
+        assert state is PersonState.TOO_FEW_FACES
+        # filters take members and strings alike
+        assert s.scalar(select(Person.id).where(Person.state == "too_few_faces")) is not None
+        assert s.scalar(select(Person.id).where(Person.state.in_(PROMOTABLE))) is not None
+        jobs = {job.kind: job.state for job in s.scalars(select(Job))}
+        assert jobs[JobKind.COLLECT] is JobState.RUNNING
+        # a value no member has reads back unchanged, as the plain string
+        odd = jobs["odd_kind"]
+        assert type(odd) is str and odd == "odd_state"
