@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 
 from faceatlas.curation.decide import CurateParams, decide
+from faceatlas.domain.states import Reason
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
-from faceatlas.store.models import Reason
 
 DIM = 128
 P = CurateParams()  # dlib's distances: link 0.5, accept 0.6, duplicates 0.3, cap 40

@@ -9,8 +9,8 @@ import pytest
 from faceatlas.curation.arbitrate import Gallery, find_moves
 from faceatlas.curation.decide import CurateParams, decide
 from faceatlas.curation.identity import average_linkage, pairwise
+from faceatlas.domain.states import Reason
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
-from faceatlas.store.models import Reason
 
 DIM = 128
 P = CurateParams()

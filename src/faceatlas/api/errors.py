@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceatlas.domain.errors import (
+    AMBIGUOUS_WORD,
+    AmbiguousError,
     BusyError,
     ConfigError,
     DownloadError,
@@ -39,6 +41,8 @@ _STATUS: list[tuple[type[FaceAtlasError], int]] = [
 def status_of(exc: FaceAtlasError) -> int:
     if isinstance(exc, ImageError) and exc.code in ("not_an_image", "not_a_video"):
         return 415
+    if isinstance(exc, AmbiguousError) and exc.code == AMBIGUOUS_WORD:
+        return 400  # the request's word, not a missing thing
     return next(code for cls, code in _STATUS if isinstance(exc, cls))
 
 
@@ -87,8 +91,13 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_bug)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(FaceAtlasError):
+    """The request body went over its limit while the app read it: answered 413."""
+
+    code = "too_large"
+
+    def __init__(self, message: str = "request body over the limit") -> None:
+        super().__init__(message)
 
 
 class BodyLimit:

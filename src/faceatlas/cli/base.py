@@ -23,8 +23,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from faceatlas.domain.errors import AmbiguousError, EngineMismatchError, FaceAtlasError
-from faceatlas.store.models import REASON_ORDER, PersonState
+from faceatlas.domain.errors import (
+    AMBIGUOUS_WORD,
+    AmbiguousError,
+    EngineMismatchError,
+    FaceAtlasError,
+)
+from faceatlas.domain.states import REASON_ORDER, PersonState
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2, 3, 4
 EXIT_CODES_HELP = ("Exit codes: 0 done (or nothing to do) · 1 error (bad input, missing "
@@ -42,7 +47,7 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: grep-able in logs
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: rejection reasons in summaries: the one order every view uses (store.models.REASON_ORDER)
+#: rejection reasons in summaries: the one order every view uses (domain.states.REASON_ORDER)
 REJECT_ORDER = REASON_ORDER
 
 
@@ -65,7 +70,7 @@ def cli_hint(exc: FaceAtlasError) -> str | None:
     """The flag or command that helps, in the CLI's words (the library names no flags)."""
     if isinstance(exc, EngineMismatchError) and exc.collection and exc.engine:
         return f"run `faceatlas reembed --collection {exc.collection} --engine {exc.engine}`"
-    if isinstance(exc, AmbiguousError):
+    if isinstance(exc, AmbiguousError) and exc.code != AMBIGUOUS_WORD:
         return "add --collection"
     return None
 

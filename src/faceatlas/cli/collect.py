@@ -21,6 +21,7 @@ from faceatlas.cli.base import (
     progress_line,
 )
 from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.domain.states import PersonState
 from faceatlas.jobs import runner
 from faceatlas.jobs.collect import Collected, collect_people, pending_people
 from faceatlas.settings import Settings, get_settings
@@ -248,7 +249,7 @@ def _collect(settings: Settings, collection: str | None, limit: int | None,
 
 
 def _result_row(table: Table, r: PersonResult) -> None:
-    if r.state != "curated":
+    if r.state != PersonState.CURATED:
         table.add_row(r.name, "[red]failed[/]", "", "",
                       r.error or r.job_state)
         return
@@ -278,7 +279,7 @@ def _collect_distributed(settings: Settings, ids: list[int]) -> None:
                 for r in progress.new:
                     results[r.person_id] = r
                     _result_row(table, r)
-                    outcome = (f"curated ({r.accepted} faces)" if r.state == "curated"
+                    outcome = (f"curated ({r.accepted} faces)" if r.state == PersonState.CURATED
                                else f"failed ({r.error or r.job_state})")
                     progress_line(f"collect: {len(results)}/{len(jobs)} people, "
                                   f"{r.name} {outcome}")
@@ -293,7 +294,7 @@ def _collect_distributed(settings: Settings, ids: list[int]) -> None:
         console.print("stopped watching; the workers go on (see [bold]faceatlas status[/])")
         raise typer.Exit(130) from None
     console.print(table)
-    curated = sum(1 for r in results.values() if r.state == "curated")
+    curated = sum(1 for r in results.values() if r.state == PersonState.CURATED)
     console.print(f"{curated} curated, {len(results) - curated} failed")
     exit_for(curated, len(results) - curated)
 

@@ -99,8 +99,8 @@ def show(
 ) -> None:
     """Each candidate image of a person, with its decision, reason and stored detail."""
     from faceatlas.domain.names import one_line
+    from faceatlas.domain.states import FaceState, Reason
     from faceatlas.store.db import session_scope
-    from faceatlas.store.models import FaceState, Reason
     from faceatlas.store.people import find_person
 
     settings = get_settings()

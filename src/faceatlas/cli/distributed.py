@@ -10,10 +10,12 @@ from rich.table import Table
 
 from faceatlas.cli.base import app, console, friendly, state_label
 from faceatlas.domain.errors import ConfigError
+from faceatlas.domain.states import PersonState
 from faceatlas.settings import get_settings
 
-STATE_ORDER = ["queued", "searching", "downloading", "curating", "curated", "too_few_faces",
-               "promoted", "failed"]
+STATE_ORDER = [PersonState.QUEUED, PersonState.SEARCHING, PersonState.DOWNLOADING,
+               PersonState.CURATING, PersonState.CURATED, PersonState.TOO_FEW_FACES,
+               PersonState.PROMOTED, PersonState.FAILED]
 
 
 @app.command()

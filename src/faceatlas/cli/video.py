@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from faceatlas.cli.base import app, console, err, friendly, progress_bar
+from faceatlas.domain.states import Reason, reason_sort_key
 from faceatlas.settings import get_settings
-from faceatlas.store.models import Reason, reason_sort_key
 
 Fps = Annotated[float | None, typer.Option(
     min=1.0, max=8.0, help="Frames sampled per second, 1–8 (default: FACEATLAS_VIDEO_FPS, 2).")]

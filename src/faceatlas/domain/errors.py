@@ -5,15 +5,36 @@
     │   └── EngineMismatchError    embeddings of one face engine met another engine
     ├── StorageError               database or file layout problem
     ├── NotFoundError              a collection, person, face or job does not exist
-    │   └── AmbiguousError         a name fits several (e.g. people of several collections)
+    │   └── AmbiguousError         a name fits several (people of several collections; a
+    │                              word naming several Wikidata items, code ``ambiguous``)
+    ├── InvalidNameError           a name, country or occupation with nothing to go by (1)
+    ├── QueryError                 a read asked for no such thing, e.g. a sort order (2)
     ├── ImageError                 an image cannot be used (carries a reason code)
+    │   └── VideoError             a video cannot be used (3)
+    ├── ReferencePhotoError        a reference photo cannot be used (4)
+    ├── TableError                 a spreadsheet cannot be read or written (5)
+    │   ├── TableLimitError        over a configured limit (bytes, rows, size)
+    │   └── UnsafeTableError       built to attack its reader (zip bomb, XML entities)
+    ├── ArchiveError               a gallery archive cannot be imported (6)
     ├── ProviderError              an outside service (LLM, image search) failed
     │   ├── AuthError              bad or missing API key: stop the run
     │   ├── RateLimitError         429 that outlived its retries
     │   └── BadResponseError       the answer had the wrong shape
     ├── DownloadError              one URL could not be fetched (carries a reason code)
-    │   └── UnsafeURLError         refused by the SSRF guard
-    └── BusyError                  at capacity: try again later (503 + Retry-After)
+    │   ├── UnsafeURLError         refused by the SSRF guard
+    │   └── _Fail                  one try of one URL failed: retried or recorded (7)
+    ├── BusyError                  at capacity: try again later (503 + Retry-After)
+    ├── _TooLarge                  a request body over its limit, met while read: 413 (8)
+    ├── Problem                    a review-UI error page in our own words (9)
+    ├── LoginRequired              no review-UI session: the UI sends to the log-in page (10)
+    └── CsrfFailed                 a review-UI form not from this session: "Form expired" (10)
+
+Defined beside the code that raises them: (1) ``domain.names``, (2) ``store.queries``,
+(3) ``video.reader``, (4) ``curation.references``, (5) ``names.tables``, (6)
+``gallery.archive``, (7) ``sources.download``, (8) ``api.errors``, (9) ``api.ui.base``,
+(10) ``api.ui.csrf``; the others here. Every exception class in ``faceatlas`` is in this
+tree, under its base class (tests/test_errors.py keeps it so). The underscored ones and the
+review UI's never reach a user as such: their module turns them into an answer.
 
 CLI commands turn these into one red line and exit code 1 (adding the flag or command that
 helps: library messages name no CLI flags); the HTTP API turns them into a JSON error with a
@@ -69,8 +90,15 @@ class NotFoundError(FaceAtlasError):
     code = "not_found"
 
 
+#: the ``code`` of an AmbiguousError about a word Wikidata knows several items (or none) by
+AMBIGUOUS_WORD = "ambiguous"
+
+
 class AmbiguousError(NotFoundError):
-    """A name that fits several things; saying which collection would settle it."""
+    """A name or word that fits several things, so none was chosen. Its ``code`` says which:
+    ``not_found`` (the default) for a person of several collections, where saying which
+    collection settles it (404); `AMBIGUOUS_WORD` for a word that names several Wikidata
+    items, or none, where a Q-id settles it (400, like before the two were one class)."""
 
 
 class ImageError(FaceAtlasError):

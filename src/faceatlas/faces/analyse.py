@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from faceatlas.domain.errors import ImageError
+from faceatlas.domain.states import Reason
 from faceatlas.faces.engines import EngineConfig, get_engine
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
@@ -121,9 +122,9 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
         blur = sharpness(rgb, face.box) if face.size >= p.min_face_px else 0.0
         reason = None
         if face.size < p.min_face_px:
-            reason = "face_too_small"
+            reason = Reason.FACE_TOO_SMALL
         elif blur < p.blur_threshold:
-            reason = "blurry"
+            reason = Reason.BLURRY
         fa = FaceAnalysis(i, face.box, face.score, face.landmarks.round(1).tolist(), blur, reason)
         if reason is None:
             fa.phash, fa.phash_mirror = phash(engine.chip(rgb, face, 64))

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
+from faceatlas.domain.states import JobKind
 from faceatlas.faces.analyse import FacePool, face_pool
 from faceatlas.faces.engines import ENGINES
 from faceatlas.gallery.index import index_store
@@ -40,7 +41,7 @@ from faceatlas.store.models import (
     PersonState,
 )
 
-KIND = "reembed"
+KIND = JobKind.REEMBED
 
 
 @dataclass

@@ -12,7 +12,7 @@ from faceatlas.domain.names import collection_key
 from faceatlas.gallery.index import index_store
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Collection, Face, Image, Person
+from faceatlas.store.models import Collection, Face, FaceState, Image, Person, PersonState
 
 
 @dataclass
@@ -61,7 +61,7 @@ def collection_stats(settings: Settings, collection: str | None = None,
                 select(Face.state, func.count(), func.count(Face.gallery_path))
                 .where(Face.person_id.in_(people)).group_by(Face.state)).all()
             s.faces = sum(n for _, n, _ in face_rows)
-            s.faces_accepted = sum(n for st, n, _ in face_rows if st == "accepted")
+            s.faces_accepted = sum(n for st, n, _ in face_rows if st == FaceState.ACCEPTED)
             s.gallery_faces = sum(g for _, _, g in face_rows)
             out.append(s)
     store = index_store(settings)
@@ -81,7 +81,7 @@ def occupation_snapshot(settings: Settings, collection: str | None = None
     and after a names run, it says who already collected gained an occupation."""
     with session_scope(settings) as session:
         query = select(Person.id, Person.name, Person.state, Person.occupations).where(
-            Person.state != "queued")
+            Person.state != PersonState.QUEUED)
         if collection is not None:
             query = query.join(Collection).where(Collection.key == collection_key(collection))
         return {pid: (name, state, tuple(occ or ())) for pid, name, state, occ

@@ -31,7 +31,7 @@ from faceatlas.sources.rapidapi import RapidAPIImageSearch
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.jobs import finish_job, start_job, update_job
-from faceatlas.store.models import BUSY, Collection, Person, PersonState
+from faceatlas.store.models import BUSY, Collection, JobKind, Person, PersonState
 from faceatlas.store.people import get_or_create_collection
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def start_names(settings: Settings, country: str, occupations: list[str] | None)
     with session_scope(settings) as s:
         # the job belongs to the collection, so its tokens see it
         coll_id = get_or_create_collection(s, clean_label(country, "country")).id
-    job = start_job(settings, "names", collection_id=coll_id)
+    job = start_job(settings, JobKind.NAMES, collection_id=coll_id)
     update_job(settings, job, message=f"{country}: {', '.join(wanted)}"[:500])
     # the old answer: rows written to the data sheet (the queue as it stands now); the job
     # writes it again when the new names are in
@@ -241,7 +241,8 @@ def _collect_batch(settings: Settings, jobs: dict[int, int],
                 if not claims.start(person_id):
                     continue
                 try:
-                    job = start_job(settings, "collect", person_id)  # the queued row → running
+                    # the queued row → running
+                    job = start_job(settings, JobKind.COLLECT, person_id)
                     collect_person(settings, person_id, provider=provider, pool=pool,
                                    job_id=job, fail_on=(Exception,))
                 finally:

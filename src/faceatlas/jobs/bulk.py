@@ -34,6 +34,7 @@ from faceatlas.store.models import (
     Face,
     FaceState,
     Job,
+    JobKind,
     JobState,
     Person,
     PersonState,
@@ -230,8 +231,8 @@ def promote_later(settings: Settings, collection: str, people: Sequence[Named],
     collection (progress on the Jobs page; the closing message says how it went)."""
     with session_scope(settings) as s:
         coll_id = s.scalar(select(Collection.id).where(Collection.key == collection))
-        job = Job(kind="promote", collection_id=coll_id, state=JobState.QUEUED, attempts=0,
-                  message=f"{len(people)} people to promote")
+        job = Job(kind=JobKind.PROMOTE, collection_id=coll_id, state=JobState.QUEUED,
+                  attempts=0, message=f"{len(people)} people to promote")
         s.add(job)
         s.flush()
         job_id = job.id

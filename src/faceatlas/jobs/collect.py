@@ -33,7 +33,7 @@ from faceatlas.sources.download import DownloadItem, DownloadResult, download_al
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.jobs import finish_job, start_job, update_job
-from faceatlas.store.models import Attempt, Image, Person, PersonState, Reason
+from faceatlas.store.models import Attempt, Image, ImageState, JobKind, Person, PersonState, Reason
 from faceatlas.store.models import Collection as CollectionRow
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def search_person(settings: Settings, person_id: int, provider: ImageSearchProvi
                 person_id=person_id, origin=hit.url[:2000], provider=hit.provider or "rapidapi",
                 query=hit.query, rank=rank, url=hit.url, thumbnail_url=hit.thumbnail_url,
                 page_url=hit.source_url, title=hit.title, width=hit.width, height=hit.height,
-                state="pending", detail=hit.detail, licence=hit.licence,
+                state=ImageState.PENDING, detail=hit.detail, licence=hit.licence,
                 licence_url=hit.licence_url, author=hit.author,
             ))
     if not hits:
@@ -117,7 +117,7 @@ def download_person(settings: Settings, person_id: int, *, trusted: Collection[s
         person.state = PersonState.DOWNLOADING
         collection, folder = person.collection.key, person.folder
         pending = s.scalars(select(Image).where(Image.person_id == person_id,
-                                                Image.state == "pending")).all()
+                                                Image.state == ImageState.PENDING)).all()
         items = [DownloadItem(img.id, img.url or img.origin, img.thumbnail_url) for img in pending]
     done = 0
 
@@ -146,7 +146,7 @@ def _store_download(s: Session, layout: Layout, collection: str, folder: str,
         s.add(Attempt(image_id=img.id, url=a.url[:4000], status=a.status, bytes=a.bytes,
                       sha256=a.sha256, error=a.error, elapsed_ms=a.elapsed_ms))
     if not result.ok or result.content is None:
-        img.state, img.reason = "failed", Reason.DOWNLOAD_FAILED
+        img.state, img.reason = ImageState.FAILED, Reason.DOWNLOAD_FAILED
         img.detail = result.reason
         return
     sha = result.sha256 or hashlib.sha256(result.content).hexdigest()
@@ -159,7 +159,7 @@ def _store_download(s: Session, layout: Layout, collection: str, folder: str,
         path = stored[sha] = layout.relative(dest)
     img.sha256, img.path, img.bytes = sha, path, len(result.content)
     img.width, img.height = result.width or img.width, result.height or img.height
-    img.state = "fetched"
+    img.state = ImageState.FETCHED
     if result.url_reason:
         img.detail = f"{result.url_reason}; the thumbnail was used"
 
@@ -217,8 +217,8 @@ def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvid
         name = person.name
         if person.state == PersonState.FAILED:  # a retry gives failed downloads another go
             for img in s.scalars(select(Image).where(Image.person_id == person_id,
-                                                     Image.state == "failed")):
-                img.state, img.reason, img.detail = "pending", None, None
+                                                     Image.state == ImageState.FAILED)):
+                img.state, img.reason, img.detail = ImageState.PENDING, None, None
     try:
         search_person(settings, person_id, provider)
         download_person(settings, person_id, trusted=trusted, progress=progress)
@@ -315,7 +315,7 @@ def collect_person(settings: Settings, person_id: int, *, provider: ImageSearchP
     ``fetched`` is the result of a :func:`fetch_person` the caller ran ahead (the loop
     downloads the next person while this one is curated).
     """
-    job = job_id or start_job(settings, "collect", person_id)
+    job = job_id or start_job(settings, JobKind.COLLECT, person_id)
     progress = JobProgress(settings, job, on_images)
     try:
         if fetched is None:
@@ -386,7 +386,7 @@ def collect_people(
     with face_pool(settings).start() as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="fetch") as fetcher:
         def fetch(pid: int) -> tuple[int, Fetched]:
-            job = start_job(settings, "collect", pid)
+            job = start_job(settings, JobKind.COLLECT, pid)
             try:
                 update_job(settings, job, progress=0.0, message="searching")
                 return job, fetch_person(settings, pid, provider, trusted=trusted,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from faceatlas.curation.curate import CurationReport
 from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.domain.states import JobKind
 from faceatlas.faces.analyse import face_pool
 from faceatlas.gallery.index import IndexStore
 from faceatlas.gallery.promote import PromotionResult, promote_person
@@ -71,7 +72,7 @@ def enrol_upload(
         # says whom it resembles (never merged: only a person can tell)
         enrolment = enrol_person(settings, collection or settings.default_collection, name,
                                  paths, source="upload", pool=pool, check_duplicates=True)
-        job_id = start_job(settings, "enrol", enrolment.person_id, enrolment.collection_id)
+        job_id = start_job(settings, JobKind.ENROL, enrolment.person_id, enrolment.collection_id)
         try:
             report = enrolment.finish()
             promotion = (promote_person(settings, enrolment.person_id, store=store)

@@ -22,7 +22,7 @@ from faceatlas.jobs.migrate_seed import explain_old_layout
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write, ext_of
-from faceatlas.store.models import Image, Person
+from faceatlas.store.models import Image, ImageState, Person
 from faceatlas.store.people import get_or_create_collection, suspected_duplicates, upsert_person
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
             session.add(Image(
                 person_id=person_id, origin=origin, provider="folder", rank=rank,
                 title=path.name, sha256=sha, path=layout.relative(dest), bytes=len(data),
-                state="fetched",
+                state=ImageState.FETCHED,
             ))
             added += 1
     return added

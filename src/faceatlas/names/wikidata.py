@@ -21,7 +21,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from faceatlas.domain.errors import ConfigError, FaceAtlasError, ProviderError
+from faceatlas.domain.errors import (
+    AMBIGUOUS_WORD,
+    AmbiguousError,
+    ConfigError,
+    ProviderError,
+)
 from faceatlas.domain.names import InvalidNameError, clean_label, collection_key, name_key
 from faceatlas.names.service import write_name_mapping
 from faceatlas.settings import Settings
@@ -52,12 +57,6 @@ SR_LATIN = str.maketrans({
     "п": "p", "р": "r", "с": "s", "т": "t", "ћ": "ć", "у": "u", "ф": "f", "х": "h", "ц": "c",
     "ч": "č", "џ": "dž", "ш": "š",
 })  # fmt: skip
-
-
-class AmbiguousError(FaceAtlasError):
-    """A word matches several Wikidata items of the asked kind (or none)."""
-
-    code = "ambiguous"
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,8 @@ class Wikidata:
         if QID.match(word):
             found = self.entities([word]).get(word, {})
             if "missing" in found or not found:
-                raise AmbiguousError(f"{kind} {word} does not exist on Wikidata")
+                raise AmbiguousError(f"{kind} {word} does not exist on Wikidata",
+                                     code=AMBIGUOUS_WORD)
             return _entity(found, word)
         ids = self.search(word)
         data = self.entities(ids) if ids else {}
@@ -187,9 +187,10 @@ class Wikidata:
                             for e in shown[:8]) or "none"  # fmt: skip
         if not chosen:
             raise AmbiguousError(f"no {kind} called {word!r} on Wikidata (found: {listing}); "
-                                 f"give the Q-id instead")  # fmt: skip
+                                 f"give the Q-id instead", code=AMBIGUOUS_WORD)  # fmt: skip
         raise AmbiguousError(f"{kind} {word!r} is ambiguous on Wikidata: {listing}; "
-                             f"give one Q-id instead of the word")  # fmt: skip
+                             f"give one Q-id instead of the word",
+                             code=AMBIGUOUS_WORD)  # fmt: skip
 
     def used_as_occupation(self, candidates: Sequence[str]) -> set[str]:
         """Which of ``candidates`` somebody has as occupation (P106)."""

@@ -150,9 +150,11 @@ class DownloadOptions:
         return dataclasses.replace(self, **overrides)
 
 
-class _Fail(Exception):
+class _Fail(DownloadError):
+    """One try of one URL failed; ``reason`` (also its ``code``) is the attempt's error."""
+
     def __init__(self, reason: str, detail: str = "", *, transient: bool = False) -> None:
-        super().__init__(detail or reason)
+        super().__init__(detail or reason, code=reason)
         self.reason, self.transient = reason, transient
 
 

@@ -10,14 +10,14 @@ from sqlalchemy import select
 
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Job, JobState
+from faceatlas.store.models import Job, JobKind, JobState
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def start_job(settings: Settings, kind: str, person_id: int | None = None,
+def start_job(settings: Settings, kind: JobKind, person_id: int | None = None,
               collection_id: int | None = None, task_id: str | None = None) -> int:
     """The open job of this kind for the person (resumed after a crash), or a new one.
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -20,9 +18,27 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from faceatlas.domain.faces import LEGACY_ENGINE, LEGACY_MODEL_HASH
+
+# the states live in the pure layer; re-exported here for code that also uses the tables
+from faceatlas.domain.states import (  # noqa: F401
+    BUSY,
+    PROMOTABLE,
+    REASON_ORDER,
+    FaceState,
+    ImageState,
+    JobKind,
+    JobState,
+    PersonState,
+    Reason,
+    ReferenceState,
+    StrEnum,
+    reason_sort_key,
+)
 
 
 def utcnow() -> datetime:
@@ -33,99 +49,31 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
-if sys.version_info >= (3, 11):
-    from enum import StrEnum
-else:  # pragma: no cover - Python 3.10
+class StateColumn(TypeDecorator[Any]):
+    """A state (or job kind) column: the enum member's plain string value in the database
+    (the schema is a ``String`` as before, no CHECK constraint), the member when read back.
 
-    class StrEnum(str, Enum):
-        """``enum.StrEnum`` before 3.11: members are their value in str(), format() and JSON."""
+    Binding takes a member or a string (a filter from a query parameter); a stored value no
+    member has (a hand-edited row) reads back as the plain string rather than failing the
+    query."""
 
-        def __str__(self) -> str:
-            return str(self.value)
+    impl = String
+    cache_ok = True
 
+    def __init__(self, enum: type[StrEnum], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
 
-# The states and reasons below are stored as their plain string values (no migration: a
-# member equals its value, so rows written before the enums read back unchanged).
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
 
-
-class PersonState(StrEnum):
-    QUEUED = "queued"
-    SEARCHING = "searching"
-    DOWNLOADING = "downloading"
-    CURATING = "curating"
-    CURATED = "curated"
-    FAILED = "failed"
-    TOO_FEW_FACES = "too_few_faces"
-    PROMOTED = "promoted"
-
-
-#: the pipeline is working on these people right now: a review would race with curation
-BUSY = (PersonState.SEARCHING, PersonState.DOWNLOADING, PersonState.CURATING)
-#: curation has finished: the person can be promoted (again)
-PROMOTABLE = (PersonState.CURATED, PersonState.PROMOTED, PersonState.TOO_FEW_FACES)
-
-
-class ImageState(StrEnum):
-    PENDING = "pending"  # a search hit not yet downloaded
-    FETCHED = "fetched"  # the file is on disk
-    ANALYSED = "analysed"  # curated: ``reason`` says why it was kept or not
-    FAILED = "failed"  # the download failed
-
-
-class FaceState(StrEnum):
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-
-
-class ReferenceState(StrEnum):
-    PENDING = "pending"  # not measured yet
-    READY = "ready"  # its embedding is stored
-    FAILED = "failed"  # no usable face (``error`` says why)
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class Reason(StrEnum):
-    """Decision codes stored on images and faces."""
-
-    DECODE_ERROR = "decode_error"
-    NOT_AN_IMAGE = "not_an_image"
-    NO_FACE = "no_face"
-    FACE_TOO_SMALL = "face_too_small"
-    BLURRY = "blurry"
-    MULTIPLE_FACES = "multiple_faces"
-    NOT_THIS_PERSON = "not_this_person"
-    DUPLICATE = "duplicate"
-    OVER_LIMIT = "over_limit"
-    ACCEPTED = "accepted"
-    DOWNLOAD_FAILED = "download_failed"
-    REJECTED_BY_USER = "rejected_by_user"
-    ACCEPTED_BY_USER = "accepted_by_user"
-    # -- collection-level arbitration and trusted references
-    OTHER_PERSON = "other_person"  # the face is another person of the collection (named)
-    NO_FACE_MATCHES_REFERENCE = "no_face_matches_reference"  # person: references unmatched
-
-
-#: the one order in which rejection reasons are shown (CLI summaries, the review pages, the
-#: API): decisions about the person first, then image quality, then files that never decoded
-REASON_ORDER: tuple[Reason, ...] = (
-    Reason.REJECTED_BY_USER, Reason.NOT_THIS_PERSON, Reason.OTHER_PERSON, Reason.DUPLICATE,
-    Reason.MULTIPLE_FACES, Reason.OVER_LIMIT, Reason.BLURRY, Reason.FACE_TOO_SMALL,
-    Reason.NO_FACE, Reason.DECODE_ERROR, Reason.NOT_AN_IMAGE, Reason.DOWNLOAD_FAILED,
-)
-
-
-def reason_sort_key(reason: str) -> tuple[int, str]:
-    """Sort key putting reasons in `REASON_ORDER`; unknown codes last, alphabetically."""
-    try:
-        return REASON_ORDER.index(reason), reason  # type: ignore[arg-type]
-    except ValueError:
-        return len(REASON_ORDER), reason
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        try:
+            return self.enum(value)
+        except ValueError:
+            return value
 
 
 class Collection(Base):
@@ -160,7 +108,9 @@ class Person(Base):
     country: Mapped[str] = mapped_column(String(100), default="")
     source: Mapped[str] = mapped_column(String(50), default="")  # llm, sheet, folder, upload
     verdict: Mapped[str | None] = mapped_column(Text, nullable=True)  # the verifier's reason
-    state: Mapped[str] = mapped_column(String(30), default=PersonState.QUEUED, index=True)
+    state: Mapped[PersonState] = mapped_column(
+        StateColumn(PersonState, 30), default=PersonState.QUEUED, index=True
+    )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     selftest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -214,7 +164,9 @@ class Image(Base):
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    state: Mapped[str] = mapped_column(String(30), default=ImageState.PENDING)
+    state: Mapped[ImageState] = mapped_column(
+        StateColumn(ImageState, 30), default=ImageState.PENDING
+    )
     reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     # -- keyless sources (issue 14): reuse terms of a Commons file
@@ -283,7 +235,9 @@ class Face(Base):
     phash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     distance: Mapped[float | None] = mapped_column(Float, nullable=True)  # to identity centre
     quality: Mapped[float] = mapped_column(Float, default=0.0)
-    state: Mapped[str] = mapped_column(String(20), default=FaceState.REJECTED)
+    state: Mapped[FaceState] = mapped_column(
+        StateColumn(FaceState, 20), default=FaceState.REJECTED
+    )
     reason: Mapped[str] = mapped_column(String(40))
     crop_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     gallery_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
@@ -320,7 +274,9 @@ class Reference(Base):
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
     face_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # None: pending
-    state: Mapped[str] = mapped_column(String(20), default=ReferenceState.PENDING)
+    state: Mapped[ReferenceState] = mapped_column(
+        StateColumn(ReferenceState, 20), default=ReferenceState.PENDING
+    )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -331,14 +287,16 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30))  # collect, names, promote, enrol
+    kind: Mapped[JobKind] = mapped_column(StateColumn(JobKind, 30))
     person_id: Mapped[int | None] = mapped_column(
         ForeignKey("people.id", ondelete="CASCADE"), nullable=True, index=True
     )
     collection_id: Mapped[int | None] = mapped_column(
         ForeignKey("collections.id", ondelete="CASCADE"), nullable=True
     )
-    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED, index=True)
+    state: Mapped[JobState] = mapped_column(
+        StateColumn(JobState, 20), default=JobState.QUEUED, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -742,7 +742,8 @@ class JobRow:
 
 
 #: the first word of a working job's message
-_STAGES = frozenset({"searching", "downloading", "curating", "queued"})
+_STAGES = frozenset({PersonState.SEARCHING, PersonState.DOWNLOADING, PersonState.CURATING,
+                     PersonState.QUEUED})
 
 
 def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = None,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from faceatlas.domain.faces import DetectedFace
+from faceatlas.domain.states import Reason
 from faceatlas.faces.engines import EngineConfig, FaceEngine, engine_spec, get_engine
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings
@@ -116,9 +117,9 @@ def analyse_video(
             blur = sharpness(rgb, face.box) if size >= 8 else 0.0
             reason = None
             if size < settings.min_face_px:
-                reason = "face_too_small"
+                reason = Reason.FACE_TOO_SMALL
             elif blur < settings.blur_threshold:
-                reason = "blurry"
+                reason = Reason.BLURRY
             observations.append(Observation(
                 sample=frame.index, time=frame.time, box=face.box, score=face.score,
                 landmarks=face.landmarks, blur=round(blur, 2),

@@ -29,13 +29,13 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.jobs import finish_job, update_job, worker_name
-from faceatlas.store.models import Collection, Job, JobState
+from faceatlas.store.models import Collection, Job, JobKind, JobState
 from faceatlas.video.reader import VideoError, probe
 from faceatlas.video.recognize import answer, recognize_video
 
 log = logging.getLogger(__name__)
 
-KIND = "video"
+KIND = JobKind.VIDEO
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceatlas-video")
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from faceatlas.api.deps import Caller, Ctx, Id
 from faceatlas.api.tokens import check_job
-from faceatlas.store.models import JobState
+from faceatlas.domain.states import JobState
 
 router = APIRouter(prefix="/api/v1")
 

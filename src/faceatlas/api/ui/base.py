@@ -7,7 +7,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,14 +49,15 @@ FormId = Annotated[int, Field(ge=1, le=MAX_ID)]
 CollectionKey = Annotated[str, PathParam(pattern=r"^[a-z0-9_\-]{1,100}$")]
 
 
-@dataclass
-class Problem(Exception):
-    """A user-facing error page (our own words only)."""
+class Problem(FaceAtlasError):
+    """A user-facing error page (our own words only): ``status``, ``title``, ``message`` and
+    where the "back" link goes."""
 
-    status: int
-    title: str
-    message: str
-    back: str | None = None
+    code = "problem"
+
+    def __init__(self, status: int, title: str, message: str, back: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.title, self.back = status, title, back
 
 
 def _wants_page(request: Request) -> bool:

@@ -15,10 +15,10 @@ from faceatlas.api.deps import Ctx
 from faceatlas.api.ui.base import MAX_ID, CollectionKey, FormId, Problem, render, router
 from faceatlas.api.ui.csrf import Checked, Session
 from faceatlas.api.ui.pages import Flash, flash
+from faceatlas.domain.states import PersonState
 from faceatlas.jobs import bulk
 from faceatlas.settings import Settings
 from faceatlas.store import queries
-from faceatlas.store.models import PersonState
 
 PER_PAGE = 100
 #: numbered page links either side of the current page

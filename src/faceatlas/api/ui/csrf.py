@@ -31,18 +31,29 @@ from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext, get_ctx
 from faceatlas.api.tokens import ADMIN, Principal
 from faceatlas.api.tokens import principal_of_known as _principal_of
+from faceatlas.domain.errors import FaceAtlasError
 
 COOKIE = "faceatlas_session"
 LOGIN_COOKIE = "faceatlas_login"
 _PROCESS_SECRET = secrets.token_bytes(32)  # signs sessions only when auth is switched off
 
 
-class LoginRequired(Exception):
-    pass
+class LoginRequired(FaceAtlasError):
+    """No UI session: the UI redirects to the log-in page (``base.UiRoute``)."""
+
+    code = "login_required"
+
+    def __init__(self, message: str = "log in first") -> None:
+        super().__init__(message)
 
 
-class CsrfFailed(Exception):
-    pass
+class CsrfFailed(FaceAtlasError):
+    """A form whose CSRF token is not this session's: the UI answers "Form expired"."""
+
+    code = "csrf_failed"
+
+    def __init__(self, message: str = "the form's CSRF token does not match the session") -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,13 @@ from faceatlas.api.ui.csrf import (
 from faceatlas.api.uploads import read_upload
 from faceatlas.curation.duplicates import person_review
 from faceatlas.domain.errors import NotFoundError
+from faceatlas.domain.states import PersonState
 from faceatlas.gallery import review
 from faceatlas.gallery.erase import remove_person
 from faceatlas.gallery.promote import promote_person
 from faceatlas.gallery.recognize import recognize_bytes
 from faceatlas.jobs.background import collect_now
 from faceatlas.store import queries
-from faceatlas.store.models import PersonState
 
 
 @router.get("/login")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from faceatlas.domain.errors import ConfigError
+from faceatlas.domain.states import JobKind, JobState
 from faceatlas.settings import Settings
 from faceatlas.store import db
 from faceatlas.store.db import session_scope
@@ -24,12 +25,12 @@ def open_jobs(settings: Settings, person_ids: Sequence[int]) -> dict[int, int]:
     jobs: dict[int, int] = {}
     with session_scope(settings) as s:
         for pid in person_ids:
-            job = s.scalar(select(Job).where(Job.kind == "collect", Job.person_id == pid,
-                                             Job.state.in_(("queued", "running")))
+            job = s.scalar(select(Job).where(Job.kind == JobKind.COLLECT, Job.person_id == pid,
+                                             Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
                            .order_by(Job.id.desc()).limit(1))
             if job is None:
                 person = s.get(Person, pid)
-                job = Job(kind="collect", person_id=pid, state="queued", attempts=0,
+                job = Job(kind=JobKind.COLLECT, person_id=pid, state=JobState.QUEUED, attempts=0,
                           collection_id=person.collection_id if person else None)
                 s.add(job)
                 s.flush()

@@ -15,16 +15,17 @@ from enum import Enum
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
+from faceatlas.domain.states import JobKind, JobState, PersonState
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.jobs import worker_name
-from faceatlas.store.models import Job, Person, PersonState
+from faceatlas.store.models import Job, Person
 
 log = logging.getLogger(__name__)
 
 #: person states after which a collect job has nothing left to do
 FINISHED_STATES = (PersonState.CURATED, PersonState.PROMOTED, PersonState.TOO_FEW_FACES)
-TERMINAL_JOB = ("done", "failed")
+TERMINAL_JOB = (JobState.DONE, JobState.FAILED)
 
 
 class Claim(Enum):
@@ -55,16 +56,16 @@ def claim_job(settings: Settings, job_id: int, person_id: int, *, lease_seconds:
             s.execute(select(Person.id).where(Person.id == person_id).with_for_update())
         other = aliased(Job)
         live_elsewhere = exists().where(
-            other.person_id == person_id, other.id != job_id, other.kind == "collect",
-            other.state == "running", other.heartbeat >= stale,
+            other.person_id == person_id, other.id != job_id, other.kind == JobKind.COLLECT,
+            other.state == JobState.RUNNING, other.heartbeat >= stale,
         )
-        claimable = or_(Job.state == "queued",
-                        and_(Job.state == "running",
+        claimable = or_(Job.state == JobState.QUEUED,
+                        and_(Job.state == JobState.RUNNING,
                              or_(Job.heartbeat.is_(None), Job.heartbeat < stale)))
         result = s.execute(
             update(Job)
             .where(Job.id == job_id, claimable, Job.attempts < max_attempts, ~live_elsewhere)
-            .values(state="running", worker=me, heartbeat=at, attempts=Job.attempts + 1,
+            .values(state=JobState.RUNNING, worker=me, heartbeat=at, attempts=Job.attempts + 1,
                     task_id=task_id, error=None)
             .execution_options(synchronize_session=False)
         )
@@ -75,20 +76,20 @@ def claim_job(settings: Settings, job_id: int, person_id: int, *, lease_seconds:
             return Claim.FINISHED
         s.refresh(job)
         if person is None:
-            job.state, job.error = "failed", "the person was deleted"
+            job.state, job.error = JobState.FAILED, "the person was deleted"
             return Claim.FINISHED
         if claimed:
             if person.state in FINISHED_STATES:  # e.g. collected in-process meanwhile
-                job.state, job.progress, job.message = "done", 1.0, f"already {person.state}"
+                job.state, job.progress, job.message = JobState.DONE, 1.0, f"already {person.state}"
                 return Claim.FINISHED
             return Claim.CLAIMED
         if job.state in TERMINAL_JOB:
             return Claim.FINISHED
-        live = job.state == "running" and job.heartbeat is not None and \
+        live = job.state == JobState.RUNNING and job.heartbeat is not None and \
             aware(job.heartbeat) >= stale
         if job.attempts >= max_attempts and not live:
             reason = f"gave up after {job.attempts} attempts ({job.error or 'worker lost'})"
-            job.state, job.error = "failed", reason[:2000]
+            job.state, job.error = JobState.FAILED, reason[:2000]
             if person.state not in FINISHED_STATES:
                 person.state, person.error = PersonState.FAILED, reason[:2000]
                 person.attempts += 1
@@ -100,7 +101,7 @@ def release_job(settings: Settings, job_id: int, error: str) -> None:
     """Give the lease back after a transient error: queued again, the error kept for status."""
     with session_scope(settings) as s:
         s.execute(update(Job).where(Job.id == job_id, Job.worker == worker_name())
-                  .values(state="queued", error=error[:2000], heartbeat=now())
+                  .values(state=JobState.QUEUED, error=error[:2000], heartbeat=now())
                   .execution_options(synchronize_session=False))
 
 
@@ -129,7 +130,7 @@ class Heartbeat:
                 with session_scope(self.settings) as s:
                     n = s.execute(
                         update(Job).where(Job.id == self.job_id, Job.worker == self._me,
-                                          Job.state == "running")
+                                          Job.state == JobState.RUNNING)
                         .values(heartbeat=now()).execution_options(synchronize_session=False)
                     ).rowcount  # type: ignore[attr-defined]
                 if n == 0 and not self._stop.is_set() and not self.lost:

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from faceatlas.domain.states import FaceState, ImageState, JobKind, JobState, PersonState
 from faceatlas.jobs.worker.leases import FINISHED_STATES, TERMINAL_JOB, aware, now
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Collection, Face, Image, Job, Person, PersonState
+from faceatlas.store.models import Collection, Face, Image, Job, Person
 
 
 @dataclass
@@ -59,8 +60,8 @@ def jobs_progress(settings: Settings, jobs: dict[int, int],
             images.update(dict(s.execute(
                 select(Image.state, func.count()).where(Image.person_id.in_(list(chunk)))
                 .group_by(Image.state)).all()))
-            running += sum(1 for st, _ in states.values() if st == "running")
-            done = {pid: states.get(jid, ("failed", "job row deleted"))
+            running += sum(1 for st, _ in states.values() if st == JobState.RUNNING)
+            done = {pid: states.get(jid, (JobState.FAILED, "job row deleted"))
                     for pid, jid in chunk.items()}
             done = {pid: se for pid, se in done.items() if se[0] in TERMINAL_JOB}
             finished += len(done)
@@ -69,14 +70,15 @@ def jobs_progress(settings: Settings, jobs: dict[int, int],
                 for person in s.scalars(select(Person).where(Person.id.in_(todo))):
                     new.append(_result(s, person, *done[person.id]))
     return JobsProgress(len(jobs), finished, new,
-                        images["analysed"] + images["failed"], sum(images.values()), running)
+                        images[ImageState.ANALYSED] + images[ImageState.FAILED],
+                        sum(images.values()), running)
 
 
 def _result(s: Any, person: Person, job_state: str, job_error: str | None) -> PersonResult:
     reasons = Counter(s.scalars(select(Image.reason).where(
-        Image.person_id == person.id, Image.state == "analysed")))
+        Image.person_id == person.id, Image.state == ImageState.ANALYSED)))
     accepted = s.scalar(select(func.count()).where(Face.person_id == person.id,
-                                                   Face.state == "accepted")) or 0
+                                                   Face.state == FaceState.ACCEPTED)) or 0
     return PersonResult(person.id, person.name, person.state, job_state,
                         candidates=sum(reasons.values()), accepted=accepted,
                         reasons=Counter({k or "?": v for k, v in reasons.items()}),
@@ -119,24 +121,25 @@ def collection_status(settings: Settings, lease_seconds: float | None = None) ->
             running = []
             for job, person in s.execute(
                 select(Job, Person).join(Person, Job.person_id == Person.id)
-                .where(Job.state == "running", Job.person_id.in_(in_coll)).order_by(Job.id)
+                .where(Job.state == JobState.RUNNING, Job.person_id.in_(in_coll)).order_by(Job.id)
             ):
                 age = (at - aware(job.heartbeat)).total_seconds() if job.heartbeat else None
                 running.append(RunningJob(job.id, person.name, person.state, job.worker, age,
                                           job.attempts, age is None or age > lease))
             queued = s.scalar(select(func.count()).where(
-                Job.state == "queued", Job.kind == "collect", Job.person_id.in_(in_coll))) or 0
+                Job.state == JobState.QUEUED, Job.kind == JobKind.COLLECT,
+                Job.person_id.in_(in_coll))) or 0
             failures = [(p.name, p.error or "") for p in s.scalars(
                 select(Person).where(Person.collection_id == coll.id,
                                      Person.state == PersonState.FAILED).order_by(Person.id))]
             # failed jobs of people still unfinished (a missing key, a gave-up retry)
             latest = (select(Job.person_id, func.max(Job.id).label("jid"))
-                      .where(Job.kind == "collect", Job.person_id.in_(in_coll))
+                      .where(Job.kind == JobKind.COLLECT, Job.person_id.in_(in_coll))
                       .group_by(Job.person_id).subquery())
             for person, job in s.execute(
                 select(Person, Job).join(latest, latest.c.person_id == Person.id)
                 .join(Job, Job.id == latest.c.jid)
-                .where(Job.state == "failed", Person.state != PersonState.FAILED,
+                .where(Job.state == JobState.FAILED, Person.state != PersonState.FAILED,
                        Person.state.not_in(FINISHED_STATES))
             ):
                 failures.append((person.name, f"job {job.id}: {job.error or ''}"))
