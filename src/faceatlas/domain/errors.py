@@ -11,26 +11,26 @@
     ├── QueryError                 a read asked for no such thing, e.g. a sort order (2)
     ├── ImageError                 an image cannot be used (carries a reason code)
     │   └── VideoError             a video cannot be used (3)
-    ├── ReferencePhotoError        a reference photo cannot be used (4)
-    ├── TableError                 a spreadsheet cannot be read or written (5)
+    ├── ReferencePhotoError        a reference photo cannot be used
+    ├── TableError                 a spreadsheet cannot be read or written (4)
     │   ├── TableLimitError        over a configured limit (bytes, rows, size)
     │   └── UnsafeTableError       built to attack its reader (zip bomb, XML entities)
-    ├── ArchiveError               a gallery archive cannot be imported (6)
+    ├── ArchiveError               a gallery archive cannot be imported (5)
     ├── ProviderError              an outside service (LLM, image search) failed
     │   ├── AuthError              bad or missing API key: stop the run
     │   ├── RateLimitError         429 that outlived its retries
     │   └── BadResponseError       the answer had the wrong shape
     ├── DownloadError              one URL could not be fetched (carries a reason code)
     │   ├── UnsafeURLError         refused by the SSRF guard
-    │   └── _Fail                  one try of one URL failed: retried or recorded (7)
+    │   └── _Fail                  one try of one URL failed: retried or recorded (6)
     ├── BusyError                  at capacity: try again later (503 + Retry-After)
-    ├── _TooLarge                  a request body over its limit, met while read: 413 (8)
-    ├── Problem                    a review-UI error page in our own words (9)
-    ├── LoginRequired              no review-UI session: the UI sends to the log-in page (10)
-    └── CsrfFailed                 a review-UI form not from this session: "Form expired" (10)
+    ├── _TooLarge                  a request body over its limit, met while read: 413 (7)
+    ├── Problem                    a review-UI error page in our own words (8)
+    ├── LoginRequired              no review-UI session: the UI sends to the log-in page (9)
+    └── CsrfFailed                 a review-UI form not from this session: "Form expired" (9)
 
 Defined beside the code that raises them: (1) ``domain.names``, (2) ``store.queries``,
-(3) ``video.reader``, (4) ``curation.references``, (5) ``names.tables``, (6)
+(3) ``video.reader``, (4) ``curation.references``, (5) ``names.tables``, (5)
 ``gallery.archive``, (7) ``sources.download``, (8) ``api.errors``, (9) ``api.ui.base``,
 (10) ``api.ui.csrf``; the others here. Every exception class in ``faceatlas`` is in this
 tree, under its base class (tests/test_errors.py keeps it so). The underscored ones and the
