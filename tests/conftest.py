@@ -14,6 +14,12 @@ from faceatlas.domain.errors import ConfigError
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store import db
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist hands its workers COLUMNS=80, and a rich Console made while it is set
+    # keeps that width for good (faceatlas.cli's is made at import, before any test can set
+    # COLUMNS): drop it so a worker's CLI output is as wide as in a run without workers
+    os.environ.pop("COLUMNS", None)
+
 #: no test may reach the real Wikidata/Commons (keyless defaults would): a closed loopback
 #: port unless the test points the URLs at simweb, one attempt, no waiting
 WIKIMEDIA_ON_LOOPBACK = {
