@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -183,19 +184,33 @@ def test_ssrf_refused_without_the_override(faces_root: Path, tmp_path: Path) -> 
 KILL_POINTS = ["searching", "downloading", "curating", "curated"]
 
 
-@pytest.fixture(scope="module")
-def slow_web(faces_root: Path) -> Iterator[SimWeb]:
-    with simweb_server(people_file(faces_root), faces_root, latency_ms=40) as server:
-        yield server
+#: the slow simweb and the reference run, once per session: test_postgres imports both
+#: fixtures, and each import would otherwise be a fixture of its own (another server, another
+#: reference run of ~20 s); cached by hand as in tests/gallery_fixtures.py
+_session: dict[str, Any] = {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def slow_web(faces_root: Path, request: pytest.FixtureRequest) -> SimWeb:
+    if "web" not in _session:
+        stack = ExitStack()
+        _session["web"] = stack.enter_context(
+            simweb_server(people_file(faces_root), faces_root, latency_ms=40))
+        request.addfinalizer(stack.close)  # at the session's end, like the fixture itself
+    return _session["web"]
+
+
+@pytest.fixture(scope="session")
 def uninterrupted(slow_web: SimWeb, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    clean = tmp_path_factory.mktemp("clean")
-    env = env_for(slow_web, clean)
-    faceatlas("names", "generate", "--country", "Serbia", "-o", "Actor", "-o", "Athlete", env=env)
-    faceatlas("collect", env=env)
-    return state_of(clean)
+    """The state of an uninterrupted run: read-only, compared with, never changed."""
+    if "state" not in _session:
+        clean = tmp_path_factory.mktemp("clean")
+        env = env_for(slow_web, clean)
+        faceatlas("names", "generate", "--country", "Serbia", "-o", "Actor", "-o", "Athlete",
+                  env=env)
+        faceatlas("collect", env=env)
+        _session["state"] = state_of(clean)
+    return _session["state"]
 
 
 @pytest.mark.slow
