@@ -110,7 +110,8 @@ def test_collect_exit_codes_and_progress_lines(tmp_path: Path, faces_root: Path)
               person("Novak Djokovic", [f"people/person_01/{p.name}" for p in photos])]
     with simweb_server(people, faces_root) as web:
         env = {"RAPIDAPI_KEY": "test-key", "FACEATLAS_IMAGE_SEARCH_URL": f"{web.url}/search",
-               "FACEATLAS_ALLOW_PRIVATE_NETWORKS": "1", "FACEATLAS_DOWNLOAD_TIMEOUT": "5"}
+               "FACEATLAS_ALLOW_PRIVATE_NETWORKS": "1", "FACEATLAS_DOWNLOAD_TIMEOUT": "5",
+               "FACEATLAS_IMAGE_SEARCH_BACKOFF": "0.05"}  # the retries, without their waits
         home = tmp_path / "home"
         sheet = _sheet(tmp_path / "a.csv", ("ServerError", "Person", "Athlete"))
         assert run("names", "import", str(sheet), "--collection", "Serbia", home=home,

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     image_search_host: str = "real-time-image-search.p.rapidapi.com"
     rapidapi_key: SecretStr | None = Field(None, validation_alias="RAPIDAPI_KEY")
     search_limit: int = 100
+    image_search_backoff: float = Field(
+        1.0, gt=0, description="Seconds before the first retry of a failed image search "
+                               "(doubling each time, up to 30 s).")
     max_downloads_per_person: int = 70
     download_concurrency: int = 16
     download_per_host: int = 4

@@ -34,6 +34,7 @@ class AuthGate:
         if scope["type"] != "http" or await self._allowed(scope):
             await self.app(scope, receive, send)
             return
+        await _drain_small(scope, receive)
         await _refuse(scope, send)
 
     async def _allowed(self, scope: Scope) -> bool:
@@ -55,6 +56,30 @@ class AuthGate:
         except HTTPException:
             return False
         return True
+
+
+#: a refused request's body is read (and dropped) up to this size: closing a socket with
+#: unread bytes makes the kernel answer with a reset, and the client may then lose the 401
+#: (a browser posting a form with an expired session); larger bodies stay unread
+DRAIN_LIMIT = 64 * 1024
+DRAIN_SECONDS = 1.0
+
+
+async def _drain_small(scope: Scope, receive: Receive) -> None:
+    headers = dict(scope.get("headers", []))
+    try:
+        declared = int(headers.get(b"content-length", b"0"))
+    except ValueError:
+        return
+    if declared <= 0 or declared > DRAIN_LIMIT:
+        return
+    read = 0
+    with anyio.move_on_after(DRAIN_SECONDS):  # a body that never comes is not waited for
+        while read <= DRAIN_LIMIT:
+            message = await receive()
+            read += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
 
 
 async def _refuse(scope: Scope, send: Send) -> None:

@@ -125,6 +125,7 @@ class RapidAPIImageSearch:
         key = settings.rapidapi_key
         if key is None or not key.get_secret_value().strip():
             raise ConfigError("RAPIDAPI_KEY is not set: the image search needs a RapidAPI key")
+        kwargs.setdefault("backoff", settings.image_search_backoff)
         return cls(key, url=settings.image_search_url, host=settings.image_search_host, **kwargs)
 
     def __repr__(self) -> str:
