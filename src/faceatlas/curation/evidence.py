@@ -60,7 +60,8 @@ def text_evidence(session: Session, person: Person,
     runs = sorted(set().union(*(word_runs(t) for t in texts.values())) - {person.key})
     others: dict[str, str] = {}
     for i in range(0, len(runs), 500):
-        others.update(session.execute(select(Person.key, Person.name).where(
-            Person.collection_id == person.collection_id, Person.id != person.id,
-            Person.key.in_(runs[i:i + 500]))).tuples().all())
+        others.update((key, name) for key, name in session.execute(
+            select(Person.key, Person.name).where(
+                Person.collection_id == person.collection_id, Person.id != person.id,
+                Person.key.in_(runs[i:i + 500]))))
     return against(texts, person.key, others) if others else {}
