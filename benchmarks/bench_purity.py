@@ -21,8 +21,18 @@ Recall counts the own photos whose face passed the quality gates (distinct photo
 somebody else "is another person". The curation cost (the pure decision only) is timed at 70
 and 500 candidates drawn from the measured faces.
 
+Anchors (issue 25), ``--anchors portrait none``: with ``--noise 0.65`` the co-star supplies
+more photos than the person (the group a vote would pick). ``portrait``: the names arrive bare
+(as from a sheet), resolve on the simweb Wikidata replica at collection, and each person's
+P18 portrait (an LFW photo of them not in the results) anchors their gallery. ``none``:
+Wikidata is unreachable; the collection is promoted once with FACEATLAS_REQUIRE_ANCHOR=1
+and once without, and held-out probe photos (never in any result) are recognised after
+each: the "wrong person" count is recognition naming somebody else with confidence.
+
     python benchmarks/bench_purity.py [--people 62] [--per-person 40] [--noise 0.35 0.5]
     python benchmarks/bench_purity.py --people 6 --per-person 10 --noise 0.35   # CI sample
+    python benchmarks/bench_purity.py --people 24 --per-person 12 --noise 0.65 \
+        --anchors portrait none --strategies consensus
 """
 
 from __future__ import annotations
@@ -80,6 +90,8 @@ class World:
     lists: dict[str, list[str]] = field(default_factory=dict)  # person -> simweb entries
     costar: dict[str, str] = field(default_factory=dict)
     lookalike: dict[str, str] = field(default_factory=dict)
+    portrait: dict[str, str] = field(default_factory=dict)  # person -> their P18 photo
+    probes: dict[str, list[Path]] = field(default_factory=dict)  # held-out photos
 
 
 def display(identity: str) -> str:
@@ -223,6 +235,14 @@ def build(root: Path, people: list[str], per_person: int, noise: float, seed: in
         entries.append((rel, rng.randrange(0, 120)))
         entries.sort(key=lambda e: e[1])
         world.lists[who] = [rel for rel, _ in entries] + ["fault:404", "fault:html"]
+        # never in the results: the Wikidata portrait, then probes for recognition
+        spare = photos_of(root, who)[per_person:]
+        if spare:
+            photo = Image.open(spare[0]).convert("RGB")
+            world.portrait[who] = save(world, f"portrait/{who}.jpg", photo,
+                                       [Placed(who, (0, 0, photo.width, photo.height),
+                                               spare[0].name, "portrait")], 92)
+        world.probes[who] = spare[1:4]
     return world
 
 
@@ -322,14 +342,25 @@ def summary(label: str, scores: dict[str, Score], show_people: bool) -> dict[str
 # --------------------------------------------------------------------------- running
 
 
-def run_collect(world: World, people: list[str], home: Path, workers: int) -> Settings:
-    with SimWeb(people=[{"name": display(w), "country": COUNTRY, "occupations": ["Actor"],
-                         "images": world.lists[w]} for w in people],
-                photos_dir=world.folder) as web:
+def run_collect(world: World, people: list[str], home: Path, workers: int,
+                anchor: str = "none") -> Settings:
+    """Collect everyone as a sheet's names (no Q-id). ``anchor`` portrait: the Wikidata
+    replica knows each person with a portrait (a photo of theirs not in the results), so
+    the name lookup finds the Q-id and the portrait anchors the gallery; none: Wikidata
+    is unreachable (a closed port), so nothing anchors anyone."""
+    entries = [{"name": display(w), "country": COUNTRY, "occupations": ["Actor"],
+                "images": world.lists[w], "p18": world.portrait.get(w), "commons": []}
+               for w in people]
+    with SimWeb(people=entries, photos_dir=world.folder) as web:
+        wiki = web.url if anchor == "portrait" else f"http://127.0.0.1:{web.closed_port}"
         settings = Settings(home=home, workers=workers, rapidapi_key="bench",
                             image_search_url=f"{web.url}/search", allow_private_networks=True,
                             max_downloads_per_person=200, search_limit=200,
-                            download_timeout=10.0)
+                            download_timeout=10.0,
+                            wikidata_api_url=f"{wiki}/wikidata/w/api.php",
+                            wikidata_sparql_url=f"{wiki}/wikidata/sparql",
+                            commons_api_url=f"{wiki}/commons/w/api.php",
+                            wikimedia_min_interval=0.0, wikimedia_retries=0)
         db.get_engine(settings)
         with session_scope(settings) as s:
             coll = get_or_create_collection(s, COUNTRY)
@@ -351,6 +382,62 @@ def promote_all(settings: Settings) -> Counter[str]:
     from faceatlas.gallery.promote import promote
 
     return Counter(r.state for r in promote(settings, collection=COUNTRY))
+
+
+@dataclass
+class Promoted:
+    """One promotion pass: galleries of another person promoted, and what probes answered."""
+
+    promoted: int = 0
+    held: int = 0  # unanchored: held by FACEATLAS_REQUIRE_ANCHOR
+    wrong: list[str] = field(default_factory=list)  # promoted galleries of someone else
+    wrong_anchors: Counter[str] = field(default_factory=Counter)
+    anchors: Counter[str] = field(default_factory=Counter)
+    probes: Counter[str] = field(default_factory=Counter)  # right, wrong, unknown
+
+
+def promote_and_probe(settings: Settings, world: World, require_anchor: bool) -> Promoted:
+    """Promote the collection (with or without the anchor rule), then ask recognition who
+    each held-out probe photo is: a wrong person's name is the disaster being measured."""
+    from faceatlas.gallery.promote import HELD, promote
+    from faceatlas.gallery.recognize import recognize_bytes
+
+    run = settings.model_copy(update={"require_anchor": ["*"] if require_anchor else []})
+    results = promote(run, collection=COUNTRY)
+    scores, _ = score(settings, world, Settings().max_faces_per_person)
+    out = Promoted()
+    for r in results:
+        who = r.person.replace(" ", "_")
+        out.anchors[str(r.anchor)] += 1
+        if r.state == HELD:
+            out.held += 1
+        if r.state == "promoted":
+            out.promoted += 1
+            if scores[who].majority and scores[who].majority != who:
+                out.wrong.append(who)
+                out.wrong_anchors[str(r.anchor)] += 1
+    db.reset_caches()
+    for who, probes in world.probes.items():
+        for path in probes:
+            try:
+                best = recognize_bytes(path.read_bytes(), settings, collection=COUNTRY).best
+            except Exception:
+                out.probes["error"] += 1
+                continue
+            if best is None:
+                out.probes["unknown"] += 1
+            else:
+                out.probes["right" if best.name == display(who) else "wrong"] += 1
+    return out
+
+
+def show_promoted(label: str, p: Promoted) -> None:
+    probes = sum(p.probes.values())
+    print(f"  {label}: promoted {p.promoted}, held unanchored {p.held}; galleries of another "
+          f"person promoted: {len(p.wrong)} (their anchors: "
+          f"{dict(p.wrong_anchors) or '-'}); anchors {dict(p.anchors)}")
+    print(f"    probes {probes}: right {p.probes['right']}, WRONG PERSON {p.probes['wrong']} "
+          f"({p.probes['wrong'] / max(probes, 1):.0%}), unknown {p.probes['unknown']}")
 
 
 def curation_cost(settings: Settings, rng: random.Random) -> dict[tuple[str, int], float]:
@@ -383,6 +470,11 @@ def main() -> None:
     parser.add_argument("--per-person", type=int, default=40, help="own photos per person")
     parser.add_argument("--noise", type=float, nargs="+", default=[0.35, 0.5])
     parser.add_argument("--strategies", nargs="+", default=["consensus", "seed"])
+    parser.add_argument("--anchors", nargs="+", default=["none"],
+                        choices=["none", "portrait"],
+                        help="none: Wikidata unreachable, no anchor (then promotion with and "
+                        "without FACEATLAS_REQUIRE_ANCHOR); portrait: each name resolves on "
+                        "the Wikidata replica and its portrait anchors the gallery")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--per-person-table", action="store_true",
@@ -400,39 +492,56 @@ def main() -> None:
     cents = centroids(root, people, cache)
     print(f"centroids for look-alikes: {time.perf_counter() - t0:.0f} s")
     results: dict[tuple[float, str], dict[str, float]] = {}
+    promoted: dict[tuple[float, str], Promoted] = {}
     cap = Settings().max_faces_per_person
     try:
-        for noise in args.noise:
+        for noise, anchor in [(n, a) for n in args.noise for a in args.anchors]:
             world = build(root, people, args.per_person, noise, args.seed,
                           tmp / f"web-{noise}", cents)
             n_images = sum(len(v) for v in world.lists.values())
             t0 = time.perf_counter()
-            settings = run_collect(world, people, tmp / f"home-{noise}", args.workers)
+            settings = run_collect(world, people, tmp / f"home-{noise}-{anchor}", args.workers,
+                                   anchor)
             took = time.perf_counter() - t0
-            print(f"\nnoise {noise:.0%}: {n_images} results, collected in {took:.0f} s")
-            for strategy in args.strategies:
+            print(f"\nnoise {noise:.0%}, anchor {anchor}: {n_images} results, collected in "
+                  f"{took:.0f} s")
+            if anchor == "none":
+                promoted[(noise, "none, REQUIRE_ANCHOR=1")] = p = promote_and_probe(
+                    settings, world, True)
+                show_promoted("with FACEATLAS_REQUIRE_ANCHOR=1", p)
+            promoted[(noise, anchor)] = p = promote_and_probe(settings, world, False)
+            show_promoted(f"anchor {anchor}, no rule", p)
+            label = "" if anchor == "none" else f" ({anchor})"
+            for strategy in (args.strategies if anchor == "none" else ["consensus"]):
                 if strategy != args.strategies[0] or strategy != "consensus":
                     redecide_all(settings, strategy)
                 states = promote_all(settings) if strategy == "consensus" else Counter()
                 scores, gates = score(settings, world, cap)
-                results[(noise, strategy)] = summary(f"{strategy} @ {noise:.0%}", scores,
-                                                     args.per_person_table)
+                results[(noise, strategy + label)] = summary(
+                    f"{strategy}{label} @ {noise:.0%}", scores, args.per_person_table)
                 if states:
                     print(f"  promotion ({strategy}): { {str(k): v for k, v in states.items()} }")
                 if strategy == args.strategies[0]:
                     print("  own faces by quality outcome: "
                           + ", ".join(f"{k} {v}" for k, v in sorted(gates.items())))
-            if noise == args.noise[0]:
+            if noise == args.noise[0] and anchor == args.anchors[0]:
                 cost = curation_cost(settings, random.Random(args.seed))
             db.reset_caches()
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    print("\nnoise  strategy    precision  recall  impure(<95%)  another-person  accepted")
+    print("\nnoise  strategy               precision  recall  impure(<95%)  another-person  "
+          "accepted")
     for (noise, strategy), r in results.items():
-        print(f"{noise:5.0%}  {strategy:10s} {r['precision']:9.2%} {r['recall']:7.1%} "
+        print(f"{noise:5.0%}  {strategy:21s} {r['precision']:9.2%} {r['recall']:7.1%} "
               f"{int(r['impure']):6d}/{int(r['people'])} {int(r['other']):10d} "
               f"{int(r['accepted']):9d}")
+    print("\nnoise  anchor / rule            promoted  held  wrong galleries promoted (anchor)"
+          "  probes: wrong person / all")
+    for (noise, mode), p in promoted.items():
+        probes = sum(p.probes.values())
+        print(f"{noise:5.0%}  {mode:24s} {p.promoted:8d} {p.held:5d}  {len(p.wrong):6d} "
+              f"{dict(p.wrong_anchors) or '-'!s:22s} {p.probes['wrong']:8d} / {probes}")
     print("\ncuration cost (decision only, ms):  70 candidates   500 candidates   ratio")
     for strategy in ("consensus", "seed"):
         a, b = cost[(strategy, 70)], cost[(strategy, 500)]

@@ -111,7 +111,12 @@ def round_(n_workers: int, args: argparse.Namespace, web_url: str, people: list[
     env = {**os.environ, "FACEATLAS_HOME": str(home), "FACEATLAS_DATABASE_URL": url,
            "FACEATLAS_BROKER_URL": args.broker, "FACEATLAS_QUEUE": queue,
            "RAPIDAPI_KEY": "bench", "FACEATLAS_IMAGE_SEARCH_URL": f"{web_url}/search",
-           "FACEATLAS_ALLOW_PRIVATE_NETWORKS": "1", "PYTHONPATH": str(ROOT / "src")}
+           "FACEATLAS_ALLOW_PRIVATE_NETWORKS": "1", "PYTHONPATH": str(ROOT / "src"),
+           # names are looked up on Wikidata at collection: the replica, never the real one
+           "FACEATLAS_WIKIDATA_API_URL": f"{web_url}/wikidata/w/api.php",
+           "FACEATLAS_WIKIDATA_SPARQL_URL": f"{web_url}/wikidata/sparql",
+           "FACEATLAS_COMMONS_API_URL": f"{web_url}/commons/w/api.php",
+           "FACEATLAS_WIKIMEDIA_MIN_INTERVAL": "0"}
     os.environ.update({k: v for k, v in env.items() if k.startswith("FACEATLAS_")})
     settings = Settings(home=home, database_url=url, broker_url=args.broker)
     with session_scope(settings) as s:

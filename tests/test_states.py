@@ -42,7 +42,7 @@ def test_members_are_their_stored_strings() -> None:
 def test_one_reason_order_everywhere() -> None:
     # every reason an image or face can be rejected for (a person-level failure is not one)
     rejections = set(Reason) - {Reason.ACCEPTED, Reason.ACCEPTED_BY_USER,
-                                Reason.NO_FACE_MATCHES_REFERENCE}
+                                Reason.NO_FACE_MATCHES_REFERENCE, Reason.UNANCHORED}
     assert set(REASON_ORDER) == rejections and len(REASON_ORDER) == len(rejections)
     assert REJECT_ORDER is REASON_ORDER  # the CLI summaries
     assert GROUP_ORDER[:len(REASON_ORDER)] == REASON_ORDER  # the review page's groups

@@ -63,6 +63,30 @@ class Settings(BaseSettings):
         None, description="Detector upsampling for recognition; default: same as curation."
     )
     default_collection: str = "serbia"
+    require_anchor: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hold people without an anchor (Wikidata portrait, reference, a reviewer's "
+        "'This is them') from promotion: 1 for every collection, or a comma list of "
+        "collections; 0/empty: off (the summary still lists them).",
+    )
+
+    @field_validator("require_anchor", mode="before")
+    @classmethod
+    def _anchor_collections(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return ["*"] if value else []
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("1", "true", "yes", "on", "all", "*"):
+                return ["*"]
+            if text in ("", "0", "false", "no", "off", "none"):
+                return []
+            return [collection_key(t) for t in value.split(",") if t.strip()]
+        return value
+
+    def anchor_required(self, collection: str) -> bool:
+        """Whether people of ``collection`` (a key) need an anchor to be promoted."""
+        return "*" in self.require_anchor or collection_key(collection) in self.require_anchor
 
     # -- collection (LLM, search, download)
     llm_model: str = "gpt-4.1"

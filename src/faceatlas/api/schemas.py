@@ -123,6 +123,10 @@ class PersonOut(FromLibrary):
     images: int
     accepted_faces: int
     gallery_faces: int
+    anchor: Literal["portrait", "reference", "none"] = Field(
+        "none", description="What the gallery's identity rests on: the Wikidata portrait, a "
+        "reference photo (sheet, API, a reviewer's 'This is them') or none (the majority "
+        "vote of the search results alone).")
 
 
 class PersonDetail(PersonOut):
@@ -137,6 +141,9 @@ class PersonDetail(PersonOut):
     updated_at: datetime
     wikidata_qid: str | None = Field(None, description="Wikidata item, e.g. Q5812.")
     native_name: str | None = Field(None, description="The name in its original script.")
+    wikidata_lookup: dict[str, Any] | None = Field(
+        None, description="How looking the name up on Wikidata ended: state (matched, "
+        "ambiguous, not_found, unavailable), candidates for a reviewer, detail.")
 
 
 class FaceOut(FromLibrary):

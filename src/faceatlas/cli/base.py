@@ -173,6 +173,44 @@ def progress_bar(data: bool = False) -> Progress | PlainProgress:
     )
 
 
+def anchor_label(anchor: str) -> str:
+    """An anchor, coloured: none (the majority vote alone) stands out."""
+    colour = {"portrait": "green", "reference": "green"}.get(anchor, "yellow")
+    return f"[{colour}]{anchor}[/]"
+
+
+def anchor_summary(results: Any) -> list[str]:
+    """The promotion summary's anchor lines: how many galleries rest on what, and who has
+    no anchor (held with FACEATLAS_REQUIRE_ANCHOR, else promoted on the vote alone)."""
+    from collections import Counter
+
+    from rich.markup import escape
+
+    counts = Counter(str(r.anchor) for r in results)
+    lines = ["anchors: " + ", ".join(f"{k} {counts.get(k, 0)}"
+                                     for k in ("portrait", "reference", "none"))]
+    bare = [r for r in results if str(r.anchor) == "none"]
+    if bare:
+        held = sum(str(r.state) == "unanchored" for r in bare)
+        names = ", ".join(escape(r.person) for r in bare[:20]) + (" …" if len(bare) > 20 else "")
+        lines.append(f"[yellow]unanchored {len(bare)}[/] ({held} held): {names}")
+        if not held:
+            lines.append("[dim]their galleries rest on the majority vote alone; "
+                         "FACEATLAS_REQUIRE_ANCHOR=1 holds them until anchored[/]")
+    return lines
+
+
+def lookup_lines(lookup: dict[str, Any] | None) -> list[str]:
+    """How looking the name up on Wikidata ended, and the candidates a reviewer chooses from."""
+    if not lookup:
+        return []
+    lines = [f"Wikidata lookup: {lookup.get('state')}: {lookup.get('detail') or ''}".rstrip()]
+    if lookup.get("state") != "matched":
+        lines += [f"  candidate {c.get('qid')} {c.get('label')} — {c.get('description') or '?'}"
+                  for c in lookup.get("candidates") or []]
+    return lines
+
+
 def state_label(state: str) -> str:
     colour = {PersonState.CURATED: "green", PersonState.PROMOTED: "bold green",
               PersonState.FAILED: "red", PersonState.TOO_FEW_FACES: "yellow"}.get(state, "cyan")

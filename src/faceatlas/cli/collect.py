@@ -175,6 +175,25 @@ def names_import(
     _warnings(report.warnings)
 
 
+@names_app.command("resolve")
+@friendly
+def names_resolve(
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    again: Annotated[bool, typer.Option(
+        "--again", help="Ask again for names already settled (ambiguous, not found).")] = False,
+) -> None:
+    """Look names without a Q-id up on Wikidata now (collection does it anyway): one fitting
+    item gives the Q-id whose portrait anchors the gallery; several are listed to choose."""
+    from faceatlas.names.resolve import resolve_people
+
+    report = resolve_people(get_settings(), collection, force=again)
+    found = ", ".join(f"{k} {v}" for k, v in sorted(report.by_state.items())) or "nothing new"
+    console.print(f"{report.checked} names looked up: {found}")
+    for name, candidates in report.ambiguous[:20]:
+        listing = "; ".join(f"{c['qid']} {c['description'] or c['label']}" for c in candidates)
+        console.print(f"  [yellow]ambiguous[/] {escape(name)}: {escape(listing)}")
+
+
 @names_app.command("export")
 @friendly
 def names_export(

@@ -11,7 +11,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from faceatlas.cli.base import REJECT_ORDER, app, console, friendly, progress_bar, state_label
+from faceatlas.cli.base import (
+    REJECT_ORDER,
+    anchor_label,
+    app,
+    console,
+    friendly,
+    lookup_lines,
+    progress_bar,
+    state_label,
+)
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.settings import get_settings
 
@@ -65,6 +74,7 @@ def people(
 ) -> None:
     """List people with their state and counts of candidates and accepted faces."""
     from faceatlas.domain.names import one_line
+    from faceatlas.domain.states import Anchor
     from faceatlas.store.queries import list_people
 
     rows = list_people(get_settings(), collection=collection, limit=None)
@@ -72,7 +82,7 @@ def people(
         typer.echo(json.dumps([
             {"id": p.id, "collection": p.collection, "name": p.name,
              "occupations": p.occupations, "state": p.state, "images": p.images,
-             "faces": p.accepted_faces} for p in rows
+             "faces": p.accepted_faces, "anchor": p.anchor} for p in rows
         ], ensure_ascii=False, indent=1))
         return
     if not rows:
@@ -80,13 +90,18 @@ def people(
                       "[bold]faceatlas run[/]")
         return
     table = Table(title="people")
-    for col in ("id", "collection", "name", "occupations", "state", "images", "faces"):
+    for col in ("id", "collection", "name", "occupations", "state", "images", "faces", "anchor"):
         table.add_column(col, justify="right" if col in ("id", "images", "faces") else "left")
     for p in rows:
         table.add_row(str(p.id), p.collection, escape(p.name),
                       escape(one_line(", ".join(p.occupations))),
-                      state_label(p.state), str(p.images), str(p.accepted_faces))
+                      state_label(p.state), str(p.images), str(p.accepted_faces),
+                      anchor_label(p.anchor))
     console.print(table)
+    unanchored = sum(p.anchor == Anchor.NONE for p in rows)
+    if unanchored:
+        console.print(f"[yellow]{unanchored} of {len(rows)} without an anchor[/]: their "
+                      "galleries rest on the majority vote of the search results alone")
 
 
 @app.command()
@@ -100,6 +115,7 @@ def show(
     """Each candidate image of a person, with its decision, reason and stored detail."""
     from faceatlas.domain.names import one_line
     from faceatlas.domain.states import FaceState, Reason
+    from faceatlas.store.anchors import anchor_of
     from faceatlas.store.db import session_scope
     from faceatlas.store.people import find_person
 
@@ -111,8 +127,11 @@ def show(
             return
         known = "".join(f" · {escape(one_line(x))}" for x in (p.native_name, p.wikidata_qid) if x)
         console.print(f"[bold]{escape(one_line(p.name))}[/] ({p.ascii_name}){known} · "
-                      f"{p.collection.key} · {state_label(p.state)}"
+                      f"{p.collection.key} · {state_label(p.state)} · anchor "
+                      f"{anchor_label(anchor_of(session, p.id))}"
                       + (f" · [red]{escape(p.error)}[/]" if p.error else ""))
+        for line in lookup_lines(p.wikidata_lookup):
+            console.print(escape(line))
         # fixed widths: rich's own shrinking crops the last column when a cell has a long
         # unbreakable word (URLs, crop names); below 100 columns the counts join the decision
         # cell so the provenance keeps half the width, and nothing is ever cut (it folds)
@@ -144,8 +163,9 @@ def show(
             if accepted and accepted[0].crop_path:
                 where.append(f"[dim]crop {escape(Path(accepted[0].crop_path).name)}[/]")
             why = f"[{style}]{escape(decision)}[/]"
-            if img.detail:
-                why += f"\n{escape(one_line(img.detail))}"
+            for note in dict.fromkeys([img.detail, *(f.detail for f in img.faces)]):
+                if note:
+                    why += f"\n{escape(one_line(note))}"
             n = len(img.faces)
             if wide:
                 table.add_row("" if img.rank is None else str(img.rank), "\n".join(where), why,
@@ -159,14 +179,19 @@ def show(
 
 def _person_json(p: Any) -> dict[str, Any]:
     """``show --json``: the person and every candidate image with its faces' decisions."""
+    from sqlalchemy.orm import object_session
+
+    from faceatlas.store.anchors import anchor_of
+
     return {
         "id": p.id, "name": p.name, "collection": p.collection.key, "state": p.state,
-        "error": p.error, "images": [
+        "error": p.error, "wikidata_qid": p.wikidata_qid, "wikidata_lookup": p.wikidata_lookup,
+        "anchor": anchor_of(object_session(p), p.id), "images": [
             {"rank": img.rank, "title": img.title, "origin": img.origin, "url": img.url,
              "page_url": img.page_url, "licence": img.licence, "author": img.author,
              "state": img.state, "reason": img.reason, "detail": img.detail,
              "faces": [{"idx": f.idx, "state": f.state, "reason": f.reason,
-                        "distance": f.distance, "crop": f.crop_path}
+                        "distance": f.distance, "crop": f.crop_path, "detail": f.detail}
                        for f in sorted(img.faces, key=lambda f: f.idx)]}
             for img in sorted(p.images, key=lambda i: (i.rank is None, i.rank or 0, i.id))
         ],

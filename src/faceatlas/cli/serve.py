@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceatlas.cli.base import app, console, friendly, state_label
+from faceatlas.cli.base import anchor_label, anchor_summary, app, console, friendly, state_label
 from faceatlas.settings import get_settings
 
 
@@ -31,7 +31,7 @@ def promote(
         console.print("nobody to promote: curate people first ([bold]faceatlas import[/])")
         return
     table = Table(title=f"promote (needs ≥ {settings.min_faces_to_promote} faces)")
-    for col in ("person", "collection", "faces", "state", "self-test"):
+    for col in ("person", "collection", "faces", "state", "anchor", "self-test"):
         table.add_column(col, justify="right" if col == "faces" else "left")
     for r in results:
         test = r.selftest
@@ -44,8 +44,11 @@ def promote(
         else:
             verdict = f"[red]FAILED[/] ({test.detail})"
         state = "[red]purged[/]" if r.purged else state_label(r.state)
-        table.add_row(r.person, r.collection, str(r.faces), state, verdict)
+        table.add_row(r.person, r.collection, str(r.faces), state, anchor_label(r.anchor),
+                      verdict)
     console.print(table)
+    for line in anchor_summary(results):
+        console.print(line)
 
 
 @app.command()

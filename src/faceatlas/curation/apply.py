@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from faceatlas.curation.decide import CurateParams, decide
+from faceatlas.curation.evidence import text_evidence
 from faceatlas.curation.references import (
     reference_vectors,
 )
@@ -163,8 +164,10 @@ def apply_decisions(
     analyses = [analysis_from_rows(img) for img in candidates]
     excluded = {(img.id, row.idx) for img in candidates for row in img.faces
                 if row.reason == Reason.OTHER_PERSON}
+    evidence = text_evidence(session, person, [(img.id, img.title, img.page_url)
+                                               for img in candidates])
     decisions = decide(analyses, params, references=reference_vectors(session, person.id),
-                       exclude=excluded)
+                       exclude=excluded, against=evidence)
     collection = person.collection.key
     now = datetime.now(timezone.utc)
     for img in candidates:
@@ -175,7 +178,8 @@ def apply_decisions(
                 # a reviewer's decision outlives re-curation
                 d.accepted, d.reason = row.reason == Reason.ACCEPTED_BY_USER, row.reason
             if d.reason != Reason.OTHER_PERSON:  # arbitration's note goes with its decision
-                row.other_person_id, row.detail = None, None
+                row.other_person_id = None
+                row.detail = decisions.notes.get((img.id, row.idx))  # the text's evidence
             row.reason, row.distance, row.quality = d.reason, d.distance, d.quality
             row.state = FaceState.ACCEPTED if d.accepted else FaceState.REJECTED
             if d.accepted and not row.crop_path:

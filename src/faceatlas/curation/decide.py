@@ -31,7 +31,7 @@ both agree (``check``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -109,6 +109,8 @@ class Decisions:
     groups: int = 0  # face groups the clustering found
     failure: str | None = None  # the person cannot be decided (no_face_matches_reference)
     failure_detail: str = ""
+    #: (image key, face idx) → why the vote counted the face's result against the person
+    notes: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def accepted(self) -> list[tuple[int, int]]:
         return [k for k, d in self.faces.items() if d.accepted]
@@ -120,6 +122,7 @@ def decide(
     *,
     references: Sequence[np.ndarray] = (),
     exclude: Collection[tuple[int, int]] = (),
+    against: Mapping[int, str] | None = None,
 ) -> Decisions:
     """Decide every image and face. ``analyses`` are in candidate order (search rank).
 
@@ -127,9 +130,14 @@ def decide(
     is the face group nearest to them, or nothing (``failure``) if none comes near.
     ``exclude``: (image key, face idx) of faces another person of the collection owns
     (``other_person``): they take no part, so the next identity candidate can win.
+    ``against``: image key → the other person of the collection its result's text (title,
+    page URL) names instead of this one: the image counts against its group in the vote
+    (consensus without references), and its faces carry the note.
     """
+    against = dict(against or {})
     if p.check is not None:
-        return _decide_both(analyses, p, references=references, exclude=exclude)
+        return _decide_both(analyses, p, references=references, exclude=exclude,
+                            against=against)
     # the seed rule is the old system's, for comparison: it knows nothing of the collection
     out = Decisions(excluded=set(exclude) if p.strategy == "consensus" else set())
     for a in analyses:
@@ -138,9 +146,11 @@ def decide(
             if (a.key, f.idx) in out.excluded and f.reason is None:
                 reason = Reason.OTHER_PERSON
             out.faces[(a.key, f.idx)] = FaceDecision(False, reason)
+            if a.key in against:
+                out.notes[(a.key, f.idx)] = f"the result's text names {against[a.key]}"
     if p.strategy == "consensus":
         refs = np.stack(references).astype(np.float64) if len(references) else None
-        chosen = _consensus(analyses, p, out, refs)
+        chosen = _consensus(analyses, p, out, refs, set(against))
     else:
         chosen = _seed(analyses, p, out)
     _dedupe_and_cap(analyses, chosen, p, out)
@@ -157,7 +167,7 @@ def _quality_faces(analyses: Sequence[ImageAnalysis]) -> list[tuple[ImageAnalysi
 
 def _consensus(
     analyses: Sequence[ImageAnalysis], p: CurateParams, out: Decisions,
-    references: np.ndarray | None = None,
+    references: np.ndarray | None = None, against: Collection[int] = (),
 ) -> list[tuple[ImageAnalysis, FaceAnalysis]]:
     """Cluster without chaining, choose the identity group, accept near its centre.
 
@@ -175,7 +185,7 @@ def _consensus(
         return []
     vectors = np.stack([f.embedding for _, f in pool]).astype(np.float64)
     groups = groups_of(vectors, [a.key for a, _ in pool], p.link_distance * p.cluster_link,
-                       p.trim)
+                       p.trim, against)
     if references is not None and len(references):
         chosen_group, gap = by_reference(groups, references)
         if chosen_group is None or gap > p.accept_distance:
@@ -290,6 +300,7 @@ def _decide_both(
     *,
     references: Sequence[np.ndarray] = (),
     exclude: Collection[tuple[int, int]] = (),
+    against: Mapping[int, str] | None = None,
 ) -> Decisions:
     """Ensemble: decide on each engine's half of the vectors; accept only what both accept."""
     assert p.check is not None
@@ -301,9 +312,9 @@ def _decide_both(
 
     head, tail = slice(0, p.split), slice(p.split, None)
     first = decide(half(head), replace(p, check=None),
-                   references=[r[head] for r in references], exclude=exclude)
+                   references=[r[head] for r in references], exclude=exclude, against=against)
     second = decide(half(tail), p.check,
-                    references=[r[tail] for r in references], exclude=exclude)
+                    references=[r[tail] for r in references], exclude=exclude, against=against)
     for key, d in first.faces.items():
         if d.accepted and not second.faces[key].accepted:
             d.accepted, d.reason = False, Reason.NOT_THIS_PERSON

@@ -13,7 +13,7 @@ into many small groups, which lets a compact co-star outnumber them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,34 +91,46 @@ def robust_centre(vectors: np.ndarray, dist: np.ndarray | None = None,
 @dataclass
 class Group:
     rows: list[int]  # indices into the face pool
-    images: int  # distinct images among them (the vote)
+    images: int  # distinct images among them
     rank: float  # median pool position (search rank order): lower is better
     centre: np.ndarray
+    against: int = 0  # of those images, results whose text names another person instead
+
+    @property
+    def vote(self) -> int:
+        """Images for the group, less two for each whose text names someone else: such a
+        result does not vote for the group, it votes against it."""
+        return self.images - 2 * self.against
 
 
 def groups_of(vectors: np.ndarray, image_keys: Sequence[int], cut: float,
-              trim: float = 0.2) -> list[Group]:
-    """Cluster the faces and describe each group (vote, rank, centre)."""
+              trim: float = 0.2, against: Collection[int] = ()) -> list[Group]:
+    """Cluster the faces and describe each group (vote, rank, centre); ``against``: image
+    keys of results whose text names another person of the collection, not this one."""
     dist = pairwise(vectors)
     out = []
     for rows in average_linkage(dist, cut):
         sub = dist[np.ix_(rows, rows)]
-        out.append(Group(rows, len({image_keys[r] for r in rows}), float(np.median(rows)),
-                         robust_centre(vectors[rows], sub, trim)))
+        keys = {image_keys[r] for r in rows}
+        out.append(Group(rows, len(keys), float(np.median(rows)),
+                         robust_centre(vectors[rows], sub, trim), len(keys & set(against))))
     return out
 
 
 def by_vote(groups: Sequence[Group], rank_tie: float) -> Group | None:
-    """The group with most images; groups within ``rank_tie`` (a fraction) of the largest are
-    tied, and the one ranked higher by the search wins (the search is a weak prior: its first
-    hits are more often the person than its last). None when no two faces agree."""
+    """The group with the best vote (images, less the text's evidence against it); groups
+    within ``rank_tie`` (a fraction) of the best are tied, and the one ranked higher by the
+    search wins (the search is a weak prior: its first hits are more often the person than
+    its last). None when no two faces agree, or when the text speaks against every group."""
     if not groups:
         return None
-    top = max(g.images for g in groups)
-    if top < 2 and sum(g.images for g in groups) > 1:
+    if max(g.images for g in groups) < 2 and sum(g.images for g in groups) > 1:
         return None
-    tied = [g for g in groups if g.images >= top * (1 - rank_tie)]
-    return min(tied, key=lambda g: (g.rank, -g.images))
+    top = max(g.vote for g in groups)
+    if top <= 0 and any(g.against for g in groups):
+        return None  # every group is mostly someone else's, by their own captions
+    tied = [g for g in groups if g.vote >= top - abs(top) * rank_tie]
+    return min(tied, key=lambda g: (g.rank, -g.vote))
 
 
 def by_reference(groups: Sequence[Group], references: np.ndarray

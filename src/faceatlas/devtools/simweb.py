@@ -13,7 +13,8 @@ One stdlib ``ThreadingHTTPServer`` (a thread per request) serves:
 A person's ``images`` entries are paths under ``photos_dir`` or ``fault:<kind>[:<path>]``
 (kinds: 404, 500, 500-then-ok, slow, truncated, html, oversized, oversized-nolength,
 redirect-<n>, redirect-private, tiny); ``<path>`` is the image a path-taking fault finally
-serves and the thumbnail's source (default: the person's first plain image).
+serves and the thumbnail's source (default: the person's first plain image). ``titles``
+(optional) maps an entry to its result's title (default ``<name> — photo <n>``).
 
 In-process: ``with SimWeb(people=..., photos_dir=...) as web: web.url``.
 Command line: ``python -m faceatlas.devtools.simweb --people FILE --photos DIR --port P``.
@@ -71,6 +72,8 @@ def load_people(people: str | Path | dict[str, Any] | Sequence[dict[str, Any]]) 
                 "occupations": [str(o) for o in p.get("occupations", [])],
                 "real": bool(p.get("real", True)),
                 "images": [str(x) for x in p.get("images", [])],
+                # optional: an entry's own result title (default: "<name> — photo <n>")
+                "titles": {str(k): str(v) for k, v in (p.get("titles") or {}).items()},
                 **{k: p[k] for k in simwiki.WIKI_KEYS if k in p},  # Wikidata/Commons extras
             }
         )
@@ -270,7 +273,8 @@ class SimWeb:
             items.append(
                 {
                     "id": hashlib.sha1(f"{person['name']}|{i}|{entry}".encode()).hexdigest()[:16],
-                    "title": f"{person['name']} — photo {i + 1}",
+                    "title": person.get("titles", {}).get(
+                        entry, f"{person['name']} — photo {i + 1}"),
                     "url": url,
                     "width": width,
                     "height": height,

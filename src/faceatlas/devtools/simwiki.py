@@ -280,11 +280,16 @@ class WikiSim:
                                              re.findall(r"wd:(Q\d+)", used.group(1)) if q in held])
         country = re.search(r"wdt:P27\s+wd:(Q\d+)", query)
         occupation = re.search(r"wdt:P106/wdt:P279\*\s+wd:(Q\d+)", query)
+        values = re.search(r"VALUES\s+\?person\s*\{([^}]*)\}", query)
+        if country and values and not occupation:  # humans of a citizenship (name lookups)
+            wanted = re.findall(r"wd:(Q\d+)", values.group(1))
+            return _results(["person"], [{"person": _uri(p["id"])} for p in self.people
+                                         if p["country"] == country.group(1)
+                                         and p["id"] in wanted])
         if not country or not occupation:
             return None
         matching = [p for p in self.people if p["country"] == country.group(1)
                     and any(self._is_a(o, occupation.group(1)) for o in p["occupations"])]
-        values = re.search(r"VALUES\s+\?person\s*\{([^}]*)\}", query)
         if values:
             wanted = re.findall(r"wd:(Q\d+)", values.group(1))
             rows = [{"person": _uri(p["id"])} for p in matching if p["id"] in wanted]

@@ -24,8 +24,9 @@ else:  # pragma: no cover - Python 3.10
 
 
 __all__ = [
-    "BUSY", "PROMOTABLE", "REASON_ORDER", "FaceState", "ImageState", "JobKind", "JobState",
-    "PersonState", "Reason", "ReferenceState", "StrEnum", "reason_sort_key",
+    "BUSY", "PROMOTABLE", "REASON_ORDER", "Anchor", "FaceState", "ImageState", "JobKind",
+    "JobState", "Lookup", "PersonState", "Reason", "ReferenceState", "StrEnum",
+    "reason_sort_key",
 ]
 
 
@@ -62,6 +63,23 @@ class ReferenceState(StrEnum):
     PENDING = "pending"  # not measured yet
     READY = "ready"  # its embedding is stored
     FAILED = "failed"  # no usable face (``error`` says why)
+
+
+class Anchor(StrEnum):
+    """What a gallery's identity rests on (derived from the person's ready references)."""
+
+    PORTRAIT = "portrait"  # the Wikidata portrait (P18) of the person's Q-id
+    REFERENCE = "reference"  # a sheet/API photo or a reviewer's "This is them"
+    NONE = "none"  # nothing: the majority vote of the search results alone
+
+
+class Lookup(StrEnum):
+    """How looking a person's name up on Wikidata ended (``Person.wikidata_lookup``)."""
+
+    MATCHED = "matched"  # one item fits: its Q-id is stored
+    AMBIGUOUS = "ambiguous"  # several fit: the candidates wait for a reviewer
+    NOT_FOUND = "not_found"  # none fits the name, country and occupation
+    UNAVAILABLE = "unavailable"  # Wikidata could not be asked: tried again next collection
 
 
 class JobState(StrEnum):
@@ -101,6 +119,7 @@ class Reason(StrEnum):
     # -- collection-level arbitration and trusted references
     OTHER_PERSON = "other_person"  # the face is another person of the collection (named)
     NO_FACE_MATCHES_REFERENCE = "no_face_matches_reference"  # person: references unmatched
+    UNANCHORED = "unanchored"  # person held from promotion: no anchor (FACEATLAS_REQUIRE_ANCHOR)
 
 
 #: the one order in which rejection reasons are shown (CLI summaries, the review pages, the

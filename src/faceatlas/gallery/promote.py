@@ -29,15 +29,18 @@ from faceatlas.faces.engines import ENGINES
 from faceatlas.gallery.erase import remove_person
 from faceatlas.gallery.index import ExactIndex, IndexStore, best_person, confidence, index_store
 from faceatlas.settings import Settings, settings_first
+from faceatlas.store.anchors import anchor_of
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write, unlink_stored
 from faceatlas.store.models import (
     PROMOTABLE,
+    Anchor,
     Collection,
     Face,
     FaceState,
     Person,
     PersonState,
+    Reason,
 )
 from faceatlas.store.people import find_person, get_person
 
@@ -46,6 +49,9 @@ SEARCH_K = 10
 
 #: a promotion whose self-test failed: the person stays ``curated`` and out of the gallery
 BLOCKED = "blocked"
+#: a person held for want of an anchor (FACEATLAS_REQUIRE_ANCHOR): ``curated``, out of the
+#: gallery, until a reference or a reviewer's "This is them" anchors them
+HELD = Reason.UNANCHORED
 
 @dataclass
 class SelfTest:
@@ -72,6 +78,7 @@ class PromotionResult:
     removed: int = 0
     selftest: SelfTest | None = None
     purged: bool = False
+    anchor: str = Anchor.NONE  # what the gallery's identity rests on (store/anchors.py)
 
 
 # --------------------------------------------------------------------------- promote
@@ -144,8 +151,9 @@ def _promote(session: Session, settings: Settings, store: IndexStore, person_id:
     layout = Layout(settings.home)
     person = get_person(session, person_id)
     coll, name = person.collection.key, person.name
+    anchor = anchor_of(session, person_id)
     if person.state not in PROMOTABLE:  # re-decided into failure (references unmatched)
-        return PromotionResult(person_id, name, coll, person.state, 0)
+        return PromotionResult(person_id, name, coll, person.state, 0, anchor=anchor)
     accepted = _accepted_faces(session, person_id)
     stale = session.scalars(
         select(Face).where(
@@ -157,7 +165,8 @@ def _promote(session: Session, settings: Settings, store: IndexStore, person_id:
     tags = {(f.engine, f.model_hash) for f in accepted}
     old_paths = {f.id: f.gallery_path for f in [*accepted, *stale] if f.gallery_path}
 
-    result = PromotionResult(person_id, name, coll, PersonState.PROMOTED, len(plan))
+    result = PromotionResult(person_id, name, coll, PersonState.PROMOTED, len(plan),
+                             anchor=anchor)
     if len(plan) < settings.min_faces_to_promote:
         if purge:
             result.state, result.purged = "purged", True
@@ -168,6 +177,15 @@ def _promote(session: Session, settings: Settings, store: IndexStore, person_id:
                         f"{settings.min_faces_to_promote}")
         person.selftest = None
         result.state = PersonState.TOO_FEW_FACES
+        return result
+
+    if anchor == Anchor.NONE and settings.anchor_required(coll):
+        # a majority vote alone may have made the gallery of a co-star: hold it
+        result.removed = _unpromote(session, layout, store, person)
+        person.state = PersonState.CURATED
+        person.error = (f"{Reason.UNANCHORED}: no Wikidata portrait, reference photo or "
+                        "reviewer's 'This is them' says who this is (FACEATLAS_REQUIRE_ANCHOR)")
+        result.state = HELD
         return result
 
     # 0. self-test first, on a copy of the index holding the new rows: a gallery confused

@@ -135,8 +135,8 @@ def _eligible(action: Action, min_faces: int) -> ColumnElement[bool]:
 
 
 def plan(settings: Settings, key: str, code: str, *, ids: Sequence[int] | None = None,
-         q: str | None = None, state: str | None = None, reason: str | None = None
-         ) -> BulkPlan:
+         q: str | None = None, state: str | None = None, reason: str | None = None,
+         anchor: str | None = None) -> BulkPlan:
     """Who action ``code`` would change in collection ``key``: among ``ids`` when given (the
     ticked people; ids of other collections are ignored), else among everyone matching the
     filter (``q``, ``state``, ``reason`` as on the collection page)."""
@@ -148,7 +148,8 @@ def plan(settings: Settings, key: str, code: str, *, ids: Sequence[int] | None =
         if ids is not None:
             where = [Person.collection_id == coll.id, Person.id.in_(list(ids)[:MAX_PEOPLE])]
         else:
-            where = queries.people_filter(coll.id, q=q, state=state, reason=reason)
+            where = queries.people_filter(coll.id, q=q, state=state, reason=reason,
+                                          anchor=anchor)
         ok = _eligible(action, settings.min_faces_to_promote)
         rows = session.execute(
             select(Person.id, Person.name, Person.state, ok.label("ok")).where(*where)

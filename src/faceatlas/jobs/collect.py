@@ -26,6 +26,7 @@ from faceatlas.curation.references import add_reference, download_references
 from faceatlas.domain.errors import AuthError, ConfigError, FaceAtlasError, ProviderError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.analyse import FacePool, face_pool
+from faceatlas.names.resolve import resolve_person
 from faceatlas.settings import Settings
 from faceatlas.sources.base import ImageSearchProvider, PersonQuery, person_hits
 from faceatlas.sources.commons import portrait_path, portrait_url
@@ -205,6 +206,17 @@ def _portrait_reference(settings: Settings, person_id: int) -> None:
         add_reference(settings, person_id, url=url, source="wikidata")
 
 
+def anchor_person(settings: Settings, person_id: int, *,
+                  trusted: Collection[str] = ()) -> None:
+    """Give the person their anchor before curation: a name without a Q-id is looked up on
+    Wikidata (``names/resolve.py``; Wikidata down leaves them unanchored, asked again next
+    time), the Q-id's portrait becomes a reference, and reference photos are fetched (they
+    are measured with the candidates)."""
+    resolve_person(settings, person_id)
+    _portrait_reference(settings, person_id)
+    download_references(settings, person_id, trusted)
+
+
 def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvider, *,
                  trusted: Collection[str] = (), progress: ImageProgress | None = None) -> Fetched:
     """Search and download one person; a failure marks the person failed (not the run).
@@ -222,8 +234,7 @@ def fetch_person(settings: Settings, person_id: int, provider: ImageSearchProvid
     try:
         search_person(settings, person_id, provider)
         download_person(settings, person_id, trusted=trusted, progress=progress)
-        _portrait_reference(settings, person_id)
-        download_references(settings, person_id, trusted)  # measured with the candidates
+        anchor_person(settings, person_id, trusted=trusted)
         sweep_orphan_raw(settings, person_id)
         with session_scope(settings) as s:
             fetched = s.scalar(select(func.count()).where(Image.person_id == person_id,

@@ -71,7 +71,8 @@ def enrol_upload(
         # a different name that looks like a known one is a new person, and the answer
         # says whom it resembles (never merged: only a person can tell)
         enrolment = enrol_person(settings, collection or settings.default_collection, name,
-                                 paths, source="upload", pool=pool, check_duplicates=True)
+                                 paths, source="upload", pool=pool, check_duplicates=True,
+                                 anchor=True)
         job_id = start_job(settings, JobKind.ENROL, enrolment.person_id, enrolment.collection_id)
         try:
             report = enrolment.finish()

@@ -18,6 +18,7 @@ from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import InvalidNameError
 from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
+from faceatlas.jobs.collect import anchor_person
 from faceatlas.jobs.migrate_seed import explain_old_layout
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -161,10 +162,13 @@ class Enrolment:
 
 def enrol_person(settings: Settings, collection: str, name: str, files: list[Path], *,
                  source: str, pool: FacePool, strategy: str | None = None,
-                 check_duplicates: bool = False) -> Enrolment:
+                 check_duplicates: bool = False, anchor: bool = False) -> Enrolment:
     """Register ``name`` in ``collection`` (the same person again if known), copy the photos
     in and queue their analysis; :meth:`Enrolment.finish` curates. Folder import and API
     enrolment both come through here, so a photo is stored and decided the same way.
+
+    ``anchor``: look the name up on Wikidata first, so its portrait is measured with the
+    photos and anchors the decision (API enrolment; a folder's photos are the user's own).
 
     Raises :class:`InvalidNameError` for a name that cannot be a person's.
     """
@@ -174,6 +178,8 @@ def enrol_person(settings: Settings, collection: str, name: str, files: list[Pat
         person, created = upsert_person(session, coll, name, source=source)
         found = (person.id, person.name, coll.key, coll.id)
     add_files(settings, found[0], files)
+    if anchor:
+        anchor_person(settings, found[0])
     futures = pool.submit(plan_curation(settings, found[0]))
     return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
 

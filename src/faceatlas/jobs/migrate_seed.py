@@ -39,6 +39,7 @@ from faceatlas.curation.curate import collect, finish_curation, plan_curation
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import collection_key, name_key, split_name
 from faceatlas.faces.analyse import face_pool
+from faceatlas.jobs.collect import anchor_person
 from faceatlas.names.service import write_name_mapping
 from faceatlas.names.tables import TableError, read_occupations, read_people
 from faceatlas.settings import Settings
@@ -410,6 +411,8 @@ def migrate_seed(
         atomic_write(dest, plan.occupations_source.read_bytes())
         report.occupations_copied = True
     if todo:
+        for pid in todo:  # names of the old storage get their Wikidata portrait too
+            anchor_person(settings, pid)
         with face_pool(settings) as pool:
             queued = [(pid, pool.submit(plan_curation(settings, pid))) for pid in todo]
             for pid, futures in queued:

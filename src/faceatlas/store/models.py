@@ -29,10 +29,12 @@ from faceatlas.domain.states import (  # noqa: F401
     BUSY,
     PROMOTABLE,
     REASON_ORDER,
+    Anchor,
     FaceState,
     ImageState,
     JobKind,
     JobState,
+    Lookup,
     PersonState,
     Reason,
     ReferenceState,
@@ -117,6 +119,9 @@ class Person(Base):
     # -- keyless sources (issue 14): who this is on Wikidata, and the name in its own script
     wikidata_qid: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
     native_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # -- anchors (issue 25): how looking the name up on Wikidata ended, for a person without
+    # a Q-id: {"state": Lookup, "candidates": [{"qid", "label", "description"}], "detail"}
+    wikidata_lookup: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # engine whose embeddings this person's faces carry, once fully analysed with it (the
     # per-person progress mark of `faceatlas reembed`)
     engine: Mapped[str | None] = mapped_column(String(20), nullable=True)

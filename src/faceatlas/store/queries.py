@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session, selectinload
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key, name_key, one_line, to_ascii
 from faceatlas.settings import Settings
+from faceatlas.store.anchors import anchored_filter, anchors_of
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import (
     BUSY,
     PROMOTABLE,
     REASON_ORDER,
+    Anchor,
     Collection,
     Face,
     FaceState,
@@ -73,6 +75,7 @@ class PersonInfo:
     accepted_faces: int
     gallery_faces: int
     occupations: list[str] = field(default_factory=list)
+    anchor: str = Anchor.NONE  # portrait, reference or none (store/anchors.py)
 
 
 @dataclass
@@ -87,6 +90,8 @@ class PersonDetail(PersonInfo):
     updated_at: datetime | None = None
     wikidata_qid: str | None = None
     native_name: str | None = None
+    #: how looking the name up on Wikidata ended: state, candidates (ambiguous), detail
+    wikidata_lookup: dict[str, object] | None = None
 
 
 def list_collections(settings: Settings) -> list[CollectionInfo]:
@@ -159,9 +164,10 @@ def list_people(
         if person_id is not None:
             query = query.where(Person.id == person_id)
         rows = session.execute(query).all()
+        anchors = anchors_of(session, [r[0] for r in rows])
     # one_line: a name stored before invisible characters were stripped at entry shows safely
     return [PersonInfo(i, one_line(n), c, s, int(im or 0), int(a or 0), int(g or 0),
-                       list(occ or []))
+                       list(occ or []), anchors[i])
             for i, n, c, s, im, a, g, occ in rows]
 
 
@@ -175,7 +181,8 @@ def person_detail(settings: Settings, person_id: int) -> PersonDetail:
         return PersonDetail(
             **vars(found[0]), ascii_name=p.ascii_name, folder=p.folder, country=p.country,
             source=p.source, error=p.error, selftest=p.selftest, created_at=p.created_at,
-            updated_at=p.updated_at, wikidata_qid=p.wikidata_qid, native_name=p.native_name)
+            updated_at=p.updated_at, wikidata_qid=p.wikidata_qid, native_name=p.native_name,
+            wikidata_lookup=p.wikidata_lookup)
 
 
 @dataclass
@@ -336,7 +343,8 @@ SORTS: tuple[str, ...] = ("name", "faces", "updated", "flags")
 FILTER_REASONS: tuple[str, ...] = tuple(REASON_ORDER)
 #: 1 for a face arbitration flagged: moved to another person of the collection (reason
 #: other_person) or kept with a note (``detail``: the same photo is also someone else's).
-#: Only arbitration writes ``Face.detail`` (curation and references clear it).
+#: Arbitration writes ``Face.detail``, and curation when the result's text names another
+#: person of the collection (evidence against the face: worth a reviewer's look too).
 FLAGGED_FACE = case((or_(Face.reason == Reason.OTHER_PERSON, Face.detail.is_not(None)), 1),
                     else_=0)
 #: 1 when the person's stored promotion self-test failed (recognised as someone else)
@@ -355,6 +363,7 @@ class CollectionPerson:
     flags: int = 0  # purity flags: see `collection_people`
     selftest_failed: bool = False
     native_name: str | None = None
+    anchor: str = Anchor.NONE
 
 
 @dataclass
@@ -372,6 +381,11 @@ class CollectionPage:
     states: list[StateCount]  # people per state, matching the search and reason filter
     reasons: list[ReasonCount] = field(default_factory=list)  # matching search and state
     all_people: int = 0  # everyone in the collection
+    #: people per anchor (portrait, reference, none) under the search, state and reason filter
+    anchors: dict[str, int] = field(default_factory=dict)
+    #: the first names of the collection's people without an anchor (all of them: ``anchors``)
+    unanchored: list[str] = field(default_factory=list)
+    unanchored_total: int = 0  # the collection's people without an anchor
 
 
 def _search_terms(q: str) -> list[str]:
@@ -383,7 +397,8 @@ def _search_terms(q: str) -> list[str]:
 
 
 def people_filter(coll_id: int, *, q: str | None = None, state: str | None = None,
-                  reason: str | None = None) -> list[ColumnElement[bool]]:
+                  reason: str | None = None, anchor: str | None = None,
+                  ) -> list[ColumnElement[bool]]:
     """The WHERE clauses of the collection page's filter (for its reads and bulk actions)."""
     where: list[ColumnElement[bool]] = [Person.collection_id == coll_id]
     if q and q.strip():
@@ -394,6 +409,10 @@ def people_filter(coll_id: int, *, q: str | None = None, state: str | None = Non
         where.append(Person.state == state)
     if reason:
         where.append(_has_reason(reason))
+    if anchor:
+        if anchor not in tuple(Anchor):
+            raise QueryError(f"anchor must be one of {', '.join(Anchor)}, not {anchor[:40]!r}")
+        where.append(anchored_filter(anchor))  # type: ignore[arg-type]
     return where
 
 
@@ -406,8 +425,8 @@ def collection_row(session: Session, key: str) -> Collection:
 
 def collection_people(settings: Settings, key: str, *, q: str | None = None,
                       state: str | None = None, reason: str | None = None,
-                      sort: str = "name", limit: int = 100, offset: int = 0
-                      ) -> CollectionPage:
+                      sort: str = "name", limit: int = 100, offset: int = 0,
+                      anchor: str | None = None) -> CollectionPage:
     """One page of a collection's people for the review page, and the counts around it.
 
     - ``q``: part of a name, case- and accent-insensitive: matched against the name, its
@@ -415,6 +434,7 @@ def collection_people(settings: Settings, key: str, *, q: str | None = None,
       Đoković``);
     - ``state``: a person state; ``reason``: people with at least one face — or a photo that
       gave no face — with that decision code (``other_person``, ``download_failed``…);
+    - ``anchor``: people whose gallery rests on ``portrait``, ``reference`` or ``none``;
     - ``sort``: ``name`` (ASCII spelling, A→Z), ``faces`` (accepted faces, most first),
       ``updated`` (latest first) or ``flags`` (purity flags, most first).
 
@@ -431,7 +451,7 @@ def collection_people(settings: Settings, key: str, *, q: str | None = None,
         raise QueryError(f"sort must be one of {', '.join(SORTS)}, not {sort[:40]!r}")
     with session_scope(settings) as session:
         coll = collection_row(session, key)
-        where = people_filter(coll.id, q=q, state=state, reason=reason)
+        where = people_filter(coll.id, q=q, state=state, reason=reason, anchor=anchor)
         query = select(Person.id).where(*where)
         if sort == "faces":
             acc = (select(func.count()).select_from(Face)
@@ -464,7 +484,18 @@ def collection_people(settings: Settings, key: str, *, q: str | None = None,
         reasons = _reason_counts(session, people_filter(coll.id, q=q, state=state))
         everyone = int(session.scalar(select(func.count()).select_from(Person)
                                       .where(Person.collection_id == coll.id)) or 0)
-        return CollectionPage(coll.key, coll.name, people, total, states, reasons, everyone)
+        around = people_filter(coll.id, q=q, state=state, reason=reason)
+        anchors = {str(a): int(session.scalar(select(func.count()).select_from(Person).where(
+            *around, anchored_filter(a))) or 0) for a in Anchor}  # type: ignore[arg-type]
+        bare_where = (Person.collection_id == coll.id,
+                      anchored_filter(Anchor.NONE))  # type: ignore[arg-type]
+        bare = list(session.scalars(select(Person.name).where(*bare_where)
+                                    .order_by(func.lower(Person.ascii_name), Person.id)
+                                    .limit(20)))
+        bare_total = int(session.scalar(select(func.count()).select_from(Person)
+                                        .where(*bare_where)) or 0)
+        return CollectionPage(coll.key, coll.name, people, total, states, reasons, everyone,
+                              anchors, bare, bare_total)
 
 
 def _page_people(session: Session, ids: list[int]) -> list[CollectionPerson]:
@@ -486,13 +517,14 @@ def _page_people(session: Session, ids: list[int]) -> list[CollectionPerson]:
         .order_by(Face.person_id, Face.quality.desc(), Face.id)
     ):
         covers.setdefault(pid, fid)
+    anchors = anchors_of(session, ids)
     out = []
     for pid in ids:
         r = rows[pid]
         acc, gal, flagged = counts.get(pid, (0, 0, 0))
         out.append(CollectionPerson(pid, r.name, r.state, acc, gal, covers.get(pid),
                                     _aware(r.updated_at), flagged + int(r.failed),
-                                    bool(r.failed), r.native_name))
+                                    bool(r.failed), r.native_name, anchors[pid]))
     return out
 
 
@@ -621,6 +653,9 @@ class PersonReview:
     selftest_person: tuple[int, str] | None = None
     #: as stored: what folding the duplicate group under the faces they copy needs
     duplicate_rows: DuplicateRows | None = field(default=None, repr=False)
+    anchor: str = Anchor.NONE  # what the gallery rests on (store/anchors.py)
+    #: how looking the name up on Wikidata ended (candidates of an ambiguous name)
+    wikidata_lookup: dict[str, object] | None = None
 
 
 @dataclass
@@ -698,7 +733,8 @@ def read_person_review(settings: Settings, person_id: int) -> PersonReview:
             settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
             person.wikidata_qid, person.native_name, _selftest_person(session, person.selftest),
             DuplicateRows(embeddings, copies,
-                          {sha: image_faces[i] for sha, i in sha_image.items()}))
+                          {sha: image_faces[i] for sha, i in sha_image.items()}),
+            anchors_of(session, [person.id])[person.id], person.wikidata_lookup)
 
 
 def _selftest_person(session: Session, selftest: dict[str, object] | None

@@ -15,7 +15,7 @@ from faceatlas.api.deps import Ctx
 from faceatlas.api.ui.base import MAX_ID, CollectionKey, FormId, Problem, render, router
 from faceatlas.api.ui.csrf import Checked, Session
 from faceatlas.api.ui.pages import Flash, flash
-from faceatlas.domain.states import PersonState
+from faceatlas.domain.states import Anchor, PersonState
 from faceatlas.jobs import bulk
 from faceatlas.settings import Settings
 from faceatlas.store import queries
@@ -62,18 +62,19 @@ class Filter:
     reason: str
     sort: str
     page: int
+    anchor: str = ""  # portrait, reference or none: what the galleries rest on
 
     def url(self, key: str, **changes: Any) -> str:
         """This page's address with some parameters changed (defaults left out)."""
         values = {"q": self.q, "state": self.state, "reason": self.reason, "sort": self.sort,
-                  "page": self.page, **changes}
+                  "page": self.page, "anchor": self.anchor, **changes}
         query = {k: v for k, v in values.items()
                  if v and not (k == "sort" and v == "name") and not (k == "page" and v == 1)}
         return f"/ui/collections/{key}" + (f"?{urlencode(query)}" if query else "")
 
 
 def _filter(q: str | None, state: str | None, reason: str | None, sort: str | None,
-            page: int, *, key: str | None = None) -> Filter:
+            page: int, *, key: str | None = None, anchor: str | None = None) -> Filter:
     """``key``: the collection, whose unfiltered page the error page links back to."""
     state, reason, sort = state or "", reason or "", sort or "name"
     back = f"/ui/collections/{key}" if key else "/ui/"
@@ -83,7 +84,9 @@ def _filter(q: str | None, state: str | None, reason: str | None, sort: str | No
         raise Problem(422, "Not understood", f"There is no reason {reason!r}.", back)
     if sort not in queries.SORTS:
         raise Problem(422, "Not understood", f"Sort by {', '.join(queries.SORTS)}.", back)
-    return Filter(" ".join((q or "").split()), state, reason, sort, page)
+    if anchor and anchor not in tuple(Anchor):
+        raise Problem(422, "Not understood", f"There is no anchor {anchor!r}.", back)
+    return Filter(" ".join((q or "").split()), state, reason, sort, page, anchor or "")
 
 
 Text = Annotated[str | None, Query(max_length=100)]
@@ -96,15 +99,16 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
                done: Annotated[str | None, Query(max_length=200)] = None,
                n: Annotated[int | None, Query(ge=0)] = None,
                blocked: Text = None, few: Text = None, notdone: Text = None,
-               busy: Text = None, job: Annotated[int | None, Query(ge=1, le=2**62)] = None
-               ) -> Response:
+               busy: Text = None, job: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+               anchor: Text = None) -> Response:
     session.principal.check(key, f"no collection {key!r}")
-    f = _filter(q, state, reason, sort, page, key=key)
+    f = _filter(q, state, reason, sort, page, key=key, anchor=anchor)
 
     def read() -> queries.CollectionPage:
         return queries.collection_people(
             ctx.settings, key, q=f.q or None, state=f.state or None, reason=f.reason or None,
-            sort=f.sort, limit=PER_PAGE, offset=(f.page - 1) * PER_PAGE)
+            sort=f.sort, limit=PER_PAGE, offset=(f.page - 1) * PER_PAGE,
+            anchor=f.anchor or None)
 
     data = read()
     pages = max(1, -(-data.total // PER_PAGE))
@@ -118,6 +122,7 @@ def collection(request: Request, ctx: Ctx, session: Session, key: CollectionKey,
         "session": session, "c": data, "f": f, "pages": pages,
         "window": range(max(1, f.page - WINDOW), min(pages, f.page + WINDOW) + 1),
         "sorts": queries.SORTS, "actions": bulk.ACTIONS, "flash": banners,
+        "anchors": tuple(Anchor), "required": ctx.settings.anchor_required(data.key),
         "nav": "collections"})
 
 
@@ -173,11 +178,12 @@ def bulk_action(
     sort: Field = "",
     page: Annotated[int, Form(ge=1, le=100_000)] = 1,
     confirm: Annotated[str, Form(max_length=10)] = "",
+    anchor: Field = "",
 ) -> Response:
     """First POST: the confirmation page (who, how many, what happens). The confirmation's
     POST (``confirm=yes``, the planned ``ids``): do it, then back to the page with banners."""
     session.principal.check(key, f"no collection {key!r}")
-    f = _filter(q, state, reason, sort, page, key=key)
+    f = _filter(q, state, reason, sort, page, key=key, anchor=anchor)
     back = f.url(key)
     if action not in bulk.ACTIONS:
         raise Problem(422, "Not understood", "Choose one of the page's bulk actions.", back)
@@ -192,7 +198,8 @@ def bulk_action(
             raise Problem(400, "Nobody selected", "Tick the people first, then choose the "
                           "action.", back)
     planned = bulk.plan(ctx.settings, key, action, ids=chosen, q=f.q or None,
-                        state=f.state or None, reason=f.reason or None)
+                        state=f.state or None, reason=f.reason or None,
+                        anchor=f.anchor or None)
     if confirm != "yes":
         return render(request, "confirm.html", {
             "session": session, "plan": planned, "a": planned.action, "f": f, "key": key,

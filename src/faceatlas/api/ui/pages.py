@@ -140,6 +140,9 @@ _FLASH: dict[str, tuple[str, ...]] = {
     "blocked": ("error", "Not promoted: the self-test recognised a face of this person as "
                          "{who}. Reject the faces that are {who}'s, then promote again."),
     "failed": ("error", "No face group matches the references: the person is failed."),
+    "unanchored": ("warn", "Not promoted: nothing anchors this gallery (no Wikidata portrait, "
+                           "reference photo or “This is them”), and FACEATLAS_REQUIRE_ANCHOR "
+                           "asks for one. Mark one face “This is them”, then promote again."),
 }
 
 
@@ -291,7 +294,7 @@ def collect(ctx: Ctx, session: Checked, person_id: Id) -> Response:
 
 
 #: promotion results the person page has words for; anything else is "not promoted"
-_PROMOTE_CODES = frozenset({"promoted", "too_few_faces", "blocked", "failed"})
+_PROMOTE_CODES = frozenset({"promoted", "too_few_faces", "blocked", "failed", "unanchored"})
 
 
 @router.post("/people/{person_id}/promote")
