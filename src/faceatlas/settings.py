@@ -270,6 +270,17 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, description="Claims of one job before the person is failed.")
     retry_backoff: float = Field(5.0, description="First retry delay; doubles per attempt.")
     retry_backoff_max: float = Field(300.0, description="Longest retry delay.")
+    # -- one polite budget per outside host, shared by all workers through Redis (issue 21)
+    host_budgets: dict[str, float] = Field(
+        default_factory=dict,
+        description="Requests per second per host (host or host:port), JSON; shared by all "
+        "workers through the broker's Redis. Unlisted: Wikimedia hosts 1/wikimedia_min_interval,"
+        " others unpaced.",
+    )
+    budget_slack: float = Field(
+        0.05, ge=0.0, le=1.0, description="A shared budget plans its rate per 1 + slack "
+        "seconds: jitter on the way never puts more than the budget into one second.",
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod

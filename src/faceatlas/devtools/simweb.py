@@ -16,6 +16,11 @@ redirect-<n>, redirect-private, tiny); ``<path>`` is the image a path-taking fau
 serves and the thumbnail's source (default: the person's first plain image). ``titles``
 (optional) maps an entry to its result's title (default ``<name> — photo <n>``).
 
+Rate checks: ``.arrivals`` holds (monotonic time, Host header) of every request, and
+``max_in_window`` the most of them in any window (a budget test's figure); setting
+``.retry_after_next`` (seconds) answers the next ``/search`` with 429 and that Retry-After, and
+``.told_at`` says when it was sent. Several SimWebs on their own ports are several hosts.
+
 In-process: ``with SimWeb(people=..., photos_dir=...) as web: web.url``.
 Command line: ``python -m faceatlas.devtools.simweb --people FILE --photos DIR --port P``.
 """
@@ -117,6 +122,9 @@ class SimWeb:
         self.host, self.port = host, port
         self.latency_ms = latency_ms
         self.requests: list[tuple[str, str]] = []
+        self.arrivals: list[tuple[float, str]] = []  # (time.monotonic(), Host header)
+        self.retry_after_next: float | None = None  # the next /search: 429 with this wait
+        self.told_at: float | None = None  # when that 429 was answered
         self.inflight = 0  # requests being handled now
         self.max_inflight = 0  # the most handled at once (concurrency assertions)
         self.closed_port = _closed_port()
@@ -172,9 +180,18 @@ class SimWeb:
             return sum(1 for _, p in self.requests if p.startswith(prefix))
 
     # -- helpers used by the handler
-    def log(self, method: str, path: str) -> None:
+    def log(self, method: str, path: str, host: str = "") -> None:
         with self._lock:
             self.requests.append((method, path))
+            self.arrivals.append((time.monotonic(), host))
+
+    def take_retry_after(self) -> float | None:
+        """The wait to answer this /search with (once), recording when it was told."""
+        with self._lock:
+            wait, self.retry_after_next = self.retry_after_next, None
+            if wait is not None:
+                self.told_at = time.monotonic()
+            return wait
 
     def enter(self) -> None:
         with self._lock:
@@ -188,6 +205,8 @@ class SimWeb:
     def reset_stats(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.arrivals.clear()
+            self.told_at = None
             self.max_inflight = self.inflight
 
     def first_time(self, key: str) -> bool:
@@ -368,7 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _guard(self, fn: Any) -> None:
         path = urlsplit(self.path).path
-        self.sim.log(self.command, self.path)
+        self.sim.log(self.command, self.path, self.headers.get("Host", ""))
         self.sim.enter()
         try:
             fn(path)
@@ -509,6 +528,10 @@ class _Handler(BaseHTTPRequestHandler):
         if key == "forbidden":
             self._json(403, {"message": "You are not subscribed to this API."})
             return
+        told = self.sim.take_retry_after()
+        if told is not None:
+            self._json(429, {"message": "Too many requests"}, {"Retry-After": f"{told:g}"})
+            return
         qs = parse_qs(urlsplit(self.path).query)
         query = (qs.get("query") or [""])[0]
         try:
@@ -620,6 +643,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(chunk)
             chunk = b"\0" * _CHUNK
         self.close_connection = True
+
+
+def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The most of ``times`` inside any half-open window ``[t, t + window)``."""
+    ordered = sorted(times)
+    most, start = 0, 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 def _message_text(content: Any) -> str:

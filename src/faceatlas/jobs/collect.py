@@ -76,8 +76,12 @@ def pending_people(settings: Settings, collection: str | None = None, *,
     states = (*UNFINISHED, PersonState.FAILED) if retry_failed else UNFINISHED
     with session_scope(settings) as s:
         query = select(Person.id).where(Person.state.in_(states)).order_by(Person.id)
-        if collection:
-            query = query.join(CollectionRow).where(CollectionRow.key == collection_key(collection))
+        if collection:  # by id: people(collection_id, state) answers it (100k people)
+            cid = s.scalar(select(CollectionRow.id).where(
+                CollectionRow.key == collection_key(collection)))
+            if cid is None:
+                return []
+            query = query.where(Person.collection_id == cid)
         if limit:
             query = query.limit(limit)
         return list(s.scalars(query))

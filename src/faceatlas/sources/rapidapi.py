@@ -3,7 +3,9 @@
 Same request as the seed (``limit=100``, ``size=1024x768_and_more``, ``type=face``,
 ``region=us``), but the answer is validated: a broken item is skipped and counted instead of
 crashing the run, and the failure modes map to the error tree (401/403 stop the run, 429 waits
-and retries, 5xx and timeouts retry with backoff).
+and retries, 5xx and timeouts retry with backoff). Built from settings, it paces itself by the
+search host's budget (``FACEATLAS_HOST_BUDGETS``; unpaced when unlisted) and, with a broker,
+shares that budget and every ``Retry-After`` with all workers (``web/budget.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from faceatlas.domain.errors import (
 )
 from faceatlas.settings import Settings
 from faceatlas.sources.base import SearchHit, query_for
+from faceatlas.web.budget import HostBudget, host_budget, host_key, host_rate
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,8 @@ class RapidAPIImageSearch:
         image_type: str = "face",
         region: str = "us",
         sleep: Callable[[float], None] = time.sleep,
+        budget: HostBudget | None = None,
+        rate: float = 0.0,
     ) -> None:
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key or not key.strip():
@@ -116,6 +121,8 @@ class RapidAPIImageSearch:
         self.backoff, self.max_retry_after = backoff, max_retry_after
         self.params = {"size": size, "type": image_type, "region": region}
         self._sleep = sleep
+        # None: no pacing and a Retry-After waited out here alone (as before budgets)
+        self.budget, self.rate, self._host_key = budget, rate, host_key(url)
         self._own_client = client is None
         self._client = client or httpx.Client(timeout=timeout)
         self.last_skipped = 0
@@ -126,6 +133,8 @@ class RapidAPIImageSearch:
         if key is None or not key.get_secret_value().strip():
             raise ConfigError("RAPIDAPI_KEY is not set: the image search needs a RapidAPI key")
         kwargs.setdefault("backoff", settings.image_search_backoff)
+        kwargs.setdefault("budget", host_budget(settings))
+        kwargs.setdefault("rate", host_rate(settings, settings.image_search_url))
         return cls(key, url=settings.image_search_url, host=settings.image_search_host, **kwargs)
 
     def __repr__(self) -> str:
@@ -152,6 +161,9 @@ class RapidAPIImageSearch:
         attempt = 0
         while True:
             failure: ProviderError
+            if self.budget is not None:
+                self.budget.acquire(self._host_key, self.rate, self._sleep)
+            told = False  # the host said how long to wait (Retry-After)
             try:
                 response = self._client.get(self.url, params=params, headers=headers)
             except httpx.TimeoutException:
@@ -169,6 +181,7 @@ class RapidAPIImageSearch:
                     failure = RateLimitError(f"image search rate limit still hit after "
                                              f"{attempt + 1} attempts")  # fmt: skip
                     wait = self._retry_after(response, attempt)
+                    told = bool((response.headers.get("Retry-After") or "").strip())
                 elif status >= 500:
                     failure = ProviderError(f"image search failed: HTTP {status} after "
                                             f"{attempt + 1} attempts")  # fmt: skip
@@ -177,6 +190,8 @@ class RapidAPIImageSearch:
                     raise ProviderError(f"image search answered HTTP {status}")
                 else:
                     return self._parse(response, query, limit)
+            if told and self.budget is not None:  # every worker waits, not only this one
+                self.budget.pause(self._host_key, wait)
             if attempt >= self.max_retries:
                 raise failure
             log.info("image search: %s; retrying in %.2fs", failure.code, wait)

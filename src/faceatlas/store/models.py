@@ -96,6 +96,8 @@ class Person(Base):
         UniqueConstraint("collection_id", "folder", name="uq_person_folder"),
         # list_people (API, CLI) lists a collection by name
         Index("ix_people_collection_name", "collection_id", "name"),
+        # status at 100k people: counts by state, failures (issue 21)
+        Index("ix_people_collection_state", "collection_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -290,6 +292,10 @@ class Job(Base):
     """A unit of work and its live state: the truth `faceatlas status` shows."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        # a person's open collect job: enqueue (in bulk) and the claim's check (issue 21)
+        Index("ix_jobs_person_kind_state", "person_id", "kind", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[JobKind] = mapped_column(StateColumn(JobKind, 30))

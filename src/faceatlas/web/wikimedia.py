@@ -2,9 +2,11 @@
 
 Wikimedia's API etiquette, as code: a descriptive User-Agent with a contact
 (``FACEATLAS_WIKIMEDIA_CONTACT``), ``maxlag`` on every ``api.php`` request, one request at a
-time at most every ``wikimedia_min_interval`` seconds, waits on 429/503 and ``maxlag`` errors
-that honour ``Retry-After``, and answers cached on disk under the home so a re-run asks
-nothing twice. Every failure ends as a ProviderError subclass with a sentence saying what.
+time per host at most every ``wikimedia_min_interval`` seconds (or the host's
+``FACEATLAS_HOST_BUDGETS`` rate) — shared by every worker through Redis when a broker is set
+(``web/budget.py``) —, waits on 429/503 and ``maxlag`` errors that honour ``Retry-After`` (and
+with a broker make every worker wait), and answers cached on disk under the home so a re-run
+asks nothing twice. Every failure ends as a ProviderError subclass with a sentence saying what.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import email.utils
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -26,12 +27,11 @@ from faceatlas import __version__
 from faceatlas.domain.errors import AuthError, BadResponseError, ProviderError, RateLimitError
 from faceatlas.settings import Settings
 from faceatlas.store.files import Layout, atomic_write
+from faceatlas.web.budget import HostBudget, host_budget, host_key, host_rate, wikimedia_rate
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUS = {429, 503}
-_pace_lock = threading.Lock()
-_next_slot = 0.0  # process-wide: several clients still share one request rate
 _warned = False
 
 
@@ -42,7 +42,8 @@ def user_agent(contact: str) -> str:
 
 
 class WikimediaClient:
-    """GET JSON from Wikimedia endpoints politely; ``sleep``/``clock`` are injectable for tests."""
+    """GET JSON from Wikimedia endpoints politely; ``sleep``/``clock`` are injectable for tests,
+    ``budget`` too (default: the process's, shared through Redis with a broker)."""
 
     def __init__(
         self,
@@ -52,8 +53,10 @@ class WikimediaClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         cache: bool | None = None,
+        budget: HostBudget | None = None,
     ) -> None:
         self.settings = settings
+        self.budget = budget or host_budget(settings)
         self.user_agent = user_agent(settings.wikimedia_contact)
         global _warned
         if not settings.wikimedia_contact.strip() and not _warned:
@@ -118,7 +121,7 @@ class WikimediaClient:
         while True:
             failure: ProviderError
             wait: float | None = None
-            self._pace()
+            self._pace(url)
             self.requests += 1
             try:
                 response = self._client.get(url, params=params, headers=headers)
@@ -160,23 +163,19 @@ class WikimediaClient:
                         wait = self._retry_after(response)
             if attempt >= retries:
                 raise failure
+            if wait is not None:  # the host said how long: every worker waits, not only this one
+                self.budget.pause(host_key(url), wait)
             wait = wait if wait is not None else min(2.0**attempt, 60.0)
             log.info("wikimedia: %s; retrying in %.1fs", failure, wait)
             self._sleep(wait)
             attempt += 1
 
-    def _pace(self) -> None:
-        """At most one request every ``wikimedia_min_interval`` seconds in this process."""
-        global _next_slot
-        gap = max(0.0, self.settings.wikimedia_min_interval)
-        if gap == 0:
-            return
-        with _pace_lock:
-            now = self._clock()
-            wait = _next_slot - now
-            _next_slot = max(now, _next_slot) + gap
-        if wait > 0:
-            self._sleep(wait)
+    def _pace(self, url: str) -> None:
+        """Wait for the host's next slot: at most one request every ``wikimedia_min_interval``
+        seconds per host, in this process or (with a broker) in all workers together."""
+        rate = host_rate(self.settings, url, wikimedia_rate(self.settings))
+        self.budget.acquire(host_key(url), rate, self._sleep,
+                            None if self.budget.shared else self._clock())
 
     def _retry_after(self, response: httpx.Response) -> float | None:
         raw = (response.headers.get("Retry-After") or "").strip()

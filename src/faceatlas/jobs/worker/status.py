@@ -8,7 +8,8 @@ from collections.abc import Collection as Collection_
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import aliased
 
 from faceatlas.domain.states import FaceState, ImageState, JobKind, JobState, PersonState
 from faceatlas.jobs.worker.leases import FINISHED_STATES, TERMINAL_JOB, aware, now
@@ -132,15 +133,17 @@ def collection_status(settings: Settings, lease_seconds: float | None = None) ->
             failures = [(p.name, p.error or "") for p in s.scalars(
                 select(Person).where(Person.collection_id == coll.id,
                                      Person.state == PersonState.FAILED).order_by(Person.id))]
-            # failed jobs of people still unfinished (a missing key, a gave-up retry)
-            latest = (select(Job.person_id, func.max(Job.id).label("jid"))
-                      .where(Job.kind == JobKind.COLLECT, Job.person_id.in_(in_coll))
-                      .group_by(Job.person_id).subquery())
+            # failed jobs of people still unfinished (a missing key, a gave-up retry): from
+            # the failed jobs (few), each the person's latest, not a max over every job
+            newer = aliased(Job)
             for person, job in s.execute(
-                select(Person, Job).join(latest, latest.c.person_id == Person.id)
-                .join(Job, Job.id == latest.c.jid)
-                .where(Job.state == JobState.FAILED, Person.state != PersonState.FAILED,
-                       Person.state.not_in(FINISHED_STATES))
+                select(Person, Job).join(Job, Job.person_id == Person.id)
+                .where(Person.collection_id == coll.id, Job.kind == JobKind.COLLECT,
+                       Job.state == JobState.FAILED, Person.state != PersonState.FAILED,
+                       Person.state.not_in(FINISHED_STATES),
+                       ~exists().where(newer.person_id == Job.person_id,
+                                       newer.kind == JobKind.COLLECT, newer.id > Job.id))
+                .order_by(Job.id)
             ):
                 failures.append((person.name, f"job {job.id}: {job.error or ''}"))
             out.append(CollectionStatus(coll.key, coll.name, counts, running, queued, failures))

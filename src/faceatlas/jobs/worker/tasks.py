@@ -13,6 +13,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from faceatlas.jobs.worker.run import close_face_pool, max_waits, run_collect_job
 from faceatlas.settings import Settings, get_settings
 from faceatlas.store import db
+from faceatlas.web.budget import reset_budgets
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def collect_person_task(self: Task, job_id: int, person_id: int, waits: int = 0)
 def _fresh_process(**_: Any) -> None:
     """A forked pool process must not share the parent's database connections."""
     db.reset_caches(close=False)  # drop inherited sockets without closing them
+    reset_budgets(close=False)  # and the parent's Redis connection of the request budget
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per image
 
 
