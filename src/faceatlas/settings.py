@@ -294,8 +294,14 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
         mapping = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"FACEATLAS_API_TOKENS is not valid JSON ({exc})") from None
+    if isinstance(mapping, list):
+        # a JSON list is a natural guess for "several tokens": every one an admin token
+        if not mapping or not all(isinstance(t, str) and t.strip() for t in mapping):
+            raise ValueError("FACEATLAS_API_TOKENS as a JSON list must hold token strings")
+        return [t.strip() for t in mapping], {}
     if not isinstance(mapping, dict):
-        raise ValueError("FACEATLAS_API_TOKENS as JSON must be one object {token: domain}")
+        raise ValueError("FACEATLAS_API_TOKENS as JSON must be one object {token: domain} "
+                         "or a list of tokens")
     tokens: list[str] = []
     bound: dict[str, list[str]] = {}
     for token, domains in mapping.items():
@@ -389,7 +395,65 @@ def _read_calibration(path: str, _mtime: int) -> dict[str, dict[str, float]]:
     return {k: v for k, v in engines.items() if isinstance(v, dict)}
 
 
+#: fields whose values are never shown in an error (tokens, keys, URLs with passwords)
+_SECRET_FIELDS = frozenset({"api_tokens", "token_collections", "rapidapi_key", "database_url",
+                            "broker_url", "redis_url"})
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return alias if isinstance(alias, str) else f"FACEATLAS_{field.upper()}"
+
+
+def _shown(field: str, value: object) -> str:
+    if field in _SECRET_FIELDS or not isinstance(value, (str, int, float, bool)):
+        size = len(value) if isinstance(value, str) else None
+        return "(hidden" + (f", {size} characters)" if size is not None else ")")
+    text = str(value)
+    return repr(text if len(text) <= 60 else text[:57] + "…")
+
+
+def _accepted(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    kind = getattr(info.annotation, "__name__", None) if info is not None else None
+    words = {"int": "a whole number", "float": "a number", "bool": "true or false",
+             "Path": "a folder or file path", "str": "text"}
+    return f"; accepted: {words[kind]}" if kind in words else ""
+
+
+def describe_invalid(exc: Exception) -> str:
+    """A pydantic ValidationError of Settings as one line: each variable, what was given
+    (secrets hidden) and the accepted forms."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors():
+        msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = error.get("loc") or ()
+        field = str(loc[0]) if loc else ""
+        if field not in Settings.model_fields:  # a model-level check names its variable
+            parts.append(msg)
+            continue
+        parts.append(f"{_env_name(field)}={_shown(field, error.get('input'))} is invalid: "
+                     f"{msg}{_accepted(field)}")
+    return "invalid setting: " + "; ".join(parts)
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment (and ``values``); ConfigError in one line when a value
+    is invalid, never pydantic's multi-line traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid(exc)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
-    return Settings()
+    return load_settings()
