@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     sheet_max_uncompressed_bytes: int = Field(
         250_000_000, ge=1, description="Most bytes an .xlsx may unpack to (zip bombs)."
     )
+    references_dir: Path | None = Field(
+        None, description="`names import` reads reference files only inside this folder "
+        "(default: the sheet's own folder)."
+    )
     llm_max_names_per_answer: int = Field(
         200, ge=1, description="Names kept from one LLM answer (most famous first)."
     )
