@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     video_upsample: int | None = Field(
         None, description="Detector upsampling on video frames; default: as recognition."
     )
+    video_max_frames: int = Field(
+        500_000, ge=0, description="Most frames decoded per clip (also at most 1.5× what the "
+        "clip declares); 0: only the clip's own bound.")
+    video_max_wall_seconds: float = Field(
+        7200.0, ge=0, description="Longest time one clip may take; 0: no limit.")
+    video_max_cpu_seconds: float = Field(
+        7200.0, ge=0, description="Most CPU seconds of the thread reading one clip; 0: none.")
+    video_queue: int = Field(
+        4, ge=0, description="Video jobs that may wait behind the running one; more get 503.")
     video_track_gap: float = Field(1.5, description="Seconds a track may go unseen and go on.")
     video_best_frames: int = Field(5, description="Best frames kept per track.")
     # 0 by default: a face linked by box overlap alone can cross a camera cut into another
