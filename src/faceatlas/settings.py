@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_upload_bytes: int = 12_000_000
     broker_url: str | None = None
+    redis_url: str | None = Field(
+        None, description="Redis shared by server processes (failed-authentication counts); "
+        "default: the broker URL when it is redis://.")
 
     # -- the old system's files and tokens (issue 12)
     token_collections: dict[str, list[str]] = Field(
@@ -210,7 +213,8 @@ class Settings(BaseSettings):
     busy_retry_after: int = Field(5, description="Retry-After seconds sent with 503 busy.")
     session_ttl_seconds: int = Field(12 * 3600, description="UI log-in sessions expire after.")
     login_max_failures: int = Field(
-        10, description="Wrong UI log-ins per client address (and per form) in the window."
+        10, description="Failed authentications (UI log-ins, API tokens) per client address, "
+        "per token prefix (and per log-in form) in the window; then 429."
     )
     login_window_seconds: int = Field(900, description="Window of the log-in failure limit.")
     login_body_bytes: int = Field(

@@ -21,7 +21,7 @@ from faceatlas.api.deps import ApiContext, require_token
 from faceatlas.api.guard import AuthGate
 from faceatlas.api.routes import ROUTERS
 from faceatlas.api.schemas import Health
-from faceatlas.api.sessions import LoginLimiter, check_tokens
+from faceatlas.api.sessions import check_tokens, failure_limiter
 from faceatlas.domain.errors import ConfigError
 from faceatlas.gallery.index import index_store
 from faceatlas.gallery.recognize import engine_pool
@@ -76,8 +76,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ctx
-    app.state.login_limiter = LoginLimiter(settings.login_max_failures,
-                                           settings.login_window_seconds)
+    # one count of failed authentications for the UI log-in and every API route
+    app.state.login_limiter = failure_limiter(settings)
     docs.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
