@@ -23,6 +23,7 @@ from faceatlas.api.routes import ROUTERS
 from faceatlas.api.schemas import Health
 from faceatlas.api.sessions import check_tokens, failure_limiter
 from faceatlas.domain.errors import ConfigError
+from faceatlas.faces.image import bound_heap
 from faceatlas.gallery.index import index_store
 from faceatlas.gallery.recognize import engine_pool
 from faceatlas.settings import Settings, get_settings
@@ -52,6 +53,7 @@ def create_app(
         check_tokens(settings.api_tokens)
     if insecure_no_auth:
         log.warning("authentication is OFF: every endpoint is open to anyone who can connect")
+    bound_heap()  # large decode buffers go back to the system when freed (issue 22)
     # once, now, under the migration lock: concurrent first requests find the schema ready
     prepare_database(settings)
     ctx = ApiContext(

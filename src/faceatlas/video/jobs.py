@@ -28,6 +28,7 @@ from sqlalchemy import select
 from faceatlas.domain.errors import BusyError, FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.engines import FaceEngine
+from faceatlas.faces.image import release_memory
 from faceatlas.gallery.index import IndexStore
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -184,6 +185,7 @@ def _run(settings: Settings, job_id: int, clip: Path, collection: str, fps: floa
     finally:
         clip.unlink(missing_ok=True)
         _release()
+        release_memory(force=True)  # a clip's frames and decoder buffers: back to the system
 
 
 def video_job(settings: Settings, job_id: int) -> dict[str, Any]:
