@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from faceatlas.devtools.hostile import huge_mjpeg, timestamp_jump_mkv  # noqa: F401
 from faceatlas.devtools.testdata import testdata_dir
 from faceatlas.gallery.promote import promote
 from faceatlas.jobs.importer import import_folder
@@ -117,52 +118,3 @@ def build_gallery(root: Path, faces_root: Path) -> VideoGallery:
     promote(settings, collection=VIDEO_COLLECTION)
     return VideoGallery(settings)
 
-
-# --------------------------------------------------------------------------- hostile clips
-# (issue 22): built here with PyAV, a few kB each
-
-
-def timestamp_jump_mkv(dest: Path, jump: float = 1e11) -> Path:
-    """An MKV that declares 2 s, whose frames after the first second jump ``jump`` s ahead."""
-    import struct
-
-    with av.open(str(dest), "w", format="matroska") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width = stream.height = 64
-        stream.pix_fmt = "yuv420p"
-        packets = []
-        for i in range(20):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10, np.uint8),
-                                               format="rgb24")
-            frame.pts = i
-            packets += list(stream.encode(frame))
-        packets += list(stream.encode())
-        for i, packet in enumerate(packets):
-            if i >= 10:
-                shift = int(jump / packet.time_base)
-                packet.pts += shift
-                packet.dts += shift
-            out.mux(packet)
-    data = bytearray(dest.read_bytes())
-    at = data.find(b"\x44\x89\x88")  # Segment Info › Duration, an 8-byte float (ms)
-    assert at > 0, "no Duration element"
-    data[at + 3:at + 11] = struct.pack(">d", 2000.0)
-    dest.write_bytes(bytes(data))
-    return dest
-
-
-def huge_mjpeg(dest: Path, side: int = 10_000, frames: int = 2) -> Path:
-    """An MJPEG clip of ``side``² px frames: flat grey, so a few hundred kB."""
-    with av.open(str(dest), "w", format="avi") as out:
-        stream = out.add_stream("mjpeg", rate=1)
-        stream.width = stream.height = side
-        stream.pix_fmt = "yuvj420p"
-        grey = av.VideoFrame.from_ndarray(np.full((side, side, 3), 128, np.uint8),
-                                          format="rgb24").reformat(format="yuvj420p")
-        for i in range(frames):
-            grey.pts = i
-            for packet in stream.encode(grey):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return dest
