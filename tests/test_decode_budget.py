@@ -263,6 +263,7 @@ print(json.dumps({"before": before, "after": rss(), "trimmed": trimmed}))
 """
 
 
+@pytest.mark.slow  # ~10 s: a dozen full-size decodes of 49 MP images
 def test_memory_goes_back_after_a_storm_of_large_decodes() -> None:
     """Issue 22, finding 6: RSS stayed high after hostile images (glibc kept the freed heap;
     measured here without the remedies: 108 → 266 MB); now it comes back."""
