@@ -17,6 +17,14 @@ status, whether the answers named the right person, and the server's peak RSS (V
 mix the server stays under 1.5 GB and answers no 5xx but 503 (busy, with Retry-After).
 For a before figure run the script with another source tree first on ``PYTHONPATH`` (the
 gallery and the server both use it; keep clients low there). CI: ``--clients 2 --requests 6``.
+
+3. hostile storm (issue 22; ``--hostile``, or ``--hostile-only`` to skip 1 and 2): zero-byte,
+   random and garbage "mp4", an MKV whose timestamps jump 10¹¹ s past its declared 2 s, a
+   10000×10000 MJPEG clip, 8 concurrent 7000×7000 CMYK progressive JPEGs, a sheet whose
+   references name ``/etc/passwd`` and ``../../etc/hosts`` (``faceatlas names import``), and
+   300 wrong bearer tokens. Prints each answer with its time, the server's RSS before, at its
+   peak (VmHWM reset first) and after, and the goal: clear 4xx in seconds, peak ≤ 800 MB,
+   after ≤ 1.3× before, 429 after the failure limit.
 """
 
 from __future__ import annotations
@@ -180,6 +188,88 @@ def run_phase(name: str, url: str, pid: int, work: list[tuple[str, bytes, str]],
         n for code, n in statuses.items() if not code.isdigit())}
 
 
+HOSTILE_PEAK_MB, HOSTILE_AFTER_RATIO = 800.0, 1.3
+
+
+def hostile_storm(url: str, proc: subprocess.Popen[bytes], home: Path, tmp: Path) -> bool:
+    """Phase 3; True when every goal is met."""
+    from faceatlas.devtools.hostile import cmyk_progressive_jpeg, huge_mjpeg, timestamp_jump_mkv
+
+    pid = proc.pid
+    clips = {
+        "zero.mp4": b"",
+        "random.mp4": os.urandom(1_000_000),
+        "garbage.mp4": b"\x00\x00\x00\x18ftypisom" + os.urandom(500_000),
+        "jump.mkv": timestamp_jump_mkv(tmp / "jump.mkv", jump=1e11).read_bytes(),
+        "huge.avi": huge_mjpeg(tmp / "huge.avi", side=10_000).read_bytes(),
+    }
+    cmyk = cmyk_progressive_jpeg()
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM from here on
+    time.sleep(1.0)
+    before, _ = rss_mb(pid)
+    ok = True
+    rows: list[tuple[str, int | str, float]] = []
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=url, timeout=600, headers=auth) as http:
+        for name, data in clips.items():
+            t = time.perf_counter()
+            r = http.post("/api/v1/recognize/video", files={"video": (name, data, "video/mp4")})
+            rows.append((f"{name} ({len(data) / 1e3:.0f} kB)", r.status_code,
+                         time.perf_counter() - t))
+        answers: list[tuple[int, float]] = []
+
+        def one() -> None:
+            t = time.perf_counter()
+            r = http.post("/api/recognize", files={"image": ("cmyk.jpg", cmyk, "image/jpeg")})
+            answers.append((r.status_code, time.perf_counter() - t))
+
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for code, took in answers:
+            rows.append((f"CMYK progressive 7000² ({len(cmyk) / 1e3:.0f} kB)", code, took))
+    sheet = tmp / "sheets" / "people.csv"
+    sheet.parent.mkdir(exist_ok=True)
+    sheet.write_text("name,last_name,references\nAna,Hostile,/etc/passwd|../../../../etc/hosts\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEATLAS_")}
+    env.update(FACEATLAS_HOME=str(home))
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "faceatlas", "names", "import", str(sheet),
+                          "--collection", "bench"], env=env, capture_output=True, text=True)
+    refused = out.stdout.count("outside the references folder")
+    rows.append(("sheet references /etc/passwd, ../etc/hosts", f"{refused} of 2 refused",
+                 time.perf_counter() - t))
+    ok &= refused == 2
+    # 300 wrong tokens from an address of their own (the others keep working)
+    codes: list[int] = []
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"),
+                      base_url=url, timeout=30) as guesser:
+        t = time.perf_counter()
+        for i in range(300):
+            codes.append(guesser.get("/api/v1/collections", headers={
+                "Authorization": f"Bearer guess-{i:04d}-x7Qz9kLmP2"}).status_code)
+    first = codes.index(429) if 429 in codes else None
+    rows.append((f"300 wrong tokens: 429 from attempt {None if first is None else first + 1}",
+                 dict(Counter(codes)).__repr__(), time.perf_counter() - t))
+    ok &= first is not None and set(codes[first:]) == {429}
+    time.sleep(2.0)  # let the video worker finish what it accepted
+    after, peak = rss_mb(pid)
+    for what, code, took in rows:
+        print(f"  hostile: {what:<48} → {code} in {took:.2f} s")
+        if isinstance(code, int):
+            ok &= 400 <= code < 500 and took < 30
+    ratio = after / before if before else float("nan")
+    met = peak <= HOSTILE_PEAK_MB and ratio <= HOSTILE_AFTER_RATIO
+    ok &= met
+    print(f"  hostile: server RSS before {before:.0f} MB, peak {peak:.0f} MB, after "
+          f"{after:.0f} MB ({ratio:.2f}× before)")
+    print(f"goal (hostile: clear 4xx in seconds, peak ≤ {HOSTILE_PEAK_MB:.0f} MB, after ≤ "
+          f"{HOSTILE_AFTER_RATIO}× before, 429 after the limit): {'met' if ok else 'NOT met'}")
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
@@ -188,6 +278,8 @@ def main() -> None:
     parser.add_argument("--engines", type=int, default=None, help="server engines (cores)")
     parser.add_argument("--bomb-share", type=float, default=0.5)
     parser.add_argument("--skip-normal", action="store_true")
+    parser.add_argument("--hostile", action="store_true", help="add phase 3 (issue 22)")
+    parser.add_argument("--hostile-only", action="store_true", help="phase 3 alone")
     args = parser.parse_args()
 
     from faceatlas.devtools.testdata import faces_dir
@@ -222,6 +314,9 @@ def main() -> None:
                   f"({SIDE * SIDE / 1e6:.0f} MP), of {bomb_who}")
             base, _ = rss_mb(proc.pid)
             print(f"server RSS after start-up and warm-up: {base:.0f} MB")
+            if args.hostile_only:
+                hostile_ok = hostile_storm(url, proc, home, Path(tmp))
+                raise SystemExit(0 if hostile_ok else 1)
             results = {}
             if not args.skip_normal:
                 work = [normal[i % len(normal)] for i in range(args.requests)]
@@ -230,6 +325,8 @@ def main() -> None:
             mix = [(bomb_who, bomb, "image/png") if every and i % every == 0
                    else normal[i % len(normal)] for i in range(args.requests)]
             results["bomb mix"] = run_phase("bomb mix", url, proc.pid, mix, args.clients)
+            if args.hostile:
+                hostile_storm(url, proc, home, Path(tmp))
         finally:
             proc.terminate()
             try:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from faceatlas.curation.references import add_reference, list_references, reference_vectors
 from faceatlas.domain.errors import NotFoundError, ReferencePhotoError
 from faceatlas.names.tables import read_people, write_table
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Face, Image, Reason
+from faceatlas.store.models import Face, Image, Reason, Reference
 from faceatlas.store.people import get_or_create_collection, upsert_person
 from faceatlas.store.references import split_references
 
@@ -64,7 +65,7 @@ def test_add_reference_checks_its_input(settings: Settings, tmp_path: Path) -> N
     with pytest.raises(ReferencePhotoError, match="http"):
         add_reference(settings, pid, url="ftp://x/y.jpg")
     with pytest.raises(ReferencePhotoError, match="not found"):
-        add_reference(settings, pid, path=tmp_path / "missing.jpg")
+        add_reference(settings, pid, path=tmp_path / "missing.jpg", root=tmp_path)
     with pytest.raises(NotFoundError):
         add_reference(settings, pid, face_id=foreign)
     with pytest.raises(NotFoundError):
@@ -88,3 +89,48 @@ def test_a_face_reference_is_ready_at_once_and_accepts_the_face(settings: Settin
         assert (face.state, face.reason) == ("accepted", Reason.ACCEPTED_BY_USER)
         (vec,) = reference_vectors(s, pid)  # pending ones are not used yet
         assert np.allclose(vec, 1.0)
+
+
+def test_sheet_references_stay_inside_the_named_folder(settings: Settings, tmp_path: Path
+                                                       ) -> None:
+    """Issue 22, finding 4: ``/etc/passwd``, ``../`` and links out of the folder are refused
+    in words that do not depend on whether the file exists; files inside are kept."""
+    from faceatlas.names.service import import_people
+
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    (folder / "inside.jpg").write_bytes(b"\xff\xd8 a photo")
+    (folder / "out.jpg").symlink_to("/etc/hosts")
+    cells = ["/etc/passwd", "../../../../../../etc/hosts", "/no/such/file.jpg",
+             "../../../../../../no/such/file.jpg", "out.jpg", "inside.jpg",
+             "https://example.org/p.jpg"]
+    sheet = folder / "people.csv"
+    write_table(sheet, ["name", "last_name", "references"],
+                [{"name": "Ana", "last_name": "Ivanović", "references": "|".join(cells)}])
+    report = import_people(settings, sheet, "Serbia")
+    assert report.references == 2
+    why = {s.text: s.why for s in report.skipped}
+    assert set(why) == set(cells[:5])
+    # the same words for a file that exists and one that does not (only the name differs)
+    assert {w.replace(t, "X") for t, w in why.items()} == {
+        f"reference photo: reference 'X' is outside the references folder {folder.resolve()}: "
+        "only files inside it are read (name another with --references-dir or "
+        "FACEATLAS_REFERENCES_DIR)"}
+    with session_scope(settings) as s:
+        pid = s.scalar(select(Reference.person_id))
+    refs = list_references(settings, pid)
+    assert sorted((r.url or r.path or "") for r in refs) == sorted([
+        "https://example.org/p.jpg", str((folder / "inside.jpg").resolve())])
+    # a folder named by the caller replaces the sheet's own
+    other = tmp_path / "refs"
+    other.mkdir()
+    (other / "inside.jpg").write_bytes(b"\xff\xd8 another photo")
+    report = import_people(settings, sheet, "Serbia", references_dir=other)
+    assert report.references == 2 and "inside.jpg" not in {s.text for s in report.skipped}
+    assert str((other / "inside.jpg").resolve()) in {r.path for r in list_references(settings, pid)}
+
+
+def test_a_local_reference_without_a_folder_is_refused(settings: Settings) -> None:
+    pid, _, _, _ = _person_with_faces(settings)
+    with pytest.raises(ReferencePhotoError, match="only from a folder you name"):
+        add_reference(settings, pid, path="/etc/passwd")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from faceatlas.devtools.hostile import huge_mjpeg, timestamp_jump_mkv  # noqa: F401
 from faceatlas.devtools.testdata import testdata_dir
 from faceatlas.gallery.promote import promote
 from faceatlas.jobs.importer import import_folder
@@ -116,3 +117,4 @@ def build_gallery(root: Path, faces_root: Path) -> VideoGallery:
     list(import_folder(incoming, VIDEO_COLLECTION, settings))
     promote(settings, collection=VIDEO_COLLECTION)
     return VideoGallery(settings)
+

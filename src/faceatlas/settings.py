@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_upload_bytes: int = 12_000_000
     broker_url: str | None = None
+    redis_url: str | None = Field(
+        None, description="Redis shared by server processes (failed-authentication counts); "
+        "default: the broker URL when it is redis://.")
 
     # -- the old system's files and tokens (issue 12)
     token_collections: dict[str, list[str]] = Field(
@@ -184,6 +187,15 @@ class Settings(BaseSettings):
     video_upsample: int | None = Field(
         None, description="Detector upsampling on video frames; default: as recognition."
     )
+    video_max_frames: int = Field(
+        500_000, ge=0, description="Most frames decoded per clip (also at most 1.5× what the "
+        "clip declares); 0: only the clip's own bound.")
+    video_max_wall_seconds: float = Field(
+        7200.0, ge=0, description="Longest time one clip may take; 0: no limit.")
+    video_max_cpu_seconds: float = Field(
+        7200.0, ge=0, description="Most CPU seconds of the thread reading one clip; 0: none.")
+    video_queue: int = Field(
+        4, ge=0, description="Video jobs that may wait behind the running one; more get 503.")
     video_track_gap: float = Field(1.5, description="Seconds a track may go unseen and go on.")
     video_best_frames: int = Field(5, description="Best frames kept per track.")
     # 0 by default: a face linked by box overlap alone can cross a camera cut into another
@@ -200,6 +212,10 @@ class Settings(BaseSettings):
     sheet_max_rows: int = Field(200_000, ge=1, description="Most non-blank rows in one sheet.")
     sheet_max_uncompressed_bytes: int = Field(
         250_000_000, ge=1, description="Most bytes an .xlsx may unpack to (zip bombs)."
+    )
+    references_dir: Path | None = Field(
+        None, description="`names import` reads reference files only inside this folder "
+        "(default: the sheet's own folder)."
     )
     llm_max_names_per_answer: int = Field(
         200, ge=1, description="Names kept from one LLM answer (most famous first)."
@@ -224,7 +240,8 @@ class Settings(BaseSettings):
     busy_retry_after: int = Field(5, description="Retry-After seconds sent with 503 busy.")
     session_ttl_seconds: int = Field(12 * 3600, description="UI log-in sessions expire after.")
     login_max_failures: int = Field(
-        10, description="Wrong UI log-ins per client address (and per form) in the window."
+        10, description="Failed authentications (UI log-ins, API tokens) per client address, "
+        "per token prefix (and per log-in form) in the window; then 429."
     )
     login_window_seconds: int = Field(900, description="Window of the log-in failure limit.")
     login_body_bytes: int = Field(
@@ -332,8 +349,14 @@ def parse_token_mapping(value: str) -> tuple[list[str], dict[str, list[str]]] | 
         mapping = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"FACEATLAS_API_TOKENS is not valid JSON ({exc})") from None
+    if isinstance(mapping, list):
+        # a JSON list is a natural guess for "several tokens": every one an admin token
+        if not mapping or not all(isinstance(t, str) and t.strip() for t in mapping):
+            raise ValueError("FACEATLAS_API_TOKENS as a JSON list must hold token strings")
+        return [t.strip() for t in mapping], {}
     if not isinstance(mapping, dict):
-        raise ValueError("FACEATLAS_API_TOKENS as JSON must be one object {token: domain}")
+        raise ValueError("FACEATLAS_API_TOKENS as JSON must be one object {token: domain} "
+                         "or a list of tokens")
     tokens: list[str] = []
     bound: dict[str, list[str]] = {}
     for token, domains in mapping.items():
@@ -427,7 +450,65 @@ def _read_calibration(path: str, _mtime: int) -> dict[str, dict[str, float]]:
     return {k: v for k, v in engines.items() if isinstance(v, dict)}
 
 
+#: fields whose values are never shown in an error (tokens, keys, URLs with passwords)
+_SECRET_FIELDS = frozenset({"api_tokens", "token_collections", "rapidapi_key", "database_url",
+                            "broker_url", "redis_url"})
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return alias if isinstance(alias, str) else f"FACEATLAS_{field.upper()}"
+
+
+def _shown(field: str, value: object) -> str:
+    if field in _SECRET_FIELDS or not isinstance(value, (str, int, float, bool)):
+        size = len(value) if isinstance(value, str) else None
+        return "(hidden" + (f", {size} characters)" if size is not None else ")")
+    text = str(value)
+    return repr(text if len(text) <= 60 else text[:57] + "…")
+
+
+def _accepted(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    kind = getattr(info.annotation, "__name__", None) if info is not None else None
+    words = {"int": "a whole number", "float": "a number", "bool": "true or false",
+             "Path": "a folder or file path", "str": "text"}
+    return f"; accepted: {words[kind]}" if kind in words else ""
+
+
+def describe_invalid(exc: Exception) -> str:
+    """A pydantic ValidationError of Settings as one line: each variable, what was given
+    (secrets hidden) and the accepted forms."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors():
+        msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = error.get("loc") or ()
+        field = str(loc[0]) if loc else ""
+        if field not in Settings.model_fields:  # a model-level check names its variable
+            parts.append(msg)
+            continue
+        parts.append(f"{_env_name(field)}={_shown(field, error.get('input'))} is invalid: "
+                     f"{msg}{_accepted(field)}")
+    return "invalid setting: " + "; ".join(parts)
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment (and ``values``); ConfigError in one line when a value
+    is invalid, never pydantic's multi-line traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid(exc)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
-    return Settings()
+    return load_settings()

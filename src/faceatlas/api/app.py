@@ -21,8 +21,9 @@ from faceatlas.api.deps import ApiContext, require_token
 from faceatlas.api.guard import AuthGate
 from faceatlas.api.routes import ROUTERS
 from faceatlas.api.schemas import Health
-from faceatlas.api.sessions import LoginLimiter, check_tokens
+from faceatlas.api.sessions import check_tokens, failure_limiter
 from faceatlas.domain.errors import ConfigError
+from faceatlas.faces.image import bound_heap
 from faceatlas.gallery.index import index_store
 from faceatlas.gallery.recognize import engine_pool
 from faceatlas.settings import Settings, get_settings
@@ -52,6 +53,7 @@ def create_app(
         check_tokens(settings.api_tokens)
     if insecure_no_auth:
         log.warning("authentication is OFF: every endpoint is open to anyone who can connect")
+    bound_heap()  # large decode buffers go back to the system when freed (issue 22)
     # once, now, under the migration lock: concurrent first requests find the schema ready
     prepare_database(settings)
     ctx = ApiContext(
@@ -76,8 +78,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ctx
-    app.state.login_limiter = LoginLimiter(settings.login_max_failures,
-                                           settings.login_window_seconds)
+    # one count of failed authentications for the UI log-in and every API route
+    app.state.login_limiter = failure_limiter(settings)
     docs.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -6,6 +6,10 @@ API paths need a configured token in ``Authorization`` (the same check as the ro
 dependency, which stays for the OpenAPI description); UI requests that may carry a body need
 a live session cookie (the log-in form itself excepted: its body is capped small). GET pages
 of the UI pass, so a browser is still redirected to the log-in page.
+
+Failed authentications on API paths are counted per address and token prefix in the same
+limiter as the UI log-in (``api.sessions``; Redis when configured): past the limit every API
+request from there is 429 with ``Retry-After`` before its token is compared (issue 22).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faceatlas.api.deps import check_token, get_ctx
+from faceatlas.api.sessions import auth_keys
 
 #: no credentials needed: liveness and the API's own documentation
 OPEN_PATHS = frozenset({"/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
@@ -31,11 +36,44 @@ class AuthGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or await self._allowed(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        wait = await self._locked(scope)
+        if wait is None and await self._allowed(scope):
             await self.app(scope, receive, send)
             return
         await _drain_small(scope, receive)
-        await _refuse(scope, send)
+        if wait is not None:
+            await _too_many(send, wait)
+        else:
+            await _refuse(scope, send)
+
+    async def _locked(self, scope: Scope) -> int | None:
+        """API requests from an address (or with a token prefix) past the failure limit:
+        seconds to wait, decided before the token is compared; a wrong token counts (a
+        missing one is no guess and does not)."""
+        path: str = scope["path"]
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or path == "/ui" or (
+                path.startswith("/ui/")):
+            return None  # the UI log-in counts its own failures (same limiter)
+        request = Request(scope)
+        ctx = get_ctx(request)
+        if ctx.auth_disabled:
+            return None
+        limiter = request.app.state.login_limiter
+        token = _token_of(request.headers.get("authorization"))
+        keys = auth_keys(scope["client"][0] if scope.get("client") else "?", token)
+        wait = await anyio.to_thread.run_sync(limiter.retry_after, *keys)
+        if wait is not None:
+            return int(wait)
+        if not token:
+            return None  # no token, no guess: a plain 401
+        try:
+            check_token(ctx, request.headers.get("authorization"))
+        except HTTPException:
+            await anyio.to_thread.run_sync(limiter.failed, *keys)
+        return None
 
     async def _allowed(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -80,6 +118,21 @@ async def _drain_small(scope: Scope, receive: Receive) -> None:
             read += len(message.get("body", b""))
             if message["type"] != "http.request" or not message.get("more_body"):
                 return
+
+
+def _token_of(authorization: str | None) -> str:
+    token = (authorization or "").strip()
+    return token[7:].strip() if token[:7].lower() == "bearer " else token
+
+
+async def _too_many(send: Send, wait: int) -> None:
+    body = json.dumps({"detail": f"too many failed authentications from this address or for "
+                       f"this token: try again in {wait} s", "code": "too_many_attempts"}).encode()
+    await send({"type": "http.response.start", "status": 429,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", str(wait).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _refuse(scope: Scope, send: Send) -> None:

@@ -12,7 +12,7 @@ from fastapi import HTTPException, UploadFile
 
 from faceatlas.api.errors import client_message
 from faceatlas.domain.errors import ImageError
-from faceatlas.faces.image import decode_bytes_needed, open_image
+from faceatlas.faces.image import decode_bytes_needed, jpeg_coefficient_bytes, open_image
 
 # Pillow format -> file extension for stored uploads (the client's file name is not trusted)
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp",
@@ -43,7 +43,8 @@ def check_image(upload: UploadFile, limit: int, max_pixels: int,
     try:
         img = open_image(data, max_pixels=max_pixels)
         w, h = img.size
-        need = decode_bytes_needed(img.mode, w, h)
+        need = decode_bytes_needed(img.mode, w, h) + (
+            jpeg_coefficient_bytes(img, data) if img.format in ("JPEG", "MPO") else 0)
         if max_bytes is not None and need > max_bytes:
             raise ImageError(f"{w}×{h} {img.mode} needs {need / 1e6:.0f} MB to decode, over "
                              f"the {max_bytes / 1e6:.0f} MB decode budget")

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from faceatlas.domain.errors import (
@@ -88,6 +89,20 @@ def _global(
                                help="No progress output (results and errors only)."),
 ) -> None:
     options.quiet = quiet
+    if not any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        check_settings()
+
+
+def check_settings() -> None:
+    """Every command starts with valid settings: an invalid ``FACEATLAS_*`` value is one red
+    line naming it (secrets hidden) and exit 1, before the command runs."""
+    from faceatlas.settings import get_settings
+
+    try:
+        get_settings()
+    except FaceAtlasError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 def exit_for(done: int, failed: int) -> None:

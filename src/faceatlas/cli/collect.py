@@ -154,6 +154,9 @@ def names_import(
     collection: Annotated[str | None, typer.Option(help="Collection the people join.")] = None,
     country: Annotated[str | None, typer.Option(
         hidden=True, help="Deprecated: use --collection.")] = None,
+    references_dir: Annotated[Path | None, typer.Option(
+        help="Reference photo files are read only inside this folder (default: "
+             "FACEATLAS_REFERENCES_DIR, else the sheet's folder).")] = None,
 ) -> None:
     """Queue people from a spreadsheet (the old system's data.xlsx works as it is)."""
     from faceatlas.gallery.stats import occupation_snapshot
@@ -162,7 +165,7 @@ def names_import(
     country = _collection_option(collection, country, required=True)
     settings = get_settings()
     before = occupation_snapshot(settings, country)
-    report = import_people(settings, sheet, country)
+    report = import_people(settings, sheet, country, references_dir=references_dir)
     console.print(f"[bold]{report.collection}[/]: {report.created} new, "
                   f"{report.existing} already known, {len(report.skipped)} skipped"
                   + (f", {report.references} reference photos" if report.references else ""))

@@ -50,13 +50,15 @@ def add_reference(
     url: str | None = None,
     path: str | Path | None = None,
     face_id: int | None = None,
+    root: Path | None = None,
     source: str = "user",
 ) -> ReferenceInfo:
     """Give a person one trusted photo: exactly one of ``url``, ``path`` or ``face_id``.
 
     A face must belong to the person and have been measured; it is also accepted (by the
     user), since a reviewer said it is them. URLs and paths are measured at the person's next
-    curation. Adding the same one twice returns the existing reference.
+    curation; a path must lie inside the folder ``root`` (else ReferencePhotoError). Adding
+    the same one twice returns the existing reference.
     """
     given = [v for v in (url, path, face_id) if v is not None]
     if len(given) != 1:
@@ -82,7 +84,7 @@ def add_reference(
             ref.embedding, ref.state, ref.error = face.embedding, ReferenceState.READY, None
         else:
             return _info(add_pending_reference(session, person_id, url=url, path=path,
-                                               source=source))
+                                               root=root, source=source))
         session.add(ref)
         session.flush()
         return _info(ref)

@@ -7,13 +7,18 @@ reading the header before decoding any pixel.
 Memory: the pixel count and the bytes Pillow will hold are decided from the header; with
 ``max_side`` a JPEG is decoded straight at 1/2, 1/4 or 1/8 scale (libjpeg's draft mode) and any
 other format is shrunk right after decoding, before orientation, colour conversion or alpha
-compositing touch it. 16/32-bit images become 8-bit in row chunks through float32, never as a
+compositing touch it. Progressive and multi-scan JPEGs are the exception: libjpeg keeps all
+their DCT coefficients at full size whatever the scale, so the budget counts those (2 bytes a
+coefficient) too. 16/32-bit images become 8-bit in row chunks through float32, never as a
 float64 copy of the whole image (the old path took ~18 bytes per pixel).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from math import ceil
@@ -57,6 +62,59 @@ _ORIENTATION = {
 _CHUNK_PIXELS = 1 << 22  # rows of about 4 MP at a time when converting deep images
 
 
+# -------------------------------------------------------------------- memory after spikes
+# glibc keeps freed heap memory for reuse: after a few large decodes RSS stayed at 1.74 GB
+# (issue 22, finding 6). Two remedies, both glibc-only (elsewhere they do nothing):
+# ``bound_heap`` fixes the mmap threshold, so large buffers are mmapped and unmapped on free
+# (glibc otherwise raises the threshold after the first big free and serves later ones from
+# the heap); ``release_memory`` asks glibc to return free heap pages after large decodes.
+
+#: decodes needing more than this are "large": the next ``release_memory`` trims the heap
+LARGE_DECODE_BYTES = 32_000_000
+_M_MMAP_THRESHOLD = -3
+_large_bytes = 0
+_trim_lock = threading.Lock()
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        libc.malloc_trim  # noqa: B018  (glibc only: musl and macOS have none)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def bound_heap(mmap_threshold: int = 4 << 20) -> bool:
+    """Buffers over ``mmap_threshold`` bytes are mmapped (returned to the system when freed);
+    True when the C library took the setting."""
+    libc = _libc()
+    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold))
+
+
+def release_memory(force: bool = False) -> bool:
+    """``malloc_trim(0)`` once large decodes have been freed (or with ``force``); True when
+    it ran. Cheap enough (milliseconds) to call after every request."""
+    global _large_bytes
+    with _trim_lock:
+        if not force and _large_bytes < LARGE_DECODE_BYTES:
+            return False
+        _large_bytes = 0
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+def _note_decode(nbytes: int) -> None:
+    global _large_bytes
+    if nbytes >= LARGE_DECODE_BYTES:
+        with _trim_lock:
+            _large_bytes += nbytes
+
+
 def decode_bytes_needed(mode: str, width: int, height: int) -> int:
     """What Pillow will hold in memory to decode an image of this mode and size."""
     return width * height * _BYTES_PER_PIXEL.get(mode, 4)
@@ -77,17 +135,22 @@ def decode(
     img = open_image(data, max_pixels=max_pixels)
     fmt = img.format or "?"
     w, h = img.size
+    # progressive and multi-scan JPEGs: libjpeg holds every coefficient at full size, draft
+    # scale or not (measured: 7000×7000 CMYK progressive, ~475 MB at 1/4 scale)
+    coefficients = jpeg_coefficient_bytes(img, data) if fmt in ("JPEG", "MPO") else 0
     if max_side and max(w, h) > max_side and fmt in ("JPEG", "MPO"):
         # libjpeg decodes at 1/2, 1/4 or 1/8 scale directly: the full image never exists
         s = max_side / max(w, h)
         img.draft(None, (max(1, ceil(w * s)), max(1, ceil(h * s))))
-    need = decode_bytes_needed(img.mode, *img.size)
+    need = decode_bytes_needed(img.mode, *img.size) + coefficients
     if max_bytes is not None and need > max_bytes:
+        kind = " multi-scan (progressive) JPEG" if coefficients else ""
         raise ImageError(
-            f"{w}×{h} {img.mode} needs {need / 1e6:.0f} MB to decode, over the "
+            f"{w}×{h} {img.mode}{kind} needs {need / 1e6:.0f} MB to decode, over the "
             f"{max_bytes / 1e6:.0f} MB decode budget",
             code="decode_error",
         )
+    _note_decode(need)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -107,6 +170,43 @@ def decode(
     # the draft scale and the shrink together, measured on the result
     scale = max(rgb.shape[:2]) / max(w, h) if max_side and max(w, h) > max_side else 1.0
     return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0], scale=scale)
+
+
+def jpeg_scans(data: bytes) -> int:
+    """Scans (SOS markers) of a JPEG, counted from the first one on: entropy-coded data never
+    holds ``FF DA`` (an ``FF`` there is followed by ``00`` or a restart marker), so every later
+    ``FF DA`` is another scan. The segments before are walked, so an EXIF thumbnail's scan
+    is not counted. 0: no scan found."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return 0
+        marker = data[pos + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:  # fill, no length
+            pos += 1 if marker == 0xFF else 2
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:
+            return 1 + data.count(b"\xff\xda", pos + 2 + length)
+        pos += 2 + length
+    return 0
+
+
+def jpeg_coefficient_bytes(img: Image.Image, data: bytes) -> int:
+    """Bytes libjpeg allocates for the whole image's DCT coefficients (2 bytes each, per
+    component at its sampling, in 8×8 blocks padded to whole MCUs) when it must buffer them:
+    progressive or multi-scan files. 0 for a single-scan baseline JPEG (decoded a row of
+    blocks at a time)."""
+    progressive = bool(img.info.get("progressive") or img.info.get("progression"))
+    if not progressive and jpeg_scans(data) <= 1:
+        return 0
+    w, h = img.size
+    layers = getattr(img, "layer", None) or [(0, 1, 1, 0)] * len(img.getbands())
+    hmax = max(layer[1] for layer in layers) or 1
+    vmax = max(layer[2] for layer in layers) or 1
+    mcus_x, mcus_y = ceil(w / (8 * hmax)), ceil(h / (8 * vmax))
+    blocks = sum(mcus_x * layer[1] * mcus_y * layer[2] for layer in layers)
+    return blocks * 64 * 2
 
 
 def open_image(data: bytes, *, max_pixels: int = 50_000_000) -> Image.Image:

@@ -31,7 +31,7 @@ from faceatlas.domain.errors import BusyError, NotFoundError
 from faceatlas.domain.faces import DetectedFace
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.engines import EngineConfig, FaceEngine, create_engine, engine_spec
-from faceatlas.faces.image import Decoded, decode, open_image
+from faceatlas.faces.image import Decoded, decode, open_image, release_memory
 from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
 from faceatlas.gallery.promote import SEARCH_K, gallery_identity
 from faceatlas.settings import Settings
@@ -171,8 +171,11 @@ class EnginePool:
 
     def run(self, work: Callable[[FaceEngine], T]) -> T:
         """``work(engine)`` on that engine's own thread, once an engine is free."""
-        with self.engine() as engine:
-            return self._threads[id(engine)].submit(work, engine).result()
+        try:
+            with self.engine() as engine:
+                return self._threads[id(engine)].submit(work, engine).result()
+        finally:
+            release_memory()  # after a large decode: its pages go back to the system
 
     def _wait(self) -> FaceEngine:
         with self._lock:

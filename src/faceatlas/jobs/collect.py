@@ -194,7 +194,7 @@ def _portrait_reference(settings: Settings, person_id: int) -> None:
 
     path = portrait_path(settings, person_id)
     if path is not None:
-        add_reference(settings, person_id, path=path, source="wikidata")
+        add_reference(settings, person_id, path=path, root=settings.home, source="wikidata")
         return
     with session_scope(settings) as s:
         person = s.get(Person, person_id)

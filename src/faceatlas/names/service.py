@@ -198,8 +198,12 @@ def generate_names(
     return report
 
 
-def import_people(settings: Settings, path: Path | str, country: str) -> ImportReport:
+def import_people(settings: Settings, path: Path | str, country: str, *,
+                  references_dir: Path | None = None) -> ImportReport:
     """People from a ``data.xlsx``/CSV sheet join the collection of ``country`` (queued).
+
+    Reference files of the ``references`` column are read only inside ``references_dir``
+    (default: ``FACEATLAS_REFERENCES_DIR``, else the sheet's own folder).
 
     A row that cannot be stored (no letters, a value too long for its column) is reported
     with its row number and reason; the other rows are imported. All rows go to the database
@@ -240,9 +244,10 @@ def import_people(settings: Settings, path: Path | str, country: str) -> ImportR
                 report.existing += 1
     if seen:
         write_name_mapping(settings)
+    root = references_dir or settings.references_dir or Path(path).parent
     with session_scope(settings) as session:  # after the commit: the people exist
         for number, person_id, cell in references:
-            added, problems = sheet_references(session, person_id, cell, Path(path).parent)
+            added, problems = sheet_references(session, person_id, cell, root)
             report.references += added
             report.skipped += [Skipped(number, _shown(item), f"reference photo: {why}")
                                for item, why in problems]

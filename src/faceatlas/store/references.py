@@ -26,16 +26,37 @@ def split_references(cell: str) -> list[str]:
     return [part for part in _SPLIT.split(cell or "") if part]
 
 
+def confined(path: str | Path, root: Path | None) -> Path:
+    """``path`` resolved, if it lies inside the folder ``root`` (links followed); otherwise
+    ReferencePhotoError in words that are the same whether or not the path exists, so a
+    refusal never tells what is on the disk. No ``root``: no local file at all."""
+    if root is None:
+        raise ReferencePhotoError(
+            "local reference files are read only from a folder you name (the sheet's folder, "
+            "--references-dir or FACEATLAS_REFERENCES_DIR); give an http(s) URL instead")
+    base = Path(root).expanduser().resolve()
+    file = Path(str(path)).expanduser()
+    full = (file if file.is_absolute() else base / file).resolve()
+    if not full.is_relative_to(base):
+        raise ReferencePhotoError(
+            f"reference {str(path)[:200]!r} is outside the references folder {base}: only "
+            "files inside it are read (name another with --references-dir or "
+            "FACEATLAS_REFERENCES_DIR)")
+    return full
+
+
 def add_pending_reference(
     session: Session,
     person_id: int,
     *,
     url: str | None = None,
     path: str | Path | None = None,
+    root: Path | None = None,
     source: str = "user",
 ) -> Reference:
     """Store one URL or file reference of a person (``pending``); the same one twice returns
-    the existing row."""
+    the existing row. A file must lie inside ``root`` (see ``confined``); a URL is fetched
+    later through the downloader's SSRF guard."""
     if (url is None) == (path is None):
         raise ReferencePhotoError("give exactly one of url, path or face_id for a reference")
     if session.get(Person, person_id) is None:
@@ -48,10 +69,10 @@ def add_pending_reference(
         ref = session.scalar(query.where(Reference.url == url)) or Reference(
             person_id=person_id, source=source, url=url, state=ReferenceState.PENDING)
     else:
-        file = Path(str(path)).expanduser()
+        file = confined(path, root)  # before any look at the disk
         if not file.is_file():
             raise ReferencePhotoError(f"reference photo not found: {file}")
-        text = str(file.resolve())
+        text = str(file)
         ref = session.scalar(query.where(Reference.path == text)) or Reference(
             person_id=person_id, source=source, path=text, state=ReferenceState.PENDING)
     session.add(ref)
@@ -61,8 +82,9 @@ def add_pending_reference(
 
 def sheet_references(session: Session, person_id: int, cell: str, base: Path
                      ) -> tuple[int, list[tuple[str, str]]]:
-    """Add the references of one sheet cell (relative paths are relative to the sheet's
-    folder); returns how many were added and (reference, why) for those that were not."""
+    """Add the references of one sheet cell: files only inside the folder ``base`` (relative
+    paths are relative to it); returns how many were added and (reference, why) for those
+    that were not."""
     added, problems = 0, []
     for item in split_references(cell):
         try:
@@ -70,9 +92,7 @@ def sheet_references(session: Session, person_id: int, cell: str, base: Path
             if _URL.match(item):
                 add_pending_reference(session, person_id, url=item, source="sheet")
             else:
-                file = Path(item).expanduser()
-                add_pending_reference(session, person_id, source="sheet",
-                                      path=file if file.is_absolute() else base / file)
+                add_pending_reference(session, person_id, source="sheet", path=item, root=base)
             added += 1
         except FaceAtlasError as exc:
             problems.append((item, str(exc)))

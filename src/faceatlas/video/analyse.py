@@ -19,7 +19,7 @@ from faceatlas.domain.states import Reason
 from faceatlas.faces.engines import EngineConfig, FaceEngine, engine_spec, get_engine
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings
-from faceatlas.video.reader import VideoError, VideoInfo, VideoReader
+from faceatlas.video.reader import VideoError, VideoInfo, VideoLimits, VideoReader
 from faceatlas.video.tracks import Observation, Track, Tracker, TrackerParams, frontal_score
 
 #: the picture kept of a best frame: the face box grown by this much of its size each side,
@@ -87,8 +87,7 @@ def analyse_video(
     """Sample, detect, embed and track. Raises VideoError when nothing could be read; a file
     that breaks part-way returns what was read with ``error`` set."""
     fps = fps or settings.video_fps
-    reader = VideoReader(Path(path), fps, max_bytes=settings.video_max_bytes,
-                         max_seconds=settings.video_max_seconds)
+    reader = VideoReader(Path(path), fps, limits=VideoLimits.from_settings(settings))
     engine = engine or video_engine(settings)
     engine_name = getattr(engine, "name", "")
     tracker = Tracker(tracker_params(settings))

@@ -1,17 +1,21 @@
 """Video recognition as a background job (``POST /api/v1/recognize/video``).
 
 The upload is copied to ``video/<job>/clip.<ext>`` under the home (size-limited while it is
-copied), probed, and the collection checked *before* the job starts, so a bad file or a
-missing collection is the caller's error at once. One background thread per server process
-runs the jobs in turn, each with an engine borrowed from the server's engine pool; the job
-row carries the progress (frames done / expected), and ``result.json`` with one thumbnail per
-track lands next to the clip, which is deleted when the job ends.
+copied), probed (size, length, frame size under the photo decode budget, and every packet's
+time inside the declared length), and the collection checked *before* the job starts, so a
+bad file or a missing collection is the caller's error at once. One background thread per
+server process runs the jobs in turn; at most ``video_queue`` wait behind it, more get
+BusyError (503 + Retry-After) before the upload is even copied. Each job borrows an engine
+from the server's engine pool; the job row carries the progress (frames done / expected),
+and ``result.json`` with one thumbnail per track lands next to the clip, which is deleted
+when the job ends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -21,22 +25,42 @@ from typing import IO, Any, Protocol
 
 from sqlalchemy import select
 
-from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.domain.errors import BusyError, FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.engines import FaceEngine
+from faceatlas.faces.image import release_memory
 from faceatlas.gallery.index import IndexStore
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.jobs import finish_job, update_job, worker_name
 from faceatlas.store.models import Collection, Job, JobKind, JobState
-from faceatlas.video.reader import VideoError, probe
+from faceatlas.video.reader import VideoError, VideoLimits, check_timestamps, probe
 from faceatlas.video.recognize import answer, recognize_video
 
 log = logging.getLogger(__name__)
 
 KIND = JobKind.VIDEO
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceatlas-video")
+_lock = threading.Lock()
+_active = 0  # jobs submitted and not finished, the running one included
+
+
+def _reserve(settings: Settings) -> None:
+    """A place in the video queue, or BusyError: one job runs, ``video_queue`` may wait."""
+    global _active
+    with _lock:
+        if _active >= 1 + settings.video_queue:
+            raise BusyError(f"{_active} video jobs are running or waiting (the limit is "
+                            f"{1 + settings.video_queue}): try again later",
+                            retry_after=max(1, settings.busy_retry_after))
+        _active += 1
+
+
+def _release() -> None:
+    global _active
+    with _lock:
+        _active = max(0, _active - 1)
 
 
 class Engines(Protocol):
@@ -54,6 +78,21 @@ def start_video_job(
     store: IndexStore | None = None,
 ) -> int:
     """Copy the upload, check it, start the job; returns the job id."""
+    _reserve(settings)
+    try:
+        job_id, clip, key = _accept(settings, stream, filename, collection)
+        update_job(settings, job_id, progress=0.0,
+                   message=f"queued: {Path(filename).name[:100]}")
+        _executor.submit(_run, settings, job_id, clip, key, fps, engines, store,
+                         Path(filename or clip.name).name[:200])
+    except BaseException:
+        _release()  # the job never reached the queue
+        raise
+    return job_id
+
+
+def _accept(settings: Settings, stream: IO[bytes], filename: str, collection: str | None
+            ) -> tuple[int, Path, str]:
     layout = Layout(settings.home)
     staging = layout.home / "video" / "incoming"
     staging.mkdir(parents=True, exist_ok=True)
@@ -63,8 +102,9 @@ def start_video_job(
     try:
         try:
             _copy_limited(stream, tmp, settings.video_max_bytes)
-            probe(tmp, max_bytes=settings.video_max_bytes,
-                  max_seconds=settings.video_max_seconds)
+            limits = VideoLimits.from_settings(settings)
+            info = probe(tmp, limits=limits)
+            check_timestamps(tmp, info, limits=limits)
         except VideoError as exc:  # our own words, with the client's file name in them
             label = repr(Path(filename or "upload").name[:80])
             safe = VideoError(exc.message.replace(tmp.name, label), code=exc.code)
@@ -82,10 +122,7 @@ def start_video_job(
         tmp.replace(clip)
     finally:
         tmp.unlink(missing_ok=True)
-    update_job(settings, job_id, progress=0.0, message=f"queued: {Path(filename).name[:100]}")
-    _executor.submit(_run, settings, job_id, clip, key, fps, engines, store,
-                     Path(filename or clip.name).name[:200])
-    return job_id
+    return job_id, clip, key
 
 
 def _new_job(settings: Settings, collection_id: int) -> int:
@@ -147,6 +184,8 @@ def _run(settings: Settings, job_id: int, clip: Path, collection: str, fps: floa
         finish_job(settings, job_id)
     finally:
         clip.unlink(missing_ok=True)
+        _release()
+        release_memory(force=True)  # a clip's frames and decoder buffers: back to the system
 
 
 def video_job(settings: Settings, job_id: int) -> dict[str, Any]:

@@ -6,11 +6,18 @@ the keyframe spacing seen so far, the reader seeks to the keyframe before it and
 forward from there; otherwise it decodes straight on (a seek re-decodes from the keyframe).
 A file that breaks part-way (truncated, corrupt packets) keeps the frames read before the
 fault: the reader stops, sets ``error`` and ``partial``, and the caller reports what it has.
+
+Hostile files (issue 22): the next sample time is computed from the frame's time, never
+counted up to it, so a timestamp jump costs one seek; a frame past the declared duration ends
+the clip (the duration is what passed the length limit); ``VideoLimits`` bound the frames
+decoded (from the declared length and frame rate), the wall time and the CPU time of the
+clip; frame size and decoder memory are checked against the photo limits before decoding.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from faceatlas.domain.errors import ImageError
+from faceatlas.settings import Settings
 
 MIN_FPS, MAX_FPS = 1.0, 8.0
 #: never seek for less than this (seconds); the reader also waits to have seen the keyframe
@@ -33,6 +41,33 @@ class VideoError(ImageError):
     ``video_too_long``. A subclass of ImageError so the API answers 415/422 like for photos."""
 
     code = "video_decode_error"
+
+
+#: decoder threads per clip: frames in flight, hence memory, grow with them
+DECODE_THREADS = 2
+#: bytes a pixel of the frame size may cost while decoding: the decoder's frame (up to 3 B/px
+#: for 4:4:4), one more per decoder thread, and the RGB copy handed on
+FRAME_BYTES_PER_PIXEL = 3 * (DECODE_THREADS + 2)
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What one clip may cost. ``None``: no limit of that kind."""
+
+    max_bytes: int | None = None
+    max_seconds: float | None = None  # declared duration
+    max_pixels: int | None = None  # of one frame, as for photos
+    max_frame_bytes: int | None = None  # decoder memory, as the photo decode budget
+    max_frames: int | None = None  # frames decoded, whatever the clip declares
+    max_wall_seconds: float | None = None
+    max_cpu_seconds: float | None = None  # of the thread reading (and recognising) the clip
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VideoLimits:
+        return cls(settings.video_max_bytes, settings.video_max_seconds, settings.max_pixels,
+                   settings.decode_max_bytes, settings.video_max_frames or None,
+                   settings.video_max_wall_seconds or None,
+                   settings.video_max_cpu_seconds or None)
 
 
 @dataclass(frozen=True)
@@ -75,9 +110,12 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
 
 
 def probe(path: Path, *, max_bytes: int | None = None,
-          max_seconds: float | None = None) -> VideoInfo:
-    """Container facts, after the size and duration limits; raises VideoError."""
+          max_seconds: float | None = None, limits: VideoLimits | None = None) -> VideoInfo:
+    """Container facts, after the size, duration and frame-size limits; raises VideoError."""
     path = Path(path)
+    limits = limits or VideoLimits()
+    max_bytes = max_bytes if max_bytes is not None else limits.max_bytes
+    max_seconds = max_seconds if max_seconds is not None else limits.max_seconds
     size = path.stat().st_size
     if size == 0:
         raise VideoError(f"{path.name} is empty (0 bytes)", code="not_a_video")
@@ -92,7 +130,22 @@ def probe(path: Path, *, max_bytes: int | None = None,
     if max_seconds is not None and info.duration > max_seconds:
         raise VideoError(f"{path.name} lasts {info.duration:.0f} s, over the "
                          f"{max_seconds:.0f} s video limit", code="video_too_long")
+    check_frame_size(path.name, info.width, info.height, limits)
     return info
+
+
+def check_frame_size(name: str, width: int, height: int, limits: VideoLimits) -> None:
+    """Frames under the photo limits: pixels (``max_pixels``) and decoder memory
+    (``FRAME_BYTES_PER_PIXEL`` against the decode budget). VideoError ``video_too_large``."""
+    pixels = width * height
+    if limits.max_pixels is not None and pixels > limits.max_pixels:
+        raise VideoError(f"{name} has frames of {width}×{height} = {pixels / 1e6:.0f} MP, over "
+                         f"the {limits.max_pixels / 1e6:.0f} MP limit", code="video_too_large")
+    need = pixels * FRAME_BYTES_PER_PIXEL
+    if limits.max_frame_bytes is not None and need > limits.max_frame_bytes:
+        raise VideoError(f"{name} has frames of {width}×{height} that need {need / 1e6:.0f} MB "
+                         f"to decode, over the {limits.max_frame_bytes / 1e6:.0f} MB decode "
+                         "budget", code="video_too_large")
 
 
 def _info(container) -> VideoInfo:  # type: ignore[no-untyped-def]
@@ -111,19 +164,58 @@ def _info(container) -> VideoInfo:  # type: ignore[no-untyped-def]
     )
 
 
+def check_timestamps(path: Path, info: VideoInfo, *, fps: float = MAX_FPS,
+                     limits: VideoLimits | None = None) -> None:
+    """Read the packet headers (no frame is decoded: about as fast as reading the file) and
+    raise VideoError when their times leave the declared duration or there are more frames
+    than the clip declares: such a clip is refused before a job starts."""
+    import av
+
+    path = Path(path)
+    reader = VideoReader.__new__(VideoReader)  # its bounds, without probing again
+    reader.info, reader.fps, reader.limits = info, fps, limits or VideoLimits()
+    end, budget = reader.end_time, reader.frame_budget
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        tb = float(stream.time_base or 0)
+        start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        packets = 0
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            packets += 1
+            if packet.pts is not None and packet.pts * tb - start > end:
+                raise VideoError(f"{path.name}: frame timestamps jump to "
+                                 f"{packet.pts * tb - start:.0f} s, past the declared "
+                                 f"{info.duration:.1f} s", code="video_decode_error")
+            if packets > budget:
+                raise VideoError(f"{path.name} holds over {budget} frames, more than its "
+                                 f"declared {info.duration:.1f} s at {info.frame_rate:g} fps",
+                                 code="video_decode_error")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path.name} is corrupt ({exc.strerror or exc})",
+                         code="video_decode_error") from None
+    finally:
+        container.close()
+
+
 class VideoReader:
     """Sampled frames of one video. Iterate once; afterwards ``decoded`` (frames the decoder
     produced), ``seeks``, ``error`` and ``partial`` tell how it went."""
 
     def __init__(self, path: Path, fps: float = 2.0, *, max_bytes: int | None = None,
-                 max_seconds: float | None = None, seek_gap: float = SEEK_GAP) -> None:
+                 max_seconds: float | None = None, seek_gap: float = SEEK_GAP,
+                 limits: VideoLimits | None = None) -> None:
         if not MIN_FPS <= fps <= MAX_FPS:
             raise VideoError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, not {fps:g}",
                              code="bad_request")
         self.path = Path(path)
         self.fps = fps
         self.seek_gap = seek_gap
-        self.info = probe(self.path, max_bytes=max_bytes, max_seconds=max_seconds)
+        self.limits = limits or VideoLimits()
+        self.info = probe(self.path, max_bytes=max_bytes, max_seconds=max_seconds,
+                          limits=self.limits)
         self.decoded = 0
         self.seeks = 0
         self.sampled = 0
@@ -138,13 +230,36 @@ class VideoReader:
     def expected_samples(self) -> int:
         return max(1, math.ceil(self.info.duration * self.fps - 1e-6))
 
+    @property
+    def end_time(self) -> float:
+        """Frames after this time are not part of the clip that passed the length limit."""
+        if self.info.duration > 0:
+            return self.info.duration + max(1.0, 2.0 / self.fps)
+        return self.limits.max_seconds if self.limits.max_seconds is not None else math.inf
+
+    @property
+    def frame_budget(self) -> int:
+        """Frames the decoder may produce: what the clip declares (frames, or duration ×
+        rate) with room for rounding and seeks, at most ``max_frames``."""
+        declared = self.info.frames or math.ceil(self.info.duration * self.info.frame_rate)
+        own = int(declared * 1.5) + 100 if declared > 0 else None
+        caps = [c for c in (own, self.limits.max_frames) if c is not None]
+        return min(caps) if caps else 2**62
+
+    def _stop(self, why: str, code: str = "video_limit") -> None:
+        self.error = VideoError(f"{self.path.name}: {why}; frames up to "
+                                f"{self.last_time:.1f} s are kept", code=code)
+
     def __iter__(self) -> Iterator[Frame]:
         import av
 
         container = _open(self.path)
+        wall0, cpu0 = time.monotonic(), time.thread_time()
+        budget, end = self.frame_budget, self.end_time
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = DECODE_THREADS
             tb = float(stream.time_base)
             start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
             step = 1.0 / self.fps
@@ -172,6 +287,8 @@ class VideoReader:
                 self.decoded += 1
                 pts = frame.pts if frame.pts is not None else 0
                 position = pts * tb - start
+                if self._over_limits(frame, position, end, budget, wall0, cpu0):
+                    break
                 if frame.key_frame:
                     if position > last_key:
                         gop = position - last_key if gop == math.inf else max(
@@ -183,11 +300,36 @@ class VideoReader:
                 yield Frame(self.sampled, round(max(position, 0.0), 3),
                             frame.to_ndarray(format="rgb24"))
                 self.sampled += 1
-                while target <= position + half_frame:
-                    target += step
+                # the first sample time after this frame, computed: a jump of 10¹¹ s is one
+                # step here (and one seek next), never a loop up to it
+                target = max(target, (math.floor((position + half_frame) / step) + 1) * step)
             self._check_complete()
         finally:
             container.close()
+
+    def _over_limits(self, frame: object, position: float, end: float, budget: int,
+                     wall0: float, cpu0: float) -> bool:
+        """True (with ``error`` set) when this frame must end the clip."""
+        if position > end:
+            self._stop(f"frame timestamps jump to {position:.0f} s, past the declared "
+                       f"{self.info.duration:.1f} s", code="video_decode_error")
+        elif self.decoded > budget:
+            self._stop(f"over {budget} decoded frames (declared: {self.info.duration:.1f} s "
+                       f"at {self.info.frame_rate:g} fps)")
+        elif (self.limits.max_wall_seconds is not None
+              and time.monotonic() - wall0 > self.limits.max_wall_seconds):
+            self._stop(f"over the {self.limits.max_wall_seconds:g} s time limit of a clip")
+        elif (self.limits.max_cpu_seconds is not None
+              and time.thread_time() - cpu0 > self.limits.max_cpu_seconds):
+            self._stop(f"over the {self.limits.max_cpu_seconds:g} s CPU limit of a clip")
+        else:
+            w, h = getattr(frame, "width", 0), getattr(frame, "height", 0)
+            if (w, h) != (self.info.width, self.info.height):
+                try:  # a frame larger than the header said is held to the same limits
+                    check_frame_size(self.path.name, w, h, self.limits)
+                except VideoError as exc:
+                    self.error = exc
+        return self.error is not None
 
     def _next(self, frames: Iterator[object]):  # type: ignore[no-untyped-def]
         import av

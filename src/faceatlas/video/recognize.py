@@ -27,7 +27,7 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
 from faceatlas.video.analyse import Progress, VideoAnalysis, analyse_video, video_engine
-from faceatlas.video.reader import probe
+from faceatlas.video.reader import VideoLimits, probe
 from faceatlas.video.tracks import Track, vote
 
 
@@ -65,8 +65,8 @@ def recognize_video(
 ) -> VideoRecognition:
     """Track every face of the clip and name each track. Raises VideoError for an unusable
     file and NotFoundError for a collection that does not exist."""
-    probe(Path(path), max_bytes=settings.video_max_bytes,
-          max_seconds=settings.video_max_seconds)  # a bad file is the first thing to tell
+    # a bad file is the first thing to tell
+    probe(Path(path), limits=VideoLimits.from_settings(settings))
     coll = existing_collection(settings, collection or settings.default_collection)
     threshold = settings.thresholds().recognize
     engine = engine or video_engine(settings, for_search=True)

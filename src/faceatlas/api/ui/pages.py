@@ -68,7 +68,8 @@ def login(
 ) -> Response:
     # limited per client address and per form, checked before the token is compared
     limiter: sessions.LoginLimiter = request.app.state.login_limiter
-    keys = (f"ip:{request.client.host if request.client else '?'}", f"nonce:{nonce}")
+    keys = (*sessions.auth_keys(request.client.host if request.client else "?", token.strip()),
+            f"nonce:{nonce}")
     wait = limiter.retry_after(*keys)
     if wait is not None:
         return render(request, "login.html", {
