@@ -110,8 +110,11 @@ def test_cli_people_and_show_read_the_same(settings: Settings,
     runner = CliRunner()
     listed = runner.invoke(app, ["people"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
-    ana_line = next(line for line in listed.output.splitlines() if "Ana" in line)
-    assert [c.strip() for c in ana_line.split("│")[-3:-1]] == ["3", "2"]  # images, faces
+    lines = listed.output.splitlines()
+    head = [c.strip() for c in next(line for line in lines if "faces" in line).split("┃")]
+    ana = [c.strip() for c in next(line for line in lines if "Ana" in line).split("│")]
+    row = dict(zip(head, ana, strict=True))
+    assert (row["images"], row["faces"]) == ("3", "2")
     shown = runner.invoke(app, ["show", str(catalogue["ana"])], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     body = shown.output

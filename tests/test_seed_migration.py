@@ -231,7 +231,9 @@ def test_token_setting_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     listed = Settings(home=tmp_path)
     assert listed.api_tokens == ["a-token-0123456789", "b-token-0123456789"]
     assert listed.token_collections == {}
-    for bad, words in [("{not json", "not valid JSON"), ('["a"]', "one object"),
+    monkeypatch.setenv("FACEATLAS_API_TOKENS", '["a-token-0123456789"]')  # a JSON list: admins
+    assert Settings(home=tmp_path).api_tokens == ["a-token-0123456789"]
+    for bad, words in [("{not json", "not valid JSON"), ('[5]', "list"),
                        (str(tmp_path / "missing.json"), "cannot read"),
                        ('{"t-0123456789abcdef": 5}', "collection name")]:
         monkeypatch.setenv("FACEATLAS_API_TOKENS", bad)
