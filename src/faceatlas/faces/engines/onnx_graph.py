@@ -18,6 +18,7 @@ Embeddings equal OpenCV's to cosine ≥ 0.99999 (tests/test_sface_runtime.py).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int,
     return ((q.astype(np.int32) - zero.astype(np.int32)) * scale).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
 def runtime_graph(path: Path) -> bytes:
-    """The model at ``path`` with constant weights, clean inputs and fast PRelu, serialised."""
+    """The model at ``path`` with constant weights, clean inputs and fast PRelu, serialised
+    (once per process: a recognition pool's engines share it, ~1 s of work each otherwise)."""
     import onnx
     from onnx import helper, numpy_helper
 
