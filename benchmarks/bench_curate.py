@@ -4,16 +4,19 @@ Prints images/s, ms per image split into decode / detect / embed / the rest (eve
 the models: quality, hashing, crops, decisions, database, files, process overhead), and peak
 memory. Goals: the rest ≤ 10% of the time; two workers ≥ 1.7× faster than one.
 
-With several ``--engine`` (default: dlib and sface) the engines run one after the other and a
-side-by-side table compares CPU per image (process CPU of the one-worker run, which analyses
-in-process: the primary figure on a shared machine) and accepted faces. Goal: sface ≤ 60 ms
-CPU per image, ≥ 5× less than dlib.
+With several ``--engine`` (default: dlib, sface@opencv and sface) the engines run one after
+the other and a side-by-side table compares CPU per image (process CPU of the one-worker run,
+which analyses in-process: the primary figure on a shared machine) and accepted faces.
+``sface@opencv`` is sface with SFace on OpenCV's DNN, the path before ONNX Runtime (issue
+23): its row is "before", and the table says whether the accepted faces (photo, box) are the
+same. Goal: sface ≤ 40 ms CPU per image, ≥ 7× less than dlib.
 
 With ``--intruders K`` every person's folder also gets K photos of other people (named
 ``intruder__…``); the table then shows purity (accepted faces that are the person) and recall
 (the person's own photos accepted): what ``ensemble`` costs and gains against one engine.
 
     python benchmarks/bench_curate.py [--sample N] [--workers 2] [--engine dlib --engine sface]
+        [--engine sface@opencv]
         [--intruders 2]
 """
 
@@ -61,6 +64,20 @@ def build_input(root: Path, sample: int | None, intruders: int = 0) -> int:
     return len(files) + intruders * len({w for w, _ in files})
 
 
+def accepted_faces(settings: Settings) -> set[tuple[str, int, int, int, int]]:
+    """(photo file name, box) of every accepted face: what "the same faces" compares."""
+    from sqlalchemy import select
+
+    from faceatlas.store.db import session_scope
+    from faceatlas.store.models import Face, Image
+
+    with session_scope(settings) as s:
+        rows = s.execute(select(Image.origin, Face.x, Face.y, Face.w, Face.h)
+                         .join(Face, Face.image_id == Image.id)
+                         .where(Face.state == "accepted")).all()
+    return {(Path(o).name, x, y, w, h) for o, x, y, w, h in rows}
+
+
 def purity(settings: Settings) -> tuple[int, int, int]:
     """(accepted faces, of them intruders, own photos accepted) after an import."""
     from sqlalchemy import select
@@ -76,9 +93,12 @@ def purity(settings: Settings) -> tuple[int, int, int]:
 
 
 def run(src: Path, workers: int, engine: str = "dlib"
-        ) -> tuple[float, float, Counter[str], int, int, float, tuple[int, int, int]]:
+        ) -> tuple[float, float, Counter[str], int, int, float, tuple[int, int, int],
+                   set[tuple[str, int, int, int, int]]]:
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
-    settings = Settings(home=home, workers=workers, engine=engine)
+    name, _, runtime = engine.partition("@")  # sface@opencv: SFace on OpenCV's DNN
+    settings = Settings(home=home, workers=workers, engine=name,
+                        **({"sface_runtime": runtime} if runtime else {}))
     db.get_engine(settings)  # schema migration is set-up, not curation
     t0 = time.perf_counter()
     pool = FacePool(AnalyseParams.from_settings(settings), workers).start(wait=True)
@@ -93,10 +113,11 @@ def run(src: Path, workers: int, engine: str = "dlib"
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu0  # all of it with one (in-process) worker
     pure = purity(settings)
+    faces = accepted_faces(settings)
     pool.close()
     db.reset_caches()
     shutil.rmtree(home)
-    return start - t0, wall, timings, accepted, peak, cpu, pure
+    return start - t0, wall, timings, accepted, peak, cpu, pure, faces
 
 
 def main() -> None:
@@ -105,42 +126,50 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="parallel run's processes")
     parser.add_argument("--intruders", type=int, default=0,
                         help="add N other people's photos to each person's folder")
-    parser.add_argument("--engine", action="append", choices=["dlib", "sface", "ensemble"],
-                        help="engine(s) to compare (repeat; default dlib and sface)")
+    parser.add_argument("--engine", action="append",
+                        choices=["dlib", "sface", "ensemble", "sface@opencv"],
+                        help="engine(s) to compare (repeat; default dlib, sface@opencv, sface)")
     args = parser.parse_args()
-    engines = args.engine or ["dlib", "sface"]
+    engines = args.engine or ["dlib", "sface@opencv", "sface"]
     src = Path(tempfile.mkdtemp(prefix="bench-in-"))
     n = build_input(src, args.sample, args.intruders)
     people = len(list(src.iterdir()))
     own = n - args.intruders * people
     print(f"{n} photos of {people} people ({args.intruders * people} of them intruders)\n")
-    print(f"{'engine':<9}{'run':<12}{'start s':>8}{'wall s':>8}{'img/s':>8}{'decode':>9}"
+    print(f"{'engine':<13}{'run':<12}{'start s':>8}{'wall s':>8}{'img/s':>8}{'decode':>9}"
           f"{'detect':>9}{'embed':>9}{'rest':>9}{'rest %':>8}{'accepted':>10}")
     results: dict[tuple[str, int], float] = {}
     side: dict[str, tuple[float, float, int]] = {}  # engine -> cpu ms/img, wall ms/img, accepted
+    faces: dict[str, set[tuple[str, int, int, int, int]]] = {}  # one-worker accepted faces
     pure: dict[str, tuple[int, int, int]] = {}
     peak_worker = 0
     for engine, workers in [(e, w) for e in engines for w in (1, args.workers)]:
-        startup, wall, t, accepted, peak, cpu, pure[engine] = run(src, workers, engine)
+        startup, wall, t, accepted, peak, cpu, pure[engine], got = run(src, workers, engine)
         peak_worker = max(peak_worker, peak)
         results[engine, workers] = wall
         if workers == 1:
             side[engine] = (1000 * cpu / n, 1000 * wall / n, accepted)
+            faces[engine] = got
         model = t["decode"] + t["detect"] + t["embed"]
         # with one worker, wall time = model time + everything else; per image in ms
         rest = max(0.0, wall - model / workers)
         per = {k: 1000 * t[k] / n for k in ("decode", "detect", "embed")}
-        print(f"{engine:<9}{f'{workers} worker(s)':<12}{startup:>8.2f}{wall:>8.2f}{n / wall:>8.2f}"
+        label = f"{workers} worker(s)"
+        print(f"{engine:<13}{label:<12}{startup:>8.2f}{wall:>8.2f}{n / wall:>8.2f}"
               f"{per['decode']:>9.1f}"
               f"{per['detect']:>9.1f}{per['embed']:>9.1f}{1000 * rest / n:>9.1f}"
               f"{100 * rest / wall:>7.1f}%{accepted:>10}")
     shutil.rmtree(src)
-    print(f"\n{'one worker':<10}{'CPU ms/img':>12}{'wall ms/img':>13}{'accepted':>10}"
-          f"{'CPU vs dlib':>13}")
+    print(f"\n{'one worker':<13}{'CPU ms/img':>12}{'wall ms/img':>13}{'accepted':>10}"
+          f"{'CPU vs dlib':>13}{'vs before':>11}{'same faces':>12}")
+    before = "sface@opencv" if "sface@opencv" in side else None
     for engine, (cpu_ms, wall_ms, accepted) in side.items():
         ratio = (f"{side['dlib'][0] / cpu_ms:.1f}× less" if "dlib" in side and engine != "dlib"
                  else "-")
-        print(f"{engine:<10}{cpu_ms:>12.1f}{wall_ms:>13.1f}{accepted:>10}{ratio:>13}")
+        vs = (f"{side[before][0] / cpu_ms:.2f}×" if before and engine == "sface" else "-")
+        same = (str(faces[engine] == faces[before]) if before and engine == "sface" else "-")
+        print(f"{engine:<13}{cpu_ms:>12.1f}{wall_ms:>13.1f}{accepted:>10}{ratio:>13}{vs:>11}"
+              f"{same:>12}")
     if args.intruders:
         print(f"\n{'purity':<10}{'accepted':>10}{'intruders':>11}{'purity':>9}{'own kept':>10}")
         for engine, (acc, bad, good) in pure.items():

@@ -8,7 +8,10 @@
 Part 1 reads only (no faces): the shared clip end to end 20 times (183 s, keyframes every
 2 s) and a synthetic clip with keyframes every 1/6 s, sampled at 1/2/8 fps, with the reader's
 keyframe seeks and with seeking switched off. Part 2 is the whole analysis (decode, detect,
-embed, track) of the shared clip (640×360, 9.2 s). The goal: ≥ 4× real time at 2 fps.
+embed, track) of the shared clip (640×360, 9.2 s). With sface it runs twice, SFace on
+OpenCV's DNN (``sface@opencv``, the path before issue 23) and on ONNX Runtime, side by side
+in one run, and says whether the tracks (spans, faces) are the same. The goal: ≥ 10× real
+time at 2 fps.
 """
 
 from __future__ import annotations
@@ -77,23 +80,42 @@ def part_reading(clip: Path, tmp: Path, quick: bool) -> None:
 
 def part_analysis(clip: Path, engine: str, quick: bool) -> None:
     print(f"\n## analysis of {clip.name} (decode + detect + embed + track), engine {engine}\n")
-    print("| upsample | fps | samples | faces | tracks | wall s | CPU s | samples/s | decoded/s "
-          "| real-time factor (wall / CPU) | decode / detect / embed s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| engine | upsample | fps | samples | faces | tracks | wall s | CPU s | samples/s "
+          "| decoded/s | real-time factor (wall / CPU) | decode / detect / embed s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    runtimes = ("opencv", "onnxruntime") if engine == "sface" else (None,)
+    cpu_of: dict[tuple[int, float, str | None], float] = {}
+    spans: dict[tuple[int, float, str | None], list[tuple[float, float, int]]] = {}
     for upsample in ((1,) if quick else (1, 0)):
-        settings = Settings(video_upsample=upsample, engine=engine)  # type: ignore[call-arg]
-        eng = engine_for(settings)
-        eng.warm()  # models load once per process: not part of the per-clip figure
         for fps in ((2,) if quick else (2, 8)):
-            t0, c0 = time.perf_counter(), time.process_time()
-            a = analyse_video(clip, settings, fps=fps, engine=eng)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            tm = a.timings
-            # CPU time: what one core of our own would take on a shared, loaded machine
-            print(f"| {upsample} | {fps} | {a.samples} | {a.faces} | {len(a.tracks)} "
-                  f"| {wall:.2f} | {cpu:.2f} | {a.samples / wall:.1f} | {a.decoded / wall:.0f} "
-                  f"| **{a.info.duration / wall:.1f}× / {a.info.duration / cpu:.1f}×** "
-                  f"| {tm['decode']:.2f} / {tm['detect']:.2f} / {tm['embed']:.2f} |")
+            for runtime in runtimes:
+                extra = {"sface_runtime": runtime} if runtime else {}
+                settings = Settings(video_upsample=upsample, engine=engine,  # type: ignore[call-arg]
+                                    **extra)
+                eng = engine_for(settings)
+                eng.warm()  # models load once per process: not part of the per-clip figure
+                t0, c0 = time.perf_counter(), time.process_time()
+                a = analyse_video(clip, settings, fps=fps, engine=eng)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                tm = a.timings
+                label = f"{engine}@{runtime}" if runtime else engine
+                cpu_of[upsample, fps, runtime] = cpu
+                spans[upsample, fps, runtime] = [(t.start, t.end, len(t.observations))
+                                                 for t in a.tracks]
+                # CPU time: what one core of our own would take on a shared, loaded machine
+                print(f"| {label} | {upsample} | {fps} | {a.samples} | {a.faces} "
+                      f"| {len(a.tracks)} | {wall:.2f} | {cpu:.2f} | {a.samples / wall:.1f} "
+                      f"| {a.decoded / wall:.0f} "
+                      f"| **{a.info.duration / wall:.1f}× / {a.info.duration / cpu:.1f}×** "
+                      f"| {tm['decode']:.2f} / {tm['detect']:.2f} / {tm['embed']:.2f} |")
+    if len(runtimes) == 2:
+        print()
+        for (upsample, fps, runtime), cpu in cpu_of.items():
+            if runtime == "onnxruntime":
+                before = (upsample, fps, "opencv")
+                print(f"upsample {upsample}, {fps} fps: onnxruntime {cpu_of[before] / cpu:.2f}× "
+                      f"less CPU than opencv (same run); same tracks: "
+                      f"{spans[before] == spans[upsample, fps, runtime]}")
 
 
 def main() -> None:

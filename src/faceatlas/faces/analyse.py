@@ -51,17 +51,19 @@ class AnalyseParams:
     sface_max_side: int = default("sface_detect_max_side")
     sface_score: float = default("sface_score_threshold")
     models: str | None = None
+    sface_runtime: str = default("sface_runtime")
 
     @classmethod
     def from_settings(cls, s: Settings) -> AnalyseParams:
         cfg = EngineConfig.from_settings(s)
         return cls(s.detector, s.detect_max_side, s.upsample, s.max_pixels, s.min_face_px,
                    s.blur_threshold, s.crop_margin, s.crop_quality, cfg.name,
-                   cfg.sface_max_side, cfg.sface_score, cfg.models)
+                   cfg.sface_max_side, cfg.sface_score, cfg.models, cfg.sface_runtime)
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(self.engine, self.detector, self.max_side, self.upsample,
-                            self.sface_max_side, self.sface_score, self.models)
+                            self.sface_max_side, self.sface_score, self.models,
+                            self.sface_runtime)
 
 
 @dataclass

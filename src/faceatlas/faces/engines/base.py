@@ -41,13 +41,15 @@ class EngineConfig:
     sface_max_side: int = default("sface_detect_max_side")
     sface_score: float = default("sface_score_threshold")
     models: str | None = None  # sface model folder override (FACEATLAS_SFACE_MODEL_DIR)
+    sface_runtime: str = default("sface_runtime")  # onnxruntime or opencv: equal embeddings
 
     @classmethod
     def from_settings(cls, s: Settings, upsample: int | None = None) -> EngineConfig:
         return cls(s.engine, s.detector, s.detect_max_side,
                    s.upsample if upsample is None else upsample, s.sface_detect_max_side,
                    s.sface_score_threshold,
-                   None if s.sface_model_dir is None else str(s.sface_model_dir))
+                   None if s.sface_model_dir is None else str(s.sface_model_dir),
+                   s.sface_runtime)
 
     def small_image_retry(self) -> EngineConfig:
         """The detector of the second try on a small photo with no face found: dlib with one

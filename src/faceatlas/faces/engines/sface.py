@@ -14,6 +14,12 @@ cosine similarity SFace was trained for, and no second distance function is need
 
 OpenCV's DNN objects keep per-call state; one lock per engine serialises its calls (the
 recognition pool gives each concurrent request its own engine, so they do not queue there).
+
+SFace runs on ONNX Runtime by default (``sface_runtime``): 2.2× less CPU per face than
+OpenCV's DNN on the same file, equal embeddings (``onnx_graph``; measured by
+``benchmarks/bench_sface.py``, see docs/architecture.md). ``opencv`` keeps OpenCV's
+``FaceRecognizerSF``, the path before, for comparison. YuNet stays on OpenCV (its decoding and
+NMS live in ``FaceDetectorYN``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 
 from faceatlas.domain.errors import ConfigError
 from faceatlas.domain.faces import DetectedFace
+from faceatlas.faces.engines import onnx_graph
 from faceatlas.faces.engines.base import EngineConfig, EngineSpec
 
 EMBEDDING_DIM = 128
@@ -51,6 +58,11 @@ ARCFACE_TEMPLATE = np.array(
     dtype=np.float32,
 )
 ALIGNED_SIZE = 112
+#: faces per forward pass. Measured (bench_sface.py): per face, batches of 4 and 16 cost
+#: 1.3-1.5× a batch of one on ONNX Runtime (activations leave the cache) and the same on
+#: OpenCV, whose batched output of this file is NaN beyond the first face
+EMBED_BATCH = 1
+RUNTIMES = ("onnxruntime", "opencv")
 
 
 def model_dir(override: Path | None = None) -> Path:
@@ -131,10 +143,14 @@ class SFaceEngine:
     model_hash = MODEL_HASH
 
     def __init__(self, max_side: int = 640, score_threshold: float = 0.7,
-                 models: Path | None = None) -> None:
+                 models: Path | None = None, runtime: str = "onnxruntime") -> None:
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown sface runtime {runtime!r}; choose one of "
+                              f"{', '.join(RUNTIMES)}")
         self.max_side = max_side
         self.score_threshold = score_threshold
         self.models = models
+        self.runtime = runtime
         self._nets: tuple[Any, Any] | None = None
         self._lock = threading.RLock()
 
@@ -154,7 +170,10 @@ class SFaceEngine:
                     detector = cv2.FaceDetectorYN.create(
                         det_path, "", (320, 320), self.score_threshold, 0.3, 5000
                     )
-                    recognizer = cv2.FaceRecognizerSF.create(rec_path, "")
+                    if self.runtime == "opencv":
+                        recognizer = cv2.FaceRecognizerSF.create(rec_path, "")
+                    else:
+                        recognizer = onnx_graph.session(Path(rec_path))
                     self._nets = (detector, recognizer)
         return self._nets
 
@@ -192,16 +211,31 @@ class SFaceEngine:
     def embed(self, rgb: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:
         if not faces:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        return self.embed_crops([align(rgb, face.landmarks) for face in faces])
+
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Unit embeddings of aligned 112×112 RGB crops (``align``), from any photos."""
+        if not len(crops):
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         import cv2
 
         _, recognizer = self._load()
-        out = np.empty((len(faces), EMBEDDING_DIM), dtype=np.float32)
-        for i, face in enumerate(faces):
-            crop = cv2.cvtColor(align(rgb, face.landmarks), cv2.COLOR_RGB2BGR)
-            with self._lock:
-                vec = np.asarray(recognizer.feature(crop), dtype=np.float32).reshape(-1)
-            out[i] = vec / max(float(np.linalg.norm(vec)), 1e-12)
-        return out
+        if self.runtime == "opencv":
+            # FaceRecognizerSF swaps BGR to RGB itself: it takes what OpenCV reads
+            rows = []
+            for crop in crops:
+                bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+                with self._lock:
+                    rows.append(np.asarray(recognizer.feature(bgr), dtype=np.float32))
+            out = np.vstack(rows).reshape(len(crops), EMBEDDING_DIM)
+        else:
+            # N×3×112×112 float RGB, the network's own input; a session is thread-safe
+            blob = cv2.dnn.blobFromImages(list(crops), 1.0, (ALIGNED_SIZE, ALIGNED_SIZE),
+                                          (0, 0, 0), False, False)
+            out = np.vstack([recognizer.run(None, {"data": blob[i:i + EMBED_BATCH]})[0]
+                             for i in range(0, len(blob), EMBED_BATCH)]).astype(np.float32)
+        norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return (out / norms).astype(np.float32)
 
     def chip(self, rgb: np.ndarray, face: DetectedFace, size: int = 150) -> np.ndarray:
         """The face aligned on the template, with dlib's chip padding (0.25): size×size RGB."""
@@ -210,7 +244,7 @@ class SFaceEngine:
 
 def build(cfg: EngineConfig) -> SFaceEngine:
     return SFaceEngine(cfg.sface_max_side, cfg.sface_score,
-                       None if cfg.models is None else Path(cfg.models))
+                       None if cfg.models is None else Path(cfg.models), cfg.sface_runtime)
 
 
 SPEC = EngineSpec("sface", "SFace", MODEL_HASH, EMBEDDING_DIM, build,
