@@ -63,7 +63,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # load the models (and the default index) before the first request, not during it
         await asyncio.to_thread(ctx.engines.warm)
-        if ctx.store.path(settings.default_collection).exists():
+        if ctx.store.exists(settings.default_collection):
             await asyncio.to_thread(ctx.store.get, settings.default_collection)
         yield
 
