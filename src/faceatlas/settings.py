@@ -235,7 +235,7 @@ class Settings(BaseSettings):
         20_000, ge=1, description="Segments this large are searched with a usearch graph.")
     index_vector_dtype: Literal["f16", "i8", "f32"] = Field(
         "f16", description="Vectors inside the graph; the short list is re-ranked in float32.")
-    index_expansion_search: int = Field(64, ge=1, description="usearch search breadth (ef).")
+    index_expansion_search: int = Field(128, ge=1, description="usearch search breadth (ef).")
 
     # -- distributed mode (issue 16: was the separate WorkerConfig; same env names)
     # Keep lease_seconds well above heartbeat_seconds (a live worker never looks dead) and

@@ -130,3 +130,18 @@ def check_bind(host: str, insecure_no_auth: bool) -> None:
             f"allowed on a loopback address (127.0.0.1, ::1, localhost), not on {host!r}. "
             "Set FACEATLAS_API_TOKENS instead."
         )
+
+
+# Options of `faceatlas serve --workers N`, handed to each uvicorn worker process (they import
+# the app by name, so they cannot take arguments); the parent checked the bind address.
+SERVE_OPTIONS_ENV = "FACEATLAS_SERVE_OPTIONS"
+
+
+def worker_app() -> FastAPI:
+    """The app of one `serve --workers N` process: every worker maps the same index files."""
+    import json
+    import os
+
+    options = json.loads(os.environ.get(SERVE_OPTIONS_ENV) or "{}")
+    return create_app(get_settings(), insecure_no_auth=bool(options.get("insecure_no_auth")),
+                      engines=options.get("engines"))

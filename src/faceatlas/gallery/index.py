@@ -372,7 +372,7 @@ _MAX_EXACT_SEGMENTS = 8
 # A segment with this share of removed rows is rewritten from its live rows.
 _DEAD_SHARE_REWRITE = 0.25
 # The ANN short list: at least this many candidates are re-ranked exactly per segment.
-_SHORT_LIST_MIN = 32
+_SHORT_LIST_MIN = 64
 _READ_RETRIES = 8
 _VECTOR_DTYPES = ("f16", "i8", "f32")
 
@@ -384,7 +384,7 @@ class IndexParams:
 
     ann_min_faces: int = 20_000
     dtype: str = "f16"
-    expansion_search: int = 64
+    expansion_search: int = 128
     threads: int = 0  # graph build threads; 0 = every core
 
     def __post_init__(self) -> None:
@@ -710,10 +710,10 @@ class SegmentedIndex:
         return out
 
     def _ann_rows(self, seg: Segment, query: FloatArray, k: int) -> IntArray:
-        """Live rows among the graph's nearest: a short list of at least 2k (re-ranked
+        """Live rows among the graph's nearest: a short list of at least 3k (re-ranked
         exactly by the caller, then cut to k); widened while tombstones leave fewer than k."""
         dead = self._dead_rows(seg)
-        ask = min(len(seg), max(2 * k, _SHORT_LIST_MIN))
+        ask = min(len(seg), max(3 * k, _SHORT_LIST_MIN))
         while True:
             keys = np.asarray(seg.ann.search(query, ask, threads=1).keys,  # type: ignore[attr-defined]
                               dtype=np.int64)
