@@ -200,3 +200,131 @@ def test_rebuild_from_the_database_is_one_command(
                .face_ids) == want
     help_text = CliRunner().invoke(app, ["index", "--help"]).output
     assert "rebuild" in help_text and "compact" in help_text
+
+
+# --------------------------------------------------------------------------- shared serving
+
+
+def _spawn_serve(home: Settings, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    from tests.ui_fixtures import TOKEN, free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEATLAS_")}
+    env.update(FACEATLAS_HOME=str(home.home), FACEATLAS_API_TOKENS=TOKEN,
+               FACEATLAS_MIN_FACES_TO_PROMOTE="1", OPENBLAS_NUM_THREADS="1",
+               FACEATLAS_DEFAULT_COLLECTION=home.default_collection)
+    proc = subprocess.Popen([sys.executable, "-m", "faceatlas", "serve", "--port", str(port),
+                             "--engines", "1", *extra], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("serve did not start:\n" + log.read_text(errors="replace"))
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_two_serve_processes_share_one_index_and_see_a_promotion(
+    gallery: Gallery, tmp_path: Path  # noqa: F811
+) -> None:
+    import httpx
+
+    from faceatlas.gallery.promote import unpromote_person
+    from tests.ui_fixtures import TOKEN
+
+    home = copy_home(gallery.settings, tmp_path / "home")
+    identity, photo = gallery.queries[0]
+    name = Gallery.person_name(identity)
+    with session_scope(home) as s:
+        person_id = s.scalar(select(Person.id).where(Person.name == name))
+    assert person_id is not None
+    unpromote_person(home, person_id)
+    servers = [_spawn_serve(home, tmp_path / "a.log"),
+               _spawn_serve(home, tmp_path / "b.log", "--workers", "2")]
+    try:
+        for (proc, url), log in zip(servers, ("a.log", "b.log"), strict=True):
+            _wait_up(proc, url, tmp_path / log)
+
+        def answers() -> list[list[str | None]]:
+            out = []
+            for _, url in servers:
+                r = httpx.post(f"{url}/api/v1/recognize", files={"image": photo.read_bytes()},
+                               headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+                assert r.status_code == 200, r.text
+                out.append([f.get("person") for f in r.json()["faces"]])
+            return out
+
+        before = answers()
+        assert all(name not in a for a in before)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FACEATLAS_")}
+        env.update(FACEATLAS_HOME=str(home.home), FACEATLAS_MIN_FACES_TO_PROMOTE="1")
+        done = subprocess.run([sys.executable, "-m", "faceatlas", "promote", "--person", name],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        after = answers()
+        assert after[0] == after[1] and name in after[0]
+        # both map the same published files: no private copy was written for either
+        manifest = json.loads(IndexStore(Layout(home.home).index_dir)
+                              .path(home.default_collection).read_text())
+        assert manifest["faces"] == len(_db_gallery(home))
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- across collections
+
+
+def test_recognise_across_collections(gallery: Gallery, tmp_path: Path  # noqa: F811
+                                      ) -> None:
+    import httpx
+
+    from faceatlas.api import create_app
+    from faceatlas.store.people import get_or_create_collection
+    from tests.gallery_fixtures import running
+
+    bound, admin = "bound-token-0123456789", "admin-token-0123456789"
+    home = copy_home(gallery.settings, tmp_path / "home",
+                     api_tokens=json.dumps({bound: "test", admin: None}))
+    identity, photo = gallery.queries[0]
+    name = Gallery.person_name(identity)
+    store = IndexStore(Layout(home.home).index_dir)
+    with session_scope(home) as s:  # the person moves to another collection, index rows too
+        person = s.scalars(select(Person).where(Person.name == name)).one()
+        person.collection_id = get_or_create_collection(s, "other").id
+        pid = person.id
+    fids, vecs = store.get("test").rows_of_person(pid)
+    tag = (store.get("test").engine, store.get("test").model_hash)
+    store.update("other", lambda ix: ix.add(fids, np.full(len(fids), pid), vecs),
+                 engine=tag)  # type: ignore[arg-type]
+    store.remove_person("test", pid)
+
+    with running(create_app(home, engines=1)) as url:
+        def ask(token: str, collection: str) -> httpx.Response:
+            return httpx.post(f"{url}/api/v1/recognize", data={"collection": collection},
+                              files={"image": photo.read_bytes()}, timeout=120,
+                              headers={"Authorization": f"Bearer {token}"})
+
+        def names(r: httpx.Response) -> set[str | None]:
+            assert r.status_code == 200, r.text
+            return {f["person"] for f in r.json()["faces"]}
+
+        assert name not in names(ask(admin, "test"))
+        both = ask(admin, "test,other")
+        assert name in names(both) and both.json()["collection"] == "test,other"
+        assert name in names(ask(admin, "*"))
+        assert name in names(ask(admin, "other"))
+        assert name not in names(ask(bound, "*"))  # * is what the token may see: test only
+        assert ask(bound, "test,other").status_code == 404

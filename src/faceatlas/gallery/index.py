@@ -788,6 +788,40 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+class UnionIndex:
+    """Several collections' published indexes searched as one: each stays mapped on its own
+    (nothing is merged or copied); answers are merged by distance. Person and face ids are
+    global, so a neighbour needs no collection to be named."""
+
+    def __init__(self, parts: Sequence[SegmentedIndex]) -> None:
+        self.parts = [p for p in parts if len(p)]
+        tags = {(p.engine, p.model_hash) for p in self.parts if p.engine is not None}
+        if len(tags) > 1:
+            found = ", ".join(sorted(f"{e}/{h}" for e, h in tags))  # type: ignore[str-format]
+            raise EngineMismatchError(
+                f"these collections were indexed with different engines ({found}): "
+                "search them one at a time, or analyse them again with one engine (reembed)")
+        self.engine, self.model_hash = next(iter(tags)) if tags else (None, None)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def person_ids(self) -> set[int]:
+        return set().union(*(p.person_ids() for p in self.parts))
+
+    def require_engine(self, engine: str, model_hash: str, collection: str = "?") -> None:
+        for part in self.parts:
+            part.require_engine(engine, model_hash, collection)
+
+    def search(self, queries: npt.ArrayLike, k: int) -> list[list[Neighbour]]:
+        per_part = [p.search(queries, k) for p in self.parts]
+        if not per_part:
+            return [[] for _ in range(len(_check_queries(queries, k, DIM)))]
+        return [sorted((nb for found in lists for nb in found),
+                       key=lambda nb: (nb.distance, nb.face_id))[:k]
+                for lists in zip(*per_part, strict=True)]
+
+
 _Signature = tuple[str, int, int, int] | None  # (kind, inode, mtime_ns, size); None = no file
 
 
