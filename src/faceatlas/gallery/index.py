@@ -369,6 +369,8 @@ _ANN_CONNECTIVITY = 16
 _ANN_EXPANSION_ADD = 64
 # Small exact segments (one per change) kept before they are merged into one.
 _MAX_EXACT_SEGMENTS = 8
+# Graph segments searched per query before the smaller ones are merged (never the largest).
+_MAX_GRAPH_SEGMENTS = 4
 # A segment with this share of removed rows is rewritten from its live rows.
 _DEAD_SHARE_REWRITE = 0.25
 # The ANN short list: at least this many candidates are re-ranked exactly per segment.
@@ -525,7 +527,7 @@ class SegmentedIndex:
         self.model_hash: str | None = None
         self.version = 0  # bumped on every mutation
         self.generation = 0  # the manifest version this view was read from
-        self._masks: dict[str, npt.NDArray[np.bool_]] = {}
+        self._masks: dict[str, tuple[IntArray, npt.NDArray[np.bool_]]] = {}
 
     def copy(self) -> SegmentedIndex:
         """A view sharing the (immutable) segments: mutate it without disturbing readers."""
@@ -550,11 +552,12 @@ class SegmentedIndex:
         if not len(dead):
             return None
         assert seg.name is not None
-        mask = self._masks.get(seg.name)
-        if mask is None or len(mask) != len(seg) or mask.sum() != len(seg) - len(dead):
-            mask = np.ones(len(seg), dtype=bool)
-            mask[dead] = False
-            self._masks[seg.name] = mask
+        cached = self._masks.get(seg.name)
+        if cached is not None and cached[0] is dead:  # tombstone arrays are never mutated
+            return cached[1]
+        mask = np.ones(len(seg), dtype=bool)
+        mask[dead] = False
+        self._masks[seg.name] = (dead, mask)
         return mask
 
     def __len__(self) -> int:
@@ -797,7 +800,7 @@ class UnionIndex:
         self.parts = [p for p in parts if len(p)]
         tags = {(p.engine, p.model_hash) for p in self.parts if p.engine is not None}
         if len(tags) > 1:
-            found = ", ".join(sorted(f"{e}/{h}" for e, h in tags))  # type: ignore[str-format]
+            found = ", ".join(sorted(f"{e}/{h}" for e, h in tags))
             raise EngineMismatchError(
                 f"these collections were indexed with different engines ({found}): "
                 "search them one at a time, or analyse them again with one engine (reembed)")
@@ -840,6 +843,7 @@ class IndexStore:
         self.params = params or IndexParams()
         self._cache: dict[str, tuple[_Signature, SegmentedIndex]] = {}
         self._segments: dict[tuple[str, str], Segment] = {}
+        self._segments_lock = threading.Lock()  # readers and a writer may open at once
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -990,15 +994,16 @@ class IndexStore:
         index.generation = int(data.get("version", 0))
         index.engine = data.get("engine") or None
         index.model_hash = data.get("model_hash") or None
-        for name, ann in entries:
-            key = (collection, name)
-            seg = self._segments.get(key)
-            if seg is None:
-                seg = Segment.open(folder, name, ann, self.params)
-                if seg.vectors.shape[1] != dim:
-                    raise StorageError(f"index segment {folder / name} is not {dim}-d")
-                self._segments[key] = seg
-            index.segments.append(seg)
+        with self._segments_lock:
+            for name, ann in entries:
+                key = (collection, name)
+                seg = self._segments.get(key)
+                if seg is None:
+                    seg = Segment.open(folder, name, ann, self.params)
+                    if seg.vectors.shape[1] != dim:
+                        raise StorageError(f"index segment {folder / name} is not {dim}-d")
+                    self._segments[key] = seg
+                index.segments.append(seg)
         if dead_file:
             try:
                 with np.load(folder / dead_file, allow_pickle=False) as dead:
@@ -1009,8 +1014,9 @@ class IndexStore:
                 raise StorageError(f"index tombstones {folder / dead_file} are unreadable: "
                                    f"{exc}") from exc
         names = {n for n, _ in entries}
-        for key in [k for k in self._segments if k[0] == collection and k[1] not in names]:
-            del self._segments[key]  # unmapped once no view holds it
+        with self._segments_lock:
+            for key in [k for k in self._segments if k[0] == collection and k[1] not in names]:
+                del self._segments[key]  # unmapped once no view holds it
         return index
 
     def _load_legacy(self, collection: str) -> tuple[_Signature, SegmentedIndex]:
@@ -1032,8 +1038,9 @@ class IndexStore:
                  ) -> None:
         """Write the new segment(s) and tombstones, then replace the manifest; finally delete
         files no manifest names any more. Compaction happens here, on small segments only
-        unless ``merge_all``: removed rows of a segment past a quarter of it, and small
-        segments past ``_MAX_EXACT_SEGMENTS`` or past the size that deserves a graph."""
+        unless ``merge_all``: removed rows of a segment past a quarter of it, small
+        segments past ``_MAX_EXACT_SEGMENTS`` or past the size that deserves a graph, graph
+        segments but the largest past ``_MAX_GRAPH_SEGMENTS``."""
         folder = self.folder(collection)
         folder.mkdir(parents=True, exist_ok=True)
         params = self.params
@@ -1042,12 +1049,14 @@ class IndexStore:
         merge: list[Segment] = [index.pending] if index.pending is not None else []
         small = [s for s in index.segments if s.ann is None]
         exact_rows = sum(len(s) for s in small) + (len(merge[0]) if merge else 0)
-        merge_small = (merge_all or live_total < params.ann_min_faces
-                       or len(small) + len(merge) > _MAX_EXACT_SEGMENTS
+        merge_small = (merge_all or len(small) + len(merge) > _MAX_EXACT_SEGMENTS
                        or exact_rows >= params.ann_min_faces)
+        # graph segments: tiered, the largest (the base) is merged only on command
+        graphs = sorted((s for s in index.segments if s.ann is not None), key=len)
+        merge_graphs = set(map(id, graphs[:-1])) if len(graphs) > _MAX_GRAPH_SEGMENTS else set()
         for seg in index.segments:
             dead = len(index._dead_rows(seg))
-            if (merge_all or dead > _DEAD_SHARE_REWRITE * len(seg)
+            if (merge_all or dead > _DEAD_SHARE_REWRITE * len(seg) or id(seg) in merge_graphs
                     or (seg.ann is not None and live_total < params.ann_min_faces)
                     or (seg.ann is None and merge_small)):
                 if dead < len(seg):
