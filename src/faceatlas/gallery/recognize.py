@@ -300,7 +300,8 @@ def recognize_bytes(
     if not detected:
         return out
     k = max(SEARCH_K, top_k * SEARCH_K)  # enough faces to find k different people
-    results = index.search(vectors, k) if len(index) else [[] for _ in detected]
+    results = (index.search(vectors, k, near=threshold) if len(index)
+               else [[] for _ in detected])
     winners: dict[int, tuple[int, float]] = {}
     for i, found in enumerate(results):
         match = out.faces[i]
