@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from faceatlas.curation import duplicates
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.gallery import review, thumbnails
-from faceatlas.gallery.index import ExactIndex, IndexStore
+from faceatlas.gallery.index import IndexStore
 from faceatlas.gallery.recognize import recognize_file
 from faceatlas.settings import Settings
 from faceatlas.store import queries
@@ -31,7 +31,7 @@ def home(gallery: Gallery, tmp_path: Path) -> Settings:  # noqa: F811
 
 def index_rows(settings: Settings) -> dict[int, np.ndarray]:
     """The collection index as written on disk (what any other process would load)."""
-    index = ExactIndex.load(Layout(settings.home).index_dir / f"{COLLECTION}.npz")
+    index = IndexStore(Layout(settings.home).index_dir).get(COLLECTION)
     return {int(f): index.vectors[i].copy() for i, f in enumerate(index.face_ids)}
 
 
@@ -94,7 +94,7 @@ def test_restore_puts_it_back_exactly(home: Settings) -> None:
     np.testing.assert_array_equal(index_rows(home)[face_id], vector)
     again = recognize_file(layout.absolute(raw), home, collection=COLLECTION)
     assert Path(gallery_path).stem in {f.identity for f in again.faces}
-    index_file = Layout(home.home).index_dir / f"{COLLECTION}.npz"
+    index_file = IndexStore(Layout(home.home).index_dir).path(COLLECTION)  # the manifest
     mtime = index_file.stat().st_mtime_ns
     assert not review.restore_face(home, face_id).changed  # idempotent, file not rewritten
     assert index_file.stat().st_mtime_ns == mtime
@@ -233,11 +233,11 @@ def test_views_show_counts_groups_and_provenance(home: Settings) -> None:
 
 def test_reject_without_an_index_file_still_rejects(home: Settings, tmp_path: Path) -> None:
     face_id, _, _, _ = gallery_face(home)
-    (Layout(home.home).index_dir / f"{COLLECTION}.npz").unlink()
+    IndexStore(Layout(home.home).index_dir).path(COLLECTION).unlink()
     store = IndexStore(tmp_path / "other-index")  # a store that has no file for it
     result = review.reject_face(home, face_id, store=store)
     assert result.state == "rejected"
-    assert not (tmp_path / "other-index" / f"{COLLECTION}.npz").exists()
+    assert not IndexStore(tmp_path / "other-index").exists(COLLECTION)
 
 
 def _person_state(settings: Settings, person_id: int) -> tuple[object, ...]:

@@ -130,7 +130,7 @@ def test_index_refuses_vectors_of_another_engine(tmp_path: Path) -> None:
     vecs = rng.normal(size=(3, 128)).astype(np.float32)
     store.update("serbia", lambda ix: ix.add([1, 2, 3], [1, 1, 2], vecs),
                  engine=("dlib", DLIB_MODEL_HASH))
-    loaded = ExactIndex.load(store.path("serbia"))
+    loaded = IndexStore(tmp_path).get("serbia")
     assert (loaded.engine, loaded.model_hash) == ("dlib", DLIB_MODEL_HASH)
     with pytest.raises(EngineMismatchError) as info:
         store.update("serbia", lambda ix: ix.add([4], [3], vecs[:1]), engine=("sface", MODEL_HASH))
@@ -139,11 +139,11 @@ def test_index_refuses_vectors_of_another_engine(tmp_path: Path) -> None:
         f"sface/{MODEL_HASH}; its faces must be analysed again with sface (reembed)")
     # the CLI, not the library, names the command and its flags
     assert cli_hint(info.value) == "run `faceatlas reembed --collection serbia --engine sface`"
-    assert len(ExactIndex.load(store.path("serbia"))) == 3  # nothing was added
+    assert len(IndexStore(tmp_path).get("serbia")) == 3  # nothing was added
     # emptied and retagged (what reembed does), the other engine's vectors are welcome
     store.update("serbia", lambda ix: ix.reset("sface", MODEL_HASH))
     store.update("serbia", lambda ix: ix.add([4], [3], vecs[:1]), engine=("sface", MODEL_HASH))
-    assert ExactIndex.load(store.path("serbia")).engine == "sface"
+    assert IndexStore(tmp_path).get("serbia").engine == "sface"
 
 
 def test_index_file_from_before_engine_tags_is_dlib(tmp_path: Path) -> None:

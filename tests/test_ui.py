@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from faceatlas.gallery.index import ExactIndex
+from faceatlas.gallery.index import IndexStore
 from faceatlas.gallery.promote import promote
 from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
@@ -64,8 +64,8 @@ class Server:
                 Face.person_id == person_id, Face.gallery_path.is_not(None)).order_by(Face.id)))
 
     def index_face_ids(self) -> set[int]:
-        path = Layout(self.settings.home).index_dir / f"{COLLECTION}.npz"
-        return {int(f) for f in ExactIndex.load(path).face_ids}
+        store = IndexStore(Layout(self.settings.home).index_dir)  # as another process sees it
+        return {int(f) for f in store.get(COLLECTION).face_ids}
 
     def identities(self, photo: Path) -> set[str | None]:
         """The gallery identities the recognition API names for the faces of ``photo``."""

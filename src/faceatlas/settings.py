@@ -278,6 +278,13 @@ class Settings(BaseSettings):
         None, description="Calibrated thresholds (JSON); default: thresholds.json in the home."
     )
 
+    # -- the vector index (issue 21; docs/architecture.md "Index at scale")
+    index_ann_min_faces: int = Field(
+        20_000, ge=1, description="Segments this large are searched with a usearch graph.")
+    index_vector_dtype: Literal["f16", "i8", "f32"] = Field(
+        "f16", description="Vectors inside the graph; the short list is re-ranked in float32.")
+    index_expansion_search: int = Field(128, ge=1, description="usearch search breadth (ef).")
+
     # -- distributed mode (issue 16: was the separate WorkerConfig; same env names)
     # Keep lease_seconds well above heartbeat_seconds (a live worker never looks dead) and
     # below visibility_timeout (a redelivered task finds the dead lease already stale).

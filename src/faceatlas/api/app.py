@@ -65,7 +65,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # load the models (and the default index) before the first request, not during it
         await asyncio.to_thread(ctx.engines.warm)
-        if ctx.store.path(settings.default_collection).exists():
+        if ctx.store.exists(settings.default_collection):
             await asyncio.to_thread(ctx.store.get, settings.default_collection)
         yield
 
@@ -132,3 +132,18 @@ def check_bind(host: str, insecure_no_auth: bool) -> None:
             f"allowed on a loopback address (127.0.0.1, ::1, localhost), not on {host!r}. "
             "Set FACEATLAS_API_TOKENS instead."
         )
+
+
+# Options of `faceatlas serve --workers N`, handed to each uvicorn worker process (they import
+# the app by name, so they cannot take arguments); the parent checked the bind address.
+SERVE_OPTIONS_ENV = "FACEATLAS_SERVE_OPTIONS"
+
+
+def worker_app() -> FastAPI:
+    """The app of one `serve --workers N` process: every worker maps the same index files."""
+    import json
+    import os
+
+    options = json.loads(os.environ.get(SERVE_OPTIONS_ENV) or "{}")
+    return create_app(get_settings(), insecure_no_auth=bool(options.get("insecure_no_auth")),
+                      engines=options.get("engines"))

@@ -123,15 +123,69 @@ def serve(
     engines: Annotated[
         int | None, typer.Option(help="Concurrent recognitions (default: one per core).")
     ] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Worker processes; they share one memory-mapped copy of each index.")] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import json
+    import os
+
     import uvicorn
 
     from faceatlas.api import create_app
-    from faceatlas.api.app import check_bind
+    from faceatlas.api.app import SERVE_OPTIONS_ENV, check_bind
 
     check_bind(host, insecure_no_auth)
-    api = create_app(get_settings(), insecure_no_auth=insecure_no_auth, engines=engines)
     # the access log has method, path and status only: the Authorization header never
     # reaches a log line
+    if workers > 1:  # uvicorn's workers import the app by name: options go by environment
+        os.environ[SERVE_OPTIONS_ENV] = json.dumps(
+            {"insecure_no_auth": insecure_no_auth, "engines": engines})
+        create_app(get_settings(), insecure_no_auth=insecure_no_auth, engines=engines)  # fail early
+        uvicorn.run("faceatlas.api.app:worker_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info")
+        return
+    api = create_app(get_settings(), insecure_no_auth=insecure_no_auth, engines=engines)
     uvicorn.run(api, host=host, port=port, log_level="info")
+
+
+index_app = typer.Typer(help="The vector index: rebuild from the database, compact, status.",
+                        no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("rebuild")
+@friendly
+def index_rebuild(
+    collection: Annotated[str, typer.Option(help="Collection to rebuild.")],
+) -> None:
+    """Rebuild a collection's index from the database (its promoted gallery faces) and publish
+    it at once; serving processes pick it up on their next request."""
+    from faceatlas.gallery.reindex import rebuild_index
+
+    report = rebuild_index(get_settings(), collection)
+    console.print(f"{collection}: {report['faces']} faces of {report['people']} people, "
+                  f"{report['seconds']:.1f} s, version {report['version']}")
+
+
+@index_app.command("compact")
+@friendly
+def index_compact(
+    collection: Annotated[str, typer.Option(help="Collection to compact.")],
+) -> None:
+    """Merge a collection's segments and drop removed rows (changes do this gradually)."""
+    from faceatlas.gallery.reindex import compact_index
+
+    report = compact_index(get_settings(), collection)
+    console.print(f"{collection}: {report['faces']} faces, version {report['version']}")
+
+
+@index_app.command("status")
+@friendly
+def index_status(
+    collection: Annotated[str, typer.Option(help="Collection to describe.")],
+) -> None:
+    """The published version, its segments (exact or ANN) and removed rows."""
+    from faceatlas.gallery.reindex import index_status as status
+
+    console.print_json(json.dumps(status(get_settings(), collection)))

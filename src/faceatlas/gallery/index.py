@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +60,8 @@ class Neighbour:
 
 
 class VectorIndex(Protocol):
-    """What recognition needs from an index; an ANN library can implement this later."""
+    """What recognition needs from an index: ``ExactIndex`` (in memory) and
+    ``SegmentedIndex`` (published, memory-mapped, exact or usearch by size) implement it."""
 
     def add(
         self,
@@ -71,7 +74,8 @@ class VectorIndex(Protocol):
 
     def remove_person(self, person_id: int) -> int: ...
 
-    def search(self, queries: npt.ArrayLike, k: int) -> list[list[Neighbour]]: ...
+    def search(self, queries: npt.ArrayLike, k: int, *, near: float | None = None
+               ) -> list[list[Neighbour]]: ...
 
     def __len__(self) -> int: ...
 
@@ -107,19 +111,8 @@ class ExactIndex:
         self.model_hash: str | None = None
 
     def require_engine(self, engine: str, model_hash: str, collection: str = "?") -> None:
-        """Refuse to mix engines: an index with rows of another engine/model raises
-        EngineMismatchError; an empty one takes the new tag."""
-        tagged = self.engine is not None  # untagged rows: built in memory by a caller
-        if self._n and tagged and (self.engine, self.model_hash) != (engine, model_hash):
-            raise EngineMismatchError(
-                f"index of collection {collection} was built with "
-                f"{self.engine}/{self.model_hash}; this server runs {engine}/{model_hash}; "
-                f"its faces must be analysed again with {engine} (reembed)",
-                collection=collection, engine=engine,
-            )
-        if self.engine != engine or self.model_hash != model_hash:
-            self.engine, self.model_hash = engine, model_hash
-            self.version += 1
+        """Refuse to mix engines (``_require_engine``)."""
+        _require_engine(self, engine, model_hash, collection)
 
     # -- views of the live rows (no copies)
     @property
@@ -235,8 +228,9 @@ class ExactIndex:
         return removed
 
     # -- search
-    def search(self, queries: npt.ArrayLike, k: int) -> list[list[Neighbour]]:
-        """The k nearest faces of each query, closest first.
+    def search(self, queries: npt.ArrayLike, k: int, *, near: float | None = None
+               ) -> list[list[Neighbour]]:
+        """The k nearest faces of each query, closest first (``near``: unused, exact anyway).
 
         Candidates are ranked with ||q||² + ||x||² - 2 q·x (one BLAS product, no copy of
         the matrix); the k winners' distances are then recomputed directly in float64 so
@@ -360,6 +354,461 @@ class ExactIndex:
         return index
 
 
+# -- the published index: immutable memory-mapped segments + tombstones (issue 21)
+#
+# A collection's index is a manifest ``<collection>.index.json`` naming immutable segment
+# files in ``<collection>.d/`` and a small tombstone file (rows removed since a segment was
+# written). Every change writes only new small files and then replaces the manifest with one
+# ``os.replace``: a writer killed at any point leaves the previous manifest, whose files are
+# all still there (files are deleted only once no manifest names them). Readers map the
+# segment files (numpy memmap, usearch ``view=True``), so N processes share one copy in the
+# page cache, and reload by stat-ing the manifest, reusing segments they already mapped.
+
+MANIFEST_FORMAT = 2
+ANN_LIBRARY = "usearch"
+# usearch HNSW parameters, measured in benchmarks/bench_world.py (docs/architecture.md)
+_ANN_CONNECTIVITY = 16
+_ANN_EXPANSION_ADD = 64
+# Small exact segments (one per change) kept before they are merged into one.
+_MAX_EXACT_SEGMENTS = 8
+# Graph segments searched per query before the smaller ones are merged (never the largest).
+_MAX_GRAPH_SEGMENTS = 4
+# A segment with this share of removed rows is rewritten from its live rows.
+_DEAD_SHARE_REWRITE = 0.25
+# The ANN short list: at least this many candidates are re-ranked exactly per segment.
+_SHORT_LIST_MIN = 64
+# Search breadth (ef) for a query whose best answer lies beyond the recognition threshold:
+# measured at 1M, ef 4096 finds every LFW probe's nearest face (ef 128: 53 of 62).
+_WIDE_SHORT_LIST = 4096
+_READ_RETRIES = 8
+_VECTOR_DTYPES = ("f16", "i8", "f32")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexParams:
+    """How large segments are searched: exact below ``ann_min_faces`` live faces, else a
+    usearch graph over ``dtype`` vectors with exact float32 re-ranking of its short list."""
+
+    ann_min_faces: int = 20_000
+    dtype: str = "f16"
+    expansion_search: int = 128
+    threads: int = 0  # graph build threads; 0 = every core
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _VECTOR_DTYPES:
+            raise ValueError(f"index vector dtype must be one of {_VECTOR_DTYPES}")
+        if self.ann_min_faces < 1 or self.expansion_search < 1:
+            raise ValueError("ann_min_faces and expansion_search must be positive")
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> IndexParams:
+        return cls(s.index_ann_min_faces, s.index_vector_dtype, s.index_expansion_search)
+
+
+def _build_ann(vectors: FloatArray, params: IndexParams) -> object:
+    from usearch.index import Index  # imported here: exact-only processes never load it
+
+    ann = Index(ndim=vectors.shape[1], metric="l2sq", dtype=params.dtype,
+                connectivity=_ANN_CONNECTIVITY, expansion_add=_ANN_EXPANSION_ADD,
+                expansion_search=params.expansion_search)
+    ann.add(np.arange(len(vectors), dtype=np.uint64), np.ascontiguousarray(vectors),
+            threads=params.threads or (os.cpu_count() or 1))
+    return ann
+
+
+class Segment:
+    """Immutable rows sorted by face id: float32 vectors (exact scans and exact re-ranking),
+    face and person ids, and for a large segment a usearch graph over compact vectors.
+
+    ``name`` is None while the segment lives only in memory (rows added by an update that is
+    not yet published)."""
+
+    def __init__(self, name: str | None, face_ids: IntArray, person_ids: IntArray,
+                 vectors: FloatArray, ann: object | None = None) -> None:
+        self.name, self.face_ids, self.person_ids = name, face_ids, person_ids
+        self.vectors, self.ann = vectors, ann
+        self.wide_ann: object | None = None  # the same graph searched with ef 4096
+        self._norms: FloatArray | None = None
+
+    def __len__(self) -> int:
+        return len(self.face_ids)
+
+    @classmethod
+    def of_rows(cls, face_ids: IntArray, person_ids: IntArray, vectors: FloatArray) -> Segment:
+        order = np.argsort(face_ids, kind="stable")
+        return cls(None, face_ids[order], person_ids[order],
+                   np.ascontiguousarray(vectors[order], dtype=np.float32))
+
+    @property
+    def norms(self) -> FloatArray:
+        if self._norms is None:  # exact segments only; a benign race computes it twice
+            self._norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        return self._norms
+
+    def files(self) -> list[str]:
+        assert self.name is not None
+        names = [f"{self.name}.ids.npy", f"{self.name}.pids.npy", f"{self.name}.f32.npy"]
+        return names + ([f"{self.name}.usearch"] if self.ann is not None else [])
+
+    def write(self, folder: Path, name: str) -> None:
+        """Write every file (temp + fsync + rename each); the manifest publishes them later."""
+        for suffix, arr in (("ids", self.face_ids), ("pids", self.person_ids),
+                            ("f32", self.vectors)):
+            _write_file(folder / f"{name}.{suffix}.npy",
+                        lambda f, a=arr: np.save(f, np.asarray(a), allow_pickle=False))
+        if self.ann is not None:
+            tmp = folder / f".{name}.usearch.tmp"
+            self.ann.save(str(tmp))  # type: ignore[attr-defined]
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / f"{name}.usearch")
+        self.name = name
+
+    @classmethod
+    def open(cls, folder: Path, name: str, ann: bool, params: IndexParams) -> Segment:
+        """Map a published segment (no copy: pages are shared with every other process)."""
+        label = folder / name
+        try:
+            face_ids = np.load(folder / f"{name}.ids.npy", mmap_mode="r", allow_pickle=False)
+            person_ids = np.load(folder / f"{name}.pids.npy", mmap_mode="r", allow_pickle=False)
+            vectors = np.load(folder / f"{name}.f32.npy", mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"index segment {label} is corrupt or unreadable: {exc}") from exc
+        if (vectors.ndim != 2 or vectors.dtype != np.float32 or face_ids.dtype != np.int64
+                or person_ids.dtype != np.int64 or face_ids.shape != (len(vectors),)
+                or person_ids.shape != (len(vectors),)):
+            raise StorageError(f"index segment {label} has inconsistent arrays")
+        graph = None
+        if ann:
+            from usearch.index import Index
+
+            path = folder / f"{name}.usearch"
+            if not path.exists():
+                raise FileNotFoundError(path)
+            try:
+                graph = Index.restore(str(path), view=True)
+            except Exception as exc:
+                raise StorageError(f"index graph {path} is unreadable: {exc}") from exc
+            if graph is None or len(graph) != len(vectors):
+                raise StorageError(f"index graph {path} does not match its segment")
+            graph.expansion_search = params.expansion_search
+            # a second view of the same mapped file (no copy) for the wide search: usearch
+            # takes its breadth from the object, not the call, and threads share the object
+            wide = Index.restore(str(path), view=True)
+            wide.expansion_search = _WIDE_SHORT_LIST
+            segment = cls(name, face_ids, person_ids, vectors, graph)
+            segment.wide_ann = wide
+            return segment
+        return cls(name, face_ids, person_ids, vectors, graph)
+
+
+def _write_file(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+_EMPTY_IDS: IntArray = np.empty(0, dtype=np.int64)
+
+
+class SegmentedIndex:
+    """The ``VectorIndex`` of a published collection: segments minus their removed rows
+    (``dead``), plus rows added in memory by an update not yet published (``pending``).
+
+    Reads are exact where a segment is small and approximate-then-exactly-re-ranked where it
+    has a graph; the answer format is ``ExactIndex``'s. Mutations never touch segment files:
+    they record tombstones and pending rows, which ``IndexStore.update`` publishes.
+    """
+
+    def __init__(self, dim: int = DIM, params: IndexParams | None = None) -> None:
+        self.dim = dim
+        self.params = params or IndexParams()
+        self.segments: list[Segment] = []
+        self.dead: dict[str, IntArray] = {}  # segment name -> sorted removed rows
+        self.pending: Segment | None = None
+        self.engine: str | None = None
+        self.model_hash: str | None = None
+        self.version = 0  # bumped on every mutation
+        self.generation = 0  # the manifest version this view was read from
+        self._masks: dict[str, tuple[IntArray, npt.NDArray[np.bool_]]] = {}
+
+    def copy(self) -> SegmentedIndex:
+        """A view sharing the (immutable) segments: mutate it without disturbing readers."""
+        other = SegmentedIndex(self.dim, self.params)
+        other.segments, other.dead = list(self.segments), dict(self.dead)
+        other.pending, other.engine, other.model_hash = self.pending, self.engine, self.model_hash
+        other.version, other.generation = self.version, self.generation
+        return other
+
+    def require_engine(self, engine: str, model_hash: str, collection: str = "?") -> None:
+        _require_engine(self, engine, model_hash, collection)
+
+    # -- reading
+    def _parts(self) -> list[Segment]:
+        return [*self.segments, *([self.pending] if self.pending is not None else [])]
+
+    def _dead_rows(self, seg: Segment) -> IntArray:
+        return self.dead.get(seg.name, _EMPTY_IDS) if seg.name is not None else _EMPTY_IDS
+
+    def _live(self, seg: Segment) -> npt.NDArray[np.bool_] | None:
+        dead = self._dead_rows(seg)
+        if not len(dead):
+            return None
+        assert seg.name is not None
+        cached = self._masks.get(seg.name)
+        if cached is not None and cached[0] is dead:  # tombstone arrays are never mutated
+            return cached[1]
+        mask = np.ones(len(seg), dtype=bool)
+        mask[dead] = False
+        self._masks[seg.name] = (dead, mask)
+        return mask
+
+    def __len__(self) -> int:
+        return sum(len(s) - len(self._dead_rows(s)) for s in self._parts())
+
+    def _live_arrays(self, attr: str) -> npt.NDArray[np.generic]:
+        parts = []
+        for seg in self._parts():
+            arr = np.asarray(getattr(seg, attr))
+            live = self._live(seg)
+            parts.append(arr if live is None else arr[live])
+        if not parts:
+            return np.empty((0, self.dim) if attr == "vectors" else 0,
+                            dtype=np.float32 if attr == "vectors" else np.int64)
+        return np.concatenate(parts)
+
+    # whole-index views: materialised copies, for small indexes and tests
+    @property
+    def face_ids(self) -> IntArray:
+        return self._live_arrays("face_ids")
+
+    @property
+    def person_id_array(self) -> IntArray:
+        return self._live_arrays("person_ids")
+
+    @property
+    def vectors(self) -> FloatArray:
+        return self._live_arrays("vectors")
+
+    def person_ids(self) -> set[int]:
+        return {int(p) for p in np.unique(self.person_id_array)}
+
+    def rows_of_person(self, person_id: int) -> tuple[IntArray, FloatArray]:
+        """The person's live (face ids, vectors), sorted by face id."""
+        fids, vecs = [], []
+        for seg in self._parts():
+            rows = np.flatnonzero(np.asarray(seg.person_ids) == int(person_id))
+            rows = rows[~np.isin(rows, self._dead_rows(seg))]
+            fids.append(np.asarray(seg.face_ids[rows]))
+            vecs.append(np.asarray(seg.vectors[rows], dtype=np.float32).reshape(-1, self.dim))
+        face_ids = np.concatenate(fids) if fids else _EMPTY_IDS
+        vectors = np.concatenate(vecs) if vecs else np.empty((0, self.dim), np.float32)
+        order = np.argsort(face_ids, kind="stable")
+        return face_ids[order], vectors[order]
+
+    def rows_of_faces(self, face_ids: Sequence[int] | IntArray
+                      ) -> tuple[IntArray, IntArray, FloatArray]:
+        """Live (face ids, person ids, vectors) of these faces (absent ones left out)."""
+        want = np.unique(_as_ids(face_ids, "face_ids"))
+        out: list[tuple[IntArray, IntArray, FloatArray]] = []
+        for seg in self._parts():
+            rows = self._find(seg, want)
+            out.append((np.asarray(seg.face_ids[rows]), np.asarray(seg.person_ids[rows]),
+                        np.asarray(seg.vectors[rows], dtype=np.float32).reshape(-1, self.dim)))
+        if not out:
+            return _EMPTY_IDS, _EMPTY_IDS, np.empty((0, self.dim), np.float32)
+        return (np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out]),
+                np.concatenate([o[2] for o in out]))
+
+    def _find(self, seg: Segment, sorted_ids: IntArray) -> IntArray:
+        """Live rows of ``seg`` holding any of ``sorted_ids``."""
+        if not len(seg) or not len(sorted_ids):
+            return _EMPTY_IDS
+        pos = np.searchsorted(seg.face_ids, sorted_ids)
+        ok = pos < len(seg)
+        pos, ids = pos[ok], sorted_ids[ok]
+        rows = pos[np.asarray(seg.face_ids[pos]) == ids].astype(np.int64)
+        return rows[~np.isin(rows, self._dead_rows(seg))]
+
+    # -- mutation
+    def add(self, face_ids: Sequence[int] | IntArray, person_ids: Sequence[int] | IntArray,
+            vectors: npt.ArrayLike) -> None:
+        """Insert faces; a face id already present keeps one row, the last one given."""
+        fids, pids, vecs = _check_rows(face_ids, person_ids, vectors, self.dim)
+        if not len(fids):
+            return
+        self.remove_faces(fids)
+        if self.pending is not None:
+            fids = np.concatenate([self.pending.face_ids, fids])
+            pids = np.concatenate([self.pending.person_ids, pids])
+            vecs = np.concatenate([self.pending.vectors, vecs])
+        self.pending = Segment.of_rows(fids, pids, vecs)
+        self.version += 1
+
+    def remove_faces(self, face_ids: Sequence[int] | IntArray) -> int:
+        want = np.unique(_as_ids(face_ids, "face_ids"))
+        return self._remove(lambda seg: self._find(seg, want))
+
+    def remove_person(self, person_id: int) -> int:
+        def rows(seg: Segment) -> IntArray:
+            found = np.flatnonzero(np.asarray(seg.person_ids) == int(person_id))
+            return found[~np.isin(found, self._dead_rows(seg))]
+        return self._remove(rows)
+
+    def _remove(self, rows_of: Callable[[Segment], IntArray]) -> int:
+        removed = 0
+        for seg in self._parts():
+            rows = rows_of(seg)
+            if not len(rows):
+                continue
+            removed += len(rows)
+            if seg.name is None:  # pending rows simply go
+                keep = np.ones(len(seg), dtype=bool)
+                keep[rows] = False
+                self.pending = Segment(None, seg.face_ids[keep], seg.person_ids[keep],
+                                       seg.vectors[keep]) if keep.any() else None
+            else:
+                self.dead[seg.name] = np.union1d(self._dead_rows(seg), rows)
+        if removed:
+            self.version += 1
+        return removed
+
+    def reset(self, engine: str, model_hash: str) -> int:
+        """Drop every row and tag the index for another engine (``faceatlas reembed``)."""
+        removed = len(self)
+        self.segments, self.dead, self.pending = [], {}, None
+        self.engine, self.model_hash = engine, model_hash
+        self.version += 1
+        return removed
+
+    # -- search
+    def search(self, queries: npt.ArrayLike, k: int, *, near: float | None = None
+               ) -> list[list[Neighbour]]:
+        """The k nearest live faces of each query, closest first, distances exact (float64
+        from the float32 vectors): per segment an exact scan or the graph's short list
+        re-ranked exactly, tombstoned rows dropped before anything is answered.
+
+        ``near`` (the recognition threshold): a query whose closest answer is farther than
+        that is searched again with a much wider short list (``_WIDE_SHORT_LIST``): a graph
+        walk can miss a small isolated cluster (measured: real LFW faces among a million
+        synthetic ones), and a miss looks exactly like an unknown face."""
+        q = _check_queries(queries, k, self.dim)
+        n = len(self)
+        if not n:
+            return [[] for _ in range(len(q))]
+        k = min(k, n)
+        out = [self._search_one(v, k, wide=False) for v in q]
+        if near is not None and any(s.ann is not None for s in self.segments):
+            for i, found in enumerate(out):
+                if not found or found[0].distance > near:
+                    out[i] = self._search_one(q[i], k, wide=True)
+        return out
+
+    def _search_one(self, v: FloatArray, k: int, *, wide: bool) -> list[Neighbour]:
+        parts: list[tuple[npt.NDArray[np.float64], IntArray, IntArray]] = []
+        for seg in self._parts():
+            live = len(seg) - len(self._dead_rows(seg))
+            if live <= 0:
+                continue
+            kk = min(k, live)
+            if seg.ann is not None:
+                rows = self._ann_rows(seg, v, kk, _WIDE_SHORT_LIST if wide else 0)
+            else:
+                (rows,) = _exact_rows(seg, v.reshape(1, -1), kk, self._live(seg))
+            diff = np.asarray(seg.vectors[rows], dtype=np.float64) - v.astype(np.float64)
+            dist = np.sqrt(np.maximum(np.einsum("kd,kd->k", diff, diff), 0.0))
+            parts.append((dist, np.asarray(seg.face_ids[rows]),
+                          np.asarray(seg.person_ids[rows])))
+        if not parts:
+            return []
+        dist = np.concatenate([p[0] for p in parts])
+        fids = np.concatenate([p[1] for p in parts])
+        pids = np.concatenate([p[2] for p in parts])
+        order = np.lexsort((fids, dist))[:k]
+        return [Neighbour(int(fids[j]), int(pids[j]), float(dist[j])) for j in order]
+
+    def _ann_rows(self, seg: Segment, query: FloatArray, k: int, at_least: int = 0
+                  ) -> IntArray:
+        """Live rows among the graph's nearest: a short list of at least 3k (re-ranked
+        exactly by the caller, then cut to k); widened while tombstones leave fewer than k."""
+        dead = self._dead_rows(seg)
+        ask = min(len(seg), max(3 * k, _SHORT_LIST_MIN))
+        graph = seg.wide_ann if at_least and seg.wide_ann is not None else seg.ann
+        while True:
+            keys = np.asarray(graph.search(query, ask, threads=1).keys,  # type: ignore[attr-defined]
+                              dtype=np.int64)
+            rows = keys[~np.isin(keys, dead)] if len(dead) else keys
+            if len(rows) >= k or ask >= len(seg):
+                # the graph orders them by compact-vector distance: its head is the short list
+                return rows[: max(3 * k, _SHORT_LIST_MIN)]
+            ask = min(len(seg), ask * 4)
+
+
+def _exact_rows(seg: Segment, q: FloatArray, k: int,
+                live: npt.NDArray[np.bool_] | None) -> Iterator[IntArray]:
+    """Each query's k best live rows by float32 score (the caller recomputes exactly)."""
+    n = len(seg)
+    x, norms = seg.vectors, seg.norms
+    step = max(1, _SEARCH_BLOCK // n)
+    for start in range(0, len(q), step):
+        qb = q[start : start + step]
+        scores = qb @ np.asarray(x).T
+        scores *= -2.0
+        scores += norms
+        scores += np.einsum("ij,ij->i", qb, qb)[:, None]
+        if live is not None:
+            scores[:, ~live] = np.inf
+        if k < n:
+            cand = np.argpartition(scores, k - 1, axis=1)[:, :k]
+        else:
+            cand = np.broadcast_to(np.arange(n), (len(qb), n))
+        for i, rows in enumerate(cand):
+            yield rows[np.isfinite(scores[i, rows])] if live is not None else rows
+
+
+def _check_rows(face_ids: Sequence[int] | IntArray, person_ids: Sequence[int] | IntArray,
+                vectors: npt.ArrayLike, dim: int) -> tuple[IntArray, IntArray, FloatArray]:
+    fids = _as_ids(face_ids, "face_ids")
+    pids = _as_ids(person_ids, "person_ids")
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if vecs.ndim == 1 and vecs.size == dim:
+        vecs = vecs.reshape(1, dim)
+    if vecs.ndim != 2 or vecs.shape[1] != dim:
+        raise ValueError(f"vectors must have shape (n, {dim}), got {vecs.shape}")
+    if not (len(fids) == len(pids) == len(vecs)):
+        raise ValueError("face_ids, person_ids and vectors differ in length")
+    if len(fids) and not np.isfinite(vecs).all():
+        raise ValueError("vectors contain NaN or infinity")
+    _, last_rev = np.unique(fids[::-1], return_index=True)  # the last of a repeated id wins
+    if len(last_rev) != len(fids):
+        keep = np.sort(len(fids) - 1 - last_rev)
+        fids, pids, vecs = fids[keep], pids[keep], vecs[keep]
+    return fids, pids, vecs
+
+
+def _check_queries(queries: npt.ArrayLike, k: int, dim: int) -> FloatArray:
+    q = np.asarray(queries, dtype=np.float32)
+    if q.ndim == 1:
+        q = q.reshape(1, -1)
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ValueError(f"queries must have shape (n, {dim}) or ({dim},)")
+    if not np.isfinite(q).all():
+        raise ValueError("queries contain NaN or infinity")
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    return q
+
+
 def _fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable; some filesystems refuse fsync on a directory.
     with contextlib.suppress(OSError):
@@ -370,85 +819,323 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-_Signature = tuple[int, int, int] | None  # (inode, mtime_ns, size); None = no file
+class UnionIndex:
+    """Several collections' published indexes searched as one: each stays mapped on its own
+    (nothing is merged or copied); answers are merged by distance. Person and face ids are
+    global, so a neighbour needs no collection to be named."""
+
+    def __init__(self, parts: Sequence[SegmentedIndex]) -> None:
+        self.parts = [p for p in parts if len(p)]
+        tags = {(p.engine, p.model_hash) for p in self.parts if p.engine is not None}
+        if len(tags) > 1:
+            found = ", ".join(sorted(f"{e}/{h}" for e, h in tags))
+            raise EngineMismatchError(
+                f"these collections were indexed with different engines ({found}): "
+                "search them one at a time, or analyse them again with one engine (reembed)")
+        self.engine, self.model_hash = next(iter(tags)) if tags else (None, None)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def person_ids(self) -> set[int]:
+        return set().union(*(p.person_ids() for p in self.parts))
+
+    def require_engine(self, engine: str, model_hash: str, collection: str = "?") -> None:
+        for part in self.parts:
+            part.require_engine(engine, model_hash, collection)
+
+    def search(self, queries: npt.ArrayLike, k: int, *, near: float | None = None
+               ) -> list[list[Neighbour]]:
+        per_part = [p.search(queries, k, near=near) for p in self.parts]
+        if not per_part:
+            return [[] for _ in range(len(_check_queries(queries, k, DIM)))]
+        return [sorted((nb for found in lists for nb in found),
+                       key=lambda nb: (nb.distance, nb.face_id))[:k]
+                for lists in zip(*per_part, strict=True)]
+
+
+_Signature = tuple[str, int, int, int] | None  # (kind, inode, mtime_ns, size); None = no file
 
 
 class IndexStore:
-    """One ``ExactIndex`` file per collection under ``root``.
+    """The published index of each collection under ``root`` (see the segment notes above).
 
-    ``get`` returns a cached index and reloads it when the file was replaced (inode, mtime_ns
-    or size changed), so a server sees promotions written by other processes. Treat the
-    returned index as read-only; change it through ``update``.
+    ``get`` returns a cached read-only view and reloads it when the manifest was replaced (one
+    ``stat`` per call), reusing segments already mapped, so a server sees other processes'
+    changes at once. Change an index through ``update``; ``rebuild`` and ``compact`` write a
+    fresh one.
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, params: IndexParams | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._cache: dict[str, tuple[_Signature, ExactIndex]] = {}
+        self.params = params or IndexParams()
+        self._cache: dict[str, tuple[_Signature, SegmentedIndex]] = {}
+        self._segments: dict[tuple[str, str], Segment] = {}
+        self._segments_lock = threading.Lock()  # readers and a writer may open at once
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def path(self, collection: str) -> Path:
+        """The manifest: its replacement is the publication of a new version."""
+        return self.root / f"{_check_collection(collection)}.index.json"
+
+    def folder(self, collection: str) -> Path:
+        return self.root / f"{_check_collection(collection)}.d"
+
+    def legacy_path(self, collection: str) -> Path:
+        """A one-file ``ExactIndex`` of before issue 21: read, and converted on first change."""
         return self.root / f"{_check_collection(collection)}.npz"
+
+    def exists(self, collection: str) -> bool:
+        return self.path(collection).exists() or self.legacy_path(collection).exists()
 
     def size(self, collection: str) -> int:
         """Faces in the collection's index; 0 while it has none (nothing promoted yet)."""
-        return len(self.get(collection)) if self.path(collection).exists() else 0
+        return len(self.get(collection)) if self.exists(collection) else 0
 
-    def get(self, collection: str) -> ExactIndex:
-        path = self.path(collection)
+    def get(self, collection: str) -> SegmentedIndex:
         cached = self._cache.get(collection)
-        if cached is not None and cached[0] == _signature(path):
+        if cached is not None and cached[0] == self._signature(collection):
             return cached[1]
         lock = self._collection_lock(collection)
-        # A 1M-face file takes seconds to load: while one thread reloads, the others keep
-        # answering from the previous version instead of queueing behind it.
         if cached is None:
             lock.acquire()
         elif not lock.acquire(blocking=False):
-            return cached[1]
+            return cached[1]  # another thread is reloading: answer from the previous version
         try:
             cached = self._cache.get(collection)
-            if cached is not None and cached[0] == _signature(path):
-                return cached[1]  # reloaded by the thread we waited for
-            signature, index = _load_with_signature(path)
+            if cached is not None and cached[0] == self._signature(collection):
+                return cached[1]
+            signature, index = self._load(collection)
             self._cache[collection] = (signature, index)
             return index
         finally:
             lock.release()
 
-    def update(
-        self,
-        collection: str,
-        fn: Callable[[ExactIndex], T],
-        *,
-        engine: tuple[str, str] | None = None,
-    ) -> T:
-        """Apply ``fn`` to the latest index under an exclusive inter-process lock and save.
-
-        The file is re-read inside the lock, so concurrent workers never overwrite each
-        other's changes. ``fn`` mutates only the rows it touches (e.g. ``remove_person`` +
-        ``add`` for one person); the file is rewritten only if something changed.
-        """
-        path = self.path(collection)
+    def update(self, collection: str, fn: Callable[[SegmentedIndex], T], *,
+               engine: tuple[str, str] | None = None) -> T:
+        """Apply ``fn`` to the latest index under an exclusive inter-process lock and publish
+        what it changed (new small files, then the manifest). Nothing is published when ``fn``
+        changes nothing or raises."""
         with self._file_lock(collection):
-            signature, index = _load_with_signature(path)
-            before = index.version
+            _, index = self._load(collection)
+            work = index.copy()
+            before = work.version
             if engine is not None:  # (name, model hash) of the vectors fn will add
-                index.require_engine(*engine, collection=collection)
-            result = fn(index)
-            if index.version != before:
-                index.save(path)
-                signature = _signature(path)
-            with self._collection_lock(collection):
-                self._cache[collection] = (signature, index)
+                work.require_engine(*engine, collection=collection)
+            result = fn(work)
+            if work.version != before:
+                self._publish(collection, work)
+                signature, fresh = self._load(collection)
+                with self._collection_lock(collection):
+                    self._cache[collection] = (signature, fresh)
         return result
 
     def remove_person(self, collection: str, person_id: int) -> int:
         """Drop a person's rows; never creates an empty index just to remove from it."""
-        if not self.path(collection).exists():
+        if not self.exists(collection):
             return 0
         return self.update(collection, lambda index: index.remove_person(person_id))
+
+    def rebuild(self, collection: str, face_ids: IntArray, person_ids: IntArray,
+                vectors: FloatArray, engine: tuple[str, str] | None) -> int:
+        """Replace the whole index by these rows (``faceatlas index rebuild``): one fresh
+        segment, published like any change."""
+        with self._file_lock(collection):
+            _, old = self._load(collection)
+            fresh = SegmentedIndex(vectors.shape[1] if vectors.ndim == 2 else DIM, self.params)
+            fresh.generation = old.generation
+            fresh.engine, fresh.model_hash = engine if engine else (None, None)
+            fresh.add(face_ids, person_ids, vectors)
+            fresh.version += 1
+            self._publish(collection, fresh, merge_all=True)
+            signature, index = self._load(collection)
+            with self._collection_lock(collection):
+                self._cache[collection] = (signature, index)
+            return len(index)
+
+    def compact(self, collection: str) -> int:
+        """Merge every segment's live rows into one (``faceatlas index compact``)."""
+        with self._file_lock(collection):
+            _, index = self._load(collection)
+            work = index.copy()
+            work.version += 1
+            self._publish(collection, work, merge_all=True)
+            signature, fresh = self._load(collection)
+            with self._collection_lock(collection):
+                self._cache[collection] = (signature, fresh)
+            return len(fresh)
+
+    def describe(self, collection: str) -> dict[str, object]:
+        """What is published: version, faces, and each segment's rows, removed rows, kind."""
+        index = self.get(collection)
+        return {
+            "collection": collection, "version": index.generation, "faces": len(index),
+            "engine": index.engine, "model_hash": index.model_hash,
+            "segments": [{"name": s.name, "rows": len(s), "removed": len(index._dead_rows(s)),
+                          "search": "ann" if s.ann is not None else "exact"}
+                         for s in index._parts()],
+        }
+
+    # -- files
+    def _signature(self, collection: str) -> _Signature:
+        for kind, path in (("m", self.path(collection)), ("l", self.legacy_path(collection))):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            return (kind, st.st_ino, st.st_mtime_ns, st.st_size)
+        return None
+
+    def _load(self, collection: str) -> tuple[_Signature, SegmentedIndex]:
+        """The published index; retried when a writer removed the files of the manifest we
+        just read (it has published a newer one)."""
+        manifest = self.path(collection)
+        for _ in range(_READ_RETRIES):
+            try:
+                with open(manifest, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    raw = f.read()
+            except FileNotFoundError:
+                return self._load_legacy(collection)
+            try:
+                return ("m", st.st_ino, st.st_mtime_ns, st.st_size), self._open(collection, raw)
+            except FileNotFoundError:
+                continue
+        raise StorageError(f"index of {collection} keeps changing under the reader; try again")
+
+    def _open(self, collection: str, raw: bytes) -> SegmentedIndex:
+        label = self.path(collection)
+        try:
+            data = json.loads(raw)
+            if data["format"] != MANIFEST_FORMAT:
+                raise StorageError(f"index manifest {label} has unsupported format "
+                                   f"{data['format']}")
+            entries = [(str(e["name"]), bool(e["ann"])) for e in data["segments"]]
+            dim, dead_file = int(data["dim"]), data.get("dead")
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"index manifest {label} is corrupt or unreadable: {exc}") from exc
+        folder = self.folder(collection)
+        index = SegmentedIndex(dim, self.params)
+        index.generation = int(data.get("version", 0))
+        index.engine = data.get("engine") or None
+        index.model_hash = data.get("model_hash") or None
+        with self._segments_lock:
+            for name, ann in entries:
+                key = (collection, name)
+                seg = self._segments.get(key)
+                if seg is None:
+                    seg = Segment.open(folder, name, ann, self.params)
+                    if seg.vectors.shape[1] != dim:
+                        raise StorageError(f"index segment {folder / name} is not {dim}-d")
+                    self._segments[key] = seg
+                index.segments.append(seg)
+        if dead_file:
+            try:
+                with np.load(folder / dead_file, allow_pickle=False) as dead:
+                    index.dead = {n: dead[n].astype(np.int64) for n in dead.files}
+            except FileNotFoundError:
+                raise
+            except Exception as exc:
+                raise StorageError(f"index tombstones {folder / dead_file} are unreadable: "
+                                   f"{exc}") from exc
+        names = {n for n, _ in entries}
+        with self._segments_lock:
+            for key in [k for k in self._segments if k[0] == collection and k[1] not in names]:
+                del self._segments[key]  # unmapped once no view holds it
+        return index
+
+    def _load_legacy(self, collection: str) -> tuple[_Signature, SegmentedIndex]:
+        path = self.legacy_path(collection)
+        index = SegmentedIndex(params=self.params)
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                old = ExactIndex._read(f, str(path))
+        except FileNotFoundError:
+            return None, index
+        index.dim, index.engine, index.model_hash = old.dim, old.engine, old.model_hash
+        if len(old):
+            index.pending = Segment.of_rows(old.face_ids.copy(), old.person_id_array.copy(),
+                                            old.vectors.copy())
+        return ("l", st.st_ino, st.st_mtime_ns, st.st_size), index
+
+    def _publish(self, collection: str, index: SegmentedIndex, *, merge_all: bool = False
+                 ) -> None:
+        """Write the new segment(s) and tombstones, then replace the manifest; finally delete
+        files no manifest names any more. Compaction happens here, on small segments only
+        unless ``merge_all``: removed rows of a segment past a quarter of it, small
+        segments past ``_MAX_EXACT_SEGMENTS`` or past the size that deserves a graph, graph
+        segments but the largest past ``_MAX_GRAPH_SEGMENTS``."""
+        folder = self.folder(collection)
+        folder.mkdir(parents=True, exist_ok=True)
+        params = self.params
+        live_total = len(index)
+        keep: list[Segment] = []
+        merge: list[Segment] = [index.pending] if index.pending is not None else []
+        small = [s for s in index.segments if s.ann is None]
+        exact_rows = sum(len(s) for s in small) + (len(merge[0]) if merge else 0)
+        merge_small = (merge_all or len(small) + len(merge) > _MAX_EXACT_SEGMENTS
+                       or exact_rows >= params.ann_min_faces)
+        # graph segments: tiered, the largest (the base) is merged only on command
+        graphs = sorted((s for s in index.segments if s.ann is not None), key=len)
+        merge_graphs = set(map(id, graphs[:-1])) if len(graphs) > _MAX_GRAPH_SEGMENTS else set()
+        for seg in index.segments:
+            dead = len(index._dead_rows(seg))
+            if (merge_all or dead > _DEAD_SHARE_REWRITE * len(seg) or id(seg) in merge_graphs
+                    or (seg.ann is not None and live_total < params.ann_min_faces)
+                    or (seg.ann is None and merge_small)):
+                if dead < len(seg):
+                    merge.append(seg)
+            else:
+                keep.append(seg)
+        dead = {s.name: index._dead_rows(s) for s in keep if len(index._dead_rows(s))}
+        written: list[Segment] = []
+        if merge:
+            live = [index._live(s) for s in merge]
+            rows = [(np.asarray(s.face_ids), np.asarray(s.person_ids), np.asarray(s.vectors))
+                    if m is None else (np.asarray(s.face_ids)[m], np.asarray(s.person_ids)[m],
+                                       np.asarray(s.vectors)[m])
+                    for s, m in zip(merge, live, strict=True)]
+            merged = Segment.of_rows(np.concatenate([r[0] for r in rows]),
+                                     np.concatenate([r[1] for r in rows]),
+                                     np.concatenate([r[2] for r in rows]))
+            if len(merged):
+                if len(merged) >= params.ann_min_faces:
+                    merged.ann = _build_ann(merged.vectors, params)
+                generation = index.generation + 1
+                merged.write(folder, f"s{generation:08d}-{uuid.uuid4().hex[:8]}")
+                written.append(merged)
+        segments = keep + written
+        generation = index.generation + 1
+        dead_file = None
+        if dead:
+            dead_file = f"dead{generation:08d}-{uuid.uuid4().hex[:8]}.npz"
+            _write_file(folder / dead_file,
+                        lambda f: np.savez(f, **{str(k): v for k, v in dead.items()}))
+        manifest = {
+            "format": MANIFEST_FORMAT, "version": generation, "dim": index.dim,
+            "engine": index.engine or "", "model_hash": index.model_hash or "",
+            "faces": sum(len(s) - len(dead.get(s.name or "", _EMPTY_IDS)) for s in segments),
+            "segments": [{"name": s.name, "rows": len(s), "ann": s.ann is not None}
+                         for s in segments],
+            "dead": dead_file, "ann_library": ANN_LIBRARY,
+        }
+        _fsync_dir(folder)
+        _write_file(self.path(collection),
+                    lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+        _fsync_dir(self.root)
+        # published: from here on only the files it names matter
+        named = {n for s in segments for n in s.files()} | ({dead_file} if dead_file else set())
+        for p in folder.iterdir():
+            if p.name not in named:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        with contextlib.suppress(OSError):
+            self.legacy_path(collection).unlink()
 
     def _collection_lock(self, collection: str) -> threading.Lock:
         with self._guard:
@@ -471,10 +1158,10 @@ _stores: dict[Path, IndexStore] = {}
 
 
 def index_store(settings: Settings) -> IndexStore:
-    """The process-wide index store of this home (it caches loaded indexes)."""
+    """The process-wide index store of this home (it caches mapped segments)."""
     root = Layout(settings.home).index_dir
     if root not in _stores:
-        _stores[root] = IndexStore(root)
+        _stores[root] = IndexStore(root, IndexParams.from_settings(settings))
     return _stores[root]
 
 
@@ -489,25 +1176,21 @@ def _check_collection(collection: str) -> str:
     return collection
 
 
-def _signature(path: Path) -> _Signature:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _load_with_signature(path: Path) -> tuple[_Signature, ExactIndex]:
-    # Stat the open descriptor, so the signature belongs to exactly the bytes we read even
-    # if another process replaces the file meanwhile.
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            index = ExactIndex._read(f, str(path))
-    except FileNotFoundError:
-        return None, ExactIndex()
-    return (st.st_ino, st.st_mtime_ns, st.st_size), index
-
+def _require_engine(index: ExactIndex | SegmentedIndex, engine: str, model_hash: str,
+                    collection: str) -> None:
+    """Refuse to mix engines: an index with rows of another engine/model raises
+    EngineMismatchError; an empty one takes the new tag."""
+    tagged = index.engine is not None  # untagged rows: built in memory by a caller
+    if len(index) and tagged and (index.engine, index.model_hash) != (engine, model_hash):
+        raise EngineMismatchError(
+            f"index of collection {collection} was built with "
+            f"{index.engine}/{index.model_hash}; this server runs {engine}/{model_hash}; "
+            f"its faces must be analysed again with {engine} (reembed)",
+            collection=collection, engine=engine,
+        )
+    if index.engine != engine or index.model_hash != model_hash:
+        index.engine, index.model_hash = engine, model_hash
+        index.version += 1
 
 # -- scoring
 

@@ -27,7 +27,14 @@ from faceatlas.domain.errors import EngineMismatchError, FaceAtlasError, NotFoun
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.engines import ENGINES
 from faceatlas.gallery.erase import remove_person
-from faceatlas.gallery.index import ExactIndex, IndexStore, best_person, confidence, index_store
+from faceatlas.gallery.index import (
+    IndexStore,
+    Neighbour,
+    SegmentedIndex,
+    best_person,
+    confidence,
+    index_store,
+)
 from faceatlas.settings import Settings, settings_first
 from faceatlas.store.anchors import anchor_of
 from faceatlas.store.db import session_scope
@@ -188,7 +195,7 @@ def _promote(session: Session, settings: Settings, store: IndexStore, person_id:
         result.state = HELD
         return result
 
-    # 0. self-test first, on a copy of the index holding the new rows: a gallery confused
+    # 0. self-test first, as if the index held the new rows: a gallery confused
     # with someone else never reaches the production index
     face_ids = np.array([f for f, _, _ in plan], dtype=np.int64)
     vectors = np.stack([np.frombuffer(e, dtype=np.float32) for _, _, e in plan])
@@ -196,8 +203,7 @@ def _promote(session: Session, settings: Settings, store: IndexStore, person_id:
     current = store.get(coll)
     if len(current) and current.engine is not None:  # never mix engines, not even on trial
         current.require_engine(tag[0], tag[1], coll)
-    trial = _with_rows(current, person_id, face_ids, vectors)
-    test = _selftest(trial, person_id, face_ids, vectors,
+    test = _selftest(current, person_id, face_ids, vectors,
                      settings.thresholds(tag[0]).recognize)
     if test.predicted_person_id is not None:
         other = session.get(Person, test.predicted_person_id)
@@ -261,51 +267,46 @@ def search_vectors(
 
 
 def _sync_person_rows(
-    index: ExactIndex, person_id: int, face_ids: np.ndarray, vectors: np.ndarray
+    index: SegmentedIndex, person_id: int, face_ids: np.ndarray, vectors: np.ndarray
 ) -> None:
-    """Replace the person's rows only if they differ: an unchanged re-promotion leaves the
-    index file untouched (``IndexStore.update`` saves only on a version change)."""
-    mine = index.person_id_array == person_id
-    current = index.face_ids[mine]
+    """Replace the person's rows only if they differ: an unchanged re-promotion publishes
+    nothing (``IndexStore.update`` publishes only on a version change)."""
+    current, current_vectors = index.rows_of_person(person_id)  # sorted by face id
     if len(current) == len(face_ids):
-        order = np.argsort(current)
         want = np.argsort(face_ids)
-        if np.array_equal(current[order], face_ids[want]) and np.array_equal(
-            index.vectors[mine][order], vectors[want]
+        if np.array_equal(current, face_ids[want]) and np.array_equal(
+            current_vectors, vectors[want]
         ):
             return
     index.remove_person(person_id)
     index.add(face_ids, np.full(len(face_ids), person_id, dtype=np.int64), vectors)
 
 
-def _with_rows(
-    index: ExactIndex, person_id: int, face_ids: np.ndarray, vectors: np.ndarray
-) -> ExactIndex:
-    """A copy of ``index`` where the person's rows are exactly ``face_ids``."""
-    others = index.person_id_array != person_id
-    copy = ExactIndex(vectors.shape[1])
-    if others.any():
-        copy.add(index.face_ids[others], index.person_id_array[others], index.vectors[others])
-    copy.add(face_ids, np.full(len(face_ids), person_id, dtype=np.int64), vectors)
-    return copy
-
-
 def _selftest(
-    index: ExactIndex,
+    index: SegmentedIndex,
     person_id: int,
     face_ids: np.ndarray,
     vectors: np.ndarray,
     threshold: float,
 ) -> SelfTest:
-    """Search with one face while ignoring its own row: the same as leaving it out of the
-    index, without writing an index that lacks it. The face with the lowest id is used, so
-    the test is repeatable."""
+    """Search with one face as if the index held the person's new rows and not the face
+    itself: the published index without the person's current rows, merged with the new rows
+    searched exactly (no copy of the index, however large). The face with the lowest id is
+    used, so the test is repeatable."""
     if len(face_ids) < 2:
         return SelfTest(None, detail="a single face: nothing left to match it against")
     i = int(np.argmin(face_ids))
     held_out = int(face_ids[i])
-    (neighbours,) = index.search(vectors[i], SEARCH_K + 1)
-    neighbours = [nb for nb in neighbours if nb.face_id != held_out][:SEARCH_K]
+    mine = len(index.rows_of_person(person_id)[0])
+    others: list[Neighbour] = []
+    if len(index):
+        (found,) = index.search(vectors[i], SEARCH_K + mine)
+        others = [nb for nb in found if nb.person_id != person_id]
+    diff = vectors.astype(np.float64) - vectors[i].astype(np.float64)
+    dists = np.sqrt(np.einsum("kd,kd->k", diff, diff))
+    own = [Neighbour(int(f), person_id, float(d))
+           for f, d in zip(face_ids, dists, strict=True) if int(f) != held_out]
+    neighbours = sorted([*others, *own], key=lambda nb: (nb.distance, nb.face_id))[:SEARCH_K]
     best = best_person(neighbours, threshold)
     if best is None:
         closest = neighbours[0].distance if neighbours else None

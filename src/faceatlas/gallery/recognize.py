@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +32,13 @@ from faceatlas.domain.faces import DetectedFace
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.engines import EngineConfig, FaceEngine, create_engine, engine_spec
 from faceatlas.faces.image import Decoded, decode, open_image, release_memory
-from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
+from faceatlas.gallery.index import (
+    IndexStore,
+    UnionIndex,
+    best_person,
+    confidence,
+    index_store,
+)
 from faceatlas.gallery.promote import SEARCH_K, gallery_identity
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -260,15 +266,27 @@ def recognize_bytes(
     threshold: float | None = None,
     keep_image: bool = False,
     top_k: int = 0,
+    collections: Sequence[str] | None = None,
 ) -> Recognition:
     """Recognise every face in an encoded image. Raises ImageError for unusable bytes,
     NotFoundError for a collection that does not exist and BusyError when the engines' queue
-    is full. Boxes are in the full image's pixels whatever size it was decoded at."""
+    is full. Boxes are in the full image's pixels whatever size it was decoded at.
+
+    ``collections`` (instead of ``collection``): search several collections as one; each
+    index is mapped on its own, none is merged or copied, and ``collection`` of the answer
+    lists them comma-separated."""
     engines = engines or engine_pool(settings)
     if threshold is None:
         threshold = settings.thresholds(engines.config.name).recognize
-    coll = existing_collection(settings, collection or settings.default_collection)
-    index = (store or index_store(settings)).get(coll)
+    store = store or index_store(settings)
+    index: Any
+    if collections:
+        keys = list(dict.fromkeys(existing_collection(settings, c) for c in collections))
+        coll = ",".join(keys)
+        index = UnionIndex([store.get(k) for k in keys]) if len(keys) > 1 else store.get(coll)
+    else:
+        coll = existing_collection(settings, collection or settings.default_collection)
+        index = store.get(coll)
 
     def check(engine: FaceEngine) -> None:
         # before the work: a server whose engine differs from the index's says so clearly
@@ -285,7 +303,8 @@ def recognize_bytes(
     if not detected:
         return out
     k = max(SEARCH_K, top_k * SEARCH_K)  # enough faces to find k different people
-    results = index.search(vectors, k) if len(index) else [[] for _ in detected]
+    results = (index.search(vectors, k, near=threshold) if len(index)
+               else [[] for _ in detected])
     winners: dict[int, tuple[int, float]] = {}
     for i, found in enumerate(results):
         match = out.faces[i]
@@ -498,3 +517,9 @@ def face_dict(f: FaceMatch, result: Recognition) -> dict[str, object]:
         "nearest_distance": f.nearest_distance,
         **({} if f.candidates is None else {"candidates": f.candidates}),
     }
+
+
+def collection_keys(settings: Settings) -> list[str]:
+    """Every collection's key (``collection=*``: all that the caller may see)."""
+    with session_scope(settings) as session:
+        return list(session.scalars(select(Collection.key).order_by(Collection.key)))

@@ -81,7 +81,7 @@ def reembed(
     search = ENGINES[engine].search  # whose vectors the index holds (the ensemble: SFace's)
     tag = (search.name, search.model_hash)
     for _, key in colls:
-        if store.path(key).exists() and (store.get(key).engine, store.get(key).model_hash) != tag:
+        if store.exists(key) and (store.get(key).engine, store.get(key).model_hash) != tag:
             store.update(key, lambda index: index.reset(*tag))
             report.indexes_reset.append(key)
     own_pool = pool is None

@@ -40,7 +40,7 @@ from faceatlas.curation.references import add_reference
 from faceatlas.domain.errors import EngineMismatchError, FaceAtlasError, NotFoundError
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg
-from faceatlas.gallery.index import ExactIndex, IndexStore, index_store
+from faceatlas.gallery.index import IndexStore, SegmentedIndex, index_store
 from faceatlas.gallery.promote import promote_person, search_vectors
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
@@ -171,7 +171,7 @@ def reject_faces(settings: Settings, face_ids: Sequence[int], *, person_id: int 
             todo.append((face.id, changed, face.gallery_path))
         person_id, coll, name = person.id, person.collection.key, person.name
     leaving = [f for f, changed, path in todo if changed or path]
-    if leaving and store.path(coll).exists():
+    if leaving and store.exists(coll):
         # index before file: recognition stops naming these faces before anything else
         store.update(coll, lambda index: index.remove_faces(leaving))
     for _, _, gallery_path in todo:
@@ -327,7 +327,7 @@ def _nothing_done(bad: int, others: int) -> str:
 
 def _check_index_engine(store: IndexStore, coll: str, tag: tuple[str, str]) -> None:
     """Refuse before any change what ``store.update(..., engine=tag)`` would refuse after."""
-    if not store.path(coll).exists():
+    if not store.exists(coll):
         return
     index = store.get(coll)
     if len(index) and index.engine is not None and (index.engine, index.model_hash) != tag:
@@ -343,16 +343,15 @@ def restore_face(settings: Settings, face_id: int, *, store: IndexStore | None =
     return restore_faces(settings, [face_id], store=store).results[0]
 
 
-def _ensure_rows(index: ExactIndex, face_ids: list[int], person_id: int,
+def _ensure_rows(index: SegmentedIndex, face_ids: list[int], person_id: int,
                  vectors: np.ndarray) -> None:
-    """Add the faces' rows; rows already there as they are: no version bump, so an
-    unchanged index file is not rewritten."""
-    rows = np.flatnonzero(np.isin(index.face_ids, face_ids))  # a few rows of a big index
-    present = {int(index.face_ids[r]): int(r) for r in rows}
+    """Add the faces' rows; rows already there as they are: no version bump, so nothing is
+    published for an unchanged index."""
+    fids, pids, vecs = index.rows_of_faces(face_ids)  # a few rows of a big index
+    present = {int(f): (int(p), v) for f, p, v in zip(fids, pids, vecs, strict=True)}
     missing = [i for i, face_id in enumerate(face_ids)
                if (row := present.get(face_id)) is None
-               or int(index.person_id_array[row]) != person_id
-               or not np.array_equal(index.vectors[row], vectors[i])]
+               or row[0] != person_id or not np.array_equal(row[1], vectors[i])]
     if missing:
         index.add([face_ids[i] for i in missing], [person_id] * len(missing),
                   vectors[missing])

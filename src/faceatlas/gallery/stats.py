@@ -66,7 +66,7 @@ def collection_stats(settings: Settings, collection: str | None = None,
             out.append(s)
     store = index_store(settings)
     for s in out:
-        if store.path(s.key).exists():
+        if store.exists(s.key):
             index = store.get(s.key)
             s.index_faces, s.index_people = len(index), len(index.person_ids())
     return out

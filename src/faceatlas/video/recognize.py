@@ -92,7 +92,8 @@ def identify(tracks: list[Track], index: Any, threshold: float) -> None:
     if not observations or not len(index):
         return
     vectors = np.stack([o.embedding for o in observations]).astype(np.float32)
-    for obs, neighbours in zip(observations, index.search(vectors, SEARCH_K), strict=True):
+    results = index.search(vectors, SEARCH_K, near=threshold)
+    for obs, neighbours in zip(observations, results, strict=True):
         best = best_person(neighbours, threshold)
         if best is not None:
             obs.person_id, obs.distance = best[0], round(float(best[1]), 4)
