@@ -34,6 +34,8 @@ from faceatlas.faces.engines import EngineConfig, FaceEngine, create_engine, eng
 from faceatlas.faces.image import Decoded, decode, open_image
 from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
 from faceatlas.gallery.promote import SEARCH_K, gallery_identity
+from faceatlas.gallery.sightings import Where
+from faceatlas.gallery.sightings import record as record_sightings
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Collection, Face, Person
@@ -257,10 +259,12 @@ def recognize_bytes(
     threshold: float | None = None,
     keep_image: bool = False,
     top_k: int = 0,
+    where: Where | None = None,
 ) -> Recognition:
     """Recognise every face in an encoded image. Raises ImageError for unusable bytes,
     NotFoundError for a collection that does not exist and BusyError when the engines' queue
-    is full. Boxes are in the full image's pixels whatever size it was decoded at."""
+    is full. Boxes are in the full image's pixels whatever size it was decoded at. With
+    ``where``, the faces are recorded as sightings if the collection records them."""
     engines = engines or engine_pool(settings)
     if threshold is None:
         threshold = settings.thresholds(engines.config.name).recognize
@@ -307,6 +311,8 @@ def recognize_bytes(
         _name_matches(settings, out, winners)
     if top_k:
         _name_candidates(settings, out)
+    if where is not None:
+        record_sightings(settings, out, img.rgb, detected, vectors, where, engines.config.name)
     return out
 
 
