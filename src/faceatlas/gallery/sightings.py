@@ -264,9 +264,11 @@ atexit.register(flush, 10.0)
 
 
 def _jpeg(crop: np.ndarray | bytes | None, side: int) -> bytes | None:
-    if crop is None or isinstance(crop, bytes):
-        return crop
-    if crop.size == 0:
+    """The stored crop: at most ``side`` pixels on its longer side, JPEG."""
+    if isinstance(crop, bytes):  # a video track's picture: made small like the others
+        bgr = cv2.imdecode(np.frombuffer(crop, dtype=np.uint8), cv2.IMREAD_COLOR)
+        crop = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if crop is None or crop.size == 0:
         return None
     h, w = crop.shape[:2]
     scale = side / max(h, w)
