@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     sightings_purge_seconds: float = Field(
         3600.0, ge=0, description="Server: the retention purge runs this often (0: never).")
     sightings_crop_px: int = Field(96, ge=32, le=256, description="Stored face crop side.")
+    sightings_cluster_distance: float | None = Field(
+        None, gt=0, description="Average-linkage cut for unknown faces (default: the "
+        "engine's recognise distance).")
 
     # -- names and inputs (hardening: sheet and LLM limits)
     sheet_max_bytes: int = Field(
