@@ -264,7 +264,7 @@ def candidates(settings: Settings, collection: str, *, min_sightings: int | None
             d = np.linalg.norm(vectors - centre, axis=1)
             best = [rows[i][0] for i in np.argsort(d, kind="stable") if rows[i][4]]
             where = Counter(r[2] for r in rows).most_common(5)
-            out.append(Candidate(cluster_id, count, sources, first, last,
+            out.append(Candidate(cluster_id, count, sources, aware(first), aware(last),
                                  [{"source": w, "count": c} for w, c in where],
                                  best[:BEST_FACES], resembles, [r[0] for r in rows]))
             if len(out) >= limit:

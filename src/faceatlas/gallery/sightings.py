@@ -367,7 +367,7 @@ def appearances(settings: Settings, person_id: int, *, limit: int = 50,
 
 
 def _appearance(r: Sighting, name: str | None) -> Appearance:
-    return Appearance(r.id, r.person_id, name, r.seen_at, r.source, r.clip, r.t_start,
+    return Appearance(r.id, r.person_id, name, aware(r.seen_at), r.source, r.clip, r.t_start,
                       r.t_end, r.confidence, r.distance,
                       {"x": r.x, "y": r.y, "w": r.w, "h": r.h}, r.crop_path)
 
