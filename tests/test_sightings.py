@@ -163,3 +163,39 @@ def test_erase_by_source_and_cluster(home: Settings, gallery: Gallery) -> None: 
     assert _count(home) == 0
     _see(home, gallery.queries[0][1], "broadsheet")  # others are still recorded
     assert _count(home) == 1
+
+
+def test_name_and_merge_a_candidate(home: Settings, gallery: Gallery) -> None:  # noqa: F811
+    from faceatlas.domain.states import PersonState, ReferenceState
+    from faceatlas.store.models import Reference
+
+    sightings.set_policy(home, COLLECTION, enabled=True)
+    by_person: dict[str, list[Path]] = {}
+    for p in gallery.strangers:
+        by_person.setdefault(p.parent.name, []).append(p)
+    first, second = sorted(by_person)[:2]
+    for who in (first, second):
+        for i in range(5):
+            _see(home, by_person[who][i % len(by_person[who])], f"feed-{i % 2}")
+    found = cands.candidates(home, COLLECTION)
+    assert len(found) == 2
+    named = cands.name_candidate(home, found[0].cluster_id, "Nova Osoba",
+                                 wikidata_qid="Q123")
+    assert named.created and named.sightings == 5 and named.references == 5
+    with session_scope(home) as s:
+        person = s.get(Person, named.person_id)
+        assert person is not None and person.state == PersonState.QUEUED  # to be collected
+        assert person.wikidata_qid == "Q123"
+        refs = s.scalars(select(Reference).where(Reference.person_id == person.id)).all()
+        assert len(refs) == 5 and all(r.state == ReferenceState.READY and r.embedding
+                                      for r in refs)
+        assert s.get(SightingCluster, found[0].cluster_id) is None
+    assert sightings.appearances(home, named.person_id).total == 5
+    # the other one is an existing person: merged, its sightings become their appearances
+    with session_scope(home) as s:
+        known = s.scalar(select(Person.id).where(Person.id != named.person_id).limit(1))
+    assert known is not None
+    before = sightings.appearances(home, known).total
+    merged = cands.merge_candidate(home, found[1].cluster_id, known)
+    assert merged.sightings == 5 and sightings.appearances(home, known).total == before + 5
+    assert cands.candidates(home, COLLECTION) == []

@@ -38,6 +38,7 @@ class World:
     client: httpx.Client
     person: int  # a gallery person seen 3 times
     strangers: list[Path]
+    others: list[list[Path]]  # photos of two more strangers
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -66,7 +67,8 @@ def world(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory  # noqa: F8
     try:
         with running(create_app(settings, engines=1)) as url, httpx.Client(
                 base_url=url, timeout=60) as client:
-            w = World(settings, client, 0, max(by_person.values(), key=len))
+            ranked = sorted(by_person.values(), key=len, reverse=True)
+            w = World(settings, client, 0, ranked[0], ranked[1:3])
             r = client.put(f"/api/v1/collections/{COLLECTION}/sightings", headers=_auth(T),
                            json={"enabled": True, "retention_days": 14})
             assert r.json() == {"collection": COLLECTION, "enabled": True,
@@ -167,6 +169,39 @@ def test_ui_appearances_section_and_candidates_page(world: World) -> None:
         after = ui.get(r.headers["location"])
         assert "Dismissed as not a public figure: 4 sightings" in after.text
         assert 'id="none"' in after.text
+
+
+def _candidate_of(w: World, photos: list[Path], source: str) -> int:
+    for i in range(4):
+        _recognize(w, photos[i % len(photos)], f"{source}-{i % 2}")
+    sightings.flush()
+    found = w.client.get(f"/api/v1/collections/{COLLECTION}/candidates",
+                         headers=_auth(T)).json()["candidates"]
+    assert len(found) == 1, found
+    return int(found[0]["cluster_id"])
+
+
+def test_name_a_candidate_over_http_and_merge_one_in_the_ui(world: World) -> None:
+    cluster = _candidate_of(world, world.others[0], "radio")
+    body = {"name": "Nova Osoba", "wikidata_qid": "Q42"}
+    r = world.client.post(f"/api/v1/clusters/{cluster}/name", headers=_auth(A), json=body)
+    assert r.status_code == 404  # another collection's token
+    r = world.client.post(f"/api/v1/clusters/{cluster}/name", headers=_auth(T), json=body)
+    named = r.json()
+    assert r.status_code == 200 and named["created"] and named["sightings"] == 4
+    r = world.client.get(f"/api/v1/people/{named['person_id']}/appearances", headers=_auth(T))
+    assert r.json()["total"] == 4
+    # the next one is merged into that person from the Candidates page
+    cluster = _candidate_of(world, world.others[1], "tv")
+    with httpx.Client(base_url=str(world.client.base_url), timeout=60,
+                      follow_redirects=False) as ui:
+        csrf = login(ui, T)
+        r = ui.post(f"/ui/clusters/{cluster}/merge", data={"csrf": csrf,
+                                                            "person": "Nova Osoba"})
+        assert r.status_code == 303, r.text
+        assert "Merged: 4 sightings" in ui.get(r.headers["location"]).text
+        page = ui.get(f"/ui/people/{named['person_id']}")
+        assert "8 sightings" in page.text
 
 
 def test_erase_by_source_over_http(world: World) -> None:

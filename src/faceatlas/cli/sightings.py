@@ -160,3 +160,40 @@ def erase(
         gone = sightings.erase_source(settings, collection, source or "")
     console.print(f"{gone.sightings} sightings, {gone.files} crops, {gone.clusters} clusters "
                   "erased")
+
+
+@sightings_app.command("name")
+@friendly
+def name(
+    cluster: Annotated[int, typer.Argument(min=1, help="The candidate's cluster id.")],
+    person: Annotated[str, typer.Argument(help="The person's full name.")],
+    qid: Annotated[str | None, typer.Option(help="Their Wikidata Q-id, if known.")] = None,
+) -> None:
+    """Confirm a candidate: a new person (queued for collection) with its best faces as
+    trusted references and its sightings as their appearances."""
+    from faceatlas.gallery.candidates import name_candidate
+
+    done = name_candidate(get_settings(), cluster, person, wikidata_qid=qid)
+    what = "new person" if done.created else "existing person"
+    console.print(f"{done.person} ({what}, id {done.person_id}): {done.references} "
+                  f"references, {done.sightings} appearances; queued for collection")
+
+
+@sightings_app.command("merge")
+@friendly
+def merge(
+    cluster: Annotated[int, typer.Argument(min=1, help="The candidate's cluster id.")],
+    person: Annotated[str, typer.Argument(help="Name or id of a person of its collection.")],
+) -> None:
+    """The candidate is an existing person: its sightings become their appearances."""
+    from faceatlas.gallery.candidates import merge_candidate
+    from faceatlas.gallery.sightings import cluster_collection
+    from faceatlas.store.db import session_scope
+    from faceatlas.store.people import find_person
+
+    settings = get_settings()
+    key = cluster_collection(settings, cluster)
+    with session_scope(settings) as s:
+        person_id = find_person(s, person, key).id
+    done = merge_candidate(settings, cluster, person_id)
+    console.print(f"{done.sightings} sightings are now appearances of {done.person}")

@@ -284,3 +284,81 @@ def _resembles(index: Any, centre: np.ndarray, vectors: np.ndarray,
     found = best_person(index.search(centre[None, :].astype(np.float32), SEARCH_K)[0],
                         threshold)
     return None if found is None else found[0]
+
+
+# --------------------------------------------------------------------------- naming
+
+
+#: faces of a named candidate that become the new person's trusted references
+REFERENCES = 5
+
+
+@dataclass
+class Named:
+    person_id: int
+    person: str
+    created: bool
+    references: int  # trusted references added
+    sightings: int  # sightings now the person's appearances
+
+
+def _cluster_rows(s: Session, cluster_id: int) -> tuple[SightingCluster, list[Sighting]]:
+    cluster = s.get(SightingCluster, cluster_id)
+    if cluster is None:
+        raise NotFoundError(f"no cluster with id {cluster_id}")
+    rows = list(s.scalars(select(Sighting).where(Sighting.cluster_id == cluster_id)
+                          .order_by(Sighting.id)))
+    return cluster, rows
+
+
+def _adopt(s: Session, cluster: SightingCluster, rows: list[Sighting], person_id: int) -> None:
+    """The cluster's sightings become the person's appearances; the cluster goes."""
+    for r in rows:
+        r.person_id, r.cluster_id = person_id, None
+    s.flush()
+    s.delete(cluster)
+
+
+def name_candidate(settings: Settings, cluster_id: int, name: str, *,
+                   wikidata_qid: str | None = None) -> Named:
+    """Confirm a candidate as a person: a new person of the cluster's collection (queued for
+    collection), the cluster's best faces (nearest its centre) as trusted references, its
+    sightings as the person's appearances. A name already in the collection is that person
+    (``created`` False): the faces are added to them the same way."""
+    from faceatlas.domain.states import ReferenceState
+    from faceatlas.store.models import Reference
+    from faceatlas.store.people import upsert_person
+
+    with session_scope(settings) as s:
+        cluster, rows = _cluster_rows(s, cluster_id)
+        collection = s.get(Collection, cluster.collection_id)
+        assert collection is not None
+        person, created = upsert_person(s, collection, name, source="sightings")
+        if wikidata_qid and not person.wikidata_qid:
+            person.wikidata_qid = wikidata_qid
+        vectors = np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in rows])
+        order = np.argsort(np.linalg.norm(vectors - vectors.mean(axis=0), axis=1),
+                           kind="stable")[:REFERENCES]
+        for i in order:
+            s.add(Reference(person_id=person.id, source="sighting",
+                            embedding=rows[int(i)].embedding, state=ReferenceState.READY))
+        _adopt(s, cluster, rows, person.id)
+        out = Named(person.id, person.name, created, len(order), len(rows))
+    forget_cache(settings)
+    return out
+
+
+def merge_candidate(settings: Settings, cluster_id: int, person_id: int) -> Named:
+    """The candidate is a person already in the collection: its sightings become their
+    appearances (their gallery and references are left as they are)."""
+    from faceatlas.store.models import Person
+
+    with session_scope(settings) as s:
+        cluster, rows = _cluster_rows(s, cluster_id)
+        person = s.get(Person, person_id)
+        if person is None or person.collection_id != cluster.collection_id:
+            raise NotFoundError(f"no person with id {person_id} in the candidate's collection")
+        _adopt(s, cluster, rows, person.id)
+        out = Named(person.id, person.name, False, 0, len(rows))
+    forget_cache(settings)
+    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from faceatlas.api.deps import Caller, Ctx, Id
@@ -155,3 +155,40 @@ def erase_cluster(
     caller.check(key, f"no cluster with id {cluster_id}")
     gone = sightings.erase_cluster(ctx.settings, cluster_id, block=block)
     return {"sightings": gone.sightings, "files": gone.files, "clusters": gone.clusters}
+
+
+class NameIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="The person's full name.")
+    wikidata_qid: str | None = Field(None, pattern=r"^Q[1-9][0-9]{0,11}$")
+
+
+class MergeIn(BaseModel):
+    person_id: int = Field(ge=1, le=2**62)
+
+
+def _named(n: cands.Named) -> dict[str, Any]:
+    return {"person_id": n.person_id, "person": n.person, "created": n.created,
+            "references": n.references, "sightings": n.sightings}
+
+
+@router.post("/clusters/{cluster_id}/name", tags=["sightings"])
+def name_cluster(ctx: Ctx, caller: Caller, cluster_id: Id, body: NameIn) -> Any:
+    """Confirm a candidate: a new person (queued for collection) with the candidate's best
+    faces as trusted references and its sightings as their appearances."""
+    from faceatlas.domain.names import InvalidNameError
+
+    caller.check(sightings.cluster_collection(ctx.settings, cluster_id),
+                 f"no cluster with id {cluster_id}")
+    try:
+        return _named(cands.name_candidate(ctx.settings, cluster_id, body.name,
+                                           wikidata_qid=body.wikidata_qid))
+    except InvalidNameError as exc:
+        raise HTTPException(422, f"name: {exc}") from None
+
+
+@router.post("/clusters/{cluster_id}/merge", tags=["sightings"])
+def merge_cluster(ctx: Ctx, caller: Caller, cluster_id: Id, body: MergeIn) -> Any:
+    """The candidate is an existing person of the collection: its sightings become theirs."""
+    caller.check(sightings.cluster_collection(ctx.settings, cluster_id),
+                 f"no cluster with id {cluster_id}")
+    return _named(cands.merge_candidate(ctx.settings, cluster_id, body.person_id))

@@ -61,7 +61,10 @@ def sighting_crop(ctx: Ctx, session: Session, sighting_id: Id) -> Response:
                     headers={"Cache-Control": "private, max-age=3600"})
 
 
-_DONE = {"erased": "Erased: {n} sightings and their crops.",
+_DONE = {"named": "Named: a new person with {n} sightings as appearances, queued for "
+                  "collection.",
+         "merged": "Merged: {n} sightings are now the person's appearances.",
+         "erased": "Erased: {n} sightings and their crops.",
          "blocked": "Dismissed as not a public figure: {n} sightings erased, and faces like "
                     "it will not be kept again."}
 
@@ -101,3 +104,45 @@ def erase_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
     gone = sightings.erase_cluster(ctx.settings, cluster_id, block=block == "yes")
     code = "blocked" if block == "yes" else "erased"
     return RedirectResponse(f"{back}?done={code}&n={gone.sightings}", 303)
+
+
+def _own_cluster(ctx: ApiContext, session: Any, cluster_id: int) -> str:
+    """The cluster's collection key, if the session may touch it; else a 404 page."""
+    try:
+        key = sightings.cluster_collection(ctx.settings, cluster_id)
+    except NotFoundError:
+        key = None
+    if key is None or not session.principal.allows(key):
+        raise Problem(404, "Not found", "No such candidate (named or erased already?).", "/ui/")
+    return key
+
+
+@router.post("/clusters/{cluster_id}/name")
+def name_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
+                 name: Annotated[str, Form(max_length=200)] = "") -> Response:
+    from faceatlas.domain.names import InvalidNameError
+
+    key = _own_cluster(ctx, session, cluster_id)
+    back = f"/ui/collections/{key}/candidates"
+    try:
+        done = cands.name_candidate(ctx.settings, cluster_id, name)
+    except InvalidNameError as exc:
+        raise Problem(422, "Not named", f"The name: {exc}", back) from None
+    return RedirectResponse(f"/ui/people/{done.person_id}#appearances", 303)
+
+
+@router.post("/clusters/{cluster_id}/merge")
+def merge_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
+                  person: Annotated[str, Form(max_length=300)] = "") -> Response:
+    from faceatlas.store.db import session_scope
+    from faceatlas.store.people import find_person
+
+    key = _own_cluster(ctx, session, cluster_id)
+    back = f"/ui/collections/{key}/candidates"
+    try:
+        with session_scope(ctx.settings) as s:
+            person_id = find_person(s, person.strip(), key).id
+        done = cands.merge_candidate(ctx.settings, cluster_id, person_id)
+    except NotFoundError:
+        raise Problem(404, "Not merged", f"No person {person!r} in {key}.", back) from None
+    return RedirectResponse(f"{back}?done=merged&n={done.sightings}", 303)
