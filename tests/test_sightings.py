@@ -199,3 +199,41 @@ def test_name_and_merge_a_candidate(home: Settings, gallery: Gallery) -> None:  
     merged = cands.merge_candidate(home, found[1].cluster_id, known)
     assert merged.sightings == 5 and sightings.appearances(home, known).total == before + 5
     assert cands.candidates(home, COLLECTION) == []
+
+
+def test_cli_switch_recognize_appearances_purge_erase(
+        home: Settings, gallery: Gallery, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from faceatlas.cli import app
+    from faceatlas.settings import get_settings
+
+    monkeypatch.setenv("FACEATLAS_HOME", str(home.home))
+    get_settings.cache_clear()
+    try:
+        run = CliRunner().invoke
+        assert "not recording" in run(app, ["sightings", "status", COLLECTION]).output
+        out = run(app, ["sightings", "enable", COLLECTION, "--retention-days", "3"])
+        assert out.exit_code == 0 and "kept 3 days" in out.output
+        identity, photo = gallery.queries[0]
+        folder = tmp_path / "batch"
+        folder.mkdir()
+        for i in range(2):
+            (folder / f"{i}.jpg").write_bytes(photo.read_bytes())
+        out = run(app, ["recognize", str(folder), "--collection", COLLECTION, "--format",
+                        "csv", "--source", "wire"])
+        assert out.exit_code == 0, out.output
+        name = Gallery.person_name(identity)
+        out = run(app, ["appearances", name, "--collection", COLLECTION])
+        assert out.exit_code == 0 and "2 appearances" in out.output and "wire" in out.output
+        target = tmp_path / "seen.csv"
+        out = run(app, ["appearances", name, "--csv", str(target)])
+        assert out.exit_code == 0 and target.read_text().count("wire") == 2
+        assert "nothing older" in run(app, ["sightings", "purge"]).output
+        out = run(app, ["sightings", "erase", COLLECTION, "--source", "wire"])
+        assert out.exit_code == 0 and out.output.startswith("2 sightings")
+        out = run(app, ["sightings", "erase", COLLECTION])
+        assert out.exit_code == 1 and "a source or a cluster" in out.output
+    finally:
+        get_settings.cache_clear()
