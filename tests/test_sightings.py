@@ -237,3 +237,16 @@ def test_cli_switch_recognize_appearances_purge_erase(
         assert out.exit_code == 1 and "a source or a cluster" in out.output
     finally:
         get_settings.cache_clear()
+
+
+def test_erasing_a_person_erases_their_sightings(home: Settings, gallery: Gallery) -> None:  # noqa: F811
+    from faceatlas.gallery.erase import remove_person
+
+    sightings.set_policy(home, COLLECTION, enabled=True)
+    _see(home, gallery.queries[0][1], "wire")
+    with session_scope(home) as s:
+        row = s.scalars(select(Sighting)).one()
+    assert row.person_id is not None and row.crop_path
+    report = remove_person(home, row.person_id)
+    assert report.rows["sightings"] == 1
+    assert _count(home) == 0 and not Layout(home.home).absolute(row.crop_path).exists()
