@@ -25,6 +25,7 @@ from faceatlas.store.db import reset_caches, session_scope
 from faceatlas.store.models import Person, Sighting
 from faceatlas.store.people import get_or_create_collection
 from tests.gallery_fixtures import COLLECTION, Gallery, copy_home, gallery, running  # noqa: F401
+from tests.simweb_fixtures import simweb_server
 from tests.ui_fixtures import login
 
 T = "test-token-0123456789"  # bound to the gallery's collection
@@ -38,7 +39,7 @@ class World:
     client: httpx.Client
     person: int  # a gallery person seen 3 times
     strangers: list[Path]
-    others: list[list[Path]]  # photos of two more strangers
+    others: list[list[Path]]  # photos of three more strangers
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -53,11 +54,19 @@ def _recognize(w: World, photo: Path, source: str, *, seed: bool = False) -> Non
 
 
 @pytest.fixture(scope="module")
-def world(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
-          ) -> Iterator[World]:
+def world(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
+          faces_root: Path) -> Iterator[World]:
     tokens = json.dumps({A: "Alpha", T: COLLECTION, ADMIN: None})
+    photo = gallery.promoted[0][1]
+    wiki = simweb_server([{"name": "Vesna Wiki", "country": "Serbia", "occupations": ["Actor"],
+                           "images": [f"people/{photo.parent.name}/{photo.name}"],
+                           "qid": "Q9001"}], faces_root)
+    web = wiki.__enter__()
     settings = copy_home(gallery.settings, tmp_path_factory.mktemp("sightings") / "home",
-                         api_tokens=tokens, sightings_min_sightings=4)
+                         api_tokens=tokens, sightings_min_sightings=4,
+                         wikidata_api_url=f"{web.url}/wikidata/w/api.php",
+                         wikidata_sparql_url=f"{web.url}/wikidata/sparql",
+                         allow_private_networks=True, wikimedia_min_interval=0)
     with session_scope(settings) as s:
         get_or_create_collection(s, "Alpha")
     identity, photo = gallery.queries[0]
@@ -68,7 +77,7 @@ def world(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory  # noqa: F8
         with running(create_app(settings, engines=1)) as url, httpx.Client(
                 base_url=url, timeout=60) as client:
             ranked = sorted(by_person.values(), key=len, reverse=True)
-            w = World(settings, client, 0, ranked[0], ranked[1:3])
+            w = World(settings, client, 0, ranked[0], ranked[1:4])
             r = client.put(f"/api/v1/collections/{COLLECTION}/sightings", headers=_auth(T),
                            json={"enabled": True, "retention_days": 14})
             assert r.json() == {"collection": COLLECTION, "enabled": True,
@@ -83,6 +92,7 @@ def world(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory  # noqa: F8
                     Person.name == Gallery.person_name(identity))) or 0
             yield w
     finally:
+        wiki.__exit__(None, None, None)
         reset_caches()
 
 
@@ -202,6 +212,30 @@ def test_name_a_candidate_over_http_and_merge_one_in_the_ui(world: World) -> Non
         assert "Merged: 4 sightings" in ui.get(r.headers["location"]).text
         page = ui.get(f"/ui/people/{named['person_id']}")
         assert "8 sightings" in page.text
+
+
+def test_name_a_candidate_from_wikidata_as_one_types(world: World) -> None:
+    cluster = _candidate_of(world, world.others[2], "blog")
+    with httpx.Client(base_url=str(world.client.base_url), timeout=60) as nobody:
+        login(nobody, A)  # another collection's reviewer: no such candidate
+        assert nobody.get(f"/ui/clusters/{cluster}/wikidata",
+                          params={"name": "Vesna"}).status_code == 404
+    with httpx.Client(base_url=str(world.client.base_url), timeout=60,
+                      follow_redirects=False) as ui:
+        login(ui, T)
+        page = ui.get(f"/ui/collections/{COLLECTION}/candidates")
+        assert f'hx-get="/ui/clusters/{cluster}/wikidata"' in page.text
+        hits = ui.get(f"/ui/clusters/{cluster}/wikidata", params={"name": "Vesna"})
+        assert hits.status_code == 200 and "Q9001" in hits.text and "Vesna Wiki" in hits.text
+        form = re.search(r'<form method="post" action="(/ui/clusters/\d+/name)".*?'
+                         r'name="csrf" value="([^"]+)".*?name="name" value="([^"]+)".*?'
+                         r'name="qid" value="([^"]+)"', hits.text, re.S)
+        assert form
+        r = ui.post(form[1], data={"csrf": form[2], "name": form[3], "qid": form[4]})
+        assert r.status_code == 303, r.text
+    with session_scope(world.settings) as s:
+        person = s.scalar(select(Person).where(Person.name == "Vesna Wiki"))
+        assert person is not None and person.wikidata_qid == "Q9001"
 
 
 def test_erase_by_source_over_http(world: World) -> None:

@@ -117,15 +117,30 @@ def _own_cluster(ctx: ApiContext, session: Any, cluster_id: int) -> str:
     return key
 
 
+@router.get("/clusters/{cluster_id}/wikidata")
+def wikidata_hits(request: Request, ctx: Ctx, session: Session, cluster_id: Id,
+                  name: Annotated[str, Query(max_length=200)] = "") -> Response:
+    """Search-as-you-type for the name form (an htmx fragment): people on Wikidata, each a
+    button that names the candidate with that Q-id."""
+    from faceatlas.names.resolve import search_people
+
+    _own_cluster(ctx, session, cluster_id)
+    return render(request, "_wikidata_hits.html", {
+        "session": session, "cluster_id": cluster_id,
+        "hits": search_people(ctx.settings, name), "asked": name.strip()})
+
+
 @router.post("/clusters/{cluster_id}/name")
 def name_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
-                 name: Annotated[str, Form(max_length=200)] = "") -> Response:
+                 name: Annotated[str, Form(max_length=200)] = "",
+                 qid: Annotated[str, Form(max_length=20, pattern=r"^(Q[1-9][0-9]{0,11})?$")]
+                 = "") -> Response:
     from faceatlas.domain.names import InvalidNameError
 
     key = _own_cluster(ctx, session, cluster_id)
     back = f"/ui/collections/{key}/candidates"
     try:
-        done = cands.name_candidate(ctx.settings, cluster_id, name)
+        done = cands.name_candidate(ctx.settings, cluster_id, name, wikidata_qid=qid or None)
     except InvalidNameError as exc:
         raise Problem(422, "Not named", f"The name: {exc}", back) from None
     return RedirectResponse(f"/ui/people/{done.person_id}#appearances", 303)
