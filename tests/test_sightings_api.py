@@ -28,6 +28,8 @@ from tests.gallery_fixtures import COLLECTION, Gallery, copy_home, gallery, runn
 from tests.simweb_fixtures import simweb_server
 from tests.ui_fixtures import login
 
+pytestmark = pytest.mark.slow  # a gallery copy, a server and ~25 recognitions for the module
+
 T = "test-token-0123456789"  # bound to the gallery's collection
 A = "alpha-token-0123456789"  # bound to another collection
 ADMIN = "admin-token-0123456789"

@@ -143,8 +143,7 @@ def _merge_into(s: Session, target: int, vectors: np.ndarray, labels: np.ndarray
         others = ~mine
         if not others.any():
             return labels
-        d = np.linalg.norm(vectors[mine][:, None, :] - vectors[others][None, :, :], axis=2)
-        col = d.mean(axis=0)
+        col = _cross(vectors[mine], vectors[others]).mean(axis=0)
         ids, inverse = np.unique(labels[others], return_inverse=True)
         means = np.bincount(inverse, col) / np.bincount(inverse)
         best = int(means.argmin())
@@ -165,8 +164,15 @@ def blocked(s: Session, settings: Settings, coll_id: int, engine: str,
     blocks = [b for b in blocks if b.shape[0] == vectors.shape[1]]
     if not blocks:
         return np.zeros(len(vectors), dtype=bool)
-    d = np.linalg.norm(vectors[:, None, :] - np.stack(blocks)[None, :, :], axis=2)
-    return np.asarray(d.min(axis=1) < _cut(settings, engine))
+    return np.asarray(_cross(vectors, np.stack(blocks)).min(axis=1) < _cut(settings, engine))
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of ``a`` and of ``b`` (len(a) × len(b) floats,
+    never a len(a) × len(b) × dim difference array)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    d2 = (a64 * a64).sum(axis=1)[:, None] + (b64 * b64).sum(axis=1)[None, :] - 2 * a64 @ b64.T
+    return np.sqrt(np.maximum(d2, 0.0))
 
 
 def recluster(settings: Settings, collection: str) -> int:
