@@ -17,7 +17,9 @@ Figures:
 - candidate clusters: BCubed precision and recall of the unknown people's sightings (all
   clusters, and the candidate clusters alone); goal precision ≥ 0.98, recall ≥ 0.90;
 - every unknown person seen ≥ 5 times must surface as exactly one candidate, and no known
-  person's face may be in a candidate;
+  person's face may be in a candidate (a face off its LFW photo's centre is unlabelled and
+  counted apart: in the CI sample one such is George W. Bush at the edge of a Koizumi photo,
+  rightly in the Bush candidate);
 - recording overhead: the same photos recognised with ``where`` (recorded) and without,
   interleaved photo by photo in one run; p50 of each and the difference (goal ≤ 5 ms), and
   the writer thread's own cost per sighting (off the request path).
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # the stream: (photo bytes, [identity of the left half, of the right half or None])
         stream: list[tuple[bytes, list[str]]] = []
+        files: dict[int, list[Path]] = {}  # id(photo bytes) → its LFW files, for the report
         rng.shuffle(rest)
         known_iter = iter(rest[:args.known_photos])
         seen_target: dict[str, int] = {}
@@ -132,9 +135,13 @@ def main(argv: list[str] | None = None) -> int:
                 partner = next(known_iter, None) if j % 2 else None
                 if partner is None:
                     stream.append((p.read_bytes(), [folder.name]))
+                    files[id(stream[-1][0])] = [p]
                 else:
                     stream.append((side_by_side(partner[1], p), [partner[0], folder.name]))
-        stream += [(p.read_bytes(), [who]) for who, p in known_iter]
+                    files[id(stream[-1][0])] = [partner[1], p]
+        for who, p in known_iter:
+            stream.append((p.read_bytes(), [who]))
+            files[id(stream[-1][0])] = [p]
         rng.shuffle(stream)
         sources = [f"source-{rng.randrange(args.sources)}" for _ in stream]
 
@@ -178,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         cand_rows = [(truth[m], c) for m, c in in_candidates.items()]
         p_all, r_all = bcubed(unknown_rows)
         p_cand, r_cand = bcubed([x for x in cand_rows if x[0] in unknown_names])
-        known_in_cand = sum(1 for who, _ in cand_rows if who not in unknown_names)
+        # a face off its photo's centre is someone unlabelled (LFW photos show their person
+        # in the middle; a politician's photo may show another at the edge)
+        known_in_cand = sum(1 for who, _ in cand_rows
+                            if who not in unknown_names and not who.startswith("bystander"))
+        bystanders = sum(1 for who, _ in cand_rows if who.startswith("bystander"))
         recorded = Counter(who for who, _ in unknown_rows)
         surfaced: Counter[str] = Counter()
         for c in found:
@@ -192,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in found:
             bad = [m for m in c.members if truth[m] not in unknown_names]
             if bad:
+                where = [(files[id(stream[int(r[3].split("-")[1])][0])], r[4:8])
+                         for r in boxes if r[0] in bad]
                 print(f"  candidate {c.cluster_id}: {dict(Counter(truth[m] for m in c.members))}"
-                      f" boxes of the others: {[r[4:8] for r in boxes if r[0] in bad]}")
+                      f"; the others (photo files, box): {where}")
 
         print(f"stream: {len(stream)} photos, {len(rows)} sightings "
               f"({sum(1 for r in rows if r[1] is None)} unknown), {args.sources} sources")
@@ -208,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
               f"surfaced as exactly one candidate: {len(exactly_one)} "
               f"({'met' if len(exactly_one) == len(eligible) else 'NOT met'})")
         print(f"candidates: {len(found)}; known people's faces in them: {known_in_cand} "
-              f"({'met' if known_in_cand == 0 else 'NOT met'})")
+              f"({'met' if known_in_cand == 0 else 'NOT met'}); unlabelled faces off a "
+              f"photo's centre in them: {bystanders}")
         p50_off, p50_on = statistics.median(off), statistics.median(on)
         print(f"recognition p50: recording off {p50_off:.1f} ms, on {p50_on:.1f} ms, "
               f"difference {p50_on - p50_off:+.2f} ms (goal ≤ 5 ms: "
