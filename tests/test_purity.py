@@ -173,7 +173,8 @@ def test_a_reference_outranks_the_majority_and_no_match_fails(
          "references": f"{web.photos('Serena_Williams', 1)[0]} | https://example.invalid/x.jpg"},
     ])
     home = tmp_path / "home"
-    report = import_people(Settings(home=home), sheet, COUNTRY)
+    # the photos live in the shared test data: the sheet names that folder for its files
+    report = import_people(Settings(home=home), sheet, COUNTRY, references_dir=lfw)
     assert report.references == 3 and report.created == 2
     settings = collect(home, web, {
         # the majority is somebody else, not in the collection: only the reference can tell

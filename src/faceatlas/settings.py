@@ -205,6 +205,23 @@ class Settings(BaseSettings):
         "(0: embed every face, the safe default)."
     )
 
+    # -- sightings (issue 24): what recognition saw, recorded only where a collection
+    # switched it on (`faceatlas sightings enable`); see docs/security.md
+    sightings_retention_days: int = Field(
+        30, ge=1, le=3650, description="Days a sighting is kept unless its collection says.")
+    sightings_min_sightings: int = Field(
+        5, ge=2, description="An unknown face cluster seen this often …")
+    sightings_min_sources: int = Field(
+        2, ge=1, description="… in this many different sources is a candidate person.")
+    sightings_queue: int = Field(
+        2000, ge=1, description="Sightings waiting to be written; more are dropped, counted.")
+    sightings_purge_seconds: float = Field(
+        3600.0, ge=0, description="Server: the retention purge runs this often (0: never).")
+    sightings_crop_px: int = Field(96, ge=32, le=256, description="Stored face crop side.")
+    sightings_cluster_distance: float | None = Field(
+        None, gt=0, description="Average-linkage cut for unknown faces (default: the "
+        "engine's recognise distance).")
+
     # -- names and inputs (hardening: sheet and LLM limits)
     sheet_max_bytes: int = Field(
         50_000_000, ge=1, description="Largest .xlsx/.csv file `names import` reads."

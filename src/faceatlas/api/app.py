@@ -67,7 +67,11 @@ def create_app(
         await asyncio.to_thread(ctx.engines.warm)
         if ctx.store.exists(settings.default_collection):
             await asyncio.to_thread(ctx.store.get, settings.default_collection)
+        from faceatlas.jobs.sightings import start_purge_timer
+
+        stop_purge = start_purge_timer(settings)  # sightings past their retention (issue 24)
         yield
+        stop_purge()
 
     app = FastAPI(
         title="faceatlas",

@@ -12,6 +12,7 @@ from faceatlas.cli import (  # noqa: F401  (they register commands)
     eval,
     seed,
     serve,
+    sightings,
     tools,
     video,
 )

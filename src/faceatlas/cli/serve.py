@@ -72,28 +72,36 @@ def recognize(
                                       help="Photos worked on at once.")] = 1,
     fps: Annotated[float | None, typer.Option(
         min=1.0, max=8.0, help="Video only: frames sampled per second (default 2).")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="Where the photos come from (a name or URL), recorded with their sightings "
+        "when the collection records them (faceatlas sightings enable).")] = None,
 ) -> None:
     """Who is in these photos (every face with its best person, or unknown), or in a clip
     (a timeline: person, from–to, confidence). Many photos run in one process: the models
     load once. Exit 3 when some photos could not be read, 4 when none could."""
     from faceatlas.cli.tools import run_recognize
     from faceatlas.gallery.recognize import recognize_file, seed_answer
+    from faceatlas.gallery.sightings import Where, flush
     from faceatlas.video.reader import looks_like_video
+
+    where = Where(source or "")
 
     single = Path(images[0]) if len(images) == 1 else None
     if single is not None and single.is_file() and looks_like_video(single):
         from faceatlas.cli.video import recognize_clip
 
-        recognize_clip(single, collection, as_json, fps)
+        recognize_clip(single, collection, as_json, fps, where)
+        flush()
         return
     if single is None or not single.is_file() or fmt is not None or top:
         run_recognize(images, collection=collection, top=top, threshold=threshold,
-                      fmt=fmt or ("json" if as_json else "table"), jobs=jobs)
+                      fmt=fmt or ("json" if as_json else "table"), jobs=jobs, where=where)
         return
     image = single  # one photo: the old system's answer with --json, errors exit 1
     settings = get_settings()
     result = recognize_file(image, settings, collection=collection, engines=None,
-                            threshold=threshold)
+                            threshold=threshold, where=where)
+    flush()
     if as_json:
         typer.echo(json.dumps(seed_answer(result), ensure_ascii=False, indent=2))
         return

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -30,6 +30,9 @@ from faceatlas.cli.base import (
 )
 from faceatlas.domain.errors import FaceAtlasError, ImageError
 from faceatlas.settings import get_settings
+
+if TYPE_CHECKING:
+    from faceatlas.gallery.sightings import Where
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 FORMATS = ("table", "json", "csv")
@@ -68,7 +71,8 @@ class FileResult:
 
 
 def recognize_paths(paths: list[Path], *, collection: str | None, top: int,
-                    threshold: float | None, jobs: int = 1) -> Iterator[FileResult]:
+                    threshold: float | None, jobs: int = 1,
+                    where: Where | None = None) -> Iterator[FileResult]:
     """Each photo's recognition, in input order; the models load once (one engine pool per
     process) and ``jobs`` photos are worked on at a time. An unreadable photo is a result
     with ``error``; a missing collection raises NotFoundError at the first photo."""
@@ -84,7 +88,7 @@ def recognize_paths(paths: list[Path], *, collection: str | None, top: int,
             return FileResult(path, error=f"unreadable: {exc.strerror or exc}")
         try:
             r = recognize_bytes(data, settings, collection=collection, engines=engines,
-                                threshold=threshold, top_k=top)
+                                threshold=threshold, top_k=top, where=where)
         except ImageError as exc:
             return FileResult(path, error=f"{exc.code}: {exc}")
         return FileResult(path, {
@@ -110,7 +114,8 @@ def _stderr_progress(done: int, total: int, last: list[float]) -> None:
 
 
 def run_recognize(inputs: list[str], *, collection: str | None, top: int,
-                  threshold: float | None, fmt: str, jobs: int) -> None:
+                  threshold: float | None, fmt: str, jobs: int,
+                  where: Where | None = None) -> None:
     """``faceatlas recognize`` over many inputs: table, JSON (one array) or CSV (a row per
     face; a photo with no face or an error gets one row); exit 3/4 when photos failed."""
     if fmt not in FORMATS:
@@ -121,9 +126,13 @@ def run_recognize(inputs: list[str], *, collection: str | None, top: int,
     results: list[FileResult] = []
     last = [0.0]
     for i, res in enumerate(recognize_paths(paths, collection=collection, top=top,
-                                            threshold=threshold, jobs=jobs), start=1):
+                                            threshold=threshold, jobs=jobs, where=where),
+                           start=1):
         results.append(res)
         _stderr_progress(i, len(paths), last)
+    from faceatlas.gallery.sightings import flush
+
+    flush()  # what was seen is written before the process ends
     if fmt == "json":
         typer.echo(json.dumps([{"file": str(r.path), **(r.answer or {}), "error": r.error}
                                for r in results], ensure_ascii=False, indent=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,6 +12,9 @@ from rich.table import Table
 from faceatlas.cli.base import app, console, err, friendly, progress_bar
 from faceatlas.domain.states import Reason, reason_sort_key
 from faceatlas.settings import get_settings
+
+if TYPE_CHECKING:
+    from faceatlas.gallery.sightings import Where
 
 Fps = Annotated[float | None, typer.Option(
     min=1.0, max=8.0, help="Frames sampled per second, 1–8 (default: FACEATLAS_VIDEO_FPS, 2).")]
@@ -60,7 +63,8 @@ def import_video(
     console.print(table)
 
 
-def recognize_clip(clip: Path, collection: str | None, as_json: bool, fps: float | None) -> None:
+def recognize_clip(clip: Path, collection: str | None, as_json: bool, fps: float | None,
+                   where: Where | None = None) -> None:
     """``faceatlas recognize CLIP``: a timeline of who appears when."""
     from faceatlas.video.recognize import answer, recognize_video
 
@@ -68,7 +72,7 @@ def recognize_clip(clip: Path, collection: str | None, as_json: bool, fps: float
     with progress_bar(data=as_json) as bar:
         task = bar.add_task(f"{clip.name}: frames", total=None)
         result = recognize_video(clip, settings, collection=collection, fps=fps,
-                                 progress=_bar_progress(bar, task))
+                                 progress=_bar_progress(bar, task), where=where)
     if as_json:
         typer.echo(json.dumps(answer(result), ensure_ascii=False, indent=2))
         return

@@ -16,7 +16,7 @@ from faceatlas.names.service import forget_name
 from faceatlas.settings import Settings, settings_first
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, unlink_stored
-from faceatlas.store.models import Face, Image, Job, Reference
+from faceatlas.store.models import Face, Image, Job, Reference, Sighting
 from faceatlas.store.people import get_person
 
 
@@ -49,6 +49,9 @@ def remove_person(
         files += [p for p in session.scalars(
             select(Image.path).where(Image.person_id == person_id, Image.path.is_not(None))
         )]
+        # where they were seen (issue 24): the small face crops of their sightings
+        files += [p for p in session.scalars(select(Sighting.crop_path).where(
+            Sighting.person_id == person_id, Sighting.crop_path.is_not(None)))]
     # index first: recognition stops naming them before anything else disappears
     report.index_rows_removed = store.remove_person(report.collection, person_id)
     report.files_removed = sum(unlink_stored(layout, p) for p in files)
@@ -64,10 +67,11 @@ def remove_person(
             "images": _count(session, Image, person_id),
             "faces": _count(session, Face, person_id),
             "jobs": _count(session, Job, person_id),
+            "sightings": _count(session, Sighting, person_id),
             "people": 1,
         }
         # explicit deletes, not only ON DELETE CASCADE: correct on databases without it too
-        for model in (Face, Job, Reference):
+        for model in (Face, Job, Reference, Sighting):
             for row in session.scalars(select(model).where(model.person_id == person_id)):
                 session.delete(row)
         session.flush()

@@ -40,6 +40,8 @@ from faceatlas.gallery.index import (
     index_store,
 )
 from faceatlas.gallery.promote import SEARCH_K, gallery_identity
+from faceatlas.gallery.sightings import Where
+from faceatlas.gallery.sightings import record as record_sightings
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Collection, Face, Person
@@ -267,6 +269,7 @@ def recognize_bytes(
     keep_image: bool = False,
     top_k: int = 0,
     collections: Sequence[str] | None = None,
+    where: Where | None = None,
 ) -> Recognition:
     """Recognise every face in an encoded image. Raises ImageError for unusable bytes,
     NotFoundError for a collection that does not exist and BusyError when the engines' queue
@@ -274,7 +277,9 @@ def recognize_bytes(
 
     ``collections`` (instead of ``collection``): search several collections as one; each
     index is mapped on its own, none is merged or copied, and ``collection`` of the answer
-    lists them comma-separated."""
+    lists them comma-separated. With ``where``, the faces are recorded as sightings if the
+    collection records them (one collection searched: a search across several records
+    nothing)."""
     engines = engines or engine_pool(settings)
     if threshold is None:
         threshold = settings.thresholds(engines.config.name).recognize
@@ -329,6 +334,8 @@ def recognize_bytes(
         _name_matches(settings, out, winners)
     if top_k:
         _name_candidates(settings, out)
+    if where is not None and "," not in coll:  # a search across collections records nothing
+        record_sightings(settings, out, img.rgb, detected, vectors, where, engines.config.name)
     return out
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from faceatlas.domain.errors import AmbiguousError, FaceAtlasError
 from faceatlas.domain.names import collection_key, name_key
 from faceatlas.domain.states import Lookup
-from faceatlas.names.wikidata import QID, Wikidata, is_latin
+from faceatlas.names.wikidata import QID, Wikidata, claim_ids, claim_strings, is_latin
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Collection, Person
@@ -156,6 +156,36 @@ def _search(wd: Wikidata, text: str, language: str) -> list[dict[str, str]]:
         out.append({"qid": str(h["id"]), "label": str(h.get("label") or ""),
                     "description": str(h.get("description") or "")[:200],
                     "match": str(match.get("text") or "")})
+    return out
+
+
+def search_people(settings: Settings, text: str, *, limit: int = SEARCH_LIMIT
+                  ) -> list[dict[str, str]]:
+    """Humans on Wikidata that ``text`` finds (search as one types, e.g. naming a candidate
+    of issue 24): Q-id, label, description and the portrait's Commons file name (P18, or
+    ""). Nothing for under 2 characters, or while Wikidata is unreachable (the breaker);
+    answers come through the polite client and its cache."""
+    text = " ".join(text.split())[:100]
+    if len(text) < 2 or wikidata_down(settings):
+        return []
+    wd = lookup_client(settings)
+    try:
+        hits = _search(wd, text, "")[:limit]
+        entities = wd.entities([h["qid"] for h in hits], "claims") if hits else {}
+    except FaceAtlasError as exc:  # unreachable, refused: an empty list, not an error page
+        log.warning("Wikidata search unavailable: %s", exc)
+        _trip(settings)
+        return []
+    finally:
+        wd.close()
+    out = []
+    for h in hits:
+        entity = entities.get(h["qid"], {})
+        if "Q5" not in claim_ids(entity, "P31"):  # people only
+            continue
+        portraits = claim_strings(entity, "P18")
+        out.append({"qid": h["qid"], "label": h["label"], "description": h["description"],
+                    "portrait": portraits[0] if portraits else ""})
     return out
 
 

@@ -88,6 +88,12 @@ class Layout:
         """A video recognition job's files: the uploaded clip (until done), result, thumbs."""
         return self.home / "video" / str(int(job_id))
 
+    def sighting_file(self, collection: str, when: datetime, name: str) -> Path:
+        """A sighting's small face crop: ``sightings/<c>/<YYYY-MM-DD>/<name>.jpg`` (by day,
+        so the retention purge and an erasure find them; never the full photo)."""
+        return (self.home / "sightings" / _component(collection) / f"{when:%Y-%m-%d}"
+                / f"{_component(name)}.jpg")
+
     def raw_file(self, collection: str, folder: str, sha256: str, ext: str) -> Path:
         """Downloads are stored by content hash: the same bytes are stored once."""
         return self.raw_dir(collection, folder) / f"{sha256[:16]}.{_component(ext)}"

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -332,3 +333,87 @@ class UiSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --------------------------------------------------------------------------- sightings
+# issue 24: what recognition saw, per collection, only where switched on (docs/security.md)
+
+
+class SightingPolicy(Base):
+    """A collection's choice: record sightings or not (no row: not), and for how long."""
+
+    __tablename__ = "sighting_policies"
+
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    retention_days: Mapped[int] = mapped_column(Integer, default=30)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class SightingCluster(Base):
+    """A group of unknown sightings that look like one person (average linkage)."""
+
+    __tablename__ = "sighting_clusters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Sighting(Base):
+    """One face recognition saw: who (None: unknown), how sure, where, when; a small crop
+    and the embedding, never the photo. The token only as its fingerprint."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (
+        Index("ix_sightings_person_seen", "person_id", "seen_at"),
+        Index("ix_sightings_collection_seen", "collection_id", "seen_at"),
+        Index("ix_sightings_collection_source", "collection_id", "source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), nullable=True
+    )
+    cluster_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sighting_clusters.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the closest gallery person (even when too far to be the answer): a candidate made of
+    # a known person's missed faces is held back, not offered as someone new
+    nearest_person_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    nearest_distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    crop_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    engine: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(2000), default="")
+    clip: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    t_start: Mapped[float | None] = mapped_column(Float, nullable=True)  # clip seconds
+    t_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    token_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SightingBlock(Base):
+    """A face dismissed as "not a public figure": faces like it are not kept again."""
+
+    __tablename__ = "sighting_blocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -30,6 +30,7 @@ from faceatlas.domain.names import collection_key
 from faceatlas.faces.engines import FaceEngine
 from faceatlas.faces.image import release_memory
 from faceatlas.gallery.index import IndexStore
+from faceatlas.gallery.sightings import Where
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -76,15 +77,19 @@ def start_video_job(
     fps: float | None = None,
     engines: Engines | None = None,
     store: IndexStore | None = None,
+    where: Where | None = None,
 ) -> int:
-    """Copy the upload, check it, start the job; returns the job id."""
+    """Copy the upload, check it, start the job; returns the job id. ``where``: record the
+    clip's tracks as sightings (if the collection records them)."""
     _reserve(settings)
     try:
         job_id, clip, key = _accept(settings, stream, filename, collection)
         update_job(settings, job_id, progress=0.0,
                    message=f"queued: {Path(filename).name[:100]}")
-        _executor.submit(_run, settings, job_id, clip, key, fps, engines, store,
-                         Path(filename or clip.name).name[:200])
+        name = Path(filename or clip.name).name[:200]
+        if where is not None:  # the client's clip name, not our staging name
+            where = Where(where.source, where.clip or name, where.token_fingerprint)
+        _executor.submit(_run, settings, job_id, clip, key, fps, engines, store, name, where)
     except BaseException:
         _release()  # the job never reached the queue
         raise
@@ -150,7 +155,8 @@ def _copy_limited(stream: IO[bytes], dest: Path, limit: int) -> None:
 
 
 def _run(settings: Settings, job_id: int, clip: Path, collection: str, fps: float | None,
-         engines: Engines | None, store: IndexStore | None, name: str) -> None:
+         engines: Engines | None, store: IndexStore | None, name: str,
+         where: Where | None = None) -> None:
     folder = clip.parent
 
     def progress(done: int, total: int) -> None:
@@ -162,10 +168,11 @@ def _run(settings: Settings, job_id: int, clip: Path, collection: str, fps: floa
         if engines is not None:
             with engines.engine() as engine:
                 result = recognize_video(clip, settings, collection=collection, fps=fps,
-                                         engine=engine, store=store, progress=progress)
+                                         engine=engine, store=store, progress=progress,
+                                         where=where)
         else:
             result = recognize_video(clip, settings, collection=collection, fps=fps,
-                                     store=store, progress=progress)
+                                     store=store, progress=progress, where=where)
         data = answer(result)
         data["clip"] = name
         for track in result.tracks:

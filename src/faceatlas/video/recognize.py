@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from faceatlas.faces.engines import FaceEngine
 from faceatlas.gallery.index import IndexStore, best_person, confidence, index_store
 from faceatlas.gallery.promote import SEARCH_K
 from faceatlas.gallery.recognize import existing_collection
+from faceatlas.gallery.sightings import Batch, Draft, Where, cached_policy, submit
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Person
@@ -62,9 +64,11 @@ def recognize_video(
     engine: FaceEngine | None = None,
     store: IndexStore | None = None,
     progress: Progress | None = None,
+    where: Where | None = None,
 ) -> VideoRecognition:
     """Track every face of the clip and name each track. Raises VideoError for an unusable
-    file and NotFoundError for a collection that does not exist."""
+    file and NotFoundError for a collection that does not exist. With ``where``, each track
+    is recorded as a sighting (with its time range) if the collection records them."""
     # a bad file is the first thing to tell
     probe(Path(path), limits=VideoLimits.from_settings(settings))
     coll = existing_collection(settings, collection or settings.default_collection)
@@ -83,7 +87,33 @@ def recognize_video(
             t.confidence = confidence(t.distance, threshold)
     out = VideoRecognition(coll, analysis, threshold)
     out.timeline = timeline(analysis.tracks, settings.video_track_gap)
+    if where is not None:
+        record_tracks(settings, out, where, engine.name)
     return out
+
+
+def record_tracks(settings: Settings, result: VideoRecognition, where: Where,
+                  engine: str) -> int:
+    """One sighting per track (who, its best face's crop and embedding, from–to seconds),
+    if the collection records them; returns the sightings queued."""
+    if not cached_policy(settings, result.collection).enabled:
+        return 0
+    drafts = []
+    for t in result.tracks:
+        best = next((o for o in t.best if o.embedding is not None), None)
+        best = best or next((o for o in t.observations if o.embedding is not None), None)
+        if best is None:
+            continue
+        drafts.append(Draft(
+            box=tuple(int(v) for v in best.box),  # type: ignore[arg-type]
+            embedding=np.asarray(best.embedding, dtype=np.float32),
+            crop=best.crop_jpeg or best.frame_jpeg, person_id=t.person_id,
+            distance=t.distance, confidence=t.confidence,
+            t_start=round(t.start, 3), t_end=round(t.end, 3)))
+    clip = where.clip or result.analysis.path.name
+    return submit(Batch(settings, result.collection, engine,
+                        Where(where.source, clip, where.token_fingerprint).cleaned(),
+                        datetime.now(timezone.utc), drafts))
 
 
 def identify(tracks: list[Track], index: Any, threshold: float) -> None:

@@ -4,7 +4,8 @@ is the order of the paths in the OpenAPI document.
 - ``seed``: the old system's ``/recognize`` and ``/api/recognize``
 - under ``/api/v1``: ``collections``, ``people`` (with enrolment), ``jobs``, ``recognize``,
   ``video`` (recognition in a clip), ``references``, ``collect`` (collect a person now),
-  ``tools`` (verify, detect, stats, export)
+  ``tools`` (verify, detect, stats, export), ``sightings`` (appearances, candidates,
+  recording switch, erasure)
 - ``excel``: the old system's spreadsheet endpoints under ``/api/excel``
 """
 
@@ -21,11 +22,13 @@ from faceatlas.api.routes import (
     recognize,
     references,
     seed,
+    sightings,
     tools,
     video,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     seed.router, collections.router, people.router, jobs.router, recognize.router,
-    video.router, references.router, collect.router, tools.router, excel.router,
+    video.router, references.router, collect.router, tools.router, sightings.router,
+    excel.router,
 )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from faceatlas.api.deps import Caller, Ctx, Id
+from faceatlas.api.routes.sightings import SOURCE_HELP, where_of
 from faceatlas.api.tokens import check_job
 from faceatlas.domain.states import JobState
 
@@ -17,9 +18,11 @@ router = APIRouter(prefix="/api/v1")
 def recognize_video(
     ctx: Ctx,
     caller: Caller,
+    request: Request,
     video: Annotated[UploadFile, File(description="The clip (MP4, MOV, WebM, MKV …).")],
     collection: Annotated[str | None, Form(max_length=100)] = None,
     fps: Annotated[float | None, Form(ge=1.0, le=8.0, description="Frames a second.")] = None,
+    source: Annotated[str | None, Form(max_length=2000, description=SOURCE_HELP)] = None,
 ) -> Any:
     """Start recognising a clip in the background; poll ``GET /recognize/video/{job_id}`` for
     progress and, when done, tracks with times, boxes per sampled frame and identities."""
@@ -28,7 +31,7 @@ def recognize_video(
     chosen = caller.choose(collection, ctx.settings.default_collection)
     job_id = start_video_job(ctx.settings, video.file, video.filename or "clip",
                              collection=chosen, fps=fps, engines=ctx.engines,
-                             store=ctx.store)
+                             store=ctx.store, where=where_of(request, source))
     return {"job_id": job_id, "state": JobState.RUNNING,
             "status_url": f"/api/v1/recognize/video/{job_id}"}
 

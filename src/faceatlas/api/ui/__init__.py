@@ -5,11 +5,12 @@
 - ``pages``: log-in and the pages and forms, thin shells over the library
 - ``collection``: a collection's people (search, filters, paging) and bulk actions
 - ``pictures``: faces, photos and video tracks by id; static files
+- ``sightings``: a person's appearances (CSV, crops), a collection's Candidates page
 """
 
 from __future__ import annotations
 
-from faceatlas.api.ui import collection, pages, pictures  # noqa: F401  (they register routes)
+from faceatlas.api.ui import collection, pages, pictures, sightings  # noqa: F401  (they register routes)
 from faceatlas.api.ui.base import router
 
 __all__ = ["router"]

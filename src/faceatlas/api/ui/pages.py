@@ -188,13 +188,17 @@ def collections(request: Request, ctx: Ctx, session: Session,
 
 @router.get("/people/{person_id}")
 def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
-           done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None) -> Response:
+           done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None,
+           seen: Annotated[int, Query(ge=1, le=2**31)] = 1) -> Response:
+    from faceatlas.api.ui.sightings import appearances_section
+
     check_person(session.principal, ctx.settings, person_id)
     data = person_review(ctx.settings, person_id)
     who = data.selftest_person[1] if data.selftest_person else "another person"
     return render(request, "person.html", {
         "session": session, "p": data, "flash": flash(done, n, who=who), "nav": "collections",
-        "promotable": queries.PROMOTABLE})
+        "promotable": queries.PROMOTABLE,
+        "seen": appearances_section(ctx, person_id, seen)})
 
 
 def _to_person(person_id: int, *codes: str, n: int | None = None, anchor: str = "") -> Response:
