@@ -283,27 +283,15 @@ class ExactIndex:
         """Write atomically: a temp file in the same folder, fsync, then ``os.replace``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Unique temp name (not a fixed "<path>.tmp") so unlocked concurrent saves of the
-        # same path cannot interleave bytes in one temp file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    format_version=np.array(FORMAT_VERSION, dtype=np.int64),
-                    vectors=self.vectors,
-                    face_ids=self.face_ids,
-                    person_ids=self.person_id_array,
-                    engine=np.array(self.engine or ""),
-                    model_hash=np.array(self.model_hash or ""),
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _write_file(path, lambda f: np.savez(
+            f,
+            format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+            vectors=self.vectors,
+            face_ids=self.face_ids,
+            person_ids=self.person_id_array,
+            engine=np.array(self.engine or ""),
+            model_hash=np.array(self.model_hash or ""),
+        ))
         _fsync_dir(path.parent)
 
     @classmethod
@@ -505,6 +493,8 @@ class Segment:
 
 
 def _write_file(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write atomically: a temp file in the same folder (a unique name, so unlocked
+    concurrent writers never interleave bytes), fsync, then ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
