@@ -96,7 +96,7 @@ def test_search_filters_paging_and_a_bulk_promotion(big: Big, browser: Any) -> N
     assert int(badge.text_content()) == failed
     page.click("a[data-state=failed]")
     assert _total(page) == failed and "state=failed" in page.url
-    assert set(page.locator(".person-card .badge").all_text_contents()) == {"failed"}
+    assert set(page.locator(".person-card .badge[class*=state-]").all_text_contents()) == {"failed"}
     with session_scope(big.settings) as s:
         failed_dl = int(s.scalar(
             select(func.count(func.distinct(Image.person_id))).join(Person)

@@ -139,11 +139,20 @@ def browser_login(browser: Any, url: str, *, width: int = 1280, height: int = 90
 
 def shot(page: Any, name: str) -> None:
     """A full-page screenshot once every lazy thumbnail has loaded."""
-    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    # scrolled through a screen at a time, as a person would: every lazy image comes near
+    # the viewport once (a jump to the bottom leaves those of a long page's middle unasked)
+    height = page.evaluate("document.body.scrollHeight")
+    step = page.evaluate("window.innerHeight")
+    for y in range(0, height + step, step):
+        page.evaluate(f"window.scrollTo(0, {y})")
+        time.sleep(0.02)
     # polled from here: wait_for_function would need 'unsafe-eval', which the CSP forbids
     deadline = time.monotonic() + 15
     while not page.evaluate(f"{VISIBLE_IMAGES}.every(i => i.complete)"):
-        assert time.monotonic() < deadline, "thumbnails did not load"
+        if time.monotonic() > deadline:
+            late = page.evaluate(f"{VISIBLE_IMAGES}.filter(i => !i.complete)"
+                                 ".slice(0, 5).map(i => i.outerHTML)")
+            raise AssertionError(f"thumbnails did not load, e.g. {late}")
         time.sleep(0.05)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
