@@ -95,6 +95,7 @@ def test_retry_after_to_one_worker_makes_every_worker_wait(web: SimWeb, tmp_path
     assert min(after) - told >= 0.95
 
 
+@pytest.mark.slow
 def test_maxlag_wait_is_shared_too(web: SimWeb, tmp_path: Path, redis_url: str) -> None:
     settings = wiki_settings(web, tmp_path, broker_url=redis_url, wikimedia_retries=2)
     web.wiki.faults["wikidata"] += ["maxlag"]
@@ -108,6 +109,7 @@ def test_maxlag_wait_is_shared_too(web: SimWeb, tmp_path: Path, redis_url: str) 
     assert min(t for t, _ in web.arrivals[1:]) - told >= 0.95
 
 
+@pytest.mark.slow
 def test_image_search_retry_after_is_shared(web: SimWeb, tmp_path: Path,
                                            redis_url: str) -> None:
     settings = Settings(home=tmp_path, broker_url=redis_url, rapidapi_key="k",

@@ -145,6 +145,7 @@ def test_reimport_is_idempotent(tmp_path: Path, faces_root: Path, settings: Sett
     assert before[0][0] == 2 and all(n > 0 for n in first)
 
 
+@pytest.mark.slow
 def test_recuration_keeps_a_reviewers_decision(
     tmp_path: Path, faces_root: Path, settings: Settings
 ) -> None:

@@ -240,7 +240,7 @@ def test_worker_killed_mid_person_is_taken_over(cluster: Cluster,
     assert state_of_url(cluster.url, cluster.home) == in_process
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def test_claim_is_atomic_and_takes_over_stale_leases(backend: str, tmp_path: Path,
                                                      request: pytest.FixtureRequest) -> None:
     """Eight claims of one job at once: one wins; a stale lease is taken over; a done job is

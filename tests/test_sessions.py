@@ -68,6 +68,7 @@ def test_copied_cookie_is_dead_after_log_out(server: tuple[str, Settings]) -> No
         assert s.scalars(select(UiSession)).one().revoked_at is not None
 
 
+@pytest.mark.slow
 def test_sessions_expire(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", api_tokens=[TOKEN], workers=1,
                         session_ttl_seconds=1)

@@ -100,7 +100,7 @@ class AuthGate:
 #: unread bytes makes the kernel answer with a reset, and the client may then lose the 401
 #: (a browser posting a form with an expired session); larger bodies stay unread
 DRAIN_LIMIT = 64 * 1024
-DRAIN_SECONDS = 1.0
+DRAIN_SECONDS = 0.5
 
 
 async def _drain_small(scope: Scope, receive: Receive) -> None:
