@@ -417,3 +417,19 @@ class SightingBlock(Base):
     )
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PersonAudit(Base):
+    """People surgery (issue 24): who (a token fingerprint, never the token) moved, merged
+    or split what, when."""
+
+    __tablename__ = "person_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(20))
+    by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,6 +7,8 @@ is the order of the paths in the OpenAPI document.
   ``tools`` (verify, detect, stats, export), ``sightings`` (appearances, candidates,
   recording switch, erasure)
 - ``excel``: the old system's spreadsheet endpoints under ``/api/excel``
+- ``surgery``: move faces, merge and split people, their audit (last: the paths before it
+  keep their order)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from faceatlas.api.routes import (
     references,
     seed,
     sightings,
+    surgery,
     tools,
     video,
 )
@@ -30,5 +33,5 @@ from faceatlas.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     seed.router, collections.router, people.router, jobs.router, recognize.router,
     video.router, references.router, collect.router, tools.router, sightings.router,
-    excel.router,
+    excel.router, surgery.router,
 )
