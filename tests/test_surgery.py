@@ -5,8 +5,10 @@ entry; cross-collection and another collection's token refused. In process."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -23,7 +25,8 @@ from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.models import Face, Image, Person, PersonAudit
 from faceatlas.store.people import get_or_create_collection, upsert_person
-from tests.gallery_fixtures import COLLECTION, Gallery, copy_home, gallery  # noqa: F401
+from tests.gallery_fixtures import COLLECTION, Gallery, copy_home, gallery, running  # noqa: F401
+from tests.ui_fixtures import login
 
 T = "test-token-0123456789"  # bound to the gallery's collection
 A = "alpha-token-0123456789"  # bound to another collection
@@ -180,3 +183,39 @@ def test_vectors_unchanged_by_a_merge(home: Settings) -> None:
     for f in faces_of(home, keep):
         if f in before:
             assert np.array_equal(before[f], after[f])
+
+
+def test_person_page_forms_confirm_then_act_and_show_the_audit(home: Settings) -> None:
+    src, dst = person_id(home, "person_01"), person_id(home, "person_02")
+    face = faces_of(home, src)[0]
+    with running(create_app(home, engines=1)) as url, httpx.Client(
+            base_url=url, timeout=60, follow_redirects=False) as client:
+        csrf = login(client, T)
+        page = client.get(f"/ui/people/{src}").text
+        assert f'formaction="/ui/people/{src}/faces/move"' in page and 'id="merge"' in page
+        assert "No face was moved, merged or split." in page
+        # no confirmation: refused, nothing moved
+        r = client.post(f"/ui/people/{src}/faces/move",
+                        data={"csrf": csrf, "face": face, "to_person": dst})
+        assert r.status_code == 400 and face in faces_of(home, src)
+        # no CSRF token: refused
+        r = client.post(f"/ui/people/{src}/faces/move",
+                        data={"face": face, "to_person": dst, "confirm": "yes"})
+        assert r.status_code in (400, 403) and face in faces_of(home, src)
+        r = client.post(f"/ui/people/{src}/faces/move",
+                        data={"csrf": csrf, "face": face, "to_person": dst, "confirm": "yes"})
+        assert r.status_code == 303, r.text
+        assert face in faces_of(home, dst)
+        page = client.get(r.headers["location"]).text
+        assert "faces moved with their photos" in page
+        audit = re.search(r'<section id="audit">(.*?)</section>', page, re.S)
+        assert audit and f"faces {face}" in audit[1] and "move" in audit[1]
+        assert token_fingerprint(T)[:12] in audit[1] and T not in page
+        r = client.post(f"/ui/people/{dst}/merge", data={"csrf": csrf, "gone": src})
+        assert r.status_code == 400  # the box not ticked
+        r = client.post(f"/ui/people/{dst}/merge",
+                        data={"csrf": csrf, "gone": src, "confirm": "yes"})
+        assert r.status_code == 303, r.text
+        with session_scope(home) as s:
+            assert s.get(Person, src) is None
+        assert "merged in" in client.get(f"/ui/people/{dst}").text

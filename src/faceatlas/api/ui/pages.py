@@ -136,6 +136,10 @@ _FLASH: dict[str, tuple[str, ...]] = {
                               "gallery)."),
     "not_promoted": ("warn", "Not promoted: the person is no longer curated (see the state "
                              "above)."),
+    "moved": ("ok", "{n} faces moved with their photos: both people were re-decided."),
+    "split": ("ok", "{n} faces split off into this new person."),
+    "merged": ("ok", "Person {n} merged into this one: their photos, faces and sightings "
+                     "are this person's now."),
     "deleted": ("ok", "Person {n} erased: photos, faces, gallery files and index rows."),
     "reference": ("ok", "Face {n} is now a reference: the person was re-decided around it."),
     "blocked": ("error", "Not promoted: the self-test recognised a face of this person as "
@@ -191,6 +195,7 @@ def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
            done: str | None = None, n: Annotated[int | None, Query(ge=0)] = None,
            seen: Annotated[int, Query(ge=1, le=2**31)] = 1) -> Response:
     from faceatlas.api.ui.sightings import appearances_section
+    from faceatlas.gallery.surgery import person_audit
 
     check_person(session.principal, ctx.settings, person_id)
     data = person_review(ctx.settings, person_id)
@@ -198,7 +203,8 @@ def person(request: Request, ctx: Ctx, session: Session, person_id: Id,
     return render(request, "person.html", {
         "session": session, "p": data, "flash": flash(done, n, who=who), "nav": "collections",
         "promotable": queries.PROMOTABLE,
-        "seen": appearances_section(ctx, person_id, seen)})
+        "seen": appearances_section(ctx, person_id, seen),
+        "audit": person_audit(ctx.settings, person_id, limit=10)})
 
 
 def _to_person(person_id: int, *codes: str, n: int | None = None, anchor: str = "") -> Response:
