@@ -219,3 +219,37 @@ def test_person_page_forms_confirm_then_act_and_show_the_audit(home: Settings) -
         with session_scope(home) as s:
             assert s.get(Person, src) is None
         assert "merged in" in client.get(f"/ui/people/{dst}").text
+
+
+def test_cli_merge_split_and_move(home: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from faceatlas.cli import app
+    from faceatlas.settings import get_settings
+
+    for key, value in (("HOME", str(home.home)), ("DEFAULT_COLLECTION", COLLECTION),
+                       ("MIN_FACES_TO_PROMOTE", "1")):
+        monkeypatch.setenv(f"FACEATLAS_{key}", value)
+    get_settings.cache_clear()
+    try:
+        one, two = person_id(home, "person_01"), person_id(home, "person_02")
+        faces = faces_of(home, one)
+        out = CliRunner().invoke(app, ["split", str(one), "Person One Twin",
+                                       "--face", str(faces[0])])
+        assert out.exit_code == 0, out.output
+        with session_scope(home) as s:
+            twin = s.scalar(select(Person.id).where(Person.name == "Person One Twin"))
+        assert twin is not None and faces_of(home, twin) == faces[:1]
+        out = CliRunner().invoke(app, ["move-faces", "person 02", "--face", str(faces[0])])
+        assert out.exit_code == 0, out.output
+        assert faces[0] in faces_of(home, two)
+        out = CliRunner().invoke(app, ["merge", "person 02", "person 01"])
+        assert out.exit_code == 0, out.output
+        assert set(faces) <= set(faces_of(home, two))
+        with session_scope(home) as s:
+            assert s.get(Person, one) is None
+            assert {a.by for a in s.scalars(select(PersonAudit))} == {"cli"}
+        out = CliRunner().invoke(app, ["merge", "person 02", "person 02"])
+        assert out.exit_code != 0 and "themselves" in out.output
+    finally:
+        get_settings.cache_clear()

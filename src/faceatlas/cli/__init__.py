@@ -13,6 +13,7 @@ from faceatlas.cli import (  # noqa: F401  (they register commands)
     seed,
     serve,
     sightings,
+    surgery,
     tools,
     video,
 )
