@@ -130,6 +130,11 @@ def test_split_makes_a_new_person_with_the_ticked_faces(home: Settings) -> None:
         assert {index_people(home)[f] for f in ticked} == {new}
     with pytest.raises(FaceAtlasError, match="already exists"):
         surgery.split_person(home, pid, faces[1:2], "Person One Twin")
+    other = faces_of(home, person_id(home, "person_02"))[0]
+    with pytest.raises(FaceAtlasError, match=f"no face with id {other}"):
+        surgery.split_person(home, pid, [other], "Nobody New")
+    with session_scope(home) as s:  # refused before anything: no new person
+        assert s.scalar(select(Person.id).where(Person.name == "Nobody New")) is None
 
 
 def test_faces_of_another_collection_are_refused(home: Settings) -> None:
@@ -169,6 +174,9 @@ def test_api_routes_scoped_audited_and_shown(home: Settings) -> None:
         audit = client.get(f"/api/v1/people/{dst}/audit", headers=mine).json()
         assert audit[0]["action"] == "move" and audit[0]["by"] == token_fingerprint(T)
         assert T not in json.dumps(audit)
+        r = client.post(f"/api/v1/people/{src}/faces/move",
+                        json={"face_ids": [2**63], "to_person_id": dst}, headers=mine)
+        assert r.status_code == 422  # past any row: refused, not a server error
         r = client.post(f"/api/v1/people/{dst}/merge", json={"gone_id": dst}, headers=mine)
         assert r.status_code in (400, 409, 422) and "themselves" in r.text
 

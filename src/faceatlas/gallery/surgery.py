@@ -279,7 +279,13 @@ def split_person(settings: Settings, person_id: int, face_ids: Sequence[int], ne
                      else PersonState.CURATED)
         new_id, name = new.id, person.name
         _audit(s, new_id, SPLIT, by, {"from": person_id, "from_name": name})
-    result = move_faces(settings, face_ids, new_id, by=by, store=store)
+    try:
+        result = move_faces(settings, face_ids, new_id, by=by, store=store)
+    except BaseException:
+        with session_scope(settings) as s:  # nothing moved: the new person goes again
+            if (made := s.get(Person, new_id)) is not None:
+                s.delete(made)
+        raise
     with session_scope(settings) as s:
         _audit(s, person_id, SPLIT, by, {"faces": result.faces, "to": new_id,
                                          "to_name": new_name})

@@ -19,18 +19,21 @@ from faceatlas.gallery import surgery
 
 router = APIRouter(prefix="/api/v1")
 
+#: an id in a body: within SQLite's INTEGER (as path ids are)
+BodyId = Annotated[int, Field(ge=1, le=2**62)]
+
 
 class MoveBody(BaseModel):
-    face_ids: list[int] = Field(min_length=1, max_length=1000)
-    to_person_id: int = Field(ge=1)
+    face_ids: list[BodyId] = Field(min_length=1, max_length=1000)
+    to_person_id: BodyId
 
 
 class MergeBody(BaseModel):
-    gone_id: int = Field(ge=1, description="The person merged away (deleted afterwards).")
+    gone_id: BodyId = Field(description="The person merged away (deleted afterwards).")
 
 
 class SplitBody(BaseModel):
-    face_ids: list[int] = Field(min_length=1, max_length=1000)
+    face_ids: list[BodyId] = Field(min_length=1, max_length=1000)
     name: str = Field(min_length=1, max_length=200, description="The new person's name.")
 
 
