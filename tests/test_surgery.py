@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -26,7 +27,7 @@ from faceatlas.store.files import Layout
 from faceatlas.store.models import Face, Image, Person, PersonAudit
 from faceatlas.store.people import get_or_create_collection, upsert_person
 from tests.gallery_fixtures import COLLECTION, Gallery, copy_home, gallery, running  # noqa: F401
-from tests.ui_fixtures import login
+from tests.ui_fixtures import TOKEN, browser, browser_login, login, shot  # noqa: F401
 
 T = "test-token-0123456789"  # bound to the gallery's collection
 A = "alpha-token-0123456789"  # bound to another collection
@@ -272,3 +273,49 @@ def test_cli_merge_split_and_move(home: Settings, monkeypatch: pytest.MonkeyPatc
         assert out.exit_code != 0 and "themselves" in out.output
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.slow
+def test_move_split_and_merge_in_chromium_with_one_confirmation(
+        gallery: Gallery, tmp_path: Path, browser: Any) -> None:  # noqa: F811
+    home = copy_home(gallery.settings, tmp_path / "ui", api_tokens=[TOKEN])
+    src, dst = person_id(home, "person_01"), person_id(home, "person_02")
+    faces = faces_of(home, src)
+    with running(create_app(home, engines=1)) as url:
+        page = browser_login(browser, url)
+        page.goto(f"{url}/ui/people/{src}")
+        page.check(f"#face-{faces[0]} input[name=face]")
+        page.click("#surgery summary")
+        page.fill("#surgery input[name=to_person]", str(dst))
+        shot(page, "surgery-01-move-confirm")
+        assert faces[0] in faces_of(home, src)  # not before the confirmation
+        page.click("#surgery button[formaction$='/faces/move']")
+        page.wait_for_selector("#audit li")
+        assert faces[0] in faces_of(home, dst)
+        assert "faces moved" in page.locator(".flash.ok").first.inner_text()
+        assert "move" in page.locator("#audit li").first.inner_text()
+
+        page.goto(f"{url}/ui/people/{src}")
+        page.check(f"#face-{faces[1]} input[name=face]")
+        page.click("#surgery summary")
+        page.fill("#surgery input[name=new_name]", "Person One Twin")
+        page.click("#surgery button[formaction$='/faces/split']")
+        page.wait_for_selector("#audit li")
+        with session_scope(home) as s:
+            twin = s.scalar(select(Person.id).where(Person.name == "Person One Twin"))
+        assert twin is not None and faces_of(home, twin) == [faces[1]]
+        assert page.url.startswith(f"{url}/ui/people/{twin}")
+
+        page.goto(f"{url}/ui/people/{src}")
+        page.click("#merge summary")
+        page.fill("#merge input[name=gone]", str(twin))
+        page.check("#merge input[name=confirm]")
+        shot(page, "surgery-02-merge-confirm")
+        page.click("#merge button[type=submit]")
+        page.wait_for_selector("#audit li")
+        assert "merged in" in page.locator("#audit").inner_text()
+        with session_scope(home) as s:
+            assert s.get(Person, twin) is None
+        assert faces[1] in faces_of(home, src)
+        assert not page.errors, page.errors
+        page.context.close()
