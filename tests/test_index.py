@@ -290,6 +290,7 @@ def _worker(root: str, worker: int) -> None:
             store.update("shared", change)
 
 
+@pytest.mark.slow
 def test_concurrent_updates_from_processes_lose_nothing(tmp_path: Path) -> None:
     workers = 4
     ctx = mp.get_context("spawn")  # fresh interpreters: nothing shared but the files

@@ -28,11 +28,13 @@ def _run(args: list[str], env: dict[str, str], home: Path) -> subprocess.Complet
 
 @pytest.mark.parametrize(("command", "env", "words"), [
     (["stats"], {"FACEATLAS_WORKERS": "abc"}, ["FACEATLAS_WORKERS='abc'", "a whole number"]),
-    (["names", "export", "x.csv"], {"FACEATLAS_DETECTOR": "xyz", "FACEATLAS_VIDEO_FPS": "99"},
-     ["FACEATLAS_DETECTOR='xyz'", "'hog' or 'cnn'", "FACEATLAS_VIDEO_FPS='99'",
-      "less than or equal to 8"]),
-    (["serve", "--port", "1"], {"FACEATLAS_API_TOKENS": '{"zz-secret-token-zz-0123": 5}'},
-     ["FACEATLAS_API_TOKENS", "collection name"]),
+    pytest.param(["names", "export", "x.csv"],
+                 {"FACEATLAS_DETECTOR": "xyz", "FACEATLAS_VIDEO_FPS": "99"},
+                 ["FACEATLAS_DETECTOR='xyz'", "'hog' or 'cnn'", "FACEATLAS_VIDEO_FPS='99'",
+                  "less than or equal to 8"], marks=pytest.mark.slow),
+    pytest.param(["serve", "--port", "1"],
+                 {"FACEATLAS_API_TOKENS": '{"zz-secret-token-zz-0123": 5}'},
+                 ["FACEATLAS_API_TOKENS", "collection name"], marks=pytest.mark.slow),
 ])
 def test_invalid_setting_is_one_line_and_exit_1(tmp_path: Path, env: dict[str, str],
                                                 words: list[str], command: list[str]) -> None:

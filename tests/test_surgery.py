@@ -205,6 +205,7 @@ def test_vectors_unchanged_by_a_merge(home: Settings) -> None:
             assert np.array_equal(before[f], after[f])
 
 
+@pytest.mark.slow
 def test_person_page_forms_confirm_then_act_and_show_the_audit(home: Settings) -> None:
     src, dst = person_id(home, "person_01"), person_id(home, "person_02")
     face = faces_of(home, src)[0]
