@@ -285,6 +285,7 @@ def recognize_bytes(
         threshold = settings.thresholds(engines.config.name).recognize
     store = store or index_store(settings)
     index: Any
+    keys: list[str] = []
     if collections:
         keys = list(dict.fromkeys(existing_collection(settings, c) for c in collections))
         coll = ",".join(keys)
@@ -334,7 +335,7 @@ def recognize_bytes(
         _name_matches(settings, out, winners)
     if top_k:
         _name_candidates(settings, out)
-    if where is not None and "," not in coll:  # a search across collections records nothing
+    if where is not None and len(keys) <= 1:  # a search across collections records nothing
         record_sightings(settings, out, img.rgb, detected, vectors, where, engines.config.name)
     return out
 
