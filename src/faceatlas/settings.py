@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from faceatlas.domain.errors import ConfigError
@@ -508,8 +508,6 @@ def _accepted(field: str) -> str:
 def describe_invalid(exc: Exception) -> str:
     """A pydantic ValidationError of Settings as one line: each variable, what was given
     (secrets hidden) and the accepted forms."""
-    from pydantic import ValidationError
-
     if not isinstance(exc, ValidationError):
         return str(exc)
     parts = []
@@ -528,8 +526,6 @@ def describe_invalid(exc: Exception) -> str:
 def load_settings(**values: Any) -> Settings:
     """Settings from the environment (and ``values``); ConfigError in one line when a value
     is invalid, never pydantic's multi-line traceback."""
-    from pydantic import ValidationError
-
     try:
         return Settings(**values)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
 
+from faceatlas.api.sessions import token_fingerprint
 from faceatlas.api.tokens import ADMIN, Principal, principal_for
 from faceatlas.gallery.index import IndexStore
 from faceatlas.gallery.recognize import EnginePool
@@ -53,6 +54,19 @@ def require_token(
     return check_token(get_ctx(request), authorization)
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization`` header (``Bearer`` optional; empty when none)."""
+    token = (authorization or "").strip()
+    return token[7:].strip() if token[:7].lower() == "bearer " else token
+
+
+def caller_fingerprint(request: Request) -> str | None:
+    """The caller's token as its fingerprint (an HMAC, never the token), for what a request
+    records: sightings, audit entries."""
+    token = bearer_token(request.headers.get("authorization"))
+    return token_fingerprint(token) if token else None
+
+
 def check_token(ctx: ApiContext, authorization: str | None) -> Principal:
     """The Principal of ``authorization``, or HTTPException 401 (the route dependency and
     the body-less gate in ``api.guard`` both ask this)."""
@@ -61,10 +75,7 @@ def check_token(ctx: ApiContext, authorization: str | None) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if not authorization or not authorization.strip():
         raise HTTPException(401, "missing Authorization header (Bearer token)", challenge)
-    token = authorization.strip()
-    if token[:7].lower() == "bearer ":
-        token = token[7:].strip()
-    principal = principal_for(ctx.settings, token)
+    principal = principal_for(ctx.settings, bearer_token(authorization))
     if principal is None:
         raise HTTPException(401, "invalid token", challenge)
     return principal

@@ -21,7 +21,7 @@ from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from faceatlas.api.deps import check_token, get_ctx
+from faceatlas.api.deps import bearer_token, check_token, get_ctx
 from faceatlas.api.sessions import auth_keys
 
 #: no credentials needed: liveness and the API's own documentation
@@ -62,7 +62,7 @@ class AuthGate:
         if ctx.auth_disabled:
             return None
         limiter = request.app.state.login_limiter
-        token = _token_of(request.headers.get("authorization"))
+        token = bearer_token(request.headers.get("authorization"))
         keys = auth_keys(scope["client"][0] if scope.get("client") else "?", token)
         wait = await anyio.to_thread.run_sync(limiter.retry_after, *keys)
         if wait is not None:
@@ -118,11 +118,6 @@ async def _drain_small(scope: Scope, receive: Receive) -> None:
             read += len(message.get("body", b""))
             if message["type"] != "http.request" or not message.get("more_body"):
                 return
-
-
-def _token_of(authorization: str | None) -> str:
-    token = (authorization or "").strip()
-    return token[7:].strip() if token[:7].lower() == "bearer " else token
 
 
 async def _too_many(send: Send, wait: int) -> None:

@@ -199,8 +199,6 @@ def anchor_summary(results: Any) -> list[str]:
     no anchor (held with FACEATLAS_REQUIRE_ANCHOR, else promoted on the vote alone)."""
     from collections import Counter
 
-    from rich.markup import escape
-
     counts = Counter(str(r.anchor) for r in results)
     lines = ["anchors: " + ", ".join(f"{k} {counts.get(k, 0)}"
                                      for k in ("portrait", "reference", "none"))]

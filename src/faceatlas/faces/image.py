@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import io
 import threading
 import warnings
@@ -76,6 +77,7 @@ _large_bytes = 0
 _trim_lock = threading.Lock()
 
 
+@functools.cache  # find_library may run ldconfig: once per process, not per request
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:

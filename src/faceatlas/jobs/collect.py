@@ -31,6 +31,7 @@ from faceatlas.settings import Settings
 from faceatlas.sources.base import ImageSearchProvider, PersonQuery, person_hits
 from faceatlas.sources.commons import portrait_path, portrait_url
 from faceatlas.sources.download import DownloadItem, DownloadResult, download_all_sync
+from faceatlas.store.anchors import PORTRAIT_SOURCE
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.jobs import finish_job, start_job, update_job
@@ -194,7 +195,7 @@ def _portrait_reference(settings: Settings, person_id: int) -> None:
 
     path = portrait_path(settings, person_id)
     if path is not None:
-        add_reference(settings, person_id, path=path, root=settings.home, source="wikidata")
+        add_reference(settings, person_id, path=path, root=settings.home, source=PORTRAIT_SOURCE)
         return
     with session_scope(settings) as s:
         person = s.get(Person, person_id)
@@ -207,7 +208,7 @@ def _portrait_reference(settings: Settings, person_id: int) -> None:
         log.info("no portrait reference for person %s: %s", person_id, exc)
         return  # Commons being unreachable must not fail the person
     if url:
-        add_reference(settings, person_id, url=url, source="wikidata")
+        add_reference(settings, person_id, url=url, source=PORTRAIT_SOURCE)
 
 
 def anchor_person(settings: Settings, person_id: int, *,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceatlas.domain.states import Anchor, ReferenceState
-from faceatlas.store.models import Reference
+from faceatlas.store.models import Person, Reference
 
 #: the reference source of a Wikidata portrait (P18 of the person's Q-id)
 PORTRAIT_SOURCE = "wikidata"
@@ -41,7 +41,6 @@ def anchor_of(session: Session, person_id: int) -> Anchor:
 
 def anchored_filter(anchor: str) -> object:
     """A WHERE clause on ``Person.id`` for the people whose anchor is ``anchor``."""
-    from faceatlas.store.models import Person
 
     ready = select(Reference.person_id).where(Reference.state == ReferenceState.READY)
     portrait = ready.where(Reference.source == PORTRAIT_SOURCE)

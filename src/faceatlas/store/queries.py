@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key, name_key, one_line, to_ascii
 from faceatlas.settings import Settings
-from faceatlas.store.anchors import anchored_filter, anchors_of
+from faceatlas.store.anchors import anchor_of, anchored_filter, anchors_of
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import (
     BUSY,
@@ -734,7 +734,7 @@ def read_person_review(settings: Settings, person_id: int) -> PersonReview:
             person.wikidata_qid, person.native_name, _selftest_person(session, person.selftest),
             DuplicateRows(embeddings, copies,
                           {sha: image_faces[i] for sha, i in sha_image.items()}),
-            anchors_of(session, [person.id])[person.id], person.wikidata_lookup)
+            anchor_of(session, person.id), person.wikidata_lookup)
 
 
 def _selftest_person(session: Session, selftest: dict[str, object] | None

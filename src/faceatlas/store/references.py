@@ -13,8 +13,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.domain.errors import FaceAtlasError, NotFoundError, ReferencePhotoError
-from faceatlas.store.models import Person, Reference, ReferenceState
+from faceatlas.domain.errors import FaceAtlasError, ReferencePhotoError
+from faceatlas.store.models import Reference, ReferenceState
+from faceatlas.store.people import get_person
 
 #: how a sheet cell lists several references
 _SPLIT = re.compile(r"[\s|;]+")
@@ -59,8 +60,7 @@ def add_pending_reference(
     later through the downloader's SSRF guard."""
     if (url is None) == (path is None):
         raise ReferencePhotoError("give exactly one of url, path or face_id for a reference")
-    if session.get(Person, person_id) is None:
-        raise NotFoundError(f"no person with id {person_id}")
+    get_person(session, person_id)
     query = select(Reference).where(Reference.person_id == person_id)
     if url is not None:
         if not _URL.match(url):

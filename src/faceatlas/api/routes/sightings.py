@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from faceatlas.api.deps import Caller, Ctx, Id
+from faceatlas.api.deps import Caller, Ctx, Id, caller_fingerprint
 from faceatlas.api.tokens import Principal, check_person
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery import candidates as cands
@@ -29,12 +29,7 @@ def where_of(request: Request, source: str | None, clip: str | None = None
              ) -> sightings.Where:
     """What a recognition route records about its caller: the source it named and the
     token's fingerprint (an HMAC, never the token)."""
-    from faceatlas.api.sessions import token_fingerprint
-
-    header = (request.headers.get("authorization") or "").strip()
-    if header[:7].lower() == "bearer ":
-        header = header[7:].strip()
-    return sightings.Where(source or "", clip, token_fingerprint(header) if header else None)
+    return sightings.Where(source or "", clip, caller_fingerprint(request))
 
 
 def _collection(caller: Principal, key: str) -> str:

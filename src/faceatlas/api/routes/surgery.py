@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from faceatlas.api.deps import Caller, Ctx, Id
-from faceatlas.api.tokens import check_face, check_person
+from faceatlas.api.deps import Caller, Ctx, Id, caller_fingerprint
+from faceatlas.api.tokens import check_person
 from faceatlas.gallery import surgery
 
 router = APIRouter(prefix="/api/v1")
@@ -54,27 +54,15 @@ class AuditOut(BaseModel):
     at: Any
 
 
-def fingerprint_of(request: Request) -> str | None:
-    """The caller's token as its fingerprint (an HMAC, never the token)."""
-    from faceatlas.api.sessions import token_fingerprint
-
-    header = (request.headers.get("authorization") or "").strip()
-    if header[:7].lower() == "bearer ":
-        header = header[7:].strip()
-    return token_fingerprint(header) if header else None
-
-
 @router.post("/people/{person_id}/faces/move", response_model=SurgeryOut, tags=["people"])
 def move(ctx: Ctx, caller: Caller, request: Request, person_id: Id, body: MoveBody) -> Any:
     """Move faces of this person (each with its photo) to another person of the collection;
     both are re-decided and promoted again if they were in the gallery."""
     check_person(caller, ctx.settings, person_id)
     check_person(caller, ctx.settings, body.to_person_id)
-    for face_id in body.face_ids:
-        check_face(caller, ctx.settings, face_id)
     surgery.check_faces_of(ctx.settings, body.face_ids, person_id)
     return surgery.move_faces(ctx.settings, body.face_ids, body.to_person_id,
-                              by=fingerprint_of(request), store=ctx.store).as_dict()
+                              by=caller_fingerprint(request), store=ctx.store).as_dict()
 
 
 @router.post("/people/{person_id}/merge", response_model=SurgeryOut, tags=["people"])
@@ -84,7 +72,7 @@ def merge(ctx: Ctx, caller: Caller, request: Request, person_id: Id, body: Merge
     check_person(caller, ctx.settings, person_id)
     check_person(caller, ctx.settings, body.gone_id)
     return surgery.merge_people(ctx.settings, person_id, body.gone_id,
-                                by=fingerprint_of(request), store=ctx.store).as_dict()
+                                by=caller_fingerprint(request), store=ctx.store).as_dict()
 
 
 @router.post("/people/{person_id}/split", response_model=SurgeryOut, tags=["people"])
@@ -92,7 +80,7 @@ def split(ctx: Ctx, caller: Caller, request: Request, person_id: Id, body: Split
     """The ticked faces (with their photos) become a new person of the same collection."""
     check_person(caller, ctx.settings, person_id)
     return surgery.split_person(ctx.settings, person_id, body.face_ids, body.name,
-                                by=fingerprint_of(request), store=ctx.store).as_dict()
+                                by=caller_fingerprint(request), store=ctx.store).as_dict()
 
 
 @router.get("/people/{person_id}/audit", response_model=list[AuditOut], tags=["people"])

@@ -92,12 +92,7 @@ def candidates_page(request: Request, ctx: Ctx, session: Session, key: str,
 def erase_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
                   confirm: Annotated[str, Form(max_length=10)] = "",
                   block: Annotated[str, Form(max_length=10)] = "") -> Response:
-    try:
-        key = sightings.cluster_collection(ctx.settings, cluster_id)
-    except NotFoundError:
-        key = None
-    if key is None or not session.principal.allows(key):
-        raise Problem(404, "Not found", "No such candidate (erased already?).", "/ui/")
+    key = _own_cluster(ctx, session, cluster_id)
     back = f"/ui/collections/{key}/candidates"
     if confirm != "yes":
         raise Problem(400, "Not erased", "Confirm to erase the candidate.", back)

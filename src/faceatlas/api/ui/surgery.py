@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext, Ctx
-from faceatlas.api.tokens import check_face, check_person
+from faceatlas.api.tokens import check_person
 from faceatlas.api.ui.base import FormId, Id, Problem, router
 from faceatlas.api.ui.csrf import Checked, UiSession
 from faceatlas.gallery import surgery
@@ -35,8 +35,6 @@ def _ticked(ctx: ApiContext, session: UiSession, person_id: int, faces: list[int
     if confirm != "yes":
         raise Problem(400, f"Not {verb}d", f"Confirm to {verb} the ticked faces.",
                       f"/ui/people/{person_id}#accepted")
-    for face_id in ids:
-        check_face(session.principal, ctx.settings, face_id)
     surgery.check_faces_of(ctx.settings, ids, person_id)
     return ids
 

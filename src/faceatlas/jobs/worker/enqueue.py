@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select
 
 from faceatlas.domain.errors import ConfigError
 from faceatlas.domain.states import JobKind, JobState
+from faceatlas.jobs.runner import distributed
 from faceatlas.settings import Settings
 from faceatlas.store import db
 from faceatlas.store.db import session_scope
@@ -58,7 +59,7 @@ def open_jobs(settings: Settings, person_ids: Sequence[int]) -> dict[int, int]:
 def enqueue_people(settings: Settings, person_ids: Sequence[int]) -> dict[int, int]:
     """Queue one task per person; a person already queued or running is sent again harmlessly
     (the claim lets only one delivery work). Returns person id → job id."""
-    if not settings.broker_url:
+    if not distributed(settings):
         raise ConfigError("no broker: set FACEATLAS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
     from faceatlas.jobs.worker.tasks import app, collect_person_task, configure
 
