@@ -697,24 +697,37 @@ class SegmentedIndex:
         if not n:
             return [[] for _ in range(len(q))]
         k = min(k, n)
-        out = [self._search_one(v, k, wide=False) for v in q]
+        exact = self._exact_short_lists(q, k)
+        out = [self._search_one(v, k, exact[i], wide=False) for i, v in enumerate(q)]
         if near is not None and any(s.ann is not None for s in self.segments):
             for i, found in enumerate(out):
                 if not found or found[0].distance > near:
-                    out[i] = self._search_one(q[i], k, wide=True)
+                    out[i] = self._search_one(q[i], k, exact[i], wide=True)
         return out
 
-    def _search_one(self, v: FloatArray, k: int, *, wide: bool) -> list[Neighbour]:
+    def _exact_short_lists(self, q: FloatArray, k: int) -> list[dict[int, IntArray]]:
+        """Per query, its best rows in each segment searched exactly (no graph): one blocked
+        matrix product per segment for the whole batch (a photo's faces, a clip's frames)."""
+        found: list[dict[int, IntArray]] = [{} for _ in range(len(q))]
+        for s, seg in enumerate(self._parts()):
+            live = len(seg) - len(self._dead_rows(seg))
+            if seg.ann is not None or live <= 0:
+                continue
+            for i, rows in enumerate(_exact_rows(seg, q, min(k, live), self._live(seg))):
+                found[i][s] = rows
+        return found
+
+    def _search_one(self, v: FloatArray, k: int, exact: dict[int, IntArray], *, wide: bool
+                    ) -> list[Neighbour]:
         parts: list[tuple[npt.NDArray[np.float64], IntArray, IntArray]] = []
-        for seg in self._parts():
+        for s, seg in enumerate(self._parts()):
             live = len(seg) - len(self._dead_rows(seg))
             if live <= 0:
                 continue
-            kk = min(k, live)
             if seg.ann is not None:
-                rows = self._ann_rows(seg, v, kk, _WIDE_SHORT_LIST if wide else 0)
+                rows = self._ann_rows(seg, v, min(k, live), _WIDE_SHORT_LIST if wide else 0)
             else:
-                (rows,) = _exact_rows(seg, v.reshape(1, -1), kk, self._live(seg))
+                rows = exact[s]
             diff = np.asarray(seg.vectors[rows], dtype=np.float64) - v.astype(np.float64)
             dist = np.sqrt(np.maximum(np.einsum("kd,kd->k", diff, diff), 0.0))
             parts.append((dist, np.asarray(seg.face_ids[rows]),

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 from faceatlas.gallery.sightings import purge
 from faceatlas.jobs.runner import submit
@@ -33,8 +35,10 @@ def start_purge_timer(settings: Settings) -> Callable[[], None]:
         return stop.set
 
     def loop() -> None:
+        pending: Future[Any] | None = None
         while not stop.is_set():
-            submit(purge_quietly, settings)
+            if pending is None or pending.done():  # a long batch ahead: one purge waits, not n
+                pending = submit(purge_quietly, settings)
             stop.wait(interval)
 
     threading.Thread(target=loop, name="faceatlas-sightings-purge", daemon=True).start()
