@@ -35,7 +35,7 @@ from faceatlas.gallery.index import IndexStore, index_store
 from faceatlas.gallery.promote import promote_person
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.files import Layout
+from faceatlas.store.files import Layout, unlink_stored
 from faceatlas.store.models import (
     BUSY,
     Face,
@@ -48,6 +48,7 @@ from faceatlas.store.models import (
     Reference,
     Sighting,
 )
+from faceatlas.store.people import get_person, upsert_person
 
 #: the audit's verbs
 MOVE, MERGE, SPLIT = "move", "merge", "split"
@@ -71,9 +72,7 @@ class SurgeryResult:
 
 
 def _person(s: Session, person_id: int) -> Person:
-    person = s.get(Person, person_id)
-    if person is None:
-        raise NotFoundError(f"no person with id {person_id}")
+    person = get_person(s, person_id)
     if person.state in BUSY:
         raise FaceAtlasError(f"{person.name} is being collected right now ({person.state}); "
                              "change their faces when that has finished")
@@ -146,21 +145,18 @@ def _finish(settings: Settings, store: IndexStore, coll: str, moved: _Moved,
     if moved.leaving and store.exists(coll):
         store.update(coll, lambda index: index.remove_faces(moved.leaving))
     for path in moved.gallery_files:
-        with contextlib.suppress(FileNotFoundError):
-            layout.absolute(path).unlink()
+        unlink_stored(layout, path)
     params = CurateParams.from_settings(settings)
     states: dict[int, str] = {}
     for pid, was_promoted in promoted.items():
-        with session_scope(settings) as s:
-            if s.get(Person, pid) is None:
-                continue
-        redecide(settings, pid, params)
+        try:
+            redecide(settings, pid, params)
+        except NotFoundError:  # merged away meanwhile
+            continue
         if was_promoted:
             promote_person(settings, pid, store=store)
         with session_scope(settings) as s:
-            person = s.get(Person, pid)
-            assert person is not None
-            states[pid] = person.state
+            states[pid] = get_person(s, pid).state
     return states
 
 
@@ -230,10 +226,7 @@ def merge_people(settings: Settings, keep_id: int, gone_id: int, *, by: str | No
             promoted = {keep.id: keep.state == PersonState.PROMOTED or
                         gone.state == PersonState.PROMOTED}
             images = list(s.scalars(select(Image).where(Image.person_id == gone.id)))
-            gallery = [f.id for f in s.scalars(select(Face).where(
-                Face.person_id == gone.id, Face.gallery_path.is_not(None)))]
-            moved = _move_images(s, layout, images, keep, None)
-            moved.leaving = sorted(set(moved.leaving) | set(gallery))
+            moved = _move_images(s, layout, images, keep, None)  # every face of their photos
             s.execute(update(Reference).where(Reference.person_id == gone.id)
                       .values(person_id=keep.id))
             s.execute(update(Sighting).where(Sighting.person_id == gone.id)
@@ -261,16 +254,12 @@ def split_person(settings: Settings, person_id: int, face_ids: Sequence[int], ne
                  by: str | None = None, store: IndexStore | None = None) -> SurgeryResult:
     """The ticked faces (with their photos) become a new person ``new_name`` of the same
     collection, in the gallery if the person split was."""
-    from faceatlas.store.people import upsert_person
 
     if not face_ids:
         raise FaceAtlasError("no face to split off: tick at least one")
     with session_scope(settings) as s:
         person = _person(s, person_id)
-        for face_id in face_ids:
-            face = s.get(Face, face_id)
-            if face is None or face.person_id != person_id:
-                raise NotFoundError(f"no face with id {face_id} of person {person_id}")
+        _check_faces_of(s, face_ids, person_id)
         new, created = upsert_person(s, person.collection, new_name, source="split")
         if not created:
             raise FaceAtlasError(f"{new.name} already exists in {person.collection.key}: "
@@ -297,8 +286,12 @@ def check_faces_of(settings: Settings, face_ids: Sequence[int], person_id: int) 
     """Refuse faces that are not ``person_id``'s, in the words a missing face gets (the
     caller checked the person: their faces are in the caller's collection)."""
     with session_scope(settings) as s:
-        mine = set(s.scalars(select(Face.id).where(Face.id.in_(face_ids),
-                                                   Face.person_id == person_id)))
+        _check_faces_of(s, face_ids, person_id)
+
+
+def _check_faces_of(s: Session, face_ids: Sequence[int], person_id: int) -> None:
+    mine = set(s.scalars(select(Face.id).where(Face.id.in_(face_ids),
+                                               Face.person_id == person_id)))
     stranger = next((f for f in face_ids if f not in mine), None)
     if stranger is not None:
         raise NotFoundError(f"no face with id {stranger}")
