@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.apply import redecide
+from faceatlas.curation.apply import CurationReport, redecide
 from faceatlas.curation.decide import CurateParams
 from faceatlas.curation.identity import robust_centre
 from faceatlas.faces.quality import hamming
@@ -82,9 +82,8 @@ class ArbitrationReport:
     moves: list[Move] = field(default_factory=list)
     flags: dict[int, str] = field(default_factory=dict)  # kept face id -> note
     rounds: int = 0
-
-    def changed(self, person_id: int) -> bool:
-        return any(m.loser == person_id for m in self.moves)
+    #: people who lost faces, as their last re-decision left them
+    redecided: dict[int, CurationReport] = field(default_factory=dict)
 
 
 def find_moves(me: Gallery, others: list[Gallery], p: CurateParams
@@ -219,7 +218,7 @@ def arbitrate_person(settings: Settings, person_id: int, params: CurateParams | 
             break
         report.moves += moves
         for loser in sorted({m.loser for m in moves}):
-            redecide(settings, loser, params)
+            report.redecided[loser] = redecide(settings, loser, params)
     return report
 
 

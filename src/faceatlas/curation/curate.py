@@ -107,8 +107,8 @@ def finish_curation(
         store_reference_analyses(session, references)
     report = redecide(settings, person_id, params, fresh)
     arbitrates = params.strategy == "consensus" and params.arbitrate and report.failure is None
-    if arbitrates and arbitrate_person(settings, person_id, params).changed(person_id):
-        report = redecide(settings, person_id, params)
+    if arbitrates:  # losing faces re-decided this person already: that is the answer
+        report = arbitrate_person(settings, person_id, params).redecided.get(person_id, report)
     report.new_images = len(fresh)
     for analysis in [*fresh.values(), *references.values()]:
         report.timings.update(analysis.timings)
