@@ -38,7 +38,7 @@ from sqlalchemy import delete
 from faceatlas.domain.errors import ConfigError
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import UiSession
+from faceatlas.store.models import UiSession, aware
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,6 @@ def _id_hash(sid: str) -> str:
     return hashlib.sha256(sid.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every one we store is UTC
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def create_session(settings: Settings, fingerprint: str) -> str:
     """A new session for the token with ``fingerprint``; returns the id for the cookie."""
     sid = secrets.token_urlsafe(32)
@@ -135,7 +130,7 @@ def session_fingerprint(settings: Settings, sid: str) -> str | None:
         row = s.get(UiSession, _id_hash(sid))
         if row is None or row.revoked_at is not None:
             return None
-        if _aware(row.expires_at) <= datetime.now(timezone.utc):
+        if aware(row.expires_at) <= datetime.now(timezone.utc):
             return None
         return row.token_fingerprint
 

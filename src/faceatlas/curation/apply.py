@@ -24,7 +24,7 @@ from faceatlas.domain.errors import NotFoundError
 from faceatlas.domain.faces import LEGACY_ENGINE, LEGACY_MODEL_HASH
 from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
 from faceatlas.faces.image import decode
-from faceatlas.faces.quality import box_crop, encode_jpeg
+from faceatlas.faces.quality import box_crop, encode_jpeg, iou
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write
@@ -115,14 +115,7 @@ def store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
 def _verdict(box: tuple[int, int, int, int], verdicts: list[tuple[tuple[int, int, int, int], str]]
              ) -> str | None:
     """The reviewer's reason of the old face this box is (overlap over half), if any."""
-    x, y, w, h = box
-    for (ox, oy, ow, oh), reason in verdicts:
-        ix = max(0, min(x + w, ox + ow) - max(x, ox))
-        iy = max(0, min(y + h, oy + oh) - max(y, oy))
-        inter = ix * iy
-        if inter and inter / float(w * h + ow * oh - inter) > 0.5:
-            return reason
-    return None
+    return next((reason for old, reason in verdicts if iou(box, old) > 0.5), None)
 
 
 def analysis_from_rows(img: Image) -> ImageAnalysis:

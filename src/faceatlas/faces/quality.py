@@ -78,3 +78,14 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
     if not ok:  # pragma: no cover - OpenCV only fails on empty arrays
         raise ValueError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0

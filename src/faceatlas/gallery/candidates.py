@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from faceatlas.store.models import (
     Sighting,
     SightingBlock,
     SightingCluster,
+    aware,
 )
 
 #: faces shown per candidate
@@ -208,11 +209,6 @@ def recluster(settings: Settings, collection: str) -> int:
 
 
 # --------------------------------------------------------------------------- candidates
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every one stored is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
 from faceatlas.domain.names import collection_key
 from faceatlas.faces.quality import box_crop, encode_jpeg
-from faceatlas.gallery.candidates import assign, aware, blocked, forget_cache
+from faceatlas.gallery.candidates import assign, blocked, forget_cache
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, unlink_stored
@@ -51,6 +51,7 @@ from faceatlas.store.models import (
     SightingBlock,
     SightingCluster,
     SightingPolicy,
+    aware,
 )
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -33,6 +33,7 @@ from faceatlas.store.models import (
     PersonState,
     Reason,
     Reference,
+    aware,
 )
 
 #: 1 for an accepted face, else 0: ``func.sum`` of it counts a person's accepted faces
@@ -323,7 +324,7 @@ def collections_overview(settings: Settings) -> list[CollectionOverview]:
         ).all())
     out = []
     for cid, key, name, created in colls:
-        moments = [_aware(t) for t in (created, touched.get(cid), jobs.get(cid)) if t]
+        moments = [aware(t) for t in (created, touched.get(cid), jobs.get(cid)) if t]
         accepted, gallery = faces.get(cid, (0, 0))
         counts = states.get(cid, [])
         out.append(CollectionOverview(key, name, sum(c.people for c in counts), counts,
@@ -523,7 +524,7 @@ def _page_people(session: Session, ids: list[int]) -> list[CollectionPerson]:
         r = rows[pid]
         acc, gal, flagged = counts.get(pid, (0, 0, 0))
         out.append(CollectionPerson(pid, r.name, r.state, acc, gal, covers.get(pid),
-                                    _aware(r.updated_at), flagged + int(r.failed),
+                                    aware(r.updated_at), flagged + int(r.failed),
                                     bool(r.failed), r.native_name, anchors[pid]))
     return out
 
@@ -672,7 +673,7 @@ class DuplicateRows:
 
 def _provenance(img: Image) -> Provenance:
     return Provenance(img.id, img.url, img.page_url, img.query, img.rank, img.provider,
-                      img.origin, img.title, _aware(img.created_at), bool(img.path),
+                      img.origin, img.title, aware(img.created_at), bool(img.path),
                       img.licence, img.author)
 
 
@@ -729,7 +730,7 @@ def read_person_review(settings: Settings, person_id: int) -> PersonReview:
         return PersonReview(
             person.id, person.name, person.collection.key, person.state, person.error,
             list(person.occupations or []), person.country, person.selftest,
-            _aware(person.updated_at), accepted, rejected, len(images),
+            aware(person.updated_at), accepted, rejected, len(images),
             settings.min_faces_to_promote, person.state in BUSY, person.state in PROMOTABLE,
             person.wikidata_qid, person.native_name, _selftest_person(session, person.selftest),
             DuplicateRows(embeddings, copies,
@@ -802,8 +803,8 @@ def recent_jobs(settings: Settings, *, limit: int = 100, state: str | None = Non
             query = query.where(Collection.key.in_(sorted(collections)))
         return [
             JobRow(j.id, j.kind, j.state, j.person_id, name, coll, j.progress, j.message,
-                   j.error, j.attempts, j.worker, _aware(j.heartbeat), _aware(j.created_at),
-                   _aware(j.updated_at))
+                   j.error, j.attempts, j.worker, aware(j.heartbeat), aware(j.created_at),
+                   aware(j.updated_at))
             for j, name, coll in session.execute(query)
         ]
 
@@ -820,8 +821,3 @@ def job_counts(settings: Settings, collections: frozenset[str] | None = None
         return {s: int(n) for s, n in session.execute(query)}
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; they were stored in UTC
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment

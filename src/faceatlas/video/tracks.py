@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceatlas.faces.engines import ENGINES
+from faceatlas.faces.quality import iou
 
 
 @dataclass(eq=False)
@@ -83,16 +84,6 @@ class Track:
     @property
     def last_embedded(self) -> Observation | None:
         return next((o for o in reversed(self.observations) if o.embedding is not None), None)
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
 
 
 def frontal_score(landmarks: np.ndarray, engine: str) -> float:

@@ -19,7 +19,7 @@ from faceatlas.domain.states import JobKind, JobState, PersonState
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.jobs import worker_name
-from faceatlas.store.models import Job, Person
+from faceatlas.store.models import Job, Person, aware
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,6 @@ class Claim(Enum):
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def aware(when: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored as UTC."""
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def claim_job(settings: Settings, job_id: int, person_id: int, *, lease_seconds: float,

@@ -12,10 +12,10 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from faceatlas.domain.states import FaceState, ImageState, JobKind, JobState, PersonState
-from faceatlas.jobs.worker.leases import FINISHED_STATES, TERMINAL_JOB, aware, now
+from faceatlas.jobs.worker.leases import FINISHED_STATES, TERMINAL_JOB, now
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Collection, Face, Image, Job, Person
+from faceatlas.store.models import Collection, Face, Image, Job, Person, aware
 
 
 @dataclass
