@@ -30,7 +30,13 @@ from sqlalchemy import select
 from faceatlas.domain.errors import BusyError, NotFoundError
 from faceatlas.domain.faces import DetectedFace
 from faceatlas.domain.names import collection_key
-from faceatlas.faces.engines import EngineConfig, FaceEngine, create_engine, engine_spec
+from faceatlas.faces.engines import (
+    EngineConfig,
+    FaceEngine,
+    create_engine,
+    engine_spec,
+    search_config,
+)
 from faceatlas.faces.image import Decoded, decode, open_image, release_memory
 from faceatlas.gallery.index import (
     IndexStore,
@@ -116,13 +122,7 @@ def recognition_config(settings: Settings) -> EngineConfig:
     """The engine recognition runs: the one whose vectors the index holds (the ensemble's
     index holds SFace vectors, so an ensemble server recognises with SFace alone; dlib only
     double-checks curation)."""
-    cfg = EngineConfig.from_settings(settings, recognize_upsample(settings))
-    search = engine_spec(cfg.name).search
-    if search.name != cfg.name:
-        from dataclasses import replace
-
-        cfg = replace(cfg, name=search.name)
-    return cfg
+    return search_config(EngineConfig.from_settings(settings, recognize_upsample(settings)))
 
 
 class EnginePool:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from faceatlas.domain.faces import DetectedFace
 from faceatlas.domain.states import Reason
-from faceatlas.faces.engines import EngineConfig, FaceEngine, engine_spec, get_engine
+from faceatlas.faces.engines import EngineConfig, FaceEngine, get_engine, search_config
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings
 from faceatlas.video.reader import VideoError, VideoInfo, VideoLimits, VideoReader
@@ -61,9 +61,7 @@ def video_engine(settings: Settings, *, for_search: bool = False) -> FaceEngine:
     ``for_search``: the engine whose vectors the index holds (the ensemble's holds SFace's),
     so recognition tracks with SFace alone (as photo recognition does)."""
     cfg = EngineConfig.from_settings(settings, video_upsample(settings))
-    if for_search:
-        cfg = replace(cfg, name=engine_spec(cfg.name).search.name)
-    return get_engine(cfg)
+    return get_engine(search_config(cfg) if for_search else cfg)
 
 
 def tracker_params(settings: Settings) -> TrackerParams:

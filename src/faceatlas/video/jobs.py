@@ -19,6 +19,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -88,7 +89,7 @@ def start_video_job(
                    message=f"queued: {Path(filename).name[:100]}")
         name = Path(filename or clip.name).name[:200]
         if where is not None:  # the client's clip name, not our staging name
-            where = Where(where.source, where.clip or name, where.token_fingerprint)
+            where = replace(where, clip=where.clip or name)
         _executor.submit(_run, settings, job_id, clip, key, fps, engines, store, name, where)
     except BaseException:
         _release()  # the job never reached the queue

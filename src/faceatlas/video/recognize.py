@@ -12,7 +12,7 @@ sampled frame it was seen in.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ def record_tracks(settings: Settings, result: VideoRecognition, where: Where,
             t_start=round(t.start, 3), t_end=round(t.end, 3)))
     clip = where.clip or result.analysis.path.name
     return submit(Batch(settings, result.collection, engine,
-                        Where(where.source, clip, where.token_fingerprint).cleaned(),
+                        replace(where, clip=clip).cleaned(),
                         datetime.now(timezone.utc), drafts))
 
 

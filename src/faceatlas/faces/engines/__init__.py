@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from faceatlas.settings import Settings
 
 __all__ = ["ENGINES", "EngineConfig", "EngineSpec", "FaceEngine", "create_engine",
-           "engine_spec", "get_engine"]
+           "engine_spec", "get_engine", "search_config"]
 
 #: every engine of this installation by name, in the order they are offered
 ENGINES: Mapping[str, EngineSpec] = MappingProxyType(
@@ -35,6 +36,13 @@ def engine_spec(name: str) -> EngineSpec:
     if spec is None:
         raise ConfigError(f"unknown face engine {name!r}; choose one of {', '.join(ENGINES)}")
     return spec
+
+
+def search_config(cfg: EngineConfig) -> EngineConfig:
+    """The engine whose vectors an index holds, for recognition: a composite's search part
+    (the ensemble's index holds SFace vectors, so it recognises with SFace alone)."""
+    search = engine_spec(cfg.name).search.name
+    return cfg if search == cfg.name else replace(cfg, name=search)
 
 
 def create_engine(cfg: EngineConfig) -> FaceEngine:
