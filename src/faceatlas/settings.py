@@ -344,6 +344,12 @@ class Settings(BaseSettings):
     def calibration_path(self) -> Path:
         return self.thresholds_file or self.home / "thresholds.json"
 
+    @property
+    def broker_redis(self) -> str | None:
+        """The broker's URL when the broker is Redis: where every worker can share state."""
+        url = self.broker_url or ""
+        return url if url.startswith(("redis://", "rediss://", "unix://")) else None
+
     def thresholds(self, engine: str | None = None) -> EngineThresholds:
         """The distance thresholds of ``engine`` (default: the configured one)."""
         return engine_thresholds(self, engine or self.engine)

@@ -154,10 +154,7 @@ def auth_keys(address: str, token: str | bytes | None) -> tuple[str, ...]:
 
 def redis_url_of(settings: Settings) -> str | None:
     """Where failure counts are shared: ``redis_url``, else a ``redis://`` broker URL."""
-    if settings.redis_url:
-        return settings.redis_url
-    broker = settings.broker_url or ""
-    return broker if broker.startswith(("redis://", "rediss://", "unix://")) else None
+    return settings.redis_url or settings.broker_redis
 
 
 def failure_limiter(settings: Settings) -> LoginLimiter:

@@ -493,8 +493,9 @@ def collection_people(settings: Settings, key: str, *, q: str | None = None,
         bare = list(session.scalars(select(Person.name).where(*bare_where)
                                     .order_by(func.lower(Person.ascii_name), Person.id)
                                     .limit(20)))
-        bare_total = int(session.scalar(select(func.count()).select_from(Person)
-                                        .where(*bare_where)) or 0)
+        unfiltered = not (q or state or reason)  # then the anchor counts are the collection's
+        bare_total = anchors[str(Anchor.NONE)] if unfiltered else int(session.scalar(
+            select(func.count()).select_from(Person).where(*bare_where)) or 0)
         return CollectionPage(coll.key, coll.name, people, total, states, reasons, everyone,
                               anchors, bare, bare_total)
 

@@ -207,8 +207,7 @@ _shared_lock = threading.Lock()
 
 def budget_url(settings: Settings) -> str | None:
     """The Redis the budget lives in: the broker's, when the broker is Redis."""
-    url = settings.broker_url or ""
-    return url if url.startswith(("redis://", "rediss://", "unix://")) else None
+    return settings.broker_redis
 
 
 def host_budget(settings: Settings) -> HostBudget:
