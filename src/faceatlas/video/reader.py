@@ -164,17 +164,31 @@ def _info(container) -> VideoInfo:  # type: ignore[no-untyped-def]
     )
 
 
-def check_timestamps(path: Path, info: VideoInfo, *, fps: float = MAX_FPS,
-                     limits: VideoLimits | None = None) -> None:
+def _end_time(info: VideoInfo, fps: float, limits: VideoLimits) -> float:
+    """Frames after this time are not part of the clip that passed the length limit."""
+    if info.duration > 0:
+        return info.duration + max(1.0, 2.0 / fps)
+    return limits.max_seconds if limits.max_seconds is not None else math.inf
+
+
+def _frame_budget(info: VideoInfo, limits: VideoLimits) -> int:
+    """Frames the decoder may produce: what the clip declares (frames, or duration × rate)
+    with room for rounding and seeks, at most ``max_frames``."""
+    declared = info.frames or math.ceil(info.duration * info.frame_rate)
+    own = int(declared * 1.5) + 100 if declared > 0 else None
+    caps = [c for c in (own, limits.max_frames) if c is not None]
+    return min(caps) if caps else 2**62
+
+
+def check_timestamps(path: Path, info: VideoInfo, *, limits: VideoLimits | None = None) -> None:
     """Read the packet headers (no frame is decoded: about as fast as reading the file) and
     raise VideoError when their times leave the declared duration or there are more frames
     than the clip declares: such a clip is refused before a job starts."""
     import av
 
     path = Path(path)
-    reader = VideoReader.__new__(VideoReader)  # its bounds, without probing again
-    reader.info, reader.fps, reader.limits = info, fps, limits or VideoLimits()
-    end, budget = reader.end_time, reader.frame_budget
+    limits = limits or VideoLimits()
+    end, budget = _end_time(info, MAX_FPS, limits), _frame_budget(info, limits)
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -204,8 +218,7 @@ class VideoReader:
     """Sampled frames of one video. Iterate once; afterwards ``decoded`` (frames the decoder
     produced), ``seeks``, ``error`` and ``partial`` tell how it went."""
 
-    def __init__(self, path: Path, fps: float = 2.0, *, max_bytes: int | None = None,
-                 max_seconds: float | None = None, seek_gap: float = SEEK_GAP,
+    def __init__(self, path: Path, fps: float = 2.0, *, seek_gap: float = SEEK_GAP,
                  limits: VideoLimits | None = None) -> None:
         if not MIN_FPS <= fps <= MAX_FPS:
             raise VideoError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, not {fps:g}",
@@ -214,8 +227,7 @@ class VideoReader:
         self.fps = fps
         self.seek_gap = seek_gap
         self.limits = limits or VideoLimits()
-        self.info = probe(self.path, max_bytes=max_bytes, max_seconds=max_seconds,
-                          limits=self.limits)
+        self.info = probe(self.path, limits=self.limits)
         self.decoded = 0
         self.seeks = 0
         self.sampled = 0
@@ -232,19 +244,11 @@ class VideoReader:
 
     @property
     def end_time(self) -> float:
-        """Frames after this time are not part of the clip that passed the length limit."""
-        if self.info.duration > 0:
-            return self.info.duration + max(1.0, 2.0 / self.fps)
-        return self.limits.max_seconds if self.limits.max_seconds is not None else math.inf
+        return _end_time(self.info, self.fps, self.limits)
 
     @property
     def frame_budget(self) -> int:
-        """Frames the decoder may produce: what the clip declares (frames, or duration ×
-        rate) with room for rounding and seeks, at most ``max_frames``."""
-        declared = self.info.frames or math.ceil(self.info.duration * self.info.frame_rate)
-        own = int(declared * 1.5) + 100 if declared > 0 else None
-        caps = [c for c in (own, self.limits.max_frames) if c is not None]
-        return min(caps) if caps else 2**62
+        return _frame_budget(self.info, self.limits)
 
     def _stop(self, why: str, code: str = "video_limit") -> None:
         self.error = VideoError(f"{self.path.name}: {why}; frames up to "
