@@ -144,14 +144,8 @@ def citizens(wd: Wikidata, candidates: Sequence[str], country: str) -> set[str]:
 
 
 def _search(wd: Wikidata, text: str, language: str) -> list[dict[str, str]]:
-    language = language or wd.settings.wikidata_language
-    body = wd.client.api(wd.api_url, {
-        "action": "wbsearchentities", "search": text, "language": language,
-        "uselang": language, "type": "item", "limit": SEARCH_LIMIT})
     out = []
-    for h in body.get("search") or []:
-        if not isinstance(h, dict) or not QID.match(str(h.get("id"))):
-            continue
+    for h in wd.search_hits(text, SEARCH_LIMIT, language or None):
         match = h.get("match") if isinstance(h.get("match"), dict) else {}
         out.append({"qid": str(h["id"]), "label": str(h.get("label") or ""),
                     "description": str(h.get("description") or "")[:200],

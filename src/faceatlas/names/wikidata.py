@@ -151,6 +151,12 @@ class Wikidata:
         return out
 
     def search(self, text: str, limit: int = 10, language: str | None = None) -> list[str]:
+        return [h["id"] for h in self.search_hits(text, limit, language)]
+
+    def search_hits(self, text: str, limit: int = 10, language: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """The items ``wbsearchentities`` finds, as it answers them (id, label, description,
+        match), items with a well-formed Q-id only."""
         language = language or self.settings.wikidata_language
         body = self.client.api(self.api_url, {
             "action": "wbsearchentities", "search": text, "language": language,
@@ -158,7 +164,7 @@ class Wikidata:
         hits = body.get("search")
         if not isinstance(hits, list):
             raise ProviderError("Wikidata wbsearchentities answered without a search list")
-        return [h["id"] for h in hits if isinstance(h, dict) and QID.match(str(h.get("id")))]
+        return [h for h in hits if isinstance(h, dict) and QID.match(str(h.get("id")))]
 
     def resolve(self, word: str, kind: str) -> Entity:
         """The one item of ``kind`` ("country" or "occupation") that ``word`` names."""
