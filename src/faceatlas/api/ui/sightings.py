@@ -5,6 +5,8 @@ page, paged, CSV), the small face crops, and a collection's Candidates page with
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
@@ -13,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from faceatlas.api.deps import ApiContext, Ctx
 from faceatlas.api.tokens import Principal, check_person
 from faceatlas.api.ui.base import Id, Problem, render, router
-from faceatlas.api.ui.csrf import Checked, Session
+from faceatlas.api.ui.csrf import Checked, Session, UiSession
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery import candidates as cands
 from faceatlas.gallery import sightings
@@ -120,9 +122,35 @@ def wikidata_hits(request: Request, ctx: Ctx, session: Session, cluster_id: Id,
     from faceatlas.names.resolve import search_people
 
     _own_cluster(ctx, session, cluster_id)
+    hits = search_people(ctx.settings, name)
+    for hit in hits:
+        hit["portrait_sig"] = _portrait_sig(session, hit["portrait"]) if hit["portrait"] else ""
     return render(request, "_wikidata_hits.html", {
-        "session": session, "cluster_id": cluster_id,
-        "hits": search_people(ctx.settings, name), "asked": name.strip()})
+        "session": session, "cluster_id": cluster_id, "hits": hits, "asked": name.strip()})
+
+
+def _portrait_sig(session: UiSession, file_name: str) -> str:
+    """Signs a P18 file name that a Wikidata answer gave this session: the portrait route
+    fetches nothing else (never an arbitrary Commons file, never another host)."""
+    return hmac.new(session.key, f"portrait:{session.sid}:{file_name}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+@router.get("/wikidata/portrait.jpg")
+def wikidata_portrait(ctx: Ctx, session: Session,
+                      file: Annotated[str, Query(max_length=250)] = "",
+                      sig: Annotated[str, Query(max_length=64)] = "") -> Response:
+    """A Wikidata hit's portrait through our own server (the CSP keeps ``img-src 'self'``):
+    only a file name signed for this session, as a small fresh JPEG, briefly cached."""
+    from faceatlas.sources.portrait_thumbnail import portrait_thumbnail
+
+    if not hmac.compare_digest(sig.encode(), _portrait_sig(session, file).encode()):
+        return Response(status_code=404)
+    data = portrait_thumbnail(ctx.settings, file)
+    if data is None:
+        return Response(status_code=404)
+    return Response(data, media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/clusters/{cluster_id}/name")
