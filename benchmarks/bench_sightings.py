@@ -2,15 +2,19 @@
 
     python benchmarks/bench_sightings.py [--known 52] [--unknown 10] [--gallery-per-person 10]
                                          [--known-photos 200] [--sources 8] [--seed 24]
+                                         [--clip-every 3] [--known-clip-every 8]
     python benchmarks/bench_sightings.py --known 12 --unknown 4 --known-photos 30  # CI sample
 
 From ``$FACEATLAS_TESTDATA/lfw`` (62 people): ``--unknown`` people are kept out of the
 gallery, the others are imported (``--gallery-per-person`` photos each) and promoted. A
-stream of photos then goes through ``recognize_bytes`` with recording on, each from one of
-``--sources`` sources: photos of known people not in the gallery, and photos of the unknown
-people, each seen a different number of times (3 … 25; the first two fewer than 5), half of
-them pasted beside a known person's photo (one picture, two faces: they "appear among the
-known ones").
+stream of photos and short clips then goes through recognition with recording on, each from
+one of ``--sources`` sources: photos of known people not in the gallery, and appearances of
+the unknown people, each seen a different number of times (3 … 25; the first two fewer than
+5). Of an unknown person's appearances every ``--clip-every``-th is a short clip (two of
+their photos, 0.8 s each, H.264 written with PyAV) recognised by ``recognize_video`` — the
+video path, which records one sighting per track —, half of the others are pasted beside a
+known person's photo (one picture, two faces: they "appear among the known ones"); every
+``--known-clip-every``-th known photo is a clip too (1.6 s of it).
 
 Figures:
 
@@ -21,8 +25,9 @@ Figures:
   counted apart: in the CI sample one such is George W. Bush at the edge of a Koizumi photo,
   rightly in the Bush candidate);
 - recording overhead: the same photos recognised with ``where`` (recorded) and without,
-  interleaved photo by photo in one run; p50 of each and the difference (goal ≤ 5 ms), and
-  the writer thread's own cost per sighting (off the request path).
+  interleaved photo by photo in one run; p50 of each and the difference (goal ≤ 5 ms), the
+  same for the clips (a clip's recognition, its tracks recorded or not), and the writer
+  thread's own cost per sighting (off the request path).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from sqlalchemy import select
@@ -50,6 +57,8 @@ from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.models import Sighting
+from faceatlas.video.analyse import video_engine
+from faceatlas.video.recognize import recognize_video
 
 COLLECTION = "bench"
 UNKNOWN_COUNTS = (3, 4, 5, 6, 8, 10, 12, 15, 20, 25)
@@ -62,6 +71,36 @@ def lfw_root() -> Path:
     if not root.is_dir():
         sys.exit(f"LFW photos not found at {root} (set FACEATLAS_TESTDATA)")
     return root
+
+
+@dataclass
+class Item:
+    """One thing of the stream: a photo (``data``) or a short clip of one person (``clip``)."""
+
+    names: list[str]  # who is in it: the left half's identity, the right half's (photos)
+    files: list[Path]  # its LFW files, for the report
+    data: bytes | None = None
+    clip: Path | None = None
+
+
+#: frames per second of the clips written, seconds each photo is shown, frames sampled
+CLIP_RATE, CLIP_HOLD, CLIP_FPS = 10, 0.8, 4.0
+
+
+def write_clip(dest: Path, photos: list[Path], hold: float = CLIP_HOLD) -> Path:
+    """A slideshow of LFW photos (250×250) as H.264, each shown ``hold`` seconds."""
+    with av.open(str(dest), "w") as out:
+        stream = out.add_stream("libx264", rate=CLIP_RATE)
+        stream.width, stream.height, stream.pix_fmt = 250, 250, "yuv420p"
+        for p in photos:
+            rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            for _ in range(round(hold * CLIP_RATE)):
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return dest
 
 
 def side_by_side(left: Path, right: Path) -> bytes:
@@ -96,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--known-photos", type=int, default=200)
     ap.add_argument("--sources", type=int, default=8)
     ap.add_argument("--seed", type=int, default=24)
+    ap.add_argument("--clip-every", type=int, default=3,
+                    help="every n-th appearance of an unknown person is a clip")
+    ap.add_argument("--known-clip-every", type=int, default=8,
+                    help="every n-th known photo is a clip")
     ap.add_argument("--cut", type=float, default=None,
                     help="FACEATLAS_SIGHTINGS_CLUSTER_DISTANCE (default: the link distance)")
     args = ap.parse_args(argv)
@@ -122,41 +165,72 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gallery: {len(known)} known people ({sum(1 for r in promoted if r.faces)} "
               f"promoted), {args.unknown} unknown, in {time.perf_counter() - t0:.0f} s")
 
-        # the stream: (photo bytes, [identity of the left half, of the right half or None])
-        stream: list[tuple[bytes, list[str]]] = []
-        files: dict[int, list[Path]] = {}  # id(photo bytes) → its LFW files, for the report
+        # the stream: photos (some two people side by side) and clips
+        stream: list[Item] = []
+        clips = tmp / "clips"
+        clips.mkdir()
+
+        def clip_of(names: list[str], photos: list[Path], hold: float = CLIP_HOLD) -> Item:
+            path = write_clip(clips / f"clip-{len(stream)}.mp4", photos, hold)
+            return Item(names, photos, clip=path)
+
         rng.shuffle(rest)
         known_iter = iter(rest[:args.known_photos])
         seen_target: dict[str, int] = {}
         for i, folder in enumerate(unknown):
             n = UNKNOWN_COUNTS[i % len(UNKNOWN_COUNTS)]
             seen_target[folder.name] = n
-            for j, p in enumerate(sorted(folder.glob("*.jpg"))[:n]):
+            mine = sorted(folder.glob("*.jpg"))[:n]
+            for j, p in enumerate(mine):
+                if args.clip_every and j % args.clip_every == args.clip_every - 1:
+                    stream.append(clip_of([folder.name], [p, mine[(j + 1) % len(mine)]]))
+                    continue
                 partner = next(known_iter, None) if j % 2 else None
                 if partner is None:
-                    stream.append((p.read_bytes(), [folder.name]))
-                    files[id(stream[-1][0])] = [p]
+                    stream.append(Item([folder.name], [p], p.read_bytes()))
                 else:
-                    stream.append((side_by_side(partner[1], p), [partner[0], folder.name]))
-                    files[id(stream[-1][0])] = [partner[1], p]
-        for who, p in known_iter:
-            stream.append((p.read_bytes(), [who]))
-            files[id(stream[-1][0])] = [p]
+                    stream.append(Item([partner[0], folder.name], [partner[1], p],
+                                       side_by_side(partner[1], p)))
+        for k, (who, p) in enumerate(known_iter):
+            if args.known_clip_every and k % args.known_clip_every == args.known_clip_every - 1:
+                stream.append(clip_of([who], [p], 2 * CLIP_HOLD))
+            else:
+                stream.append(Item([who], [p], p.read_bytes()))
         rng.shuffle(stream)
         sources = [f"source-{rng.randrange(args.sources)}" for _ in stream]
+        n_clips = sum(1 for it in stream if it.clip is not None)
 
         sightings.set_policy(settings, COLLECTION, enabled=True)
         engines = engine_pool(settings, 1)
-        for data, _ in stream[:3]:  # warm the models and the index
-            recognize_bytes(data, settings, engines=engines)
+        photos_only = [it for it in stream if it.data is not None]
+        for it in photos_only[:3]:  # warm the models and the index
+            recognize_bytes(it.data or b"", settings, engines=engines)
+        engine = video_engine(settings, for_search=True)
         off: list[float] = []
         on: list[float] = []
-        for i, (data, _) in enumerate(stream):
-            where = sightings.Where(sources[i], clip=f"photo-{i}")  # clip: the benchmark's key
-            runs = [(None, off), (where, on)] if i % 2 else [(where, on), (None, off)]
+        clip_off: list[float] = []
+        clip_on: list[float] = []
+        for i, it in enumerate(stream):
+            # clip: the benchmark's key back to the stream
+            where = sightings.Where(sources[i], clip=f"item-{i}")
+            if it.clip is not None:
+                path = it.clip
+
+                def run(w: sightings.Where | None, path: Path = path) -> None:
+                    recognize_video(path, settings, fps=CLIP_FPS, engine=engine, where=w)
+                pair = (clip_off, clip_on)
+            else:
+                data = it.data or b""
+
+                def run(w: sightings.Where | None, data: bytes = data) -> None:
+                    recognize_bytes(data, settings, engines=engines, where=w)
+                pair = (off, on)
+            # on first for every other photo (clip) of its kind: neither side always first
+            runs = [(None, pair[0]), (where, pair[1])] if len(pair[0]) % 2 else \
+                [(where, pair[1]), (None, pair[0])]
             for w, times in runs:
                 t = time.perf_counter()
-                recognize_bytes(data, settings, engines=engines, where=w)
+                run(w)
                 times.append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
         sightings.flush(600)
@@ -169,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                                     Sighting.h, Sighting.source)).all()
         truth: dict[int, str] = {}
         for sid, _, _, clip, x, y, w, h, _ in rows:
-            names = stream[int(clip.split("-")[1])][1]
+            names = stream[int(clip.split("-")[1])].names
             cx, cy = x + w / 2, y + h / 2
             half = 0 if len(names) == 1 or cx < 250 else 1
             # LFW photos are centred on their person; a face off the centre is a bystander
@@ -203,13 +277,15 @@ def main(argv: list[str] | None = None) -> int:
         for c in found:
             bad = [m for m in c.members if truth[m] not in unknown_names]
             if bad:
-                where = [(files[id(stream[int(r[3].split("-")[1])][0])], r[4:8])
+                where = [(stream[int(r[3].split("-")[1])].files, r[4:8])
                          for r in boxes if r[0] in bad]
                 print(f"  candidate {c.cluster_id}: {dict(Counter(truth[m] for m in c.members))}"
                       f"; the others (photo files, box): {where}")
 
-        print(f"stream: {len(stream)} photos, {len(rows)} sightings "
-              f"({sum(1 for r in rows if r[1] is None)} unknown), {args.sources} sources")
+        from_clips = sum(1 for r in rows if stream[int(r[3].split("-")[1])].clip is not None)
+        print(f"stream: {len(stream) - n_clips} photos and {n_clips} clips, {len(rows)} "
+              f"sightings ({from_clips} from clips, {sum(1 for r in rows if r[1] is None)} "
+              f"unknown), {args.sources} sources")
         print("unknown people (photos → unknown sightings → candidates): " + ", ".join(
             f"{seen_target[u]}→{recorded[u]}→{surfaced[u]}" for u in sorted(seen_target)))
         print(f"BCubed, all clusters of unknown people: precision {p_all:.3f}, "
@@ -228,6 +304,15 @@ def main(argv: list[str] | None = None) -> int:
               f"difference {p50_on - p50_off:+.2f} ms (goal ≤ 5 ms: "
               f"{'met' if p50_on - p50_off <= 5 else 'NOT met'}); p90 off "
               f"{np.percentile(off, 90):.1f}, on {np.percentile(on, 90):.1f} ms")
+        if clip_off:
+            # few clips, each ~50x a photo: the median of each clip's own on−off difference
+            # (pairs) says more than the difference of two medians over different clips
+            c_off, c_on = statistics.median(clip_off), statistics.median(clip_on)
+            paired = statistics.median(b - a for a, b in zip(clip_off, clip_on, strict=True))
+            print(f"clip recognition p50 ({len(clip_off)} clips, {CLIP_FPS:g} frames/s "
+                  f"sampled): recording off {c_off:.1f} ms, on {c_on:.1f} ms; per clip, "
+                  f"on − off p50 {paired:+.2f} ms (goal ≤ 5 ms: "
+                  f"{'met' if paired <= 5 else 'NOT met'})")
         print(f"writer: {stats['written']} written, {stats['dropped']} dropped, "
               f"{stats['failed']} failed; {drain:.2f} s left to drain after the stream")
         t = time.perf_counter()
