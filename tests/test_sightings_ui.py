@@ -236,7 +236,11 @@ def test_merge_a_candidate_into_a_gallery_person(world: World, page: Any) -> Non
                           .where(Sighting.person_id == world.person))
     page.goto(f"{world.url}/ui/collections/{COLLECTION}/candidates")
     card = page.locator(f"#cluster-{cluster}")
-    card.locator(".merge-form input[name=person]").fill(Gallery.person_name(KNOWN))
+    picker = card.locator(".merge-form input[name=person]")
+    picker.press_sequentially("person 0", delay=30)  # the name picker suggests people
+    page.wait_for_selector(f"#people-{cluster} option[value='{Gallery.person_name(KNOWN)}']",
+                           state="attached")
+    picker.fill(Gallery.person_name(KNOWN))
     card.locator(".merge-form button[type=submit]").click()
     page.wait_for_url(re.compile(r"done=merged"))
     assert "Merged: 4 sightings" in page.locator(".flash.ok").inner_text()

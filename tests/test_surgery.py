@@ -232,10 +232,21 @@ def test_person_page_forms_confirm_then_act_and_show_the_audit(home: Settings) -
         audit = re.search(r'<section id="audit">(.*?)</section>', page, re.S)
         assert audit and f"faces {face}" in audit[1] and "move" in audit[1]
         assert token_fingerprint(T)[:12] in audit[1] and T not in page
+        # the name picker's suggestions: the collection's people whose name has the text
+        names = client.get(f"/ui/collections/{COLLECTION}/people/names",
+                           params={"gone": "person 0"}, headers={"HX-Request": "true"}).text
+        assert 'value="person 02"' in names and f"#{dst}" in names
+        with httpx.Client(base_url=url, timeout=60, follow_redirects=False) as alpha:
+            login(alpha, A)
+            assert alpha.get(f"/ui/collections/{COLLECTION}/people/names",
+                             params={"q": "person"}).status_code == 404
+        r = client.post(f"/ui/people/{dst}/faces/move", data={
+            "csrf": csrf, "face": face, "to_person": "Nobody Such", "confirm": "yes"})
+        assert r.status_code == 404 and face in faces_of(home, dst)  # an unknown name
         r = client.post(f"/ui/people/{dst}/merge", data={"csrf": csrf, "gone": src})
         assert r.status_code == 400  # the box not ticked
-        r = client.post(f"/ui/people/{dst}/merge",
-                        data={"csrf": csrf, "gone": src, "confirm": "yes"})
+        r = client.post(f"/ui/people/{dst}/merge",  # by name, as the picker fills it
+                        data={"csrf": csrf, "gone": "person 01", "confirm": "yes"})
         assert r.status_code == 303, r.text
         with session_scope(home) as s:
             assert s.get(Person, src) is None
@@ -287,7 +298,11 @@ def test_move_split_and_merge_in_chromium_with_one_confirmation(
         page.goto(f"{url}/ui/people/{src}")
         page.check(f"#face-{faces[0]} input[name=face]")
         page.click("#surgery summary")
-        page.fill("#surgery input[name=to_person]", str(dst))
+        # the name picker: typing part of a name suggests the collection's people
+        page.locator("#surgery input[name=to_person]").press_sequentially("person 0",
+                                                                          delay=30)
+        page.wait_for_selector("#people-move option[value='person 02']", state="attached")
+        page.fill("#surgery input[name=to_person]", "person 02")
         shot(page, "surgery-01-move-confirm")
         assert faces[0] in faces_of(home, src)  # not before the confirmation
         page.click("#surgery button[formaction$='/faces/move']")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from faceatlas.domain.errors import FaceAtlasError, NotFoundError
@@ -556,6 +556,24 @@ def _reason_counts(session: Session, where: list[ColumnElement[bool]]) -> list[R
     row = session.execute(select(*(func.sum(case((_has_reason(r), 1), else_=0))
                                    for r in FILTER_REASONS)).where(*where)).one()
     return [ReasonCount(r, int(n)) for r, n in zip(FILTER_REASONS, row, strict=True) if n]
+
+
+def people_named_like(settings: Settings, key: str, q: str, *, limit: int = 10
+                      ) -> list[tuple[int, str, str]]:
+    """(id, name, state) of up to ``limit`` people of collection ``key`` whose name (any
+    spelling, as the collection page's search) contains ``q``, or whose id it is; names
+    first in alphabetical order. A name picker's suggestions."""
+    q = one_line(q)[:200]
+    if not q:
+        return []
+    with session_scope(settings) as session:
+        coll = collection_row(session, key)
+        match = and_(*people_filter(coll.id, q=q))
+        if q.isdigit() and int(q) < 2**62:
+            match = or_(match, and_(Person.collection_id == coll.id, Person.id == int(q)))
+        rows = session.execute(select(Person.id, Person.name, Person.state).where(match)
+                               .order_by(Person.name).limit(limit)).all()
+    return [(pid, name, str(state)) for pid, name, state in rows]
 
 
 def collection_person_names(settings: Settings, ids: Iterable[int], *, collection: str

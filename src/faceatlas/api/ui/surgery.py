@@ -6,19 +6,54 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Form
+from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext, Ctx
 from faceatlas.api.tokens import check_person
-from faceatlas.api.ui.base import FormId, Id, Problem, router
-from faceatlas.api.ui.csrf import Checked, UiSession
+from faceatlas.api.ui.base import CollectionKey, FormId, Id, Problem, render, router
+from faceatlas.api.ui.csrf import Checked, Session, UiSession
+from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery import surgery
+from faceatlas.store import queries
+from faceatlas.store.db import session_scope
+from faceatlas.store.people import find_person, get_person
 
 #: the ticked faces (repeated ``face`` fields of the bulk form)
 FaceIds = Annotated[list[FormId], Form(alias="face", max_length=1000)]
 Confirm = Annotated[str, Form(max_length=10)]
+#: another person of the same collection, by name (the picker's suggestion) or id
+OtherPerson = Annotated[str, Form(max_length=300)]
+
+
+@router.get("/collections/{key}/people/names")
+def people_names(request: Request, ctx: Ctx, session: Session, key: CollectionKey) -> Response:
+    """The name picker's suggestions (an htmx fragment of ``<option>``s for a datalist): the
+    text typed arrives under the input's own name (``to_person``, ``gone``)."""
+    if not session.principal.allows(key):
+        raise Problem(404, "Not found", f"No collection {key!r}.", "/ui/")
+    typed = next((v for v in request.query_params.values() if v.strip()), "")
+    try:
+        found = queries.people_named_like(ctx.settings, key, typed)
+    except NotFoundError:
+        raise Problem(404, "Not found", f"No collection {key!r}.", "/ui/") from None
+    return render(request, "_people_options.html", {"people": found})
+
+
+def _other(ctx: ApiContext, session: UiSession, person_id: int, text: str, back: str) -> int:
+    """The id of the person ``text`` names (name or id) in ``person_id``'s collection."""
+    with session_scope(ctx.settings) as s:
+        key = get_person(s, person_id).collection.key
+        try:
+            other = find_person(s, text.strip(), key).id if text.strip() else None
+        except NotFoundError:
+            other = None
+    if other is None:
+        raise Problem(404, "No such person", f"No person {text.strip()!r} in {key}: pick a "
+                      "name from the suggestions, or give an id.", back)
+    check_person(session.principal, ctx.settings, other)
+    return other
 
 
 def _by(ctx: ApiContext, session: UiSession) -> str | None:
@@ -41,13 +76,14 @@ def _ticked(ctx: ApiContext, session: UiSession, person_id: int, faces: list[int
 
 @router.post("/people/{person_id}/faces/move")
 def move(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa: B006
-         to_person: Annotated[FormId | None, Form()] = None, confirm: Confirm = "") -> Response:
+         to_person: OtherPerson = "", confirm: Confirm = "") -> Response:
     ids = _ticked(ctx, session, person_id, face, confirm, "move")
-    if to_person is None:
-        raise Problem(400, "Not moved", "Give the id of the person the faces belong to.",
-                      f"/ui/people/{person_id}#accepted")
-    check_person(session.principal, ctx.settings, to_person)
-    r = surgery.move_faces(ctx.settings, ids, to_person, by=_by(ctx, session), store=ctx.store)
+    back = f"/ui/people/{person_id}#accepted"
+    if not to_person.strip():
+        raise Problem(400, "Not moved", "Give the name of the person the faces belong to.",
+                      back)
+    target = _other(ctx, session, person_id, to_person, back)
+    r = surgery.move_faces(ctx.settings, ids, target, by=_by(ctx, session), store=ctx.store)
     return RedirectResponse(f"/ui/people/{person_id}?done=moved&n={len(r.faces)}#audit", 303)
 
 
@@ -66,13 +102,14 @@ def split(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa
 
 @router.post("/people/{person_id}/merge")
 def merge(ctx: Ctx, session: Checked, person_id: Id,
-          gone: Annotated[FormId | None, Form()] = None, confirm: Confirm = "") -> Response:
+          gone: OtherPerson = "", confirm: Confirm = "") -> Response:
     check_person(session.principal, ctx.settings, person_id)
-    if gone is None or confirm != "yes":
-        raise Problem(400, "Not merged", "Give the other person's id and tick the box to "
-                      "confirm the merge.", f"/ui/people/{person_id}#merge")
-    check_person(session.principal, ctx.settings, gone)
-    r = surgery.merge_people(ctx.settings, person_id, gone, by=_by(ctx, session),
+    back = f"/ui/people/{person_id}#merge"
+    if not gone.strip() or confirm != "yes":
+        raise Problem(400, "Not merged", "Give the other person's name and tick the box to "
+                      "confirm the merge.", back)
+    other = _other(ctx, session, person_id, gone, back)
+    r = surgery.merge_people(ctx.settings, person_id, other, by=_by(ctx, session),
                              store=ctx.store)
     return RedirectResponse(f"/ui/people/{person_id}?done=merged&n={r.removed_person_id}#audit",
                             303)
