@@ -243,6 +243,9 @@ def test_person_page_forms_confirm_then_act_and_show_the_audit(home: Settings) -
         r = client.post(f"/ui/people/{dst}/faces/move", data={
             "csrf": csrf, "face": face, "to_person": "Nobody Such", "confirm": "yes"})
         assert r.status_code == 404 and face in faces_of(home, dst)  # an unknown name
+        r = client.post(f"/ui/people/{dst}/merge", data={"csrf": csrf, "gone": "9" * 30,
+                                                          "confirm": "yes"})
+        assert r.status_code == 404  # an id past any row: not found, not a server error
         r = client.post(f"/ui/people/{dst}/merge", data={"csrf": csrf, "gone": src})
         assert r.status_code == 400  # the box not ticked
         r = client.post(f"/ui/people/{dst}/merge",  # by name, as the picker fills it

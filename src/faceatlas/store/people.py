@@ -246,7 +246,8 @@ def find_person(session: Session, name_or_id: str, collection: str | None = None
     query = select(Person)
     if collection:
         query = query.join(Collection).where(Collection.key == collection_key(collection))
-    if name_or_id.isdigit():
+    # an id, not past any row (SQLite's integers are 64-bit: a larger one fails there)
+    if name_or_id.isascii() and name_or_id.isdigit() and int(name_or_id) < 2**62:
         found = session.scalar(query.where(Person.id == int(name_or_id)))
         if found:
             return found

@@ -569,7 +569,7 @@ def people_named_like(settings: Settings, key: str, q: str, *, limit: int = 10
     with session_scope(settings) as session:
         coll = collection_row(session, key)
         match = and_(*people_filter(coll.id, q=q))
-        if q.isdigit() and int(q) < 2**62:
+        if q.isascii() and q.isdigit() and int(q) < 2**62:
             match = or_(match, and_(Person.collection_id == coll.id, Person.id == int(q)))
         rows = session.execute(select(Person.id, Person.name, Person.state).where(match)
                                .order_by(Person.name).limit(limit)).all()
