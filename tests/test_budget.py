@@ -157,3 +157,36 @@ def test_host_keys_and_rates(tmp_path: Path) -> None:
     assert host_rate(settings, "https://commons.wikimedia.org/w/api.php", 5.0) == 2.0
     assert host_rate(settings, "https://www.wikidata.org/w/api.php", 5.0) == 5.0
     assert host_rate(settings, "https://images.example/x.jpg") == 0.0
+
+
+def test_a_request_that_need_not_wait_costs_one_redis_round_trip() -> None:
+    """The pause check follows only a wait: an unpaced host (or a free slot) is one script
+    call per request, and a pause already set still holds the slot back."""
+    client = redis_client()
+    host = f"unpaced-{uuid.uuid4().hex}.test"
+
+    def script_calls() -> int:
+        stats = client.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0))
+                   for c in ("evalsha", "eval"))
+
+    budget = RedisBudget(REDIS)
+    try:
+        budget.acquire(host, 0)  # loads the script (EVALSHA falls back to EVAL once)
+        before = script_calls()
+        for _ in range(10):
+            assert budget.acquire(host, 0) == 0.0
+        assert script_calls() - before == 10
+        budget.pause(host, 0.2)
+        slept: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            time.sleep(seconds)
+
+        budget.acquire(host, 0, sleep=sleep)
+        assert slept and 0.1 < slept[0] <= 0.2  # the pause holds an unpaced host too
+    finally:
+        budget.close()
+        client.delete(KEY_PREFIX + host, KEY_PREFIX + host + ":pause")
+        client.close()

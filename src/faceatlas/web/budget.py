@@ -142,9 +142,10 @@ class RedisBudget:
         try:
             for _ in range(100):  # a pause after a pause after …: bounded, then go
                 wait = self._run(host, "reserve", interval * 1e6)
-                if wait > 0:
-                    sleep(wait)
-                    waited += wait
+                if wait <= 0:  # a pause already set holds the slot back: nothing to re-check
+                    break
+                sleep(wait)
+                waited += wait
                 # told to wait while this slot was ahead: wait it out, then a fresh slot
                 paused = self._run(host, "check")
                 if paused <= 0:
