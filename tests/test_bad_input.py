@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from faceatlas.domain.errors import ImageError, StorageError
@@ -50,6 +51,31 @@ def test_exif_orientation_is_applied(tmp_path: Path, faces_root: Path) -> None:
     decoded = decode(path.read_bytes())
     assert (decoded.width, decoded.height) == img.size
     assert len(analyse_file(0, str(path), AnalyseParams()).faces) == 1
+
+
+def test_jpegs_decode_to_pillows_pixels(tmp_path: Path, faces_root: Path) -> None:
+    """Plain JPEGs go through OpenCV (faster, same libjpeg-turbo): the pixels must be exactly
+    Pillow's, progressive or not; EXIF-rotated and truncated ones stay with Pillow."""
+    from PIL import Image
+
+    from faceatlas.faces.image import plain_jpeg
+
+    checked = 0
+    for path in sorted((faces_root / "people").glob("*/*.jp*g"))[:12]:
+        data = path.read_bytes()
+        img = Image.open(path)
+        if not plain_jpeg(img, data):
+            continue
+        pillow = np.asarray(img.convert("RGB"))
+        assert np.array_equal(decode(data).rgb, pillow), path.name
+        checked += 1
+    assert checked >= 8
+    progressive = tmp_path / "progressive.jpg"
+    Image.open(faces_root / PHOTO).save(progressive, progressive=True, quality=90)
+    assert np.array_equal(decode(progressive.read_bytes()).rgb,
+                          np.asarray(Image.open(progressive).convert("RGB")))
+    data = (faces_root / PHOTO).read_bytes()
+    assert not plain_jpeg(Image.open(faces_root / PHOTO), data[: len(data) // 3])
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
-"""The SFace ONNX file made fit for ONNX Runtime, in memory (the file itself is never changed).
+"""The SFace and YuNet ONNX files made fit for ONNX Runtime, in memory (the files themselves are
+never changed).
 
-The ``int8bq`` file stores its weights block-quantised (``DequantizeLinear`` + ``Reshape``
+The ``int8bq`` SFace file stores its weights block-quantised (``DequantizeLinear`` + ``Reshape``
 in front of every convolution) and lists 175 graph inputs, 30 of them dangling. OpenCV's
 reader tolerates both; ONNX Runtime refuses the dangling inputs, treats the listed
 initialisers as overridable (no constant folding, no Conv+BatchNorm fusion) and never folds
@@ -13,7 +14,9 @@ a generic broadcast: 55% of the time. So, measured (``benchmarks/bench_sface.py`
 - ``PRelu(x, s)`` becomes ``Relu(x) + s·(x − Relu(x))``: the same value bit for bit (for
   x > 0 it is x + s·0, else 0 + s·x), four element-wise kernels ORT runs fast.
 
-Embeddings equal OpenCV's to cosine ≥ 0.99999 (tests/test_sface_runtime.py).
+Embeddings equal OpenCV's to cosine ≥ 0.99999 (tests/test_sface_runtime.py). YuNet's file
+(also block-quantised, no PRelu) goes through the same steps; its input is declared 640×640
+but any multiple of 32 runs, so ``any_size`` frees height and width (``yunet`` uses it).
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int,
 
 
 @functools.lru_cache(maxsize=4)
-def runtime_graph(path: Path) -> bytes:
+def runtime_graph(path: Path, any_size: bool = False) -> bytes:
     """The model at ``path`` with constant weights, clean inputs and fast PRelu, serialised
-    (once per process: a recognition pool's engines share it, ~1 s of work each otherwise)."""
+    (once per process: a recognition pool's engines share it, ~1 s of work each otherwise).
+    The batch dimension is free; with ``any_size`` the input's height and width and every
+    output dimension but the last are too (YuNet: its file says 640×640, any multiple of 32
+    runs, as OpenCV's ``FaceDetectorYN`` feeds it)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -80,11 +86,18 @@ def runtime_graph(path: Path) -> bytes:
     graph.input.extend(inputs)
     for tensor in [*graph.input, *graph.output]:
         tensor.type.tensor_type.shape.dim[0].dim_param = "N"
+    if any_size:
+        for tensor in graph.input:
+            dims = tensor.type.tensor_type.shape.dim
+            dims[2].dim_param, dims[3].dim_param = "H", "W"
+        for tensor in graph.output:
+            for k, dim in enumerate(tensor.type.tensor_type.shape.dim[1:-1], 1):
+                dim.dim_param = f"{tensor.name}_{k}"
     return bytes(model.SerializeToString())
 
 
-def session(path: Path) -> Any:
-    """An ONNX Runtime CPU session of ``runtime_graph(path)`` on one thread: parallelism
+def session(path: Path, any_size: bool = False) -> Any:
+    """An ONNX Runtime CPU session of ``runtime_graph(path, any_size)`` on one thread: parallelism
     comes from worker processes and the engine pool, ORT's own threads would oversubscribe."""
     import onnxruntime as ort
 
@@ -93,4 +106,5 @@ def session(path: Path) -> Any:
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3  # the file's own quirks are handled above: no warnings
-    return ort.InferenceSession(runtime_graph(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(runtime_graph(path, any_size), opts,
+                                providers=["CPUExecutionProvider"])
