@@ -11,8 +11,11 @@ a generic broadcast: 55% of the time. So, measured (``benchmarks/bench_sface.py`
 - the weights are dequantised once here, with numpy, exactly as ``DequantizeLinear`` does
   ((q − zero point) × scale per block), and stored as float initialisers;
 - every input that is an initialiser or unused is dropped; the batch dimension is free;
-- ``PRelu(x, s)`` becomes ``Relu(x) + s·(x − Relu(x))``: the same value bit for bit (for
-  x > 0 it is x + s·0, else 0 + s·x), four element-wise kernels ORT runs fast.
+- ``PRelu(x, s)`` becomes ``Relu(x) + (−s)·Relu(−x)`` (for x > 0 it is x + 0, else
+  0 + s·x) with both products as depthwise 1×1 convolutions, so the whole network stays in
+  ORT's blocked NCHWc layout (as element-wise ``Sub``/``Mul`` with a per-channel
+  broadcast it spent 20% of the time reordering layouts around them, 31% in the four
+  kernels): 1.6× less CPU per face, outputs within 2.4e-7 (see ``_prelu``).
 
 Embeddings equal OpenCV's to cosine ≥ 0.99999 (tests/test_sface_runtime.py). YuNet's file
 (also block-quantised, no PRelu) goes through the same steps; its input is declared 640×640
@@ -68,11 +71,7 @@ def runtime_graph(path: Path, any_size: bool = False) -> bytes:
         elif node.op_type == "Reshape" and all(i in const for i in ins):
             const[node.output[0]] = const[ins[0]].reshape(const[ins[1]])
         elif node.op_type == "PRelu":
-            out = node.output[0]
-            nodes += [helper.make_node("Relu", [ins[0]], [f"{out}_pos"]),
-                      helper.make_node("Sub", [ins[0], f"{out}_pos"], [f"{out}_neg"]),
-                      helper.make_node("Mul", [f"{out}_neg", ins[1]], [f"{out}_negs"]),
-                      helper.make_node("Add", [f"{out}_pos", f"{out}_negs"], [out])]
+            nodes += _prelu(node.output[0], ins[0], ins[1], const)
         else:
             nodes.append(node)
     used = {i for n in nodes for i in n.input} | {o.name for o in graph.output}
@@ -94,6 +93,33 @@ def runtime_graph(path: Path, any_size: bool = False) -> bytes:
             for k, dim in enumerate(tensor.type.tensor_type.shape.dim[1:-1], 1):
                 dim.dim_param = f"{tensor.name}_{k}"
     return bytes(model.SerializeToString())
+
+
+def _prelu(out: str, x: str, slope: str, const: dict[str, np.ndarray]) -> list[Any]:
+    """``PRelu(x, s)`` as ``Relu(x) + (−s)·Relu(−x)``, the two products as depthwise 1×1
+    convolutions (per-channel slopes; weights added to ``const``): every node then runs in
+    ORT's blocked NCHWc layout, the second Relu and the Add fused into their convolutions, no
+    layout reorder between them. Measured: SFace 17.9 → 10.9 ms per face, outputs within
+    2.4e-7 of the element-wise form. Other slopes get ``Relu(x) + s·(x − Relu(x))`` (the
+    same value bit for bit)."""
+    from onnx import helper
+
+    s = const.get(slope)
+    if s is None or s.ndim != 3 or s.shape[1:] != (1, 1):
+        return [helper.make_node("Relu", [x], [f"{out}_pos"]),
+                helper.make_node("Sub", [x, f"{out}_pos"], [f"{out}_neg"]),
+                helper.make_node("Mul", [f"{out}_neg", slope], [f"{out}_negs"]),
+                helper.make_node("Add", [f"{out}_pos", f"{out}_negs"], [out])]
+    channels = s.shape[0]
+    const[f"{out}_minus1"] = np.full((channels, 1, 1, 1), -1.0, dtype=np.float32)
+    const[f"{out}_minus_s"] = (-s.astype(np.float32)).reshape(channels, 1, 1, 1)
+    depthwise = {"group": channels, "kernel_shape": [1, 1]}
+    return [helper.make_node("Relu", [x], [f"{out}_pos"]),
+            helper.make_node("Conv", [x, f"{out}_minus1"], [f"{out}_negx"], **depthwise),
+            helper.make_node("Relu", [f"{out}_negx"], [f"{out}_neg"]),
+            helper.make_node("Conv", [f"{out}_neg", f"{out}_minus_s"], [f"{out}_negs"],
+                             **depthwise),
+            helper.make_node("Add", [f"{out}_pos", f"{out}_negs"], [out])]
 
 
 def session(path: Path, any_size: bool = False) -> Any:
