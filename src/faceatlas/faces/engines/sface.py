@@ -59,9 +59,11 @@ ARCFACE_TEMPLATE = np.array(
     dtype=np.float32,
 )
 ALIGNED_SIZE = 112
-#: faces per forward pass. Measured (bench_sface.py): per face, batches of 4 and 16 cost
-#: 1.3-1.5× a batch of one on ONNX Runtime (activations leave the cache) and the same on
-#: OpenCV, whose batched output of this file is NaN beyond the first face
+#: faces per forward pass. Measured (bench_sface.py): with PRelu as an element-wise
+#: broadcast, batches of 4 and 16 cost 1.3-1.5× a batch of one per face on ONNX Runtime;
+#: with PRelu as convolutions (onnx_graph) batches of 2-16 cost within ±4% of one (64 faces,
+#: same run): no gain worth a second path. OpenCV's batched output of this file is NaN
+#: beyond the first face
 EMBED_BATCH = 1
 RUNTIMES = ("onnxruntime", "opencv")
 #: YuNet's suppression: boxes overlapping a better one by IoU > 0.3 go; at most 5000 faces
