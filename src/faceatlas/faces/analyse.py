@@ -200,8 +200,9 @@ class FacePool:
         if self._executor is None:
             if self.workers == 1:
                 # one worker: a thread keeps the models in this process, no start-up cost;
-                # one core, like each process of a pool (measured: OpenCV's threads added
-                # ~30% CPU per photo for no wall-clock gain on 2 busy cores)
+                # one core, like each process of a pool (measured with YuNet still on
+                # OpenCV: its threads cost 8% more CPU per photo, for wall time taken from
+                # the core the parent's curation runs on)
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="faces",
                                                     initializer=one_opencv_thread)
             else:
