@@ -17,7 +17,7 @@ recognition pool gives each concurrent request its own engine, so they do not qu
 
 Both networks run on ONNX Runtime by default (``sface_runtime``), on the same files made fit
 for it in memory (``onnx_graph``): SFace at 2.2× less CPU per face than OpenCV's DNN, equal
-embeddings; YuNet at 2.4× less CPU per photo, with ``FaceDetectorYN``'s padding, decoding and
+embeddings; YuNet at 1.8× less CPU per photo, with ``FaceDetectorYN``'s padding, decoding and
 suppression redone in ``yunet`` (same faces and landmarks). Measured by
 ``benchmarks/bench_sface.py``, see docs/architecture.md. ``opencv`` keeps OpenCV's
 ``FaceDetectorYN`` and ``FaceRecognizerSF``, the path before, for comparison.
