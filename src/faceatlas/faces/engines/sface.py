@@ -16,7 +16,7 @@ OpenCV's DNN objects keep per-call state; one lock per engine serialises its cal
 recognition pool gives each concurrent request its own engine, so they do not queue there).
 
 Both networks run on ONNX Runtime by default (``sface_runtime``), on the same files made fit
-for it in memory (``onnx_graph``): SFace at 2.2× less CPU per face than OpenCV's DNN, equal
+for it in memory (``onnx_graph``): SFace at 2.6× less CPU per face than OpenCV's DNN, equal
 embeddings; YuNet at 1.8× less CPU per photo, with ``FaceDetectorYN``'s padding, decoding and
 suppression redone in ``yunet`` (same faces and landmarks). Measured by
 ``benchmarks/bench_sface.py``, see docs/architecture.md. ``opencv`` keeps OpenCV's
