@@ -7,9 +7,9 @@ memory. Goals: the rest ≤ 10% of the time; two workers ≥ 1.7× faster than o
 With several ``--engine`` (default: dlib, sface@opencv and sface) the engines run one after
 the other and a side-by-side table compares CPU per image (process CPU of the one-worker run,
 which analyses in-process: the primary figure on a shared machine) and accepted faces.
-``sface@opencv`` is sface with SFace on OpenCV's DNN, the path before ONNX Runtime (issue
-23): its row is "before", and the table says whether the accepted faces (photo, box) are the
-same. Goal: sface ≤ 40 ms CPU per image, ≥ 7× less than dlib.
+``sface@opencv`` is sface with YuNet and SFace on OpenCV's DNN, the path before ONNX Runtime
+(issue 23): its row is "before", and the table says whether the accepted faces (photo, box)
+are the same. Goal: sface ≤ 40 ms CPU per image, ≥ 7× less than dlib.
 
 With ``--intruders K`` every person's folder also gets K photos of other people (named
 ``intruder__…``); the table then shows purity (accepted faces that are the person) and recall
@@ -96,7 +96,7 @@ def run(src: Path, workers: int, engine: str = "dlib"
         ) -> tuple[float, float, Counter[str], int, int, float, tuple[int, int, int],
                    set[tuple[str, int, int, int, int]]]:
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
-    name, _, runtime = engine.partition("@")  # sface@opencv: SFace on OpenCV's DNN
+    name, _, runtime = engine.partition("@")  # sface@opencv: both networks on OpenCV's DNN
     settings = Settings(home=home, workers=workers, engine=name,
                         **({"sface_runtime": runtime} if runtime else {}))
     db.get_engine(settings)  # schema migration is set-up, not curation

@@ -4,8 +4,10 @@ runtime and the batch size (docs/architecture.md).
 SFace per face on the aligned faces of the shared photos: OpenCV's ``FaceRecognizerSF`` one
 face at a time (the path before), ONNX Runtime on the float graph (``onnx_graph``) at batch
 1 / 4 / 16, OpenCV's DNN on the same float graph; CPU ms per face, the ratio to the path
-before and the smallest cosine to its embeddings (goal ≥ 0.9999). Then YuNet (OpenCV) per
-photo at 640 / 320 / 160 px.
+before and the smallest cosine to its embeddings (goal ≥ 0.9999). Then YuNet per photo: OpenCV's
+``FaceDetectorYN`` at 640 px (before), ONNX Runtime (``yunet``) at 640 (after) and at 320 / 160
+px, with whether the boxes are the same, the faces missed, how far the landmarks of the others
+move (full-resolution px) and how much that changes their embeddings.
 
     python benchmarks/bench_sface.py [--photos 40] [--repeat 2]
 """
@@ -25,6 +27,7 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from faceatlas.devtools.testdata import faces_dir  # noqa: E402
+from faceatlas.domain.faces import DetectedFace  # noqa: E402
 from faceatlas.faces.engines import onnx_graph  # noqa: E402
 from faceatlas.faces.engines.sface import (  # noqa: E402
     RECOGNIZER_FILE,
@@ -33,6 +36,7 @@ from faceatlas.faces.engines.sface import (  # noqa: E402
     model_dir,
 )
 from faceatlas.faces.image import decode  # noqa: E402
+from faceatlas.faces.quality import iou  # noqa: E402
 
 
 def cpu_per(items: int, repeat: int, fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
@@ -94,17 +98,43 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, ms, cos in rows:
         print(f"| {label} | {ms:.2f} | {ref_ms / ms:.2f}× | {cos:.6f} |")
-    print("\n| YuNet (OpenCV) on a copy of | CPU ms/photo | vs 640 |")
-    print("|---|---|---|")
+    print("\n| YuNet on a copy of | runtime | CPU ms/photo | vs before | same boxes | "
+          "faces missed | max landmark shift px | min cosine of embeddings |")
+    print("|---|---|---|---|---|---|---|---|")
+    ref_faces: list[list[DetectedFace]] = []
     base = 0.0
-    for side in (640, 320, 160):
-        eng = SFaceEngine(max_side=side, runtime="opencv")
+    for side, runtime in ((640, "opencv"), (640, "onnxruntime"), (320, "onnxruntime"),
+                          (160, "onnxruntime")):
+        eng = SFaceEngine(max_side=side, runtime=runtime)
         eng.warm()
         ms, _ = cpu_per(len(images), args.repeat,
                         lambda eng=eng: np.array([len(eng.detect(rgb)) for rgb in images]))
+        found = [eng.detect(rgb) for rgb in images]
+        ref_faces = ref_faces or found
         base = base or ms
-        print(f"| {side} px | {ms:.2f} | {base / ms:.2f}× less |")
+        same, missed, shift, cos = _compare(found, ref_faces, images, ort_engine)
+        label = f"{side} px" + (" (before)" if runtime == "opencv" else "")
+        print(f"| {label} | {runtime} | {ms:.2f} | {base / ms:.2f}× | {same} | {missed} | "
+              f"{shift:.4f} | {cos:.6f} |")
 
+
+def _compare(found: list[list[DetectedFace]], ref: list[list[DetectedFace]],
+             images: list[np.ndarray], engine: SFaceEngine) -> tuple[bool, int, float, float]:
+    """Whether every photo has the same boxes as ``ref``; the faces of ``ref`` with no found
+    face over them (IoU < 0.5); for the others, the largest landmark shift (px, full
+    resolution) and the smallest cosine between the embeddings aligned on either's
+    landmarks."""
+    same, missed, shift, cos = True, 0, 0.0, 1.0
+    for got, want, rgb in zip(found, ref, images, strict=True):
+        same = same and [f.box for f in got] == [f.box for f in want]
+        for w in want:
+            g = max(got, key=lambda f, w=w: iou(f.box, w.box), default=None)
+            if g is None or iou(g.box, w.box) < 0.5:
+                missed += 1
+                continue
+            shift = max(shift, float(np.abs(g.landmarks - w.landmarks).max()))
+            cos = min(cos, _min_cos(engine.embed(rgb, [g]), engine.embed(rgb, [w])))
+    return same, missed, shift, cos
 
 def _min_cos(a: np.ndarray, b: np.ndarray) -> float:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from faceatlas.domain.errors import ImageError, StorageError
@@ -50,6 +51,43 @@ def test_exif_orientation_is_applied(tmp_path: Path, faces_root: Path) -> None:
     decoded = decode(path.read_bytes())
     assert (decoded.width, decoded.height) == img.size
     assert len(analyse_file(0, str(path), AnalyseParams()).faces) == 1
+
+
+def test_photos_decoded_by_opencv_have_pillows_pixels(tmp_path: Path, faces_root: Path) -> None:
+    """Plain JPEGs and WebPs go through OpenCV (faster): the pixels must be exactly Pillow's,
+    progressive or not, lossy or lossless; truncated, alpha and rotated ones stay with
+    Pillow (which refuses the truncated ones)."""
+    from PIL import Image
+
+    from faceatlas.faces.image import plain_photo
+
+    checked = 0
+    for path in sorted((faces_root / "people").glob("*/*.jp*g"))[:12]:
+        data = path.read_bytes()
+        img = Image.open(path)
+        if not plain_photo(img, data):
+            continue
+        pillow = np.asarray(img.convert("RGB"))
+        assert np.array_equal(decode(data).rgb, pillow), path.name
+        checked += 1
+    assert checked >= 8
+    face = Image.open(faces_root / PHOTO)
+    for name, options in [("progressive.jpg", {"progressive": True, "quality": 90}),
+                          ("lossy.webp", {"quality": 80}), ("lossless.webp", {"lossless": True})]:
+        face.save(tmp_path / name, **options)
+        data = (tmp_path / name).read_bytes()
+        assert plain_photo(Image.open(tmp_path / name), data), name
+        assert np.array_equal(decode(data).rgb,
+                              np.asarray(Image.open(tmp_path / name).convert("RGB"))), name
+        with pytest.raises(ImageError):
+            decode(data[: len(data) // 2])
+    data = (faces_root / PHOTO).read_bytes()
+    assert not plain_photo(face, data[: len(data) // 3])
+    see_through = face.convert("RGBA")
+    see_through.putalpha(Image.linear_gradient("L").resize(face.size))  # real transparency
+    see_through.save(tmp_path / "alpha.webp")
+    assert not plain_photo(Image.open(tmp_path / "alpha.webp"),
+                           (tmp_path / "alpha.webp").read_bytes())
 
 
 @pytest.mark.parametrize(

@@ -238,6 +238,7 @@ import io, json, threading
 import numpy as np
 from PIL import Image
 from faceatlas.faces import image as fi
+import cv2  # loaded (~35 MB of libraries) in every process that decodes: plain JPEGs use it
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):

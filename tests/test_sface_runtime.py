@@ -60,3 +60,39 @@ def test_crops_of_many_photos_embed_together(photos: list[np.ndarray]) -> None:
 def test_unknown_runtime_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="runtime"):
         SFaceEngine(runtime="tensorflow")
+
+
+@pytest.mark.slow  # two detectors loaded, ~0.7 s
+def test_yunet_on_onnxruntime_finds_what_opencv_finds(photos: list[np.ndarray]) -> None:
+    """The detector redone on ORT (``yunet``: padding, decoding, suppression) against
+    ``cv2.FaceDetectorYN``: the same faces in the same order, boxes equal, landmarks and
+    scores to float rounding; group photos exercise the suppression."""
+    ort_engine, cv_engine = SFaceEngine(runtime="onnxruntime"), SFaceEngine(runtime="opencv")
+    faces = 0
+    for rgb in photos:
+        got, want = ort_engine.detect(rgb), cv_engine.detect(rgb)
+        assert [f.box for f in got] == [f.box for f in want]
+        for g, w in zip(got, want, strict=True):
+            assert np.abs(g.landmarks - w.landmarks).max() < 0.01
+            assert abs(g.score - w.score) < 1e-4
+        faces += len(got)
+    assert faces >= 8
+
+
+@pytest.mark.slow  # two detectors loaded, ~0.7 s
+def test_yunet_on_onnxruntime_finds_a_face_near_the_minimum(photos: list[np.ndarray]) -> None:
+    """A face of ~75 px (just over ``min_face_px``) in a 1600 px photo: detection runs on a
+    640 px copy, where it is ~30 px; both detectors still find it, at the same place."""
+    import cv2
+
+    rgb = photos[3]  # one face
+    face = SFaceEngine(runtime="opencv").detect(rgb)[0]
+    scale = 75 / face.size
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1200, 1600, 3), 128, dtype=np.uint8)
+    canvas[500:500 + small.shape[0], 700:700 + small.shape[1]] = small
+    got = SFaceEngine(runtime="onnxruntime").detect(canvas)
+    want = SFaceEngine(runtime="opencv").detect(canvas)
+    assert len(want) == 1 and 65 <= want[0].size <= 85
+    assert [f.box for f in got] == [f.box for f in want]
+    assert np.abs(got[0].landmarks - want[0].landmarks).max() < 0.01

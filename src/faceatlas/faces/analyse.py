@@ -168,12 +168,18 @@ def _worker_init(p: AnalyseParams, owner: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="owner-watch").start()
-    # parallelism comes from the worker processes: OpenCV's own threads in each of them
-    # would only oversubscribe the cores
+    one_opencv_thread()
+    _warm(p)
+
+
+def one_opencv_thread() -> None:
+    """One face worker, one core: parallelism comes from the worker processes (or the pool of
+    engines), OpenCV's own threads in each of them would only oversubscribe the cores (the
+    networks run on ONNX Runtime with one thread already; OpenCV is left with resizing,
+    warping and encoding, which its thread pool spreads over every core). Process-wide."""
     import cv2
 
     cv2.setNumThreads(1)
-    _warm(p)
 
 
 class FacePool:
@@ -193,8 +199,12 @@ class FacePool:
     def _pool(self) -> Executor:
         if self._executor is None:
             if self.workers == 1:
-                # one worker: a thread keeps the models in this process, no start-up cost
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="faces")
+                # one worker: a thread keeps the models in this process, no start-up cost;
+                # one core, like each process of a pool (measured with YuNet still on
+                # OpenCV: its threads cost 8% more CPU per photo, for wall time taken from
+                # the core the parent's curation runs on)
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="faces",
+                                                    initializer=one_opencv_thread)
             else:
                 # forkserver: safe even when the parent runs threads (HTTP clients, servers)
                 ctx = multiprocessing.get_context("forkserver")

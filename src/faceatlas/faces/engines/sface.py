@@ -15,11 +15,12 @@ cosine similarity SFace was trained for, and no second distance function is need
 OpenCV's DNN objects keep per-call state; one lock per engine serialises its calls (the
 recognition pool gives each concurrent request its own engine, so they do not queue there).
 
-SFace runs on ONNX Runtime by default (``sface_runtime``): 2.2× less CPU per face than
-OpenCV's DNN on the same file, equal embeddings (``onnx_graph``; measured by
-``benchmarks/bench_sface.py``, see docs/architecture.md). ``opencv`` keeps OpenCV's
-``FaceRecognizerSF``, the path before, for comparison. YuNet stays on OpenCV (its decoding and
-NMS live in ``FaceDetectorYN``).
+Both networks run on ONNX Runtime by default (``sface_runtime``), on the same files made fit
+for it in memory (``onnx_graph``): SFace at 2.6× less CPU per face than OpenCV's DNN, equal
+embeddings; YuNet at 1.8× less CPU per photo, with ``FaceDetectorYN``'s padding, decoding and
+suppression redone in ``yunet`` (same faces and landmarks). Measured by
+``benchmarks/bench_sface.py``, see docs/architecture.md. ``opencv`` keeps OpenCV's
+``FaceDetectorYN`` and ``FaceRecognizerSF``, the path before, for comparison.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 
 from faceatlas.domain.errors import ConfigError
 from faceatlas.domain.faces import DetectedFace
-from faceatlas.faces.engines import onnx_graph
+from faceatlas.faces.engines import onnx_graph, yunet
 from faceatlas.faces.engines.base import EngineConfig, EngineSpec
 
 EMBEDDING_DIM = 128
@@ -58,11 +59,16 @@ ARCFACE_TEMPLATE = np.array(
     dtype=np.float32,
 )
 ALIGNED_SIZE = 112
-#: faces per forward pass. Measured (bench_sface.py): per face, batches of 4 and 16 cost
-#: 1.3-1.5× a batch of one on ONNX Runtime (activations leave the cache) and the same on
-#: OpenCV, whose batched output of this file is NaN beyond the first face
+#: faces per forward pass. Measured (bench_sface.py): with PRelu as an element-wise
+#: broadcast, batches of 4 and 16 cost 1.3-1.5× a batch of one per face on ONNX Runtime;
+#: with PRelu as convolutions (onnx_graph) batches of 2-16 cost within ±4% of one (64 faces,
+#: same run): no gain worth a second path. OpenCV's batched output of this file is NaN
+#: beyond the first face
 EMBED_BATCH = 1
 RUNTIMES = ("onnxruntime", "opencv")
+#: YuNet's suppression: boxes overlapping a better one by IoU > 0.3 go; at most 5000 faces
+NMS_THRESHOLD = 0.3
+TOP_K = 5000
 
 
 def model_dir(override: Path | None = None) -> Path:
@@ -167,12 +173,14 @@ class SFaceEngine:
                     folder = model_dir(self.models)
                     det_path = verified_model(folder, DETECTOR_FILE)
                     rec_path = verified_model(folder, RECOGNIZER_FILE)
-                    detector = cv2.FaceDetectorYN.create(
-                        det_path, "", (320, 320), self.score_threshold, 0.3, 5000
-                    )
                     if self.runtime == "opencv":
+                        detector = cv2.FaceDetectorYN.create(
+                            det_path, "", (320, 320), self.score_threshold, NMS_THRESHOLD,
+                            TOP_K)
                         recognizer = cv2.FaceRecognizerSF.create(rec_path, "")
                     else:
+                        detector = yunet.YuNet(Path(det_path), self.score_threshold,
+                                               NMS_THRESHOLD, TOP_K)
                         recognizer = onnx_graph.session(Path(rec_path))
                     self._nets = (detector, recognizer)
         return self._nets
@@ -189,9 +197,12 @@ class SFaceEngine:
         else:
             small = rgb
         bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-        with self._lock:
-            detector.setInputSize((bgr.shape[1], bgr.shape[0]))
-            _, rows = detector.detect(bgr)
+        if self.runtime == "opencv":
+            with self._lock:
+                detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+                _, rows = detector.detect(bgr)
+        else:
+            rows = detector.detect(bgr)  # an ORT session is thread-safe: no lock
         faces: list[DetectedFace] = []
         if rows is None:
             return faces
