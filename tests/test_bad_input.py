@@ -69,6 +69,8 @@ def test_photos_decoded_by_opencv_have_pillows_pixels(tmp_path: Path, faces_root
             continue
         pillow = np.asarray(img.convert("RGB"))
         assert np.array_equal(decode(data).rgb, pillow), path.name
+        # recognition decodes with a long-side limit: a photo within it takes the same path
+        assert np.array_equal(decode(data, max_side=max(img.size)).rgb, pillow), path.name
         checked += 1
     assert checked >= 8
     face = Image.open(faces_root / PHOTO)

@@ -163,7 +163,8 @@ def decode(
                 img.seek(0)
             orientation = _orientation(img)
             rgb = None
-            if not max_side and orientation not in _ORIENTATION and plain_photo(img, data):
+            whole = not max_side or max(w, h) <= max_side  # no draft, no shrink
+            if whole and orientation not in _ORIENTATION and plain_photo(img, data):
                 rgb = decode_opencv(data, img.size)
             if rgb is None:
                 img.load()
