@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from faceatlas.curation.decide import CurateParams, decide
 from faceatlas.curation.evidence import text_evidence
@@ -62,35 +62,57 @@ def redecide(
     """Decide the person's stored analyses again (no model needed) and sync crops.
 
     The person ends ``curated``, or ``failed`` when their references match no face."""
-    layout = Layout(settings.home)
     params = params or CurateParams.from_settings(settings)
     with session_scope(settings) as session:
-        person = session.get(Person, person_id)
-        if person is None:
-            raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
-        report = apply_decisions(session, person, params, layout, fresh or {}, settings.crop_margin)
-        if report.failure:
-            person.state = PersonState.FAILED
-            person.error = f"{report.failure}: {report.failure_detail}"
-        else:
-            person.state = PersonState.CURATED
-            person.error = None
-        if fresh or person.engine is None:
-            person.engine = settings.engine
+        return redecide_in(session, settings, person_id, params, fresh)
+
+
+def redecide_in(
+    session: Session,
+    settings: Settings,
+    person_id: int,
+    params: CurateParams,
+    fresh: dict[int, ImageAnalysis] | None = None,
+) -> CurationReport:
+    """:func:`redecide` inside the caller's transaction (curation stores, decides and
+    arbitrates in one)."""
+    person = session.get(Person, person_id, options=[joinedload(Person.collection)])
+    if person is None:
+        raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
+    report = apply_decisions(session, person, params, Layout(settings.home), fresh or {},
+                             settings.crop_margin)
+    if report.failure:
+        person.state = PersonState.FAILED
+        person.error = f"{report.failure}: {report.failure_detail}"
+    else:
+        person.state = PersonState.CURATED
+        person.error = None
+    if fresh or person.engine is None:
+        person.engine = settings.engine
     return report
 
 
 def store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
+    if not fresh:
+        return
+    # the images and their old faces in two queries per 500, not two per image
+    keys = list(fresh)
+    images = {img.id: img for start in range(0, len(keys), 500) for img in session.scalars(
+        select(Image).where(Image.id.in_(keys[start:start + 500]))
+        .options(selectinload(Image.faces)))}
+    # a reviewer's verdict on a face survives its re-analysis (another engine: reembed)
+    verdicts = {key: [((o.x, o.y, o.w, o.h), o.reason) for o in img.faces
+                      if o.reason in (Reason.REJECTED_BY_USER, Reason.ACCEPTED_BY_USER)]
+                for key, img in images.items()}
+    old = [face for img in images.values() for face in img.faces]
+    for face in old:  # re-analysis replaces, never duplicates
+        session.delete(face)
+    if old:
+        session.flush()
     for key, a in fresh.items():
-        img = session.get(Image, key)
+        img = images.get(key)
         if img is None:  # deleted meanwhile
             continue
-        # a reviewer's verdict on a face survives its re-analysis (another engine: reembed)
-        verdicts = [((o.x, o.y, o.w, o.h), o.reason) for o in img.faces
-                    if o.reason in (Reason.REJECTED_BY_USER, Reason.ACCEPTED_BY_USER)]
-        for old in list(img.faces):  # re-analysis replaces, never duplicates
-            session.delete(old)
-        session.flush()
         img.state = ImageState.ANALYSED
         img.width, img.height = a.width or img.width, a.height or img.height
         img.reason = a.error
@@ -103,7 +125,7 @@ def store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
                 landmarks=f.landmarks, det_score=f.score, blur=f.blur,
                 embedding=None if f.embedding is None else f.embedding.astype(np.float32).tobytes(),
                 phash=None if f.phash is None else f"{f.phash}:{f.phash_mirror}",
-                reason=_verdict(f.box, verdicts) or f.reason or Reason.NOT_THIS_PERSON,
+                reason=_verdict(f.box, verdicts[key]) or f.reason or Reason.NOT_THIS_PERSON,
                 state=FaceState.REJECTED, engine=a.engine or LEGACY_ENGINE,
                 model_hash=a.model_hash or LEGACY_MODEL_HASH,
             ))

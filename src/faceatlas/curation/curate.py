@@ -14,8 +14,8 @@ from concurrent.futures import Future, as_completed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.apply import CurationReport, redecide, store_analyses
-from faceatlas.curation.arbitrate import arbitrate_person
+from faceatlas.curation.apply import CurationReport, redecide_in, store_analyses
+from faceatlas.curation.arbitrate import arbitrate_in
 from faceatlas.curation.decide import CurateParams
 from faceatlas.curation.references import (
     pending_reference_jobs,
@@ -58,21 +58,26 @@ def plan_curation(settings: Settings, person_id: int) -> list[tuple[int, str]]:
 
     Reference photos waiting for their embedding ride along with negative keys (-reference
     id), so the same face workers measure them."""
-    layout = Layout(settings.home)
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         if person is None:
             raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
-        person.state = PersonState.CURATING
-        # embeddings of another engine cannot be compared with new ones: analyse all again
-        stale = person.engine != settings.engine or bool(
-            session.scalar(select(Face.id).where(Face.person_id == person.id,
-                                                 Face.engine != settings.engine).limit(1)))
-        if stale:  # reference photos are measured again by the new engine too
-            remeasure_references(session, person_id)
-        todo = _mark_exact_duplicates(session, person, reanalyse=stale)
-        jobs = [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
-        return jobs + pending_reference_jobs(session, person_id, layout)
+        return plan_person(session, person, settings)
+
+
+def plan_person(session: Session, person: Person, settings: Settings) -> list[tuple[int, str]]:
+    """:func:`plan_curation` inside the caller's transaction."""
+    layout = Layout(settings.home)
+    person.state = PersonState.CURATING
+    # embeddings of another engine cannot be compared with new ones: analyse all again
+    stale = person.engine != settings.engine or bool(
+        session.scalar(select(Face.id).where(Face.person_id == person.id,
+                                             Face.engine != settings.engine).limit(1)))
+    if stale:  # reference photos are measured again by the new engine too
+        remeasure_references(session, person.id)
+    todo = _mark_exact_duplicates(session, person, reanalyse=stale)
+    jobs = [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
+    return jobs + pending_reference_jobs(session, person.id, layout)
 
 
 def collect(
@@ -102,13 +107,16 @@ def finish_curation(
     params = CurateParams.from_settings(settings, strategy)
     references = {k: a for k, a in fresh.items() if k < 0}
     fresh = {k: a for k, a in fresh.items() if k >= 0}
+    # one transaction: the analyses are stored with their decisions (a crash loses both,
+    # and the photos are analysed again), arbitration's moves with what they move
     with session_scope(settings) as session:
         store_analyses(session, fresh)
         store_reference_analyses(session, references)
-    report = redecide(settings, person_id, params, fresh)
-    arbitrates = params.strategy == "consensus" and params.arbitrate and report.failure is None
-    if arbitrates:  # losing faces re-decided this person already: that is the answer
-        report = arbitrate_person(settings, person_id, params).redecided.get(person_id, report)
+        report = redecide_in(session, settings, person_id, params, fresh)
+        if params.strategy == "consensus" and params.arbitrate and report.failure is None:
+            # losing faces re-decided this person already: that is the answer
+            report = arbitrate_in(session, settings, person_id,
+                                  params).redecided.get(person_id, report)
     report.new_images = len(fresh)
     for analysis in [*fresh.values(), *references.values()]:
         report.timings.update(analysis.timings)

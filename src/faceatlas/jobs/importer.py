@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceatlas.curation.apply import CurationReport
-from faceatlas.curation.curate import collect, finish_curation, plan_curation
+from faceatlas.curation.curate import collect, finish_curation, plan_curation, plan_person
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import InvalidNameError
 from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
@@ -104,38 +104,42 @@ def person_name(folder: str) -> str:
 
 def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
     """Copy new files into the person's raw folder and register them. Returns how many."""
-    layout = Layout(settings.home)
-    added = 0
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         assert person is not None
-        known = {
-            origin: sha for origin, sha in session.execute(
-                select(Image.origin, Image.sha256).where(Image.person_id == person_id)
+        return register_files(session, Layout(settings.home), person, files)
+
+
+def register_files(session: Session, layout: Layout, person: Person, files: list[Path]) -> int:
+    """:func:`add_files` inside the caller's transaction."""
+    added = 0
+    known = {
+        origin: sha for origin, sha in session.execute(
+            select(Image.origin, Image.sha256).where(Image.person_id == person.id)
+        )
+    }
+    for rank, path in enumerate(files):
+        origin = f"file:{path.name}"
+        data = read_no_follow(path)
+        sha = hashlib.sha256(data).hexdigest()
+        if known.get(origin) == sha:
+            continue
+        if origin in known:  # the file changed since the last import: start it over
+            old = session.scalar(
+                select(Image).where(Image.person_id == person.id, Image.origin == origin)
             )
-        }
-        for rank, path in enumerate(files):
-            origin = f"file:{path.name}"
-            data = read_no_follow(path)
-            sha = hashlib.sha256(data).hexdigest()
-            if known.get(origin) == sha:
-                continue
-            if origin in known:  # the file changed since the last import: start it over
-                old = session.scalar(
-                    select(Image).where(Image.person_id == person_id, Image.origin == origin)
-                )
-                session.delete(old)
-                session.flush()
-                _drop_unreferenced_raw(session, layout, old.path)
-            dest = layout.raw_file(person.collection.key, person.folder, sha, ext_of(path))
-            if not dest.exists():
-                atomic_write(dest, data)
-            session.add(Image(
-                person_id=person_id, origin=origin, provider="folder", rank=rank,
-                title=path.name, sha256=sha, path=layout.relative(dest), bytes=len(data),
-                state=ImageState.FETCHED,
-            ))
-            added += 1
+            session.delete(old)
+            session.flush()
+            _drop_unreferenced_raw(session, layout, old.path)
+        dest = layout.raw_file(person.collection.key, person.folder, sha, ext_of(path))
+        if not dest.exists():
+            atomic_write(dest, data)
+        session.add(Image(
+            person_id=person.id, origin=origin, provider="folder", rank=rank,
+            title=path.name, sha256=sha, path=layout.relative(dest), bytes=len(data),
+            state=ImageState.FETCHED,
+        ))
+        added += 1
     return added
 
 
@@ -172,15 +176,19 @@ def enrol_person(settings: Settings, collection: str, name: str, files: list[Pat
 
     Raises :class:`InvalidNameError` for a name that cannot be a person's.
     """
+    # one transaction for the person, their photos and the plan (a crash loses the three
+    # together); with an anchor, the Wikidata look-up commits between them
     with session_scope(settings) as session:
         coll = get_or_create_collection(session, collection)
         suspects = suspected_duplicates(session, coll, name) if check_duplicates else []
         person, created = upsert_person(session, coll, name, source=source)
         found = (person.id, person.name, coll.key, coll.id)
-    add_files(settings, found[0], files)
-    if anchor:
+        register_files(session, Layout(settings.home), person, files)
+        jobs = None if anchor else plan_person(session, person, settings)
+    if jobs is None:
         anchor_person(settings, found[0])
-    futures = pool.submit(plan_curation(settings, found[0]))
+        jobs = plan_curation(settings, found[0])
+    futures = pool.submit(jobs)
     return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
 
 
