@@ -158,15 +158,16 @@ def _unique(moves: list[Move]) -> list[Move]:
 
 def load_galleries(session: Session, collection_id: int) -> dict[int, Gallery]:
     """Every arbitrated person of the collection with their accepted faces."""
-    people = {pid: name for pid, name in session.execute(
-        select(Person.id, Person.name).where(Person.collection_id == collection_id,
-                                            Person.state.in_(ARBITRATED)))}
+    # with each person, how many of their faces are measured (a correlated count: one query)
+    count = (select(func.count()).where(Face.person_id == Person.id, Face.embedding.is_not(None))
+             .correlate(Person).scalar_subquery())
+    people, measured = {}, {}
+    for pid, name, n in session.execute(
+            select(Person.id, Person.name, count).where(Person.collection_id == collection_id,
+                                                       Person.state.in_(ARBITRATED))):
+        people[pid], measured[pid] = name, n
     if not people:
         return {}
-    measured = dict(session.execute(
-        select(Face.person_id, func.count()).where(Face.person_id.in_(list(people)),
-                                                   Face.embedding.is_not(None))
-        .group_by(Face.person_id)).all())
     rows: dict[int, list[tuple[int, bytes, str | None, str | None]]] = defaultdict(list)
     for fid, pid, emb, sha, ph in session.execute(
             select(Face.id, Face.person_id, Face.embedding, Image.sha256, Face.phash)

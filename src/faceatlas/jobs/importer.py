@@ -14,7 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceatlas.curation.apply import CurationReport
-from faceatlas.curation.curate import collect, finish_curation, plan_curation, plan_person
+from faceatlas.curation.curate import (
+    collect,
+    finish_curation,
+    plan_curation,
+    plan_people,
+    plan_person,
+)
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import InvalidNameError
 from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
@@ -24,7 +30,13 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write, ext_of
 from faceatlas.store.models import Image, ImageState, Person
-from faceatlas.store.people import get_or_create_collection, suspected_duplicates, upsert_person
+from faceatlas.store.people import (
+    get_or_create_collection,
+    prepare_person,
+    suspected_duplicates,
+    upsert_people,
+    upsert_person,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +122,13 @@ def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
         return register_files(session, Layout(settings.home), person, files)
 
 
-def register_files(session: Session, layout: Layout, person: Person, files: list[Path]) -> int:
-    """:func:`add_files` inside the caller's transaction."""
+def register_files(session: Session, layout: Layout, person: Person, files: list[Path],
+                   known: dict[str, str | None] | None = None) -> int:
+    """:func:`add_files` inside the caller's transaction. ``known``: the person's stored
+    files (origin → sha256) if the caller read them already; kept up to date."""
     added = 0
-    known = {
-        origin: sha for origin, sha in session.execute(
-            select(Image.origin, Image.sha256).where(Image.person_id == person.id)
-        )
-    }
+    if known is None:
+        known = known_files(session, [person.id])[person.id]
     for rank, path in enumerate(files):
         origin = f"file:{path.name}"
         data = read_no_follow(path)
@@ -139,8 +150,20 @@ def register_files(session: Session, layout: Layout, person: Person, files: list
             title=path.name, sha256=sha, path=layout.relative(dest), bytes=len(data),
             state=ImageState.FETCHED,
         ))
+        known[origin] = sha
         added += 1
     return added
+
+
+def known_files(session: Session, person_ids: list[int]) -> dict[int, dict[str, str | None]]:
+    """person id → origin → sha256 of their stored files, one query per 500 people."""
+    out: dict[int, dict[str, str | None]] = {pid: {} for pid in person_ids}
+    for start in range(0, len(person_ids), 500):
+        for pid, origin, sha in session.execute(
+                select(Image.person_id, Image.origin, Image.sha256)
+                .where(Image.person_id.in_(person_ids[start:start + 500]))):
+            out[pid][origin] = sha
+    return out
 
 
 @dataclass
@@ -212,22 +235,60 @@ def import_folder(
     if pool is None:
         pool = face_pool(settings).start()
     try:
-        queued = []
-        for folder in folders:
-            try:
-                enrolment = enrol_person(settings, collection, folder.name, folder.files,
-                                         source="folder", pool=pool, strategy=strategy)
-            except InvalidNameError as exc:  # e.g. a 300-character folder name: skip it
-                log.warning("import: %s refused: %s", folder.path, exc)
-                if on_refused is not None:
-                    on_refused(folder.path, f"folder name: {exc}")
-                continue
-            queued.append((folder, enrolment))
+        queued = enrol_folders(settings, collection, folders, pool=pool, strategy=strategy,
+                               on_refused=on_refused)
         for folder, enrolment in queued:
             yield enrolment.finish(on_person(folder) if on_person else None)
     finally:
         if own:
             pool.close()
+
+
+def enrol_folders(settings: Settings, collection: str, folders: list[PersonFolder], *,
+                  pool: FacePool, strategy: str | None = None, on_refused: Refused | None = None
+                  ) -> list[tuple[PersonFolder, Enrolment]]:
+    """:func:`enrol_person` for every folder at once: the people, their photos and plans in
+    one transaction (a few statements per person, not a transaction each; a crash loses the
+    registration, never a decision), then every photo to the face pool."""
+
+    def refuse(folder: PersonFolder, exc: InvalidNameError) -> None:
+        # e.g. a 300-character folder name: skip it
+        log.warning("import: %s refused: %s", folder.path, exc)
+        if on_refused is not None:
+            on_refused(folder.path, f"folder name: {exc}")
+
+    named = []
+    for folder in folders:
+        try:
+            named.append((folder, prepare_person(folder.name, source="folder")))
+        except InvalidNameError as exc:
+            refuse(folder, exc)
+    layout = Layout(settings.home)
+    planned = []
+    with session_scope(settings) as session:
+        try:
+            coll = get_or_create_collection(session, collection)
+        except InvalidNameError as exc:  # no folder can go in: each one says why
+            for folder, _ in named:
+                refuse(folder, exc)
+            return []
+        ids = upsert_people(session, coll, [prepared for _, prepared in named])
+        distinct = list(dict.fromkeys(pid for pid, _ in ids))
+        people = {p.id: p for start in range(0, len(distinct), 500) for p in session.scalars(
+            select(Person).where(Person.id.in_(distinct[start:start + 500])))}
+        known = known_files(session, distinct)
+        for (folder, _), (pid, _) in zip(named, ids, strict=True):
+            register_files(session, layout, people[pid], folder.files, known[pid])
+        # two folders of one person (``A_B``, ``A B``): the first one's enrolment analyses
+        # every photo, the other's only decides again
+        plans = dict(zip(distinct, plan_people(session, [people[pid] for pid in distinct],
+                                               settings), strict=True))
+        for (folder, _), (pid, created) in zip(named, ids, strict=True):
+            person = people[pid]
+            planned.append((folder, (pid, person.name, coll.key, coll.id, created),
+                            plans.pop(pid, [])))
+    return [(folder, Enrolment(*found, [], pool.submit(jobs), settings, strategy))
+            for folder, found, jobs in planned]
 
 
 def read_no_follow(path: Path) -> bytes:
