@@ -15,7 +15,12 @@ from concurrent.futures import Future, as_completed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.apply import CurationReport, redecide_in, store_analyses
+from faceatlas.curation.apply import (
+    CurationReport,
+    person_images,
+    redecide_in,
+    store_analyses,
+)
 from faceatlas.curation.arbitrate import arbitrate_in
 from faceatlas.curation.decide import CurateParams
 from faceatlas.curation.references import reference_jobs, store_reference_analyses
@@ -129,9 +134,10 @@ def finish_curation(
     # one transaction: the analyses are stored with their decisions (a crash loses both,
     # and the photos are analysed again), arbitration's moves with what they move
     with session_scope(settings) as session:
-        store_analyses(session, fresh)
+        images = person_images(session, person_id)  # read once for storing and deciding
+        store_analyses(session, fresh, images)
         store_reference_analyses(session, references)
-        report = redecide_in(session, settings, person_id, params, fresh)
+        report = redecide_in(session, settings, person_id, params, fresh, images)
         if params.strategy == "consensus" and params.arbitrate and report.failure is None:
             # losing faces re-decided this person already: that is the answer
             report = arbitrate_in(session, settings, person_id,
