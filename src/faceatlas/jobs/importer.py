@@ -31,6 +31,7 @@ from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write, ext_of
 from faceatlas.store.models import Image, ImageState, Person
 from faceatlas.store.people import (
+    PreparedPerson,
     get_or_create_collection,
     prepare_person,
     suspected_duplicates,
@@ -272,7 +273,18 @@ def enrol_folders(settings: Settings, collection: str, folders: list[PersonFolde
             for folder, _ in named:
                 refuse(folder, exc)
             return []
-        ids = upsert_people(session, coll, [prepared for _, prepared in named])
+        # each name once, as first spelled (two folders of one person: ``A_B``, ``A B``)
+        first: dict[str, PreparedPerson] = {}
+        for _, prepared in named:
+            first.setdefault(prepared.key, prepared)
+        by_key = dict(zip(first, upsert_people(session, coll, list(first.values())),
+                          strict=True))
+        ids: list[tuple[int, bool]] = []  # per folder: (person id, created by this folder)
+        seen: set[int] = set()
+        for _, prepared in named:
+            pid, created = by_key[prepared.key]
+            ids.append((pid, created and pid not in seen))
+            seen.add(pid)
         distinct = list(dict.fromkeys(pid for pid, _ in ids))
         people = {p.id: p for start in range(0, len(distinct), 500) for p in session.scalars(
             select(Person).where(Person.id.in_(distinct[start:start + 500])))}
