@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from faceatlas.curation.apply import CurationReport
@@ -127,7 +127,7 @@ def register_files(session: Session, layout: Layout, person: Person, files: list
                    known: dict[str, str | None] | None = None) -> int:
     """:func:`add_files` inside the caller's transaction. ``known``: the person's stored
     files (origin → sha256) if the caller read them already; kept up to date."""
-    added = 0
+    rows: list[dict[str, object]] = []
     if known is None:
         known = known_files(session, [person.id])[person.id]
     for rank, path in enumerate(files):
@@ -146,14 +146,15 @@ def register_files(session: Session, layout: Layout, person: Person, files: list
         dest = layout.raw_file(person.collection.key, person.folder, sha, ext_of(path))
         if not dest.exists():
             atomic_write(dest, data)
-        session.add(Image(
-            person_id=person.id, origin=origin, provider="folder", rank=rank,
-            title=path.name, sha256=sha, path=layout.relative(dest), bytes=len(data),
-            state=ImageState.FETCHED,
-        ))
+        rows.append({
+            "person_id": person.id, "origin": origin, "provider": "folder", "rank": rank,
+            "title": path.name, "sha256": sha, "path": layout.relative(dest),
+            "bytes": len(data), "state": ImageState.FETCHED,
+        })
         known[origin] = sha
-        added += 1
-    return added
+    if rows:  # one executemany (Core: no ORM round trip per row); plans read them back
+        session.execute(insert(Image.__table__), rows)
+    return len(rows)
 
 
 def known_files(session: Session, person_ids: list[int]) -> dict[int, dict[str, str | None]]:
