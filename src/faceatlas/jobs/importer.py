@@ -246,12 +246,18 @@ def import_folder(
             pool.close()
 
 
+#: folders enrolled per transaction: one first, so the face workers start at once, then twice
+#: as many each time while they work (up to the 500 of a batched read)
+FIRST_BATCH, LARGEST_BATCH = 1, 500
+
+
 def enrol_folders(settings: Settings, collection: str, folders: list[PersonFolder], *,
                   pool: FacePool, strategy: str | None = None, on_refused: Refused | None = None
                   ) -> list[tuple[PersonFolder, Enrolment]]:
-    """:func:`enrol_person` for every folder at once: the people, their photos and plans in
-    one transaction (a few statements per person, not a transaction each; a crash loses the
-    registration, never a decision), then every photo to the face pool."""
+    """:func:`enrol_person` for every folder: the people, their photos and plans registered
+    in batches of folders, one transaction and a few statements per batch (not a transaction
+    and a dozen statements per person; a crash loses a batch's registration, never a
+    decision), each batch's photos to the face pool as soon as it is committed."""
 
     def refuse(folder: PersonFolder, exc: InvalidNameError) -> None:
         # e.g. a 300-character folder name: skip it
@@ -265,15 +271,33 @@ def enrol_folders(settings: Settings, collection: str, folders: list[PersonFolde
             named.append((folder, prepare_person(folder.name, source="folder")))
         except InvalidNameError as exc:
             refuse(folder, exc)
-    layout = Layout(settings.home)
-    planned = []
-    with session_scope(settings) as session:
+    out: list[tuple[PersonFolder, Enrolment]] = []
+    start, size = 0, FIRST_BATCH
+    while start < len(named):
+        batch = named[start:start + size]
         try:
-            coll = get_or_create_collection(session, collection)
-        except InvalidNameError as exc:  # no folder can go in: each one says why
+            planned = _enrol_batch(settings, collection, batch)
+        except InvalidNameError as exc:  # the collection's name: no folder can go in
             for folder, _ in named:
                 refuse(folder, exc)
             return []
+        out += [(folder, Enrolment(*found, [], pool.submit(jobs), settings, strategy))
+                for folder, found, jobs in planned]
+        start, size = start + size, min(2 * size, LARGEST_BATCH)
+    return out
+
+
+_Found = tuple[int, str, str, int, bool]  # person id, name, collection key and id, created
+
+
+def _enrol_batch(settings: Settings, collection: str,
+                 named: list[tuple[PersonFolder, PreparedPerson]]
+                 ) -> list[tuple[PersonFolder, _Found, list[tuple[int, str]]]]:
+    """One transaction: the batch's people, photos and plans (the jobs for the face pool)."""
+    layout = Layout(settings.home)
+    planned = []
+    with session_scope(settings) as session:
+        coll = get_or_create_collection(session, collection)
         # each name once, as first spelled (two folders of one person: ``A_B``, ``A B``)
         first: dict[str, PreparedPerson] = {}
         for _, prepared in named:
@@ -287,21 +311,19 @@ def enrol_folders(settings: Settings, collection: str, folders: list[PersonFolde
             ids.append((pid, created and pid not in seen))
             seen.add(pid)
         distinct = list(dict.fromkeys(pid for pid, _ in ids))
-        people = {p.id: p for start in range(0, len(distinct), 500) for p in session.scalars(
-            select(Person).where(Person.id.in_(distinct[start:start + 500])))}
+        people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(distinct)))}
         known = known_files(session, distinct)
         for (folder, _), (pid, _) in zip(named, ids, strict=True):
             register_files(session, layout, people[pid], folder.files, known[pid])
-        # two folders of one person (``A_B``, ``A B``): the first one's enrolment analyses
-        # every photo, the other's only decides again
+        # two folders of one person in a batch: the first one's enrolment analyses every
+        # photo, the other's only decides again
         plans = dict(zip(distinct, plan_people(session, [people[pid] for pid in distinct],
                                                settings), strict=True))
         for (folder, _), (pid, created) in zip(named, ids, strict=True):
             person = people[pid]
             planned.append((folder, (pid, person.name, coll.key, coll.id, created),
                             plans.pop(pid, [])))
-    return [(folder, Enrolment(*found, [], pool.submit(jobs), settings, strategy))
-            for folder, found, jobs in planned]
+    return planned
 
 
 def read_no_follow(path: Path) -> bytes:
