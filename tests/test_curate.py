@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
-from faceatlas.store.models import Face, Image, Person
+from faceatlas.store.models import Face, FaceState, Image, Person
 from tests.photos import bad_files, blurred, colour_variants, copy
 
 OBAMA = ["obama.jpg", "obama1.jpg", "obama2.jpg", "obama3.jpg", "obama_small.jpg"]
@@ -164,3 +164,38 @@ def test_recuration_keeps_a_reviewers_decision(
         face = s.get(Face, face_id)
         assert face is not None
         assert (face.state, face.reason, face.crop_path) == ("rejected", "rejected_by_user", None)
+
+
+@pytest.mark.slow
+def test_folders_enrol_in_batches(tmp_path: Path, faces_root: Path, settings: Settings) -> None:
+    """Folders are registered in batches of 1, 2, 4, … folders (issue 23): one transaction
+    and one read of the photos, the stored files and the references per batch, not per
+    person; a person named by two folders is one person, filed under the first spelling,
+    every photo of both decided."""
+    from sqlalchemy import event
+
+    from faceatlas.faces.analyse import face_pool
+    from faceatlas.jobs.importer import enrol_folders, scan
+    from faceatlas.store.db import get_engine
+
+    people = sorted(p for p in (faces_root / "people").iterdir() if p.is_dir())[:6]
+    root = tmp_path / "in"
+    for who in people:
+        copy(sorted(who.iterdir())[0], root / who.name)
+    copy(sorted(people[0].iterdir())[1], root / people[0].name.upper())  # the same name
+    engine = get_engine(settings)
+    commits, reads = [0], [0]
+    event.listen(engine, "commit", lambda *_: commits.__setitem__(0, commits[0] + 1))
+    event.listen(engine, "before_cursor_execute", lambda *args: reads.__setitem__(
+        0, reads[0] + any(f"FROM {t}" in args[2] for t in ("images", "person_references"))))
+    with face_pool(settings).start() as pool:
+        enrolled = enrol_folders(settings, "serbia", scan(root), pool=pool)
+        assert (commits[0], reads[0]) == (3, 3 * 3)  # 7 folders: batches of 1, 2 and 4
+        for _, enrolment in enrolled:
+            enrolment.finish()
+    with session_scope(settings) as s:
+        rows = s.execute(select(Person.folder, func.count(Face.id)).join(Face)
+                         .where(Face.state == FaceState.ACCEPTED).group_by(Person.id)
+                         .order_by(Person.folder)).all()
+    assert len(rows) == 6
+    assert tuple(rows[0]) == (people[0].name.upper(), 2)  # both folders' photo, one person

@@ -7,13 +7,14 @@ syncs their crop files; curation, arbitration and a reviewer's corrections all e
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from faceatlas.curation.decide import CurateParams, decide
 from faceatlas.curation.evidence import text_evidence
@@ -62,35 +63,71 @@ def redecide(
     """Decide the person's stored analyses again (no model needed) and sync crops.
 
     The person ends ``curated``, or ``failed`` when their references match no face."""
-    layout = Layout(settings.home)
     params = params or CurateParams.from_settings(settings)
     with session_scope(settings) as session:
-        person = session.get(Person, person_id)
-        if person is None:
-            raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
-        report = apply_decisions(session, person, params, layout, fresh or {}, settings.crop_margin)
-        if report.failure:
-            person.state = PersonState.FAILED
-            person.error = f"{report.failure}: {report.failure_detail}"
-        else:
-            person.state = PersonState.CURATED
-            person.error = None
-        if fresh or person.engine is None:
-            person.engine = settings.engine
+        return redecide_in(session, settings, person_id, params, fresh)
+
+
+def redecide_in(
+    session: Session,
+    settings: Settings,
+    person_id: int,
+    params: CurateParams,
+    fresh: dict[int, ImageAnalysis] | None = None,
+    images: Sequence[Image] | None = None,
+) -> CurationReport:
+    """:func:`redecide` inside the caller's transaction (curation stores, decides and
+    arbitrates in one); ``images``: :func:`person_images`, if read already."""
+    person = session.get(Person, person_id, options=[joinedload(Person.collection)])
+    if person is None:
+        raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
+    report = apply_decisions(session, person, params, Layout(settings.home), fresh or {},
+                             settings.crop_margin, images)
+    if report.failure:
+        person.state = PersonState.FAILED
+        person.error = f"{report.failure}: {report.failure_detail}"
+    else:
+        person.state = PersonState.CURATED
+        person.error = None
+    if fresh or person.engine is None:
+        person.engine = settings.engine
     return report
 
 
-def store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
+def person_images(session: Session, person_id: int) -> list[Image]:
+    """The person's images in rank order with their faces (two queries): what storing the
+    analyses and deciding both read (:func:`store_analyses`, :func:`apply_decisions`)."""
+    return list(session.scalars(
+        select(Image).where(Image.person_id == person_id)
+        .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))))
+
+
+def store_analyses(session: Session, fresh: dict[int, ImageAnalysis],
+                   images: Sequence[Image] = ()) -> None:
+    """Store new analyses: the image's faces are replaced. ``images``: those already read
+    with their faces (:func:`person_images`); the others are read here, in two queries per
+    500, not two per image. Their face collections stay true in memory."""
+    if not fresh:
+        return
+    loaded = {img.id: img for img in images if img.id in fresh}
+    keys = [key for key in fresh if key not in loaded]
+    for start in range(0, len(keys), 500):
+        loaded.update((img.id, img) for img in session.scalars(
+            select(Image).where(Image.id.in_(keys[start:start + 500]))
+            .options(selectinload(Image.faces))))
+    # a reviewer's verdict on a face survives its re-analysis (another engine: reembed)
+    verdicts = {key: [((o.x, o.y, o.w, o.h), o.reason) for o in img.faces
+                      if o.reason in (Reason.REJECTED_BY_USER, Reason.ACCEPTED_BY_USER)]
+                for key, img in loaded.items()}
+    replaced = [img for img in loaded.values() if img.faces]
+    for img in replaced:  # re-analysis replaces, never duplicates: the orphans are deleted
+        img.faces.clear()
+    if replaced:  # before the new rows take their (image, idx)
+        session.flush()
     for key, a in fresh.items():
-        img = session.get(Image, key)
+        img = loaded.get(key)
         if img is None:  # deleted meanwhile
             continue
-        # a reviewer's verdict on a face survives its re-analysis (another engine: reembed)
-        verdicts = [((o.x, o.y, o.w, o.h), o.reason) for o in img.faces
-                    if o.reason in (Reason.REJECTED_BY_USER, Reason.ACCEPTED_BY_USER)]
-        for old in list(img.faces):  # re-analysis replaces, never duplicates
-            session.delete(old)
-        session.flush()
         img.state = ImageState.ANALYSED
         img.width, img.height = a.width or img.width, a.height or img.height
         img.reason = a.error
@@ -98,17 +135,15 @@ def store_analyses(session: Session, fresh: dict[int, ImageAnalysis]) -> None:
             img.detail = a.detail
         for f in a.faces:
             x, y, w, h = f.box
-            session.add(Face(
+            img.faces.append(Face(
                 image_id=key, person_id=img.person_id, idx=f.idx, x=x, y=y, w=w, h=h,
                 landmarks=f.landmarks, det_score=f.score, blur=f.blur,
                 embedding=None if f.embedding is None else f.embedding.astype(np.float32).tobytes(),
                 phash=None if f.phash is None else f"{f.phash}:{f.phash_mirror}",
-                reason=_verdict(f.box, verdicts) or f.reason or Reason.NOT_THIS_PERSON,
+                reason=_verdict(f.box, verdicts[key]) or f.reason or Reason.NOT_THIS_PERSON,
                 state=FaceState.REJECTED, engine=a.engine or LEGACY_ENGINE,
                 model_hash=a.model_hash or LEGACY_MODEL_HASH,
             ))
-        # the loaded collection still lists the deleted rows: read it again when next used
-        session.expire(img, ["faces"])
     session.flush()
 
 
@@ -142,11 +177,18 @@ def apply_decisions(
     layout: Layout,
     fresh: dict[int, ImageAnalysis],
     crop_margin: float,
+    images: Sequence[Image] | None = None,
 ) -> CurationReport:
-    images = session.scalars(
-        select(Image).where(Image.person_id == person.id, Image.state == ImageState.ANALYSED)
-        .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
-    ).all()
+    """Decide the person's analysed images (``images``: :func:`person_images`, if read
+    already) and write the decisions and crops."""
+    if images is None:
+        images = session.scalars(
+            select(Image).where(Image.person_id == person.id,
+                                Image.state == ImageState.ANALYSED)
+            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
+        ).all()
+    else:
+        images = [img for img in images if img.state == ImageState.ANALYSED]
     candidates, seen = [], set()
     for img in images:  # same bytes as an earlier image: never analysed, always a duplicate
         if img.sha256 not in seen:

@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.apply import CurationReport, redecide
+from faceatlas.curation.apply import CurationReport, redecide_in
 from faceatlas.curation.decide import CurateParams
 from faceatlas.curation.identity import robust_centre
 from faceatlas.faces.quality import hamming
@@ -158,15 +158,16 @@ def _unique(moves: list[Move]) -> list[Move]:
 
 def load_galleries(session: Session, collection_id: int) -> dict[int, Gallery]:
     """Every arbitrated person of the collection with their accepted faces."""
-    people = {pid: name for pid, name in session.execute(
-        select(Person.id, Person.name).where(Person.collection_id == collection_id,
-                                            Person.state.in_(ARBITRATED)))}
+    # with each person, how many of their faces are measured (a correlated count: one query)
+    count = (select(func.count()).where(Face.person_id == Person.id, Face.embedding.is_not(None))
+             .correlate(Person).scalar_subquery())
+    people, measured = {}, {}
+    for pid, name, n in session.execute(
+            select(Person.id, Person.name, count).where(Person.collection_id == collection_id,
+                                                       Person.state.in_(ARBITRATED))):
+        people[pid], measured[pid] = name, n
     if not people:
         return {}
-    measured = dict(session.execute(
-        select(Face.person_id, func.count()).where(Face.person_id.in_(list(people)),
-                                                   Face.embedding.is_not(None))
-        .group_by(Face.person_id)).all())
     rows: dict[int, list[tuple[int, bytes, str | None, str | None]]] = defaultdict(list)
     for fid, pid, emb, sha, ph in session.execute(
             select(Face.id, Face.person_id, Face.embedding, Image.sha256, Face.phash)
@@ -188,37 +189,45 @@ def load_galleries(session: Session, collection_id: int) -> dict[int, Gallery]:
 def arbitrate_person(settings: Settings, person_id: int, params: CurateParams | None = None
                      ) -> ArbitrationReport:
     """Compare the person with the rest of their collection until nothing moves; people who
-    lose faces are re-decided (this person or others)."""
-    params = params or CurateParams.from_settings(settings)
+    lose faces are re-decided (this person or others). One transaction."""
+    with session_scope(settings) as session:
+        return arbitrate_in(session, settings, person_id,
+                            params or CurateParams.from_settings(settings))
+
+
+def arbitrate_in(session: Session, settings: Settings, person_id: int, params: CurateParams
+                 ) -> ArbitrationReport:
+    """:func:`arbitrate_person` inside the caller's transaction (curation decides and
+    arbitrates in one commit)."""
     report = ArbitrationReport()
     for _ in range(MAX_ROUNDS):
         report.rounds += 1
-        with session_scope(settings) as session:
-            person = session.get(Person, person_id)
-            if person is None or person.state not in ARBITRATED:
-                return report
-            galleries = load_galleries(session, person.collection_id)
-            me = galleries.pop(person_id, None)
-            if me is None:
-                return report
-            moves, flags = find_moves(me, list(galleries.values()), params)
-            moves = [m for m in moves if not _user_decided(session, m.face_id)]
-            for m in moves:
-                face = session.get(Face, m.face_id)
-                assert face is not None
-                face.state, face.reason = FaceState.REJECTED, Reason.OTHER_PERSON
-                face.other_person_id = m.winner
-                face.detail = f"{m.winner_name} (person {m.winner}): {_WHY[m.why]}"
-            for face_id, note in flags.items():
-                face = session.get(Face, face_id)
-                if face is not None and face.state == FaceState.ACCEPTED:
-                    face.detail = note
-            report.flags.update(flags)
+        person = session.get(Person, person_id)
+        if person is None or person.state not in ARBITRATED:
+            return report
+        galleries = load_galleries(session, person.collection_id)
+        me = galleries.pop(person_id, None)
+        if me is None:
+            return report
+        moves, flags = find_moves(me, list(galleries.values()), params)
+        moves = [m for m in moves if not _user_decided(session, m.face_id)]
+        for m in moves:
+            face = session.get(Face, m.face_id)
+            assert face is not None
+            face.state, face.reason = FaceState.REJECTED, Reason.OTHER_PERSON
+            face.other_person_id = m.winner
+            face.detail = f"{m.winner_name} (person {m.winner}): {_WHY[m.why]}"
+        for face_id, note in flags.items():
+            face = session.get(Face, face_id)
+            if face is not None and face.state == FaceState.ACCEPTED:
+                face.detail = note
+        report.flags.update(flags)
         if not moves:
             break
         report.moves += moves
+        session.flush()  # the re-decisions read the moved faces
         for loser in sorted({m.loser for m in moves}):
-            report.redecided[loser] = redecide(settings, loser, params)
+            report.redecided[loser] = redecide_in(session, settings, loser, params)
     return report
 
 

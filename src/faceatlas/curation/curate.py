@@ -8,20 +8,22 @@ collection (``arbitrate.py``) and decides again if that moved faces.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, as_completed
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.apply import CurationReport, redecide, store_analyses
-from faceatlas.curation.arbitrate import arbitrate_person
-from faceatlas.curation.decide import CurateParams
-from faceatlas.curation.references import (
-    pending_reference_jobs,
-    remeasure_references,
-    store_reference_analyses,
+from faceatlas.curation.apply import (
+    CurationReport,
+    person_images,
+    redecide_in,
+    store_analyses,
 )
+from faceatlas.curation.arbitrate import arbitrate_in
+from faceatlas.curation.decide import CurateParams
+from faceatlas.curation.references import reference_jobs, store_reference_analyses
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.faces.analyse import FacePool, ImageAnalysis
 from faceatlas.settings import Settings
@@ -34,6 +36,7 @@ from faceatlas.store.models import (
     Person,
     PersonState,
     Reason,
+    Reference,
 )
 
 Progress = Callable[[int, int], None]
@@ -58,21 +61,47 @@ def plan_curation(settings: Settings, person_id: int) -> list[tuple[int, str]]:
 
     Reference photos waiting for their embedding ride along with negative keys (-reference
     id), so the same face workers measure them."""
-    layout = Layout(settings.home)
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         if person is None:
             raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
+        return plan_person(session, person, settings)
+
+
+def plan_person(session: Session, person: Person, settings: Settings) -> list[tuple[int, str]]:
+    """:func:`plan_curation` inside the caller's transaction."""
+    return plan_people(session, [person], settings)[0]
+
+
+def plan_people(session: Session, people: Sequence[Person], settings: Settings
+                ) -> list[list[tuple[int, str]]]:
+    """:func:`plan_person` for each of ``people`` (distinct), their photos and references
+    read with one query each (per 500 people), not one each per person."""
+    layout = Layout(settings.home)
+    images: dict[int, list[Image]] = defaultdict(list)
+    refs: dict[int, list[Reference]] = defaultdict(list)
+    ids = [person.id for person in people]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for img in session.scalars(
+                select(Image).where(Image.person_id.in_(chunk), Image.path.is_not(None))
+                .order_by(Image.person_id, Image.rank.nulls_last(), Image.id)):
+            images[img.person_id].append(img)
+        for ref in session.scalars(select(Reference).where(Reference.person_id.in_(chunk))
+                                   .order_by(Reference.person_id, Reference.id)):
+            refs[ref.person_id].append(ref)
+    plans = []
+    for person in people:
         person.state = PersonState.CURATING
         # embeddings of another engine cannot be compared with new ones: analyse all again
         stale = person.engine != settings.engine or bool(
             session.scalar(select(Face.id).where(Face.person_id == person.id,
                                                  Face.engine != settings.engine).limit(1)))
-        if stale:  # reference photos are measured again by the new engine too
-            remeasure_references(session, person_id)
-        todo = _mark_exact_duplicates(session, person, reanalyse=stale)
+        todo = _mark_exact_duplicates(images[person.id], reanalyse=stale)
         jobs = [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
-        return jobs + pending_reference_jobs(session, person_id, layout)
+        # reference photos are measured again by a new engine too
+        plans.append(jobs + reference_jobs(refs[person.id], remeasure=stale))
+    return plans
 
 
 def collect(
@@ -102,13 +131,17 @@ def finish_curation(
     params = CurateParams.from_settings(settings, strategy)
     references = {k: a for k, a in fresh.items() if k < 0}
     fresh = {k: a for k, a in fresh.items() if k >= 0}
+    # one transaction: the analyses are stored with their decisions (a crash loses both,
+    # and the photos are analysed again), arbitration's moves with what they move
     with session_scope(settings) as session:
-        store_analyses(session, fresh)
+        images = person_images(session, person_id)  # read once for storing and deciding
+        store_analyses(session, fresh, images)
         store_reference_analyses(session, references)
-    report = redecide(settings, person_id, params, fresh)
-    arbitrates = params.strategy == "consensus" and params.arbitrate and report.failure is None
-    if arbitrates:  # losing faces re-decided this person already: that is the answer
-        report = arbitrate_person(settings, person_id, params).redecided.get(person_id, report)
+        report = redecide_in(session, settings, person_id, params, fresh, images)
+        if params.strategy == "consensus" and params.arbitrate and report.failure is None:
+            # losing faces re-decided this person already: that is the answer
+            report = arbitrate_in(session, settings, person_id,
+                                  params).redecided.get(person_id, report)
     report.new_images = len(fresh)
     for analysis in [*fresh.values(), *references.values()]:
         report.timings.update(analysis.timings)
@@ -116,14 +149,9 @@ def finish_curation(
     return report
 
 
-def _mark_exact_duplicates(
-    session: Session, person: Person, reanalyse: bool = False
-) -> list[Image]:
-    """Same bytes twice for one person: analyse the first (by rank), mark the others."""
-    images = session.scalars(
-        select(Image).where(Image.person_id == person.id, Image.path.is_not(None))
-        .order_by(Image.rank.nulls_last(), Image.id)
-    ).all()
+def _mark_exact_duplicates(images: Sequence[Image], reanalyse: bool = False) -> list[Image]:
+    """Same bytes twice for one person (``images`` in rank order): analyse the first, mark
+    the others."""
     seen: set[str] = set()
     todo = []
     for img in images:

@@ -14,6 +14,7 @@ face's embedding at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,14 +139,18 @@ def download_references(settings: Settings, person_id: int, trusted: tuple[str, 
     return fetched
 
 
-def pending_reference_jobs(session: Session, person_id: int, layout: Layout
-                           ) -> list[tuple[int, str]]:
-    """(-reference id, file) for references waiting to be measured; a vanished file fails."""
+def reference_jobs(refs: Sequence[Reference], *, remeasure: bool) -> list[tuple[int, str]]:
+    """(-reference id, file) for those of a person's references waiting to be measured; a
+    vanished file fails. ``remeasure``: the person's faces are analysed again by another
+    engine (see :func:`_remeasure`)."""
+    if remeasure:
+        for ref in refs:
+            _remeasure(ref)
     jobs = []
-    for ref in session.scalars(select(Reference).where(
-            Reference.person_id == person_id, Reference.state == ReferenceState.PENDING,
-            Reference.path.is_not(None))):
-        if Path(ref.path or "").is_file():
+    for ref in refs:
+        if ref.state != ReferenceState.PENDING or ref.path is None:
+            continue
+        if Path(ref.path).is_file():
             jobs.append((-ref.id, str(ref.path)))
         else:
             ref.state, ref.error = ReferenceState.FAILED, f"reference photo not found: {ref.path}"
@@ -180,14 +185,13 @@ def _info(ref: Reference) -> ReferenceInfo:
                          ref.face_id, ref.error)
 
 
-def remeasure_references(session: Session, person_id: int) -> None:
-    """The person's faces are analysed again by another engine: reference photos are measured
+def _remeasure(ref: Reference) -> None:
+    """The person's faces are analysed again by another engine: a reference photo is measured
     again with them; a reviewer's face reference cannot be (its face is analysed anew), so it
     waits to be marked again rather than compare another engine's vector."""
-    for ref in session.scalars(select(Reference).where(Reference.person_id == person_id)):
-        ref.embedding = None
-        if ref.face_id is None:  # a photo (file or URL): measured again with the new engine
-            ref.state, ref.error = ReferenceState.PENDING, None
-        else:
-            ref.state = ReferenceState.FAILED
-            ref.error = "measured by another face engine: mark the face as a reference again"
+    ref.embedding = None
+    if ref.face_id is None:  # a photo (file or URL): measured again with the new engine
+        ref.state, ref.error = ReferenceState.PENDING, None
+    else:
+        ref.state = ReferenceState.FAILED
+        ref.error = "measured by another face engine: mark the face as a reference again"

@@ -10,11 +10,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from faceatlas.curation.apply import CurationReport
-from faceatlas.curation.curate import collect, finish_curation, plan_curation
+from faceatlas.curation.curate import (
+    collect,
+    finish_curation,
+    plan_curation,
+    plan_people,
+    plan_person,
+)
 from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.domain.names import InvalidNameError
 from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
@@ -24,7 +30,14 @@ from faceatlas.settings import Settings
 from faceatlas.store.db import session_scope
 from faceatlas.store.files import Layout, atomic_write, ext_of
 from faceatlas.store.models import Image, ImageState, Person
-from faceatlas.store.people import get_or_create_collection, suspected_duplicates, upsert_person
+from faceatlas.store.people import (
+    PreparedPerson,
+    get_or_create_collection,
+    prepare_person,
+    suspected_duplicates,
+    upsert_people,
+    upsert_person,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,39 +117,55 @@ def person_name(folder: str) -> str:
 
 def add_files(settings: Settings, person_id: int, files: list[Path]) -> int:
     """Copy new files into the person's raw folder and register them. Returns how many."""
-    layout = Layout(settings.home)
-    added = 0
     with session_scope(settings) as session:
         person = session.get(Person, person_id)
         assert person is not None
-        known = {
-            origin: sha for origin, sha in session.execute(
-                select(Image.origin, Image.sha256).where(Image.person_id == person_id)
+        return register_files(session, Layout(settings.home), person, files)
+
+
+def register_files(session: Session, layout: Layout, person: Person, files: list[Path],
+                   known: dict[str, str | None] | None = None) -> int:
+    """:func:`add_files` inside the caller's transaction. ``known``: the person's stored
+    files (origin → sha256) if the caller read them already; kept up to date."""
+    rows: list[dict[str, object]] = []
+    if known is None:
+        known = known_files(session, [person.id])[person.id]
+    for rank, path in enumerate(files):
+        origin = f"file:{path.name}"
+        data = read_no_follow(path)
+        sha = hashlib.sha256(data).hexdigest()
+        if known.get(origin) == sha:
+            continue
+        if origin in known:  # the file changed since the last import: start it over
+            old = session.scalar(
+                select(Image).where(Image.person_id == person.id, Image.origin == origin)
             )
-        }
-        for rank, path in enumerate(files):
-            origin = f"file:{path.name}"
-            data = read_no_follow(path)
-            sha = hashlib.sha256(data).hexdigest()
-            if known.get(origin) == sha:
-                continue
-            if origin in known:  # the file changed since the last import: start it over
-                old = session.scalar(
-                    select(Image).where(Image.person_id == person_id, Image.origin == origin)
-                )
-                session.delete(old)
-                session.flush()
-                _drop_unreferenced_raw(session, layout, old.path)
-            dest = layout.raw_file(person.collection.key, person.folder, sha, ext_of(path))
-            if not dest.exists():
-                atomic_write(dest, data)
-            session.add(Image(
-                person_id=person_id, origin=origin, provider="folder", rank=rank,
-                title=path.name, sha256=sha, path=layout.relative(dest), bytes=len(data),
-                state=ImageState.FETCHED,
-            ))
-            added += 1
-    return added
+            session.delete(old)
+            session.flush()
+            _drop_unreferenced_raw(session, layout, old.path)
+        dest = layout.raw_file(person.collection.key, person.folder, sha, ext_of(path))
+        if not dest.exists():
+            atomic_write(dest, data)
+        rows.append({
+            "person_id": person.id, "origin": origin, "provider": "folder", "rank": rank,
+            "title": path.name, "sha256": sha, "path": layout.relative(dest),
+            "bytes": len(data), "state": ImageState.FETCHED,
+        })
+        known[origin] = sha
+    if rows:  # one executemany (Core: no ORM round trip per row); plans read them back
+        session.execute(insert(Image.__table__), rows)
+    return len(rows)
+
+
+def known_files(session: Session, person_ids: list[int]) -> dict[int, dict[str, str | None]]:
+    """person id → origin → sha256 of their stored files, one query per 500 people."""
+    out: dict[int, dict[str, str | None]] = {pid: {} for pid in person_ids}
+    for start in range(0, len(person_ids), 500):
+        for pid, origin, sha in session.execute(
+                select(Image.person_id, Image.origin, Image.sha256)
+                .where(Image.person_id.in_(person_ids[start:start + 500]))):
+            out[pid][origin] = sha
+    return out
 
 
 @dataclass
@@ -172,15 +201,19 @@ def enrol_person(settings: Settings, collection: str, name: str, files: list[Pat
 
     Raises :class:`InvalidNameError` for a name that cannot be a person's.
     """
+    # one transaction for the person, their photos and the plan (a crash loses the three
+    # together); with an anchor, the Wikidata look-up commits between them
     with session_scope(settings) as session:
         coll = get_or_create_collection(session, collection)
         suspects = suspected_duplicates(session, coll, name) if check_duplicates else []
         person, created = upsert_person(session, coll, name, source=source)
         found = (person.id, person.name, coll.key, coll.id)
-    add_files(settings, found[0], files)
-    if anchor:
+        register_files(session, Layout(settings.home), person, files)
+        jobs = None if anchor else plan_person(session, person, settings)
+    if jobs is None:
         anchor_person(settings, found[0])
-    futures = pool.submit(plan_curation(settings, found[0]))
+        jobs = plan_curation(settings, found[0])
+    futures = pool.submit(jobs)
     return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
 
 
@@ -204,22 +237,93 @@ def import_folder(
     if pool is None:
         pool = face_pool(settings).start()
     try:
-        queued = []
-        for folder in folders:
-            try:
-                enrolment = enrol_person(settings, collection, folder.name, folder.files,
-                                         source="folder", pool=pool, strategy=strategy)
-            except InvalidNameError as exc:  # e.g. a 300-character folder name: skip it
-                log.warning("import: %s refused: %s", folder.path, exc)
-                if on_refused is not None:
-                    on_refused(folder.path, f"folder name: {exc}")
-                continue
-            queued.append((folder, enrolment))
+        queued = enrol_folders(settings, collection, folders, pool=pool, strategy=strategy,
+                               on_refused=on_refused)
         for folder, enrolment in queued:
             yield enrolment.finish(on_person(folder) if on_person else None)
     finally:
         if own:
             pool.close()
+
+
+#: folders enrolled per transaction: one first, so the face workers start at once, then twice
+#: as many each time while they work (up to the 500 of a batched read)
+FIRST_BATCH, LARGEST_BATCH = 1, 500
+
+
+def enrol_folders(settings: Settings, collection: str, folders: list[PersonFolder], *,
+                  pool: FacePool, strategy: str | None = None, on_refused: Refused | None = None
+                  ) -> list[tuple[PersonFolder, Enrolment]]:
+    """:func:`enrol_person` for every folder: the people, their photos and plans registered
+    in batches of folders, one transaction and a few statements per batch (not a transaction
+    and a dozen statements per person; a crash loses a batch's registration, never a
+    decision), each batch's photos to the face pool as soon as it is committed."""
+
+    def refuse(folder: PersonFolder, exc: InvalidNameError) -> None:
+        # e.g. a 300-character folder name: skip it
+        log.warning("import: %s refused: %s", folder.path, exc)
+        if on_refused is not None:
+            on_refused(folder.path, f"folder name: {exc}")
+
+    named = []
+    for folder in folders:
+        try:
+            named.append((folder, prepare_person(folder.name, source="folder")))
+        except InvalidNameError as exc:
+            refuse(folder, exc)
+    out: list[tuple[PersonFolder, Enrolment]] = []
+    start, size = 0, FIRST_BATCH
+    while start < len(named):
+        batch = named[start:start + size]
+        try:
+            planned = _enrol_batch(settings, collection, batch)
+        except InvalidNameError as exc:  # the collection's name: no folder can go in
+            for folder, _ in named:
+                refuse(folder, exc)
+            return []
+        out += [(folder, Enrolment(*found, [], pool.submit(jobs), settings, strategy))
+                for folder, found, jobs in planned]
+        start, size = start + size, min(2 * size, LARGEST_BATCH)
+    return out
+
+
+_Found = tuple[int, str, str, int, bool]  # person id, name, collection key and id, created
+
+
+def _enrol_batch(settings: Settings, collection: str,
+                 named: list[tuple[PersonFolder, PreparedPerson]]
+                 ) -> list[tuple[PersonFolder, _Found, list[tuple[int, str]]]]:
+    """One transaction: the batch's people, photos and plans (the jobs for the face pool)."""
+    layout = Layout(settings.home)
+    planned = []
+    with session_scope(settings) as session:
+        coll = get_or_create_collection(session, collection)
+        # each name once, as first spelled (two folders of one person: ``A_B``, ``A B``)
+        first: dict[str, PreparedPerson] = {}
+        for _, prepared in named:
+            first.setdefault(prepared.key, prepared)
+        by_key = dict(zip(first, upsert_people(session, coll, list(first.values())),
+                          strict=True))
+        ids: list[tuple[int, bool]] = []  # per folder: (person id, created by this folder)
+        seen: set[int] = set()
+        for _, prepared in named:
+            pid, created = by_key[prepared.key]
+            ids.append((pid, created and pid not in seen))
+            seen.add(pid)
+        distinct = list(dict.fromkeys(pid for pid, _ in ids))
+        people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(distinct)))}
+        known = known_files(session, distinct)
+        for (folder, _), (pid, _) in zip(named, ids, strict=True):
+            register_files(session, layout, people[pid], folder.files, known[pid])
+        # two folders of one person in a batch: the first one's enrolment analyses every
+        # photo, the other's only decides again
+        plans = dict(zip(distinct, plan_people(session, [people[pid] for pid in distinct],
+                                               settings), strict=True))
+        for (folder, _), (pid, created) in zip(named, ids, strict=True):
+            person = people[pid]
+            planned.append((folder, (pid, person.name, coll.key, coll.id, created),
+                            plans.pop(pid, [])))
+    return planned
 
 
 def read_no_follow(path: Path) -> bytes:

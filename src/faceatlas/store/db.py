@@ -120,8 +120,20 @@ def get_engine(settings: Settings | None = None) -> Engine:
         with _ready_lock:  # threads of one process: one migrates, the others wait for it
             if url not in _ready:
                 migrate(url)
+                _configure_orm()
                 _ready.add(url)
     return _engine(url)
+
+
+def _configure_orm() -> None:
+    """Set the ORM's mappers up now, with the schema, not inside the first query that
+    happens to need them (~50 ms once per process: a server's first request, an import's
+    first person). A no-op once done."""
+    from sqlalchemy.orm import configure_mappers
+
+    from faceatlas.store import models  # noqa: F401  (the mapped classes to configure)
+
+    configure_mappers()
 
 
 @lru_cache(maxsize=8)
