@@ -349,11 +349,13 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")] + ([10_000_000] if args.full else [])
     started = time.perf_counter()
+    params = IndexParams()
     lfw = lfw_embeddings()
     sigma = spread(lfw)
     print(f"LFW SFace: {len(lfw['vectors'])} faces of {len(np.unique(lfw['labels']))} people, "
           f"per-dimension spread {sigma:.4f}; cells: ExactIndex | published index (usearch "
-          f"{IndexParams().dtype} M{IndexParams().connectivity}, exact re-rank)", flush=True)
+          f"{params.dtype} M{params.connectivity} over {params.reduce} principal components, "
+          "exact re-rank)", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="bench-world-"))
     try:
         for n in sizes:
