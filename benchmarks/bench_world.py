@@ -131,6 +131,11 @@ def rss_probe(root: str, collection: str, queries: str, exact_npz: str | None) -
         store = IndexStore(root, IndexParams(ann_min_faces=1))
         for v in q:
             store.get(collection).search(v, K, near=NEAR)
+    # measured only once every sibling is done searching, and each stays alive until all have
+    # measured: PSS splits a shared page among the processes mapping it *now*, so one that
+    # exits early would leave the others a bigger share (sum 2.08x the file instead of 1x)
+    print("searched", flush=True)
+    sys.stdin.readline()
     mem = {"graph_size": 0.0, "graph_rss": 0.0}
     with open("/proc/self/smaps_rollup") as f:
         for line in f:
@@ -152,8 +157,21 @@ def probe_processes(n: int, root: Path, queries: Path, exact_npz: Path | None
                     ) -> list[dict[str, float]]:
     args = [sys.executable, __file__, "--probe", str(root), str(queries),
             str(exact_npz) if exact_npz else ""]
-    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(n)]
-    return [json.loads(p.communicate()[0]) for p in procs]
+    procs = [subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    for p in procs:  # every one has searched: measure them together (``rss_probe``)
+        assert p.stdout is not None and p.stdout.readline().strip() == "searched"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("measure\n")
+        p.stdin.flush()
+    found = []
+    for p in procs:
+        assert p.stdout is not None
+        found.append(json.loads(p.stdout.readline()))
+    for p in procs:  # all measured: let them go
+        p.communicate("exit\n")
+    return found
 
 
 def _who(neighbours: list[Neighbour]) -> int | None:
@@ -340,7 +358,8 @@ def _goal(met: bool, goal: str) -> str:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--probe":
         root, queries, npz = sys.argv[2], sys.argv[3], sys.argv[4] or None
-        print(json.dumps(rss_probe(root, "world", queries, npz)))
+        print(json.dumps(rss_probe(root, "world", queries, npz)), flush=True)
+        sys.stdin.readline()  # stay mapped until every sibling has measured
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100k,1M", help="comma-separated (k, M suffixes)")
