@@ -333,3 +333,66 @@ def test_recognise_across_collections(gallery: Gallery, tmp_path: Path  # noqa: 
         assert name in names(ask(admin, "other"))
         assert name not in names(ask(bound, "*"))  # * is what the token may see: test only
         assert ask(bound, "test,other").status_code == 404
+
+
+def _same_top1(found: list[list[Neighbour]], exact: list[list[Neighbour]]) -> float:
+    """Share of queries answered the same first face as exact search, distance included."""
+    return float(np.mean([a[0] == e[0] for a, e in zip(found, exact, strict=True)]))
+
+
+def _mapped_rss_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (0 when never touched)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+                inside = line.rstrip().endswith(str(path))
+            elif inside and head[0] == "Rss:":
+                total += int(head[1])
+    return total
+
+
+@pytest.mark.slow
+def test_graph_segments_are_projected_and_reranked_without_mapping_the_vectors(
+        tmp_path: Path) -> None:
+    x, who = clustered(3000)
+    fids, pids = np.arange(3000, dtype=np.int64), who.astype(np.int64)
+    store = ann_store(tmp_path)
+    store.update("c", lambda ix: ix.add(fids, pids, x))
+    manifest = json.loads(store.path("c").read_text())
+    (seg,) = manifest["segments"]
+    assert manifest["format"] == 3 and seg["ann"] and seg["pca"]
+    assert (store.folder("c") / f"{seg['name']}.pca.npz").exists()
+    reader = ann_store(tmp_path)  # a server process: maps the files, reads rows with pread
+    q, _ = clustered(3000, faces_seed=1)
+    exact = ExactIndex()
+    exact.add(fids, pids, x)
+    found = reader.get("c").search(q[::30], 10)
+    assert _same_top1(found, exact.search(q[::30], 10)) >= 0.98
+    # the float32 file stays untouched by this process: its pages are the page cache's
+    assert _mapped_rss_kb(store.folder("c") / f"{seg['name']}.f32.npy") == 0
+
+
+@pytest.mark.slow
+def test_an_index_published_before_projections_is_still_read(tmp_path: Path) -> None:
+    """Format 2 (main before the 10M work): an f16 graph of the whole vectors, no "pca"."""
+    x, who = clustered(3000)
+    fids, pids = np.arange(3000, dtype=np.int64), who.astype(np.int64)
+    old = IndexStore(tmp_path, IndexParams(ann_min_faces=500, dtype="f16", reduce=0))
+    old.update("c", lambda ix: ix.add(fids[:2500], pids[:2500], x[:2500]))
+    manifest = json.loads(old.path("c").read_text())
+    manifest["format"] = 2
+    for seg in manifest["segments"]:
+        del seg["pca"]
+    old.path("c").write_text(json.dumps(manifest))
+    store = ann_store(tmp_path)
+    exact = ExactIndex()
+    exact.add(fids[:2500], pids[:2500], x[:2500])
+    q, _ = clustered(3000, faces_seed=1)
+    assert _same_top1(store.get("c").search(q[::30], 10), exact.search(q[::30], 10)) >= 0.98
+    store.update("c", lambda ix: ix.add(fids[2500:], pids[2500:], x[2500:]))  # converted on
+    assert json.loads(store.path("c").read_text())["format"] == 3              # the next change
+    exact.add(fids[2500:], pids[2500:], x[2500:])
+    assert _same_top1(ann_store(tmp_path).get("c").search(q[::30], 10),
+                      exact.search(q[::30], 10)) >= 0.98

@@ -179,3 +179,44 @@ def test_status_counts_follow_the_rows(tmp_path: Path, n: int) -> None:
     (world,) = collection_status(settings)
     assert world.queued_jobs == n - 1
     assert world.failures == [("P 0", f"job {max(jobs.values()) + 1}: boom")]
+
+
+def _job_rows_read(settings: Settings, fn: Callable[[], Any]) -> int:
+    """Rows the jobs SELECTs of ``fn`` return (each captured statement run again)."""
+    with _captured(settings.db_url) as seen:
+        fn()
+    engine = get_engine(settings)
+    rows = 0
+    with engine.connect() as c:
+        raw = c.connection.driver_connection
+        for statement, params in seen:
+            if re.search(r"\bFROM jobs\b", statement):
+                rows += len(raw.execute(statement, params).fetchall())
+    return rows
+
+
+@pytest.mark.slow
+def test_jobs_progress_reads_counts_not_every_job(tmp_path: Path) -> None:
+    """A follower's poll of 2,500 jobs (two chunks): the figures of every job, the results of
+    the newly finished people only, and per-state counts instead of one row per job."""
+    settings = Settings(home=tmp_path)
+    prepare_database(settings)
+    ids = _people(settings, 2500)
+    jobs = open_jobs(settings, ids)
+    assert _job_rows_read(settings, lambda: jobs_progress(settings, jobs)) <= 2  # all queued
+    with session_scope(settings) as s:
+        for pid, state in ((ids[0], JobState.DONE), (ids[1], JobState.FAILED),
+                           (ids[2100], JobState.RUNNING), (ids[2200], JobState.DONE)):
+            s.get(Job, jobs[pid]).state = state  # type: ignore[union-attr]
+        s.get(Job, jobs[ids[1]]).error = "boom"  # type: ignore[union-attr]
+        s.delete(s.get(Job, jobs[ids[3]]))
+    first = jobs_progress(settings, jobs)
+    assert (first.total, first.finished, first.running) == (2500, 4, 1)
+    assert not first.complete
+    got = {r.person_id: (r.job_state, r.error) for r in first.new}
+    assert got == {ids[0]: (JobState.DONE, None), ids[1]: (JobState.FAILED, "boom"),
+                   ids[2200]: (JobState.DONE, None), ids[3]: (JobState.FAILED, "job row deleted")}
+    again = jobs_progress(settings, jobs, seen=got)  # the next poll: nothing new, same counts
+    assert again.new == [] and (again.finished, again.running) == (4, 1)
+    rows = _job_rows_read(settings, lambda: jobs_progress(settings, jobs, seen=got))
+    assert rows <= 8  # a few (state, count) rows per chunk and the deleted row's lookup

@@ -300,7 +300,8 @@ class Settings(BaseSettings):
     index_ann_min_faces: int = Field(
         20_000, ge=1, description="Segments this large are searched with a usearch graph.")
     index_vector_dtype: Literal["f16", "i8", "f32"] = Field(
-        "f16", description="Vectors inside the graph; the short list is re-ranked in float32.")
+        "i8", description="Vectors inside the graph (64 principal components); the short "
+        "list is re-ranked in float32.")
     index_expansion_search: int = Field(128, ge=1, description="usearch search breadth (ef).")
 
     # -- distributed mode (issue 16: was the separate WorkerConfig; same env names)

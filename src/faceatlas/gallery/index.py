@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from faceatlas.domain.errors import EngineMismatchError, StorageError
 from faceatlas.domain.faces import LEGACY_ENGINE, LEGACY_MODEL_HASH
+from faceatlas.gallery.ann import Graph
 from faceatlas.settings import Settings
 from faceatlas.store.files import Layout
 
@@ -352,11 +353,10 @@ class ExactIndex:
 # segment files (numpy memmap, usearch ``view=True``), so N processes share one copy in the
 # page cache, and reload by stat-ing the manifest, reusing segments they already mapped.
 
-MANIFEST_FORMAT = 2
+# 3: graph segments may have a ``.pca.npz`` projection ("pca": true); format 2 is read too
+MANIFEST_FORMAT = 3
+_READABLE_FORMATS = (2, 3)
 ANN_LIBRARY = "usearch"
-# usearch HNSW parameters, measured in benchmarks/bench_world.py (docs/architecture.md)
-_ANN_CONNECTIVITY = 16
-_ANN_EXPANSION_ADD = 64
 # Small exact segments (one per change) kept before they are merged into one.
 _MAX_EXACT_SEGMENTS = 8
 # Graph segments searched per query before the smaller ones are merged (never the largest).
@@ -365,9 +365,10 @@ _MAX_GRAPH_SEGMENTS = 4
 _DEAD_SHARE_REWRITE = 0.25
 # The ANN short list: at least this many candidates are re-ranked exactly per segment.
 _SHORT_LIST_MIN = 64
-# Search breadth (ef) for a query whose best answer lies beyond the recognition threshold:
-# measured at 1M, ef 4096 finds every LFW probe's nearest face (ef 128: 53 of 62).
-_WIDE_SHORT_LIST = 4096
+# Search breadth (ef) for a query whose best answer lies beyond the recognition threshold
+# (a graph walk that missed its group looks like an unknown face); measured in
+# benchmarks/bench_world.py (docs/architecture.md "Index at scale").
+_WIDE_SHORT_LIST = 512
 _READ_RETRIES = 8
 _VECTOR_DTYPES = ("f16", "i8", "f32")
 
@@ -375,54 +376,86 @@ _VECTOR_DTYPES = ("f16", "i8", "f32")
 @dataclass(frozen=True, slots=True)
 class IndexParams:
     """How large segments are searched: exact below ``ann_min_faces`` live faces, else a
-    usearch graph over ``dtype`` vectors with exact float32 re-ranking of its short list."""
+    usearch graph over the vectors' first ``reduce`` principal components stored as
+    ``dtype`` (0: the whole vectors), its short list re-ranked exactly in float32."""
 
     ann_min_faces: int = 20_000
-    dtype: str = "f16"
+    dtype: str = "i8"
     expansion_search: int = 128
     threads: int = 0  # graph build threads; 0 = every core
+    # measured at 1M (docs/architecture.md): 12 links a node keep every LFW probe and 99.7 %
+    # of top-1 faces at ef 128 in 181 bytes a face (16: 100 %, 213 bytes: 10M would not fit)
+    connectivity: int = 12
+    reduce: int = 64
 
     def __post_init__(self) -> None:
         if self.dtype not in _VECTOR_DTYPES:
             raise ValueError(f"index vector dtype must be one of {_VECTOR_DTYPES}")
-        if self.ann_min_faces < 1 or self.expansion_search < 1:
-            raise ValueError("ann_min_faces and expansion_search must be positive")
+        if self.ann_min_faces < 1 or self.expansion_search < 1 or self.connectivity < 2:
+            raise ValueError("ann_min_faces, expansion_search and connectivity must be "
+                             "positive (connectivity at least 2)")
+        if self.reduce < 0:
+            raise ValueError("reduce must be 0 (no projection) or a number of components")
 
     @classmethod
     def from_settings(cls, s: Settings) -> IndexParams:
         return cls(s.index_ann_min_faces, s.index_vector_dtype, s.index_expansion_search)
 
+    def build(self, vectors: FloatArray) -> Graph:
+        return Graph.build(vectors, dtype=self.dtype, connectivity=self.connectivity,
+                           reduce=self.reduce, expansion_search=self.expansion_search,
+                           threads=self.threads or (os.cpu_count() or 1))
 
-def _build_ann(vectors: FloatArray, params: IndexParams) -> object:
-    from usearch.index import Index  # imported here: exact-only processes never load it
 
-    ann = Index(ndim=vectors.shape[1], metric="l2sq", dtype=params.dtype,
-                connectivity=_ANN_CONNECTIVITY, expansion_add=_ANN_EXPANSION_ADD,
-                expansion_search=params.expansion_search)
-    ann.add(np.arange(len(vectors), dtype=np.uint64), np.ascontiguousarray(vectors),
-            threads=params.threads or (os.cpu_count() or 1))
-    return ann
+class _RowFile:
+    """Rows of a published ``.npy`` file read with ``pread``: the bytes come from the page
+    cache (shared by every process) without being mapped into this one, so re-ranking
+    random rows of a 5 GB float32 file at 10M faces never grows the process's RSS (through
+    the map, a long-running server ends up holding all of it). The open file also keeps an
+    unlinked segment readable, as the map does."""
+
+    def __init__(self, path: Path, mapped: np.memmap) -> None:
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115  (lives with the segment)
+        self.offset, self.dtype = int(mapped.offset), mapped.dtype
+        self.row_shape = mapped.shape[1:]
+        self.row_bytes = int(mapped.dtype.itemsize * int(np.prod(self.row_shape)))
+
+    def take(self, rows: IntArray) -> npt.NDArray[np.generic]:
+        fd, size, start = self._file.fileno(), self.row_bytes, self.offset
+        data = b"".join(os.pread(fd, size, start + int(r) * size) for r in rows)
+        if len(data) != size * len(rows):
+            raise StorageError(f"index file {self._file.name} is shorter than its header says")
+        return np.frombuffer(data, self.dtype).reshape(len(rows), *self.row_shape)
 
 
 class Segment:
     """Immutable rows sorted by face id: float32 vectors (exact scans and exact re-ranking),
-    face and person ids, and for a large segment a usearch graph over compact vectors.
+    face and person ids, and for a large segment a usearch graph over compact vectors
+    (its rows are read with ``pread`` when re-ranked, not through the map: ``_RowFile``).
 
     ``name`` is None while the segment lives only in memory (rows added by an update that is
     not yet published)."""
 
     def __init__(self, name: str | None, face_ids: IntArray, person_ids: IntArray,
-                 vectors: FloatArray, ann: object | None = None) -> None:
+                 vectors: FloatArray, ann: Graph | None = None) -> None:
         self.name, self.face_ids, self.person_ids = name, face_ids, person_ids
         self.vectors, self.ann = vectors, ann
-        self.wide_ann: object | None = None  # the same graph searched with ef 4096
         self._norms: FloatArray | None = None
+        self._readers: dict[str, _RowFile] = {}  # published graph segments: pread, no map
+
+    def take(self, attr: str, rows: IntArray) -> npt.NDArray[np.generic]:
+        """``getattr(self, attr)[rows]``, read without touching the map where possible."""
+        reader = self._readers.get(attr)
+        return reader.take(rows) if reader is not None else np.asarray(getattr(self, attr)[rows])
 
     def __len__(self) -> int:
         return len(self.face_ids)
 
     @classmethod
     def of_rows(cls, face_ids: IntArray, person_ids: IntArray, vectors: FloatArray) -> Segment:
+        if len(face_ids) < 2 or bool((face_ids[1:] > face_ids[:-1]).all()):
+            # already sorted (a rebuild from the database): no 5 GB copy at 10M faces
+            return cls(None, face_ids, person_ids, np.ascontiguousarray(vectors, np.float32))
         order = np.argsort(face_ids, kind="stable")
         return cls(None, face_ids[order], person_ids[order],
                    np.ascontiguousarray(vectors[order], dtype=np.float32))
@@ -436,7 +469,11 @@ class Segment:
     def files(self) -> list[str]:
         assert self.name is not None
         names = [f"{self.name}.ids.npy", f"{self.name}.pids.npy", f"{self.name}.f32.npy"]
-        return names + ([f"{self.name}.usearch"] if self.ann is not None else [])
+        if self.ann is not None:
+            names.append(f"{self.name}.usearch")
+            if self.ann.projection is not None:
+                names.append(f"{self.name}.pca.npz")
+        return names
 
     def write(self, folder: Path, name: str) -> None:
         """Write every file (temp + fsync + rename each); the manifest publishes them later."""
@@ -445,15 +482,19 @@ class Segment:
             _write_file(folder / f"{name}.{suffix}.npy",
                         lambda f, a=arr: np.save(f, np.asarray(a), allow_pickle=False))
         if self.ann is not None:
+            projection = self.ann.projection
+            if projection is not None:
+                _write_file(folder / f"{name}.pca.npz", projection.save)
             tmp = folder / f".{name}.usearch.tmp"
-            self.ann.save(str(tmp))  # type: ignore[attr-defined]
+            self.ann.index.save(str(tmp))  # type: ignore[attr-defined]
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, folder / f"{name}.usearch")
         self.name = name
 
     @classmethod
-    def open(cls, folder: Path, name: str, ann: bool, params: IndexParams) -> Segment:
+    def open(cls, folder: Path, name: str, ann: bool, pca: bool, params: IndexParams
+             ) -> Segment:
         """Map a published segment (no copy: pages are shared with every other process)."""
         label = folder / name
         try:
@@ -470,24 +511,17 @@ class Segment:
             raise StorageError(f"index segment {label} has inconsistent arrays")
         graph = None
         if ann:
-            from usearch.index import Index
-
             path = folder / f"{name}.usearch"
-            if not path.exists():
-                raise FileNotFoundError(path)
-            try:
-                graph = Index.restore(str(path), view=True)
-            except Exception as exc:
-                raise StorageError(f"index graph {path} is unreadable: {exc}") from exc
-            if graph is None or len(graph) != len(vectors):
+            graph = Graph.open(path, folder / f"{name}.pca.npz" if pca else None,
+                               params.expansion_search)
+            if len(graph) != len(vectors):
                 raise StorageError(f"index graph {path} does not match its segment")
-            graph.expansion_search = params.expansion_search
-            # a second view of the same mapped file (no copy) for the wide search: usearch
-            # takes its breadth from the object, not the call, and threads share the object
-            wide = Index.restore(str(path), view=True)
-            wide.expansion_search = _WIDE_SHORT_LIST
             segment = cls(name, face_ids, person_ids, vectors, graph)
-            segment.wide_ann = wide
+            segment._readers = {
+                attr: _RowFile(folder / f"{name}.{suffix}.npy", arr)
+                for attr, suffix, arr in (("vectors", "f32", vectors),
+                                          ("face_ids", "ids", face_ids),
+                                          ("person_ids", "pids", person_ids))}
             return segment
         return cls(name, face_ids, person_ids, vectors, graph)
 
@@ -728,10 +762,12 @@ class SegmentedIndex:
                 rows = self._ann_rows(seg, v, min(k, live), _WIDE_SHORT_LIST if wide else 0)
             else:
                 rows = exact[s]
-            diff = np.asarray(seg.vectors[rows], dtype=np.float64) - v.astype(np.float64)
+            diff = seg.take("vectors", rows).astype(np.float64) - v.astype(np.float64)
             dist = np.sqrt(np.maximum(np.einsum("kd,kd->k", diff, diff), 0.0))
-            parts.append((dist, np.asarray(seg.face_ids[rows]),
-                          np.asarray(seg.person_ids[rows])))
+            if len(rows) > k:  # rows follow face ids: (distance, row) orders as (distance, id)
+                best = np.lexsort((rows, dist))[:k]
+                rows, dist = rows[best], dist[best]
+            parts.append((dist, seg.take("face_ids", rows), seg.take("person_ids", rows)))
         if not parts:
             return []
         dist = np.concatenate([p[0] for p in parts])
@@ -745,11 +781,12 @@ class SegmentedIndex:
         """Live rows among the graph's nearest: a short list of at least 3k (re-ranked
         exactly by the caller, then cut to k); widened while tombstones leave fewer than k."""
         dead = self._dead_rows(seg)
-        ask = min(len(seg), max(3 * k, _SHORT_LIST_MIN))
-        graph = seg.wide_ann if at_least and seg.wide_ann is not None else seg.ann
+        # asking the graph for ``at_least`` rows is the wide search (``Graph.search``)
+        ask = min(len(seg), max(3 * k, _SHORT_LIST_MIN, at_least))
+        graph = seg.ann
+        assert graph is not None
         while True:
-            keys = np.asarray(graph.search(query, ask, threads=1).keys,  # type: ignore[attr-defined]
-                              dtype=np.int64)
+            keys = graph.search(query, ask)
             rows = keys[~np.isin(keys, dead)] if len(dead) else keys
             if len(rows) >= k or ask >= len(seg):
                 # the graph orders them by compact-vector distance: its head is the short list
@@ -1012,10 +1049,11 @@ class IndexStore:
         label = self.path(collection)
         try:
             data = json.loads(raw)
-            if data["format"] != MANIFEST_FORMAT:
+            if data["format"] not in _READABLE_FORMATS:
                 raise StorageError(f"index manifest {label} has unsupported format "
                                    f"{data['format']}")
-            entries = [(str(e["name"]), bool(e["ann"])) for e in data["segments"]]
+            entries = [(str(e["name"]), bool(e["ann"]), bool(e.get("pca", False)))
+                       for e in data["segments"]]
             dim, dead_file = int(data["dim"]), data.get("dead")
         except StorageError:
             raise
@@ -1027,11 +1065,11 @@ class IndexStore:
         index.engine = data.get("engine") or None
         index.model_hash = data.get("model_hash") or None
         with self._segments_lock:
-            for name, ann in entries:
+            for name, ann, pca in entries:
                 key = (collection, name)
                 seg = self._segments.get(key)
                 if seg is None:
-                    seg = Segment.open(folder, name, ann, self.params)
+                    seg = Segment.open(folder, name, ann, pca, self.params)
                     if seg.vectors.shape[1] != dim:
                         raise StorageError(f"index segment {folder / name} is not {dim}-d")
                     self._segments[key] = seg
@@ -1045,7 +1083,7 @@ class IndexStore:
             except Exception as exc:
                 raise StorageError(f"index tombstones {folder / dead_file} are unreadable: "
                                    f"{exc}") from exc
-        names = {n for n, _ in entries}
+        names = {n for n, _, _ in entries}
         with self._segments_lock:
             for key in [k for k in self._segments if k[0] == collection and k[1] not in names]:
                 del self._segments[key]  # unmapped once no view holds it
@@ -1103,12 +1141,13 @@ class IndexStore:
                     if m is None else (np.asarray(s.face_ids)[m], np.asarray(s.person_ids)[m],
                                        np.asarray(s.vectors)[m])
                     for s, m in zip(merge, live, strict=True)]
-            merged = Segment.of_rows(np.concatenate([r[0] for r in rows]),
-                                     np.concatenate([r[1] for r in rows]),
-                                     np.concatenate([r[2] for r in rows]))
+            merged = (Segment.of_rows(*rows[0]) if len(rows) == 1  # no copy of one part
+                      else Segment.of_rows(np.concatenate([r[0] for r in rows]),
+                                           np.concatenate([r[1] for r in rows]),
+                                           np.concatenate([r[2] for r in rows])))
             if len(merged):
                 if len(merged) >= params.ann_min_faces:
-                    merged.ann = _build_ann(merged.vectors, params)
+                    merged.ann = params.build(merged.vectors)
                 generation = index.generation + 1
                 merged.write(folder, f"s{generation:08d}-{uuid.uuid4().hex[:8]}")
                 written.append(merged)
@@ -1123,7 +1162,8 @@ class IndexStore:
             "format": MANIFEST_FORMAT, "version": generation, "dim": index.dim,
             "engine": index.engine or "", "model_hash": index.model_hash or "",
             "faces": sum(len(s) - len(dead.get(s.name or "", _EMPTY_IDS)) for s in segments),
-            "segments": [{"name": s.name, "rows": len(s), "ann": s.ann is not None}
+            "segments": [{"name": s.name, "rows": len(s), "ann": s.ann is not None,
+                          "pca": s.ann is not None and s.ann.projection is not None}
                          for s in segments],
             "dead": dead_file, "ann_library": ANN_LIBRARY,
         }

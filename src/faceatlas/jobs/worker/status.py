@@ -50,25 +50,42 @@ _CHUNK = 2000  # ids per IN (...): stays under every driver's bound-parameter li
 def jobs_progress(settings: Settings, jobs: dict[int, int],
                   seen: Collection_[int] = ()) -> JobsProgress:
     """How far the given jobs (person id → job id) are, from the database alone; results
-    only for finished people not in ``seen`` (a follower polls this over and over)."""
+    only for finished people not in ``seen`` (a follower polls this over and over).
+
+    Aggregates, not rows: per chunk one row of per-state counts over the jobs, and rows only
+    of the finished jobs of people not yet seen (a follower's ``seen`` grows with every
+    poll), so a poll of 100,000 jobs moves a few counts, not 100,000 rows."""
     items = list(jobs.items())
     finished, new, running, images = 0, [], 0, Counter[str]()
     with session_scope(settings) as s:
         for i in range(0, len(items), _CHUNK):
             chunk = dict(items[i:i + _CHUNK])
-            states = {jid: (state, error) for jid, state, error in s.execute(
-                select(Job.id, Job.state, Job.error).where(Job.id.in_(list(chunk.values()))))}
+            # one row of FILTERed counts, not GROUP BY state: PostgreSQL would walk the
+            # whole state index for the grouping instead of looking the ids up
+            states = list(JobState)
+            row = s.execute(select(*(func.count().filter(Job.state == st) for st in states))
+                            .where(Job.id.in_(list(chunk.values())))).one()
+            counts = dict(zip(states, row, strict=True))
             images.update(dict(s.execute(
                 select(Image.state, func.count()).where(Image.person_id.in_(list(chunk)))
                 .group_by(Image.state)).all()))
-            running += sum(1 for st, _ in states.values() if st == JobState.RUNNING)
-            done = {pid: states.get(jid, (JobState.FAILED, "job row deleted"))
-                    for pid, jid in chunk.items()}
-            done = {pid: se for pid, se in done.items() if se[0] in TERMINAL_JOB}
-            finished += len(done)
-            todo = [pid for pid in done if pid not in seen]
-            if todo:
-                for person in s.scalars(select(Person).where(Person.id.in_(todo))):
+            running += counts.get(JobState.RUNNING, 0)
+            # a job row deleted under the follower counts as failed, as its person's job did
+            deleted = len(set(chunk.values())) - sum(counts.values())
+            finished += sum(counts.get(st, 0) for st in TERMINAL_JOB) + deleted
+            unseen = {jid: pid for pid, jid in chunk.items() if pid not in seen}
+            if not unseen:
+                continue
+            done = {unseen[jid]: (state, error) for jid, state, error in s.execute(
+                select(Job.id, Job.state, Job.error).where(
+                    Job.id.in_(list(unseen)), Job.state.in_(TERMINAL_JOB)))}
+            if deleted and s.scalar(select(func.count()).where(
+                    Job.id.in_(list(unseen)))) != len(unseen):  # which: only while unseen
+                present = set(s.scalars(select(Job.id).where(Job.id.in_(list(unseen)))))
+                done.update({pid: (JobState.FAILED, "job row deleted")
+                             for jid, pid in unseen.items() if jid not in present})
+            if done:
+                for person in s.scalars(select(Person).where(Person.id.in_(list(done)))):
                     new.append(_result(s, person, *done[person.id]))
     return JobsProgress(len(jobs), finished, new,
                         images[ImageState.ANALYSED] + images[ImageState.FAILED],
