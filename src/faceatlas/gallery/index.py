@@ -381,7 +381,7 @@ class IndexParams:
 
     ann_min_faces: int = 20_000
     dtype: str = "i8"
-    expansion_search: int = 128
+    expansion_search: int = 256
     threads: int = 0  # graph build threads; 0 = every core
     # measured at 1M (docs/architecture.md): 12 links a node keep every LFW probe and 99.7 %
     # of top-1 faces at ef 128 in 181 bytes a face (16: 100 %, 213 bytes: 10M would not fit)
