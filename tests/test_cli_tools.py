@@ -245,13 +245,3 @@ def test_verify_and_stats(gallery: Gallery, tmp_path: Path) -> None:  # noqa: F8
     assert sum(s["images_by_reason"].values()) == s["images"]
     assert run("stats", "--collection", "nowhere", home=home).returncode == 1
 
-
-def test_serve_workers_split_the_cores_between_them() -> None:
-    """`serve --workers N` gives each process its share of the cores as engines (each runs its
-    networks on one thread): 2 workers on 2 cores are 2 engines in all, not 4."""
-    from faceatlas.cli.serve import engines_per_worker
-
-    assert engines_per_worker(1, 8) is None  # one process: the app's default, one per core
-    assert engines_per_worker(2, 2) == 1
-    assert engines_per_worker(4, 16) == 4
-    assert engines_per_worker(4, 2) == 1  # never zero

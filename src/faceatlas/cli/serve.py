@@ -129,8 +129,8 @@ def serve(
         bool, typer.Option("--insecure-no-auth", help="Serve without tokens (local trials only).")
     ] = False,
     engines: Annotated[
-        int | None, typer.Option(help="Concurrent recognitions per worker process (default: the "
-                                 "cores divided between the workers).")
+        int | None, typer.Option(help="Concurrent recognitions per worker process (default: one "
+                                 "per core).")
     ] = None,
     workers: Annotated[int, typer.Option(
         min=1, help="Worker processes; they share one memory-mapped copy of each index.")] = 1,
@@ -145,7 +145,6 @@ def serve(
     from faceatlas.api.app import SERVE_OPTIONS_ENV, check_bind
 
     check_bind(host, insecure_no_auth)
-    engines = engines or engines_per_worker(workers, os.cpu_count() or 1)
     # the access log has method, path and status only: the Authorization header never
     # reaches a log line
     if workers > 1:  # uvicorn's workers import the app by name: options go by environment
@@ -157,13 +156,6 @@ def serve(
         return
     api = create_app(get_settings(), insecure_no_auth=insecure_no_auth, engines=engines)
     uvicorn.run(api, host=host, port=port, log_level="info")
-
-
-def engines_per_worker(workers: int, cores: int) -> int | None:
-    """Face engines of each ``serve`` process: the cores split between the workers (more would
-    oversubscribe them: every engine runs its networks on one thread). None for one worker:
-    the app's own default, one engine per core."""
-    return max(1, cores // workers) if workers > 1 else None
 
 
 index_app = typer.Typer(help="The vector index: rebuild from the database, compact, status.",
