@@ -206,14 +206,9 @@ _shared: dict[tuple[str, float], RedisBudget] = {}
 _shared_lock = threading.Lock()
 
 
-def budget_url(settings: Settings) -> str | None:
-    """The Redis the budget lives in: the broker's, when the broker is Redis."""
-    return settings.broker_redis
-
-
 def host_budget(settings: Settings) -> HostBudget:
     """The budget of this process: shared through the broker's Redis, else local."""
-    url = budget_url(settings)
+    url = settings.broker_redis
     if url is None:
         return _local
     key = (url, settings.budget_slack)

@@ -103,7 +103,7 @@ def erase_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
     return RedirectResponse(f"{back}?done={code}&n={gone.sightings}", 303)
 
 
-def _own_cluster(ctx: ApiContext, session: Any, cluster_id: int) -> str:
+def _own_cluster(ctx: ApiContext, session: UiSession, cluster_id: int) -> str:
     """The cluster's collection key, if the session may touch it; else a 404 page."""
     try:
         key = sightings.cluster_collection(ctx.settings, cluster_id)
