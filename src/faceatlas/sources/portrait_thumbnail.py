@@ -16,7 +16,6 @@ import hashlib
 import io
 import logging
 import re
-import time
 from urllib.parse import urlsplit
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,7 +24,7 @@ from faceatlas.domain.errors import FaceAtlasError
 from faceatlas.settings import Settings
 from faceatlas.sources.commons import CommonsImageSearch
 from faceatlas.sources.download import DownloadItem, download_all_sync
-from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.files import Layout, read_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +46,9 @@ def portrait_thumbnail(settings: Settings, file_name: str) -> bytes | None:
         return None
     key = hashlib.sha256(f"{SIDE}:{file_name}".encode()).hexdigest()
     path = Layout(settings.home).cache_file("portraits", key).with_suffix(".jpg")
-    try:
-        if time.time() - path.stat().st_mtime < CACHE_SECONDS:
-            return path.read_bytes()
-    except OSError:
-        pass
+    cached = read_cached(path, CACHE_SECONDS)
+    if cached is not None:
+        return cached
     try:
         with CommonsImageSearch(settings) as commons:
             url = commons.file_thumbnail_url(file_name, SIDE)
@@ -68,10 +65,7 @@ def portrait_thumbnail(settings: Settings, file_name: str) -> bytes | None:
         return None
     data = _jpeg(got.content)
     if data is not None:
-        try:
-            atomic_write(path, data)
-        except OSError as exc:  # a cache that cannot be written is not a failure
-            log.warning("portrait cache not written: %s", exc)
+        write_cached(path, data)
     return data
 
 

@@ -7,13 +7,17 @@ absolute paths) from ever reaching the file system outside the home.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
 from faceatlas.domain.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,119}$")
 
@@ -144,6 +148,25 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_cached(path: Path, max_age: float) -> bytes | None:
+    """A cache file's bytes if it was written less than ``max_age`` seconds ago, else None
+    (missing, stale or unreadable: the caller asks again)."""
+    try:
+        if time.time() - path.stat().st_mtime < max_age:
+            return path.read_bytes()
+    except OSError:
+        pass
+    return None
+
+
+def write_cached(path: Path, data: bytes) -> None:
+    """Write a cache file atomically; a cache that cannot be written is not a failure."""
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        log.warning("cache file %s not written: %s", path.name, exc)
 
 
 def unlink_stored(layout: Layout, relative: str) -> int:

@@ -26,7 +26,7 @@ import httpx
 from faceatlas import __version__
 from faceatlas.domain.errors import AuthError, BadResponseError, ProviderError, RateLimitError
 from faceatlas.settings import Settings
-from faceatlas.store.files import Layout, atomic_write
+from faceatlas.store.files import Layout, read_cached, write_cached
 from faceatlas.web.budget import HostBudget, host_budget, host_key, host_rate, wikimedia_rate
 
 log = logging.getLogger(__name__)
@@ -193,20 +193,15 @@ class WikimediaClient:
     def _cached(self, key: str) -> Any:
         if not self.use_cache:
             return None
-        path = self.layout.cache_file("wikimedia", key)
+        raw = read_cached(self.layout.cache_file("wikimedia", key), self.cache_seconds)
         try:
-            if time.time() - path.stat().st_mtime > self.cache_seconds:
-                return None
-            return json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            return None if raw is None else json.loads(raw)
+        except ValueError:
             return None
 
     def _store(self, key: str, content: bytes) -> None:
         if self.use_cache:
-            try:
-                atomic_write(self.layout.cache_file("wikimedia", key), content)
-            except OSError as exc:  # a cache that cannot be written is not a failure
-                log.warning("wikimedia cache not written: %s", exc)
+            write_cached(self.layout.cache_file("wikimedia", key), content)
 
 
 def _host(url: str) -> str:

@@ -62,9 +62,15 @@ class UiSession:
     key: bytes
     principal: Principal = ADMIN  # whose token logged in: what this session may see
 
+    def mac(self, purpose: str, *values: str) -> bytes:
+        """HMAC(session key, purpose:sid[:value…]): what this session may send back (its CSRF
+        token, a signed value a page handed out) and no other session can forge."""
+        message = ":".join((purpose, self.sid, *values))
+        return hmac.new(self.key, message.encode(), hashlib.sha256).digest()
+
     @property
     def csrf(self) -> str:
-        return _b64(hmac.new(self.key, f"csrf:{self.sid}".encode(), hashlib.sha256).digest())
+        return _b64(self.mac("csrf"))
 
 
 def _b64(raw: bytes) -> str:

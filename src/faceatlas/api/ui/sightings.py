@@ -5,7 +5,6 @@ page, paged, CSV), the small face crops, and a collection's Candidates page with
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Annotated, Any
 
@@ -132,8 +131,7 @@ def wikidata_hits(request: Request, ctx: Ctx, session: Session, cluster_id: Id,
 def _portrait_sig(session: UiSession, file_name: str) -> str:
     """Signs a P18 file name that a Wikidata answer gave this session: the portrait route
     fetches nothing else (never an arbitrary Commons file, never another host)."""
-    return hmac.new(session.key, f"portrait:{session.sid}:{file_name}".encode(),
-                    hashlib.sha256).hexdigest()
+    return session.mac("portrait", file_name).hex()
 
 
 @router.get("/wikidata/portrait.jpg")
