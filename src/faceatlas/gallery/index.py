@@ -509,21 +509,20 @@ class Segment:
                 or person_ids.dtype != np.int64 or face_ids.shape != (len(vectors),)
                 or person_ids.shape != (len(vectors),)):
             raise StorageError(f"index segment {label} has inconsistent arrays")
-        graph = None
-        if ann:
-            path = folder / f"{name}.usearch"
-            graph = Graph.open(path, folder / f"{name}.pca.npz" if pca else None,
-                               params.expansion_search)
-            if len(graph) != len(vectors):
-                raise StorageError(f"index graph {path} does not match its segment")
-            segment = cls(name, face_ids, person_ids, vectors, graph)
-            segment._readers = {
-                attr: _RowFile(folder / f"{name}.{suffix}.npy", arr)
-                for attr, suffix, arr in (("vectors", "f32", vectors),
-                                          ("face_ids", "ids", face_ids),
-                                          ("person_ids", "pids", person_ids))}
-            return segment
-        return cls(name, face_ids, person_ids, vectors, graph)
+        if not ann:
+            return cls(name, face_ids, person_ids, vectors)
+        path = folder / f"{name}.usearch"
+        graph = Graph.open(path, folder / f"{name}.pca.npz" if pca else None,
+                           params.expansion_search)
+        if len(graph) != len(vectors):
+            raise StorageError(f"index graph {path} does not match its segment")
+        segment = cls(name, face_ids, person_ids, vectors, graph)
+        segment._readers = {
+            attr: _RowFile(folder / f"{name}.{suffix}.npy", arr)
+            for attr, suffix, arr in (("vectors", "f32", vectors),
+                                      ("face_ids", "ids", face_ids),
+                                      ("person_ids", "pids", person_ids))}
+        return segment
 
 
 def _write_file(path: Path, write: Callable[[BinaryIO], None]) -> None:

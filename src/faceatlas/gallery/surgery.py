@@ -19,7 +19,7 @@ when.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,13 +94,13 @@ class _Moved:
     gallery_files: list[str]
 
 
-def _move_images(s: Session, layout: Layout, images: Sequence[Image], target: Person,
-                 ticked: set[int] | None) -> _Moved:
-    """Hand ``images`` (with all their faces) to ``target``; ``ticked`` faces (None: every
-    accepted face) become the target's accepted faces by a user's decision."""
+def _move_images(s: Session, layout: Layout, out: _Moved, images: Sequence[Image],
+                 target: Person, ticked: set[int] | None) -> None:
+    """Hand ``images`` (with all their faces) to ``target``, recording it in ``out``;
+    ``ticked`` faces (None: every accepted face) become the target's accepted faces by a
+    user's decision."""
     now = datetime.now(timezone.utc)
     coll = target.collection.key
-    out = _Moved([], 0, set(), [], [], [])
     for img in images:
         out.sources.add(img.person_id)
         img.person_id = target.id
@@ -128,13 +128,21 @@ def _move_images(s: Session, layout: Layout, images: Sequence[Image], target: Pe
                 elif not old.is_file():
                     face.crop_path = None  # re-decision crops it again from the photo
     s.flush()
-    return out
 
 
-def _undo(moved: _Moved | None) -> None:
-    for old, new in reversed(moved.renamed if moved else []):
-        with contextlib.suppress(OSError):
-            new.rename(old)
+@contextlib.contextmanager
+def _moving(settings: Settings) -> Iterator[tuple[Session, Layout, _Moved]]:
+    """A verb's one transaction of rows and crop files: ``_move_images`` records its renames
+    in the ``_Moved`` yielded, and if anything fails the crops go back where they were."""
+    moved = _Moved([], 0, set(), [], [], [])
+    try:
+        with session_scope(settings) as s:
+            yield s, Layout(settings.home), moved
+    except BaseException:
+        for old, new in reversed(moved.renamed):
+            with contextlib.suppress(OSError):
+                new.rename(old)
+        raise
 
 
 def _finish(settings: Settings, store: IndexStore, coll: str, moved: _Moved,
@@ -182,27 +190,21 @@ def move_faces(settings: Settings, face_ids: Sequence[int], to_person_id: int, *
     if not face_ids:
         raise FaceAtlasError("no face to move: name at least one")
     store = store or index_store(settings)
-    layout = Layout(settings.home)
-    moved: _Moved | None = None
-    try:
-        with session_scope(settings) as s:
-            target = _person(s, to_person_id)
-            faces = _faces_of(s, face_ids, target.collection_id)
-            images = list({f.image_id: f.image for f in faces
-                           if f.person_id != target.id}.values())
-            coll, sources = target.collection.key, {f.person_id for f in faces}
-            promoted = {pid: s.get(Person, pid).state == PersonState.PROMOTED  # type: ignore[union-attr]
-                        for pid in sorted(sources | {target.id})}
-            moved = _move_images(s, layout, images, target, {f.id for f in faces})
-            for f in faces:  # faces already the target's: a user's decision all the same
-                f.state, f.reason = FaceState.ACCEPTED, Reason.ACCEPTED_BY_USER
-            ids = sorted(f.id for f in faces)
-            for pid in sorted(sources - {target.id}):
-                _audit(s, pid, MOVE, by, {"faces": ids, "to": target.id, "to_name": target.name})
-            _audit(s, target.id, MOVE, by, {"faces": ids, "from": sorted(sources)})
-    except BaseException:
-        _undo(moved)
-        raise
+    with _moving(settings) as (s, layout, moved):
+        target = _person(s, to_person_id)
+        faces = _faces_of(s, face_ids, target.collection_id)
+        images = list({f.image_id: f.image for f in faces
+                       if f.person_id != target.id}.values())
+        coll, sources = target.collection.key, {f.person_id for f in faces}
+        promoted = {pid: s.get(Person, pid).state == PersonState.PROMOTED  # type: ignore[union-attr]
+                    for pid in sorted(sources | {target.id})}
+        _move_images(s, layout, moved, images, target, {f.id for f in faces})
+        for f in faces:  # faces already the target's: a user's decision all the same
+            f.state, f.reason = FaceState.ACCEPTED, Reason.ACCEPTED_BY_USER
+        ids = sorted(f.id for f in faces)
+        for pid in sorted(sources - {target.id}):
+            _audit(s, pid, MOVE, by, {"faces": ids, "to": target.id, "to_name": target.name})
+        _audit(s, target.id, MOVE, by, {"faces": ids, "from": sorted(sources)})
     states = _finish(settings, store, coll, moved, promoted)
     return SurgeryResult(MOVE, to_person_id, ids, moved.images, states)
 
@@ -214,36 +216,30 @@ def merge_people(settings: Settings, keep_id: int, gone_id: int, *, by: str | No
     if keep_id == gone_id:
         raise FaceAtlasError("a person cannot be merged into themselves")
     store = store or index_store(settings)
-    layout = Layout(settings.home)
-    moved: _Moved | None = None
-    try:
-        with session_scope(settings) as s:
-            keep, gone = _person(s, keep_id), _person(s, gone_id)
-            if keep.collection_id != gone.collection_id:
-                raise FaceAtlasError(f"{gone.name} and {keep.name} are in different "
-                                     "collections: only people of one collection merge")
-            coll, gone_name = keep.collection.key, gone.name
-            promoted = {keep.id: keep.state == PersonState.PROMOTED or
-                        gone.state == PersonState.PROMOTED}
-            images = list(s.scalars(select(Image).where(Image.person_id == gone.id)))
-            moved = _move_images(s, layout, images, keep, None)  # every face of their photos
-            s.execute(update(Reference).where(Reference.person_id == gone.id)
-                      .values(person_id=keep.id))
-            s.execute(update(Sighting).where(Sighting.person_id == gone.id)
-                      .values(person_id=keep.id))
-            s.execute(update(Face).where(Face.other_person_id == gone.id)
-                      .values(other_person_id=keep.id))
-            s.execute(update(PersonAudit).where(PersonAudit.person_id == gone.id)
-                      .values(person_id=keep.id))
-            s.expire(gone)
-            s.delete(gone)
-            s.flush()
-            _audit(s, keep.id, MERGE, by, {"gone": gone_id, "gone_name": gone_name,
-                                           "faces": sorted(moved.face_ids),
-                                           "images": moved.images})
-    except BaseException:
-        _undo(moved)
-        raise
+    with _moving(settings) as (s, layout, moved):
+        keep, gone = _person(s, keep_id), _person(s, gone_id)
+        if keep.collection_id != gone.collection_id:
+            raise FaceAtlasError(f"{gone.name} and {keep.name} are in different "
+                                 "collections: only people of one collection merge")
+        coll, gone_name = keep.collection.key, gone.name
+        promoted = {keep.id: keep.state == PersonState.PROMOTED or
+                    gone.state == PersonState.PROMOTED}
+        images = list(s.scalars(select(Image).where(Image.person_id == gone.id)))
+        _move_images(s, layout, moved, images, keep, None)  # every face of their photos
+        s.execute(update(Reference).where(Reference.person_id == gone.id)
+                  .values(person_id=keep.id))
+        s.execute(update(Sighting).where(Sighting.person_id == gone.id)
+                  .values(person_id=keep.id))
+        s.execute(update(Face).where(Face.other_person_id == gone.id)
+                  .values(other_person_id=keep.id))
+        s.execute(update(PersonAudit).where(PersonAudit.person_id == gone.id)
+                  .values(person_id=keep.id))
+        s.expire(gone)
+        s.delete(gone)
+        s.flush()
+        _audit(s, keep.id, MERGE, by, {"gone": gone_id, "gone_name": gone_name,
+                                       "faces": sorted(moved.face_ids),
+                                       "images": moved.images})
     store.remove_person(coll, gone_id)  # the gone person's rows: never answered again
     states = _finish(settings, store, coll, moved, promoted)
     return SurgeryResult(MERGE, keep_id, sorted(moved.face_ids), moved.images, states,
