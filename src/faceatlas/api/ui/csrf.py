@@ -61,6 +61,7 @@ class UiSession:
     sid: str
     key: bytes
     principal: Principal = ADMIN  # whose token logged in: what this session may see
+    fingerprint: str | None = None  # of that token (audits say who; never the token)
 
     def mac(self, purpose: str, *values: str) -> bytes:
         """HMAC(session key, purpose:sid[:value…]): what this session may send back (its CSRF
@@ -104,7 +105,7 @@ def session_of(request: Request) -> UiSession | None:
         if hmac.compare_digest(fp, fingerprint):  # its token is still configured
             principal = (ADMIN if ctx.auth_disabled
                          else _principal_of(ctx.settings, ctx.settings.api_tokens[i]))
-            return UiSession(sid, key, principal)
+            return UiSession(sid, key, principal, fingerprint)
     return None
 
 

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from faceatlas.api import sessions
 from faceatlas.api.deps import ApiContext, Ctx
 from faceatlas.api.tokens import check_person
 from faceatlas.api.ui.base import CollectionKey, FormId, Id, Problem, render, router
@@ -56,10 +55,6 @@ def _other(ctx: ApiContext, session: UiSession, person_id: int, text: str, back:
     return other
 
 
-def _by(ctx: ApiContext, session: UiSession) -> str | None:
-    return sessions.session_fingerprint(ctx.settings, session.sid)
-
-
 def _ticked(ctx: ApiContext, session: UiSession, person_id: int, faces: list[int],
             confirm: str, verb: str) -> list[int]:
     check_person(session.principal, ctx.settings, person_id)
@@ -83,7 +78,7 @@ def move(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa:
         raise Problem(400, "Not moved", "Give the name of the person the faces belong to.",
                       back)
     target = _other(ctx, session, person_id, to_person, back)
-    r = surgery.move_faces(ctx.settings, ids, target, by=_by(ctx, session), store=ctx.store)
+    r = surgery.move_faces(ctx.settings, ids, target, by=session.fingerprint, store=ctx.store)
     return RedirectResponse(f"/ui/people/{person_id}?done=moved&n={len(r.faces)}#audit", 303)
 
 
@@ -95,7 +90,7 @@ def split(ctx: Ctx, session: Checked, person_id: Id, face: FaceIds = [],  # noqa
     if not new_name.strip():
         raise Problem(400, "Not split", "Give the new person's name.",
                       f"/ui/people/{person_id}#accepted")
-    r = surgery.split_person(ctx.settings, person_id, ids, new_name, by=_by(ctx, session),
+    r = surgery.split_person(ctx.settings, person_id, ids, new_name, by=session.fingerprint,
                              store=ctx.store)
     return RedirectResponse(f"/ui/people/{r.person_id}?done=split&n={len(r.faces)}#audit", 303)
 
@@ -109,7 +104,7 @@ def merge(ctx: Ctx, session: Checked, person_id: Id,
         raise Problem(400, "Not merged", "Give the other person's name and tick the box to "
                       "confirm the merge.", back)
     other = _other(ctx, session, person_id, gone, back)
-    r = surgery.merge_people(ctx.settings, person_id, other, by=_by(ctx, session),
+    r = surgery.merge_people(ctx.settings, person_id, other, by=session.fingerprint,
                              store=ctx.store)
     return RedirectResponse(f"/ui/people/{person_id}?done=merged&n={r.removed_person_id}#audit",
                             303)
