@@ -182,13 +182,8 @@ def apply_decisions(
     """Decide the person's analysed images (``images``: :func:`person_images`, if read
     already) and write the decisions and crops."""
     if images is None:
-        images = session.scalars(
-            select(Image).where(Image.person_id == person.id,
-                                Image.state == ImageState.ANALYSED)
-            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
-        ).all()
-    else:
-        images = [img for img in images if img.state == ImageState.ANALYSED]
+        images = person_images(session, person.id)
+    images = [img for img in images if img.state == ImageState.ANALYSED]
     candidates, seen = [], set()
     for img in images:  # same bytes as an earlier image: never analysed, always a duplicate
         if img.sha256 not in seen:

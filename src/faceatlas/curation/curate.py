@@ -75,14 +75,19 @@ def plan_person(session: Session, person: Person, settings: Settings) -> list[tu
 
 def plan_people(session: Session, people: Sequence[Person], settings: Settings
                 ) -> list[list[tuple[int, str]]]:
-    """:func:`plan_person` for each of ``people`` (distinct), their photos and references
-    read with one query each (per 500 people), not one each per person."""
+    """:func:`plan_person` for each of ``people`` (distinct), their photos, references and
+    whether they hold another engine's faces read with one query each (per 500 people), not
+    one each per person."""
     layout = Layout(settings.home)
     images: dict[int, list[Image]] = defaultdict(list)
     refs: dict[int, list[Reference]] = defaultdict(list)
+    other_engine: set[int] = set()  # people with faces another engine measured
     ids = [person.id for person in people]
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
+        other_engine.update(session.scalars(
+            select(Face.person_id).where(Face.person_id.in_(chunk),
+                                         Face.engine != settings.engine).distinct()))
         for img in session.scalars(
                 select(Image).where(Image.person_id.in_(chunk), Image.path.is_not(None))
                 .order_by(Image.person_id, Image.rank.nulls_last(), Image.id)):
@@ -94,9 +99,7 @@ def plan_people(session: Session, people: Sequence[Person], settings: Settings
     for person in people:
         person.state = PersonState.CURATING
         # embeddings of another engine cannot be compared with new ones: analyse all again
-        stale = person.engine != settings.engine or bool(
-            session.scalar(select(Face.id).where(Face.person_id == person.id,
-                                                 Face.engine != settings.engine).limit(1)))
+        stale = person.engine != settings.engine or person.id in other_engine
         todo = _mark_exact_duplicates(images[person.id], reanalyse=stale)
         jobs = [(img.id, str(layout.absolute(img.path or ""))) for img in todo]
         # reference photos are measured again by a new engine too

@@ -241,14 +241,20 @@ def _taken_folders(session: Session, collection_id: int, stems: set[str]) -> set
     return taken
 
 
+def as_person_id(text: str) -> int | None:
+    """``text`` as a person id if it is one: ASCII digits, not past any row (SQLite's
+    integers are 64-bit: a larger one fails there); else None (a name)."""
+    return int(text) if text.isascii() and text.isdigit() and int(text) < 2**62 else None
+
+
 def find_person(session: Session, name_or_id: str, collection: str | None = None) -> Person:
     """A person by id or by name (any spelling); ambiguous names ask for the collection."""
     query = select(Person)
     if collection:
         query = query.join(Collection).where(Collection.key == collection_key(collection))
-    # an id, not past any row (SQLite's integers are 64-bit: a larger one fails there)
-    if name_or_id.isascii() and name_or_id.isdigit() and int(name_or_id) < 2**62:
-        found = session.scalar(query.where(Person.id == int(name_or_id)))
+    person_id = as_person_id(name_or_id)
+    if person_id is not None:
+        found = session.scalar(query.where(Person.id == person_id))
         if found:
             return found
     matches = list(session.scalars(query.where(Person.key == name_key(name_or_id))))

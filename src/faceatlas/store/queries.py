@@ -35,6 +35,7 @@ from faceatlas.store.models import (
     Reference,
     aware,
 )
+from faceatlas.store.people import as_person_id
 
 #: 1 for an accepted face, else 0: ``func.sum`` of it counts a person's accepted faces
 ACCEPTED_FACE = case((Face.state == FaceState.ACCEPTED, 1), else_=0)
@@ -569,8 +570,8 @@ def people_named_like(settings: Settings, key: str, q: str, *, limit: int = 10
     with session_scope(settings) as session:
         coll = collection_row(session, key)
         match = and_(*people_filter(coll.id, q=q))
-        if q.isascii() and q.isdigit() and int(q) < 2**62:
-            match = or_(match, and_(Person.collection_id == coll.id, Person.id == int(q)))
+        if (person_id := as_person_id(q)) is not None:
+            match = or_(match, and_(Person.collection_id == coll.id, Person.id == person_id))
         rows = session.execute(select(Person.id, Person.name, Person.state).where(match)
                                .order_by(Person.name).limit(limit)).all()
     return [(pid, name, str(state)) for pid, name, state in rows]

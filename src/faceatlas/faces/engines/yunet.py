@@ -34,6 +34,7 @@ class YuNet:
     def __init__(self, model: Path, score_threshold: float, nms_threshold: float = 0.3,
                  top_k: int = 5000) -> None:
         self.session = onnx_graph.session(model, any_size=True)
+        self.outputs = [o.name for o in self.session.get_outputs()]  # cls_8, …, kps_32
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.top_k = top_k
@@ -43,8 +44,7 @@ class YuNet:
         pad_h, pad_w = -(-h // DIVISOR) * DIVISOR, -(-w // DIVISOR) * DIVISOR
         blob = np.zeros((1, 3, pad_h, pad_w), dtype=np.float32)
         blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
-        out = dict(zip([o.name for o in self.session.get_outputs()],
-                       self.session.run(None, {"input": blob}), strict=True))
+        out = dict(zip(self.outputs, self.session.run(None, {"input": blob}), strict=True))
         faces = np.vstack([self._decode(out, s, pad_w // s) for s in STRIDES])
         if len(faces) <= 1:  # as OpenCV: no suppression for one face
             return faces
