@@ -7,9 +7,12 @@ memory. Goals: the rest ≤ 10% of the time; two workers ≥ 1.8× faster than o
 With several ``--engine`` (default: dlib, sface@opencv and sface) the engines run one after
 the other and a side-by-side table compares CPU per image (process CPU of the one-worker run,
 which analyses in-process: the primary figure on a shared machine) and accepted faces.
-``sface@opencv`` is sface with YuNet and SFace on OpenCV's DNN, the path before ONNX Runtime
-(issue 23): its row is "before", and the table says whether the accepted faces (photo, box)
-are the same. Goal: sface ≤ 40 ms CPU per image, ≥ 7× less than dlib. The table also gives
+``sface@full`` is sface decoding every photo at full size, the path before reduced JPEG
+decoding (issue 23), and ``sface@opencv`` sface with YuNet and SFace on OpenCV's DNN, the path
+before ONNX Runtime: the first of them in the run is "before", and the table says whether the
+accepted faces are the same (every photo's accepted faces matched one to one, box IoU ≥ 0.9;
+"moved" counts boxes not equal to the pixel: a reduced decode maps boxes back to full
+size). Goal: sface ≤ 40 ms CPU per image, ≥ 7× less than dlib. The table also gives
 the parent's share (the curating thread: database, decisions, files) and the two-worker
 speed-up it leaves room for on two idle cores, 2·A/(A+P): the parent shares the cores with the
 workers (what a loaded machine's wall clock cannot show).
@@ -32,10 +35,12 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from faceatlas.devtools.testdata import faces_dir
 from faceatlas.faces.analyse import AnalyseParams, FacePool
+from faceatlas.faces.quality import iou
 from faceatlas.jobs.importer import import_folder
 from faceatlas.settings import Settings
 from faceatlas.store import db
@@ -82,6 +87,23 @@ def accepted_faces(settings: Settings) -> set[tuple[str, int, int, int, int]]:
     return {(Path(o).name, x, y, w, h) for o, x, y, w, h in rows}
 
 
+def same_faces(got: set[tuple[str, int, int, int, int]],
+               before: set[tuple[str, int, int, int, int]]) -> str:
+    """"True (n moved)" when every photo's accepted faces pair one to one with the ones
+    before at box IoU ≥ 0.9 (n: boxes not equal to the pixel), else "False"."""
+    if len(got) != len(before):
+        return "False"
+    moved = 0
+    for photo, *box in got:
+        if (photo, *box) in before:
+            continue
+        if not any(p == photo and iou(tuple(box), tuple(b)) >= 0.9  # type: ignore[arg-type]
+                   for p, *b in before):
+            return "False"
+        moved += 1
+    return f"True ({moved} moved)"
+
+
 def purity(settings: Settings) -> tuple[int, int, int]:
     """(accepted faces, of them intruders, own photos accepted) after an import."""
     from sqlalchemy import select
@@ -100,12 +122,15 @@ def run(src: Path, workers: int, engine: str = "dlib"
         ) -> tuple[float, float, Counter[str], int, int, float, float, tuple[int, int, int],
                    set[tuple[str, int, int, int, int]]]:
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
-    name, _, runtime = engine.partition("@")  # sface@opencv: both networks on OpenCV's DNN
+    # sface@opencv: both networks on OpenCV's DNN; sface@full: every photo decoded whole
+    name, _, variant = engine.partition("@")
+    runtime = variant if variant in ("opencv", "onnxruntime") else ""
     settings = Settings(home=home, workers=workers, engine=name,
                         **({"sface_runtime": runtime} if runtime else {}))
     db.get_engine(settings)  # schema migration is set-up, not curation
     t0 = time.perf_counter()
-    pool = FacePool(AnalyseParams.from_settings(settings), workers).start(wait=True)
+    params = replace(AnalyseParams.from_settings(settings), reduced_decode=variant != "full")
+    pool = FacePool(params, workers).start(wait=True)
     # start-up's garbage is start-up's: else the full collection it is due (~70 ms over a heap
     # of libraries and models) lands in the first run's CPU, ~3 ms/photo at --sample 24
     gc.collect()
@@ -136,10 +161,10 @@ def main() -> None:
     parser.add_argument("--intruders", type=int, default=0,
                         help="add N other people's photos to each person's folder")
     parser.add_argument("--engine", action="append",
-                        choices=["dlib", "sface", "ensemble", "sface@opencv"],
-                        help="engine(s) to compare (repeat; default dlib, sface@opencv, sface)")
+                        choices=["dlib", "sface", "ensemble", "sface@opencv", "sface@full"],
+                        help="engine(s) to compare (repeat; default dlib, sface@full, sface)")
     args = parser.parse_args()
-    engines = args.engine or ["dlib", "sface@opencv", "sface"]
+    engines = args.engine or ["dlib", "sface@full", "sface"]
     src = Path(tempfile.mkdtemp(prefix="bench-in-"))
     n = build_input(src, args.sample, args.intruders)
     people = len(list(src.iterdir()))
@@ -172,17 +197,17 @@ def main() -> None:
               f"{100 * rest / wall:>7.1f}%{accepted:>10}")
     shutil.rmtree(src)
     print(f"\n{'one worker':<13}{'CPU ms/img':>12}{'wall ms/img':>13}{'accepted':>10}"
-          f"{'CPU vs dlib':>13}{'vs before':>11}{'same faces':>12}{'parent':>8}{'2w max':>8}")
-    before = "sface@opencv" if "sface@opencv" in side else None
+          f"{'CPU vs dlib':>13}{'vs before':>11}{'same faces':>18}{'parent':>8}{'2w max':>8}")
+    before = next((e for e in side if e.startswith("sface@")), None)
     for engine, (cpu_ms, wall_ms, accepted, parent_ms) in side.items():
         ratio = (f"{side['dlib'][0] / cpu_ms:.1f}× less" if "dlib" in side and engine != "dlib"
                  else "-")
         vs = (f"{side[before][0] / cpu_ms:.2f}×" if before and engine == "sface" else "-")
-        same = (str(faces[engine] == faces[before]) if before and engine == "sface" else "-")
+        same = same_faces(faces[engine], faces[before]) if before and engine == "sface" else "-"
         # two workers share the cores with the parent: at best 2·A/(A+P), A = analysis
         ceiling = 2 * (cpu_ms - parent_ms) / cpu_ms
         print(f"{engine:<13}{cpu_ms:>12.1f}{wall_ms:>13.1f}{accepted:>10}{ratio:>13}{vs:>11}"
-              f"{same:>12}{parent_ms:>8.1f}{ceiling:>7.2f}×")
+              f"{same:>18}{parent_ms:>8.1f}{ceiling:>7.2f}×")
     if args.intruders:
         print(f"\n{'purity':<10}{'accepted':>10}{'intruders':>11}{'purity':>9}{'own kept':>10}")
         for engine, (acc, bad, good) in pure.items():

@@ -92,6 +92,38 @@ def test_photos_decoded_by_opencv_have_pillows_pixels(tmp_path: Path, faces_root
                            (tmp_path / "alpha.webp").read_bytes())
 
 
+def test_reduced_decoding_is_libjpegs_scaled_decode(tmp_path: Path, faces_root: Path) -> None:
+    """``reduce_to``: a large JPEG comes at the smallest libjpeg scale still at least that
+    long (Pillow's draft pixels exactly), with the full size known to the pixel; a rotated one
+    too (width and height swapped); a smaller JPEG and other formats come whole."""
+    from PIL import Image
+
+    from faceatlas.faces.image import jpeg_reduction
+
+    path = faces_root / "people/person_04/img54.jpg"  # 2400 px on its long side
+    data = path.read_bytes()
+    img = Image.open(path)
+    w, h = img.size
+    k = jpeg_reduction(max(w, h), 640)
+    assert k == 2 and jpeg_reduction(max(w, h), 500) == 4 and jpeg_reduction(639, 640) == 1
+    got = decode(data, reduce_to=640)
+    img.draft(None, (w // k, h // k))
+    assert np.array_equal(got.rgb, np.asarray(img.convert("RGB")))
+    assert got.rgb.shape[:2] == (-(-h // k), -(-w // k)) and got.full_size == (w, h)
+    assert got.scale == pytest.approx(1 / k, rel=1e-3)
+    rotated = Image.open(path)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # 90° clockwise: the decoded picture is h × w
+    rotated.save(tmp_path / "rotated.jpg", exif=exif, quality=90)
+    turned = decode((tmp_path / "rotated.jpg").read_bytes(), reduce_to=640)
+    assert turned.full_size == (h, w) and turned.rgb.shape[:2] == (-(-w // k), -(-h // k))
+    small = decode((faces_root / PHOTO).read_bytes(), reduce_to=640)
+    assert small.scale == 1.0 and small.full_size == (small.width, small.height)
+    Image.open(path).save(tmp_path / "big.png")
+    png = decode((tmp_path / "big.png").read_bytes(), reduce_to=640)
+    assert png.scale == 1.0 and png.full_size == (w, h)
+
+
 @pytest.mark.parametrize(
     "name",
     ["Novak Đoković", "Новак Ђоковић", "  spaces  everywhere ", "Dr. No", "..", "../../etc/passwd",

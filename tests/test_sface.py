@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from faceatlas.faces.analyse import AnalyseParams, FacePool, ImageAnalysis
 from faceatlas.faces.engines import get_engine
 from faceatlas.faces.engines.sface import MODEL_HASH, RECOGNIZER_FILE, SFaceEngine, model_dir
 from faceatlas.faces.image import decode
+from faceatlas.faces.quality import iou
 from faceatlas.gallery.index import ExactIndex, IndexStore
 from faceatlas.settings import Settings
 from tests.photos import expected_faces
@@ -97,6 +100,48 @@ def test_boxes_and_landmarks_are_in_full_resolution(faces_root: Path) -> None:
     big = SFaceEngine(max_side=1280)
     ref = max(big.detect(rgb), key=lambda f: f.box[2] * f.box[3])
     assert np.abs(np.array(face.box) - np.array(ref.box)).max() < 0.08 * w
+
+
+def test_large_photos_are_analysed_from_a_reduced_decode(tmp_path: Path,
+                                                         faces_root: Path) -> None:
+    """A 2400 px JPEG is decoded at 1/2 (libjpeg's scaled decode): the same face, its box and
+    landmarks in the full image's pixels, its crop from the reduced pixels (half the size),
+    and an embedding close to the whole decode's. A face that would keep under 112 px in a
+    reduced decode (a 150 px face in a 2600 px photo, at 1/4) gets its quality, crop and
+    embedding from the full pixels instead."""
+    from PIL import Image
+
+    from faceatlas.faces.analyse import REDUCED_FACE_MIN, analyse_bytes
+
+    params = AnalyseParams(engine="sface")
+    whole = replace(params, reduced_decode=False)
+    data = (faces_root / "people/person_04/img54.jpg").read_bytes()
+    a, b = analyse_bytes(0, data, params), analyse_bytes(0, data, whole)
+    assert (a.width, a.height) == (b.width, b.height) and max(a.width, a.height) > 2000
+    fa = max(a.faces, key=lambda f: f.size)
+    fb = max(b.faces, key=lambda f: f.size)
+    assert fa.size > 400 and iou(fa.box, fb.box) > 0.95 and fa.reason is fb.reason is None
+    assert np.abs(np.array(fa.landmarks) - np.array(fb.landmarks)).max() < 0.02 * fa.size
+    assert fa.embedding is not None and fb.embedding is not None
+    assert float(fa.embedding @ fb.embedding) > 0.95
+    crop_a = Image.open(io.BytesIO(fa.crop_jpeg or b""))
+    crop_b = Image.open(io.BytesIO(fb.crop_jpeg or b""))
+    assert abs(crop_a.width * 2 - crop_b.width) <= 2  # the reduced pixels' crop
+
+    canvas = Image.new("RGB", (2600, 2600), (128, 120, 110))
+    x, y, w, h = fb.box
+    face = Image.open(faces_root / "people/person_04/img54.jpg").crop((x, y, x + w, y + h))
+    canvas.paste(face.resize((150, round(150 * h / w))), (1200, 1200))
+    canvas.save(tmp_path / "small-face.jpg", quality=95)
+    data = (tmp_path / "small-face.jpg").read_bytes()
+    small = analyse_bytes(0, data, params)
+    (f,) = [f for f in small.faces if f.reason is None]
+    assert 100 < f.size < 4 * REDUCED_FACE_MIN and 1150 < f.box[0] < 1250
+    crop = Image.open(io.BytesIO(f.crop_jpeg or b""))
+    assert crop.width >= f.box[2]  # the full pixels' crop (1/4 would be ~50 px)
+    ref = [g for g in analyse_bytes(0, data, whole).faces if g.reason is None][0]
+    assert f.embedding is not None and ref.embedding is not None
+    assert float(f.embedding @ ref.embedding) > 0.98
 
 
 def test_changed_model_file_is_refused(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from faceatlas.domain.errors import ImageError
+from faceatlas.domain.faces import DetectedFace
 from faceatlas.domain.states import Reason
 from faceatlas.faces.engines import EngineConfig, get_engine
 from faceatlas.faces.image import decode
@@ -33,6 +34,11 @@ from faceatlas.settings import Settings, default
 
 #: images up to this size are searched once more, upsampled, when no face is found
 RETRY_MAX_SIDE = 800
+#: in a JPEG decoded at a reduced scale every face of a usable size keeps at least this many
+#: pixels (its short side), else the photo is decoded again at full size for the faces'
+#: quality, embeddings and crops: SFace aligns faces to 112 px, which must not be upsampled
+#: from fewer pixels than the full image has
+REDUCED_FACE_MIN = 112
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class AnalyseParams:
     sface_score: float = default("sface_score_threshold")
     models: str | None = None
     sface_runtime: str = default("sface_runtime")
+    #: large JPEGs decoded at a reduced scale (``decode_floor``); False: always full size
+    reduced_decode: bool = True
 
     @classmethod
     def from_settings(cls, s: Settings) -> AnalyseParams:
@@ -59,6 +67,12 @@ class AnalyseParams:
         return cls(s.detector, s.detect_max_side, s.upsample, s.max_pixels, s.min_face_px,
                    s.blur_threshold, s.crop_margin, s.crop_quality, cfg.name,
                    cfg.sface_max_side, cfg.sface_score, cfg.models, cfg.sface_runtime)
+
+    @property
+    def decode_floor(self) -> int | None:
+        """Large JPEGs are decoded at a reduced libjpeg scale no smaller than the detector's
+        input (``sface`` only: dlib finds its 68-point shapes on the pixels it embeds)."""
+        return self.sface_max_side if self.engine == "sface" and self.reduced_decode else None
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(self.engine, self.detector, self.max_side, self.upsample,
@@ -99,17 +113,18 @@ class ImageAnalysis:
 
 
 def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
-    """Everything the curation needs to know about one image."""
+    """Everything the curation needs to know about one image; boxes and landmarks in the full
+    image's pixels whatever scale it was decoded at."""
     out = ImageAnalysis(key=key)
     t0 = time.perf_counter()
     try:
-        img = decode(data, max_pixels=p.max_pixels)
+        img = decode(data, max_pixels=p.max_pixels, reduce_to=p.decode_floor)
     except ImageError as exc:
         out.error, out.detail = exc.code, exc.message
         out.timings["decode"] = time.perf_counter() - t0
         return out
     rgb = img.rgb
-    out.width, out.height = img.width, img.height
+    out.width, out.height = img.full_size
     t1 = time.perf_counter()
     engine = get_engine(p.engine_config())
     out.engine, out.model_hash = engine.name, engine.model_hash
@@ -119,9 +134,19 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
         # pass finds it (LFW: 2 of the 6 photos missed); cheap at this size
         detected = get_engine(p.engine_config().small_image_retry()).detect(rgb)
     t2 = time.perf_counter()
+    full = [_to_full(f, out.width / img.width, out.height / img.height) for f in detected]
+    blurs = _sharpness(rgb, full, detected, p.min_face_px)
+    if img.scale != 1.0 and any(
+        f.size >= p.min_face_px and blur >= p.blur_threshold and d.size < REDUCED_FACE_MIN
+        for f, d, blur in zip(full, detected, blurs, strict=True)
+    ):
+        # a face to embed that is too small in the reduced pixels: quality, embeddings and
+        # crops from the full ones (the detection stands: it ran at its own size either way)
+        rgb, detected = decode(data, max_pixels=p.max_pixels).rgb, full
+        blurs = _sharpness(rgb, full, detected, p.min_face_px)
+    t3 = time.perf_counter()
     good = []
-    for i, face in enumerate(detected):
-        blur = sharpness(rgb, face.box) if face.size >= p.min_face_px else 0.0
+    for i, (face, seen, blur) in enumerate(zip(full, detected, blurs, strict=True)):
         reason = None
         if face.size < p.min_face_px:
             reason = Reason.FACE_TOO_SMALL
@@ -129,17 +154,36 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
             reason = Reason.BLURRY
         fa = FaceAnalysis(i, face.box, face.score, face.landmarks.round(1).tolist(), blur, reason)
         if reason is None:
-            fa.phash, fa.phash_mirror = phash(engine.chip(rgb, face, 64))
-            fa.crop_jpeg = encode_jpeg(box_crop(rgb, face.box, p.crop_margin), p.crop_quality)
-            good.append((fa, face))
+            fa.phash, fa.phash_mirror = phash(engine.chip(rgb, seen, 64))
+            fa.crop_jpeg = encode_jpeg(box_crop(rgb, seen.box, p.crop_margin), p.crop_quality)
+            good.append((fa, seen))
         out.faces.append(fa)
-    t3 = time.perf_counter()
-    vectors = engine.embed(rgb, [face for _, face in good])
+    t4 = time.perf_counter()
+    vectors = engine.embed(rgb, [seen for _, seen in good])
     for (fa, _), vec in zip(good, vectors, strict=True):
         fa.embedding = vec
-    t4 = time.perf_counter()
-    out.timings = {"decode": t1 - t0, "detect": t2 - t1, "embed": t4 - t3, "quality": t3 - t2}
+    t5 = time.perf_counter()
+    out.timings = {"decode": t1 - t0 + t3 - t2, "detect": t2 - t1, "embed": t5 - t4,
+                   "quality": t4 - t3}
     return out
+
+
+def _sharpness(rgb: np.ndarray, full: list[DetectedFace], seen: list[DetectedFace],
+               min_face_px: int) -> list[float]:
+    """Each face's sharpness on ``rgb`` (where it is ``seen``), 0 for faces too small in the
+    full image to be judged."""
+    return [sharpness(rgb, s.box) if f.size >= min_face_px else 0.0
+            for f, s in zip(full, seen, strict=True)]
+
+
+def _to_full(face: DetectedFace, sx: float, sy: float) -> DetectedFace:
+    """``face`` found on pixels shrunk by 1/sx, 1/sy, in the full image's pixels."""
+    if sx == 1.0 and sy == 1.0:
+        return face
+    x, y, w, h = face.box
+    x0, y0 = round(x * sx), round(y * sy)
+    box = (x0, y0, round((x + w) * sx) - x0, round((y + h) * sy) - y0)
+    return DetectedFace(box, face.score, face.landmarks * np.array([sx, sy], dtype=np.float32))
 
 
 def analyse_file(key: int, path: str, p: AnalyseParams) -> ImageAnalysis:

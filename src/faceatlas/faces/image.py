@@ -46,13 +46,14 @@ class Decoded:
     height: int
     #: ``rgb`` is the image (orientation applied) shrunk by this factor (1.0: full size)
     scale: float = 1.0
+    #: the full image's width and height, orientation applied (0: ``width``/``height``)
+    full_width: int = 0
+    full_height: int = 0
 
     @property
     def full_size(self) -> tuple[int, int]:
         """Width and height of the full image, orientation applied."""
-        if self.scale == 1.0:
-            return self.width, self.height
-        return round(self.width / self.scale), round(self.height / self.scale)
+        return self.full_width or self.width, self.full_height or self.height
 
 
 #: bytes per pixel Pillow holds for a mode, counting the one conversion decoding may need
@@ -64,6 +65,10 @@ _ORIENTATION = {
     6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
 }
 _CHUNK_PIXELS = 1 << 22  # rows of about 4 MP at a time when converting deep images
+#: orientations that swap width and height
+_TRANSPOSING = {5, 6, 7, 8}
+#: OpenCV's reduced JPEG decodes (the values of cv2.IMREAD_REDUCED_COLOR_2/4/8)
+_REDUCED = {2: 17, 4: 33, 8: 65}
 
 
 # -------------------------------------------------------------------- memory after spikes
@@ -131,11 +136,15 @@ def decode(
     max_pixels: int = 50_000_000,
     max_side: int | None = None,
     max_bytes: int | None = None,
+    reduce_to: int | None = None,
 ) -> Decoded:
     """Decode ``data`` or raise ImageError with code ``not_an_image`` or ``decode_error``.
 
     ``max_side``: the answer's long side is at most this (smaller images are not enlarged).
     ``max_bytes``: refuse images whose decoded pixels would need more memory than this.
+    ``reduce_to``: a JPEG is decoded at the smallest of libjpeg's scales (1/2, 1/4, 1/8)
+    whose long side is still at least this, and nothing is resampled after (the scaled
+    inverse DCT is the cheapest shrink there is); other formats come at full size.
     """
     img = open_image(data, max_pixels=max_pixels)
     fmt = img.format or "?"
@@ -143,10 +152,13 @@ def decode(
     # progressive and multi-scan JPEGs: libjpeg holds every coefficient at full size, draft
     # scale or not (measured: 7000×7000 CMYK progressive, ~475 MB at 1/4 scale)
     coefficients = jpeg_coefficient_bytes(img, data) if fmt in ("JPEG", "MPO") else 0
+    reduce = jpeg_reduction(max(w, h), reduce_to) if fmt in ("JPEG", "MPO") else 1
     if max_side and max(w, h) > max_side and fmt in ("JPEG", "MPO"):
         # libjpeg decodes at 1/2, 1/4 or 1/8 scale directly: the full image never exists
         s = max_side / max(w, h)
         img.draft(None, (max(1, ceil(w * s)), max(1, ceil(h * s))))
+    elif reduce > 1:
+        img.draft(None, (max(1, w // reduce), max(1, h // reduce)))  # Pillow: ≥ this size
     need = decode_bytes_needed(img.mode, *img.size) + coefficients
     if max_bytes is not None and need > max_bytes:
         kind = " multi-scan (progressive) JPEG" if coefficients else ""
@@ -165,7 +177,7 @@ def decode(
             rgb = None
             whole = not max_side or max(w, h) <= max_side  # no draft, no shrink
             if whole and orientation not in _ORIENTATION and plain_photo(img, data):
-                rgb = decode_opencv(data, img.size)
+                rgb = decode_opencv(data, img.size, reduce)
             if rgb is None:
                 img.load()
                 if max_side and max(img.size) > max_side:
@@ -178,8 +190,19 @@ def decode(
     except Exception as exc:
         raise ImageError(f"cannot decode {fmt} image: {exc}", code="decode_error") from None
     # the draft scale and the shrink together, measured on the result
-    scale = max(rgb.shape[:2]) / max(w, h) if max_side and max(w, h) > max_side else 1.0
-    return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0], scale=scale)
+    scale = max(rgb.shape[:2]) / max(w, h)
+    if orientation in _TRANSPOSING:
+        w, h = h, w
+    return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0], scale=scale,
+                   full_width=w, full_height=h)
+
+
+def jpeg_reduction(long_side: int, reduce_to: int | None) -> int:
+    """The largest of libjpeg's scale denominators (8, 4, 2) that keeps ``long_side`` at least
+    ``reduce_to`` (rounded up, as libjpeg does); 1 when none does."""
+    if not reduce_to:
+        return 1
+    return next((k for k in (8, 4, 2) if ceil(long_side / k) >= reduce_to), 1)
 
 
 def plain_photo(img: Image.Image, data: bytes) -> bool:
@@ -196,16 +219,18 @@ def plain_photo(img: Image.Image, data: bytes) -> bool:
     return False
 
 
-def decode_opencv(data: bytes, size: tuple[int, int]) -> np.ndarray | None:
+def decode_opencv(data: bytes, size: tuple[int, int], reduce: int = 1) -> np.ndarray | None:
     """The RGB pixels of a ``plain_photo`` through OpenCV, or None if it cannot (then Pillow
     decides). The same pixels bit for bit (shared photos and LFW: 486 JPEGs, WebPs of every
     quality; tests/test_bad_input.py) for ~25% (JPEG) to ~35% (WebP) less CPU: Pillow feeds
     its JPEG decoder in chunks, decodes WebP through its animation reader, and copies the
-    result twice (RGBX storage, then to numpy)."""
+    result twice (RGBX storage, then to numpy). ``reduce`` (2, 4, 8: a JPEG's libjpeg scale;
+    ``size`` is then the scaled size)."""
     import cv2
 
+    flag = _REDUCED.get(reduce, cv2.IMREAD_COLOR)
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8),
-                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+                       flag | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None or (bgr.shape[1], bgr.shape[0]) != size:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: one full-size array
