@@ -27,7 +27,7 @@ from faceatlas.faces.analyse import FaceAnalysis, ImageAnalysis
 from faceatlas.faces.image import decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, iou
 from faceatlas.settings import Settings
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import chunked, session_scope
 from faceatlas.store.files import Layout, atomic_write
 from faceatlas.store.models import (
     Face,
@@ -111,9 +111,9 @@ def store_analyses(session: Session, fresh: dict[int, ImageAnalysis],
         return
     loaded = {img.id: img for img in images if img.id in fresh}
     keys = [key for key in fresh if key not in loaded]
-    for start in range(0, len(keys), 500):
+    for chunk in chunked(keys):
         loaded.update((img.id, img) for img in session.scalars(
-            select(Image).where(Image.id.in_(keys[start:start + 500]))
+            select(Image).where(Image.id.in_(chunk))
             .options(selectinload(Image.faces))))
     # a reviewer's verdict on a face survives its re-analysis (another engine: reembed)
     verdicts = {key: [((o.x, o.y, o.w, o.h), o.reason) for o in img.faces

@@ -27,7 +27,7 @@ from faceatlas.curation.references import reference_jobs, store_reference_analys
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.faces.analyse import FacePool, ImageAnalysis
 from faceatlas.settings import Settings
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import chunked, session_scope
 from faceatlas.store.files import Layout
 from faceatlas.store.models import (
     Face,
@@ -83,8 +83,7 @@ def plan_people(session: Session, people: Sequence[Person], settings: Settings
     refs: dict[int, list[Reference]] = defaultdict(list)
     other_engine: set[int] = set()  # people with faces another engine measured
     ids = [person.id for person in people]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+    for chunk in chunked(ids):
         other_engine.update(session.scalars(
             select(Face.person_id).where(Face.person_id.in_(chunk),
                                          Face.engine != settings.engine).distinct()))

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceatlas.domain.names import name_key
+from faceatlas.store.db import chunked
 from faceatlas.store.models import Person
 
 #: longest name (in words) looked for in a text
@@ -59,9 +60,9 @@ def text_evidence(session: Session, person: Person,
         return {}
     runs = sorted(set().union(*(word_runs(t) for t in texts.values())) - {person.key})
     others: dict[str, str] = {}
-    for i in range(0, len(runs), 500):
+    for chunk in chunked(runs):
         others.update((key, name) for key, name in session.execute(
             select(Person.key, Person.name).where(
                 Person.collection_id == person.collection_id, Person.id != person.id,
-                Person.key.in_(runs[i:i + 500]))))
+                Person.key.in_(chunk))))
     return against(texts, person.key, others) if others else {}

@@ -36,7 +36,7 @@ from faceatlas.domain.names import collection_key
 from faceatlas.gallery.index import best_person, index_store
 from faceatlas.gallery.promote import SEARCH_K
 from faceatlas.settings import Settings
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import chunked, session_scope
 from faceatlas.store.models import (
     Collection,
     Sighting,
@@ -197,8 +197,8 @@ def recluster(settings: Settings, collection: str) -> int:
                 s.add(cluster)
                 s.flush()
                 ids = [rows[i][0] for i in group]
-                for i in range(0, len(ids), 500):
-                    s.execute(update(Sighting).where(Sighting.id.in_(ids[i:i + 500]))
+                for chunk in chunked(ids):
+                    s.execute(update(Sighting).where(Sighting.id.in_(chunk))
                               .values(cluster_id=cluster.id))
                 total += 1
         used = select(Sighting.cluster_id).where(Sighting.cluster_id.is_not(None))

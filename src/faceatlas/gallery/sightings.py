@@ -42,7 +42,7 @@ from faceatlas.domain.names import collection_key
 from faceatlas.faces.quality import box_crop, encode_jpeg
 from faceatlas.gallery.candidates import assign, blocked, forget_cache
 from faceatlas.settings import Settings
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import chunked, session_scope
 from faceatlas.store.files import Layout, unlink_stored
 from faceatlas.store.models import (
     Collection,
@@ -448,8 +448,8 @@ def _erase(settings: Settings, s: Session, where: Any) -> Erased:
         return Erased()
     ids = [r[0] for r in found]
     clusters = {r[2] for r in found if r[2] is not None}
-    for i in range(0, len(ids), 500):
-        s.execute(delete(Sighting).where(Sighting.id.in_(ids[i:i + 500])))
+    for chunk in chunked(ids):
+        s.execute(delete(Sighting).where(Sighting.id.in_(chunk)))
     empty = [c for c in clusters if not s.scalar(
         select(func.count()).select_from(Sighting).where(Sighting.cluster_id == c))]
     if empty:

@@ -27,7 +27,7 @@ from faceatlas.faces.analyse import FacePool, ImageAnalysis, face_pool
 from faceatlas.jobs.collect import anchor_person
 from faceatlas.jobs.migrate_seed import explain_old_layout
 from faceatlas.settings import Settings
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import chunked, session_scope
 from faceatlas.store.files import Layout, atomic_write, ext_of
 from faceatlas.store.models import Image, ImageState, Person
 from faceatlas.store.people import (
@@ -160,10 +160,10 @@ def register_files(session: Session, layout: Layout, person: Person, files: list
 def known_files(session: Session, person_ids: list[int]) -> dict[int, dict[str, str | None]]:
     """person id → origin → sha256 of their stored files, one query per 500 people."""
     out: dict[int, dict[str, str | None]] = {pid: {} for pid in person_ids}
-    for start in range(0, len(person_ids), 500):
+    for chunk in chunked(person_ids):
         for pid, origin, sha in session.execute(
                 select(Image.person_id, Image.origin, Image.sha256)
-                .where(Image.person_id.in_(person_ids[start:start + 500]))):
+                .where(Image.person_id.in_(chunk))):
             out[pid][origin] = sha
     return out
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceatlas.domain.states import Anchor, ReferenceState
+from faceatlas.store.db import chunked
 from faceatlas.store.models import Person, Reference
 
 #: the reference source of a Wikidata portrait (P18 of the person's Q-id)
@@ -23,9 +24,9 @@ def anchors_of(session: Session, person_ids: Iterable[int]) -> dict[int, Anchor]
     """person id → anchor, for every id given (one query per 500 ids)."""
     ids = list(dict.fromkeys(person_ids))
     out = {pid: Anchor.NONE for pid in ids}
-    for i in range(0, len(ids), 500):
+    for chunk in chunked(ids):
         rows = session.execute(select(Reference.person_id, Reference.source).where(
-            Reference.person_id.in_(ids[i:i + 500]),
+            Reference.person_id.in_(chunk),
             Reference.state == ReferenceState.READY)).all()
         for pid, source in rows:
             if source == PORTRAIT_SOURCE:

@@ -28,6 +28,7 @@ from faceatlas.domain.names import (
     to_ascii,
 )
 from faceatlas.domain.similar import SimilarNames
+from faceatlas.store.db import chunked
 from faceatlas.store.models import Collection, Person, PersonState
 
 _KEY_MAX = 200  # people.key
@@ -152,8 +153,7 @@ def upsert_people(
     """
     keys = list(dict.fromkeys(p.key for p in people))
     found: dict[str, Person] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
+    for chunk in chunked(keys):
         found.update((p.key, p) for p in session.scalars(
             select(Person).where(Person.collection_id == collection.id, Person.key.in_(chunk))
         ))  # fmt: skip
@@ -193,8 +193,7 @@ def upsert_people(
         # one executemany (no RETURNING: SQLite would run it row by row), then the ids by key
         session.execute(insert(Person.__table__), rows)  # Core: no ORM bookkeeping per row
         new_keys = list(new)
-        for start in range(0, len(new_keys), 500):
-            chunk = new_keys[start : start + 500]
+        for chunk in chunked(new_keys):
             ids.update((key, pid) for key, pid in session.execute(
                 select(Person.key, Person.id)
                 .where(Person.collection_id == collection.id, Person.key.in_(chunk))

@@ -13,7 +13,7 @@ from faceatlas.domain.states import JobKind, JobState
 from faceatlas.jobs.runner import distributed
 from faceatlas.settings import Settings
 from faceatlas.store import db
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import chunked, session_scope
 from faceatlas.store.models import Job, Person
 
 
@@ -35,8 +35,7 @@ def open_jobs(settings: Settings, person_ids: Sequence[int]) -> dict[int, int]:
     jobs: dict[int, int] = {}
     ids = list(dict.fromkeys(person_ids))
     with session_scope(settings) as s:
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i:i + _CHUNK]
+        for chunk in chunked(ids, _CHUNK):
             # the newest open job per person, as the one-by-one lookup picked it
             jobs.update(s.execute(
                 select(Job.person_id, func.max(Job.id))

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from faceatlas.domain.states import FaceState, ImageState, JobKind, JobState, PersonState
 from faceatlas.jobs.worker.leases import FINISHED_STATES, TERMINAL_JOB, now
 from faceatlas.settings import Settings
-from faceatlas.store.db import session_scope
+from faceatlas.store.db import chunked, session_scope
 from faceatlas.store.models import Collection, Face, Image, Job, Person, aware
 
 
@@ -58,8 +58,8 @@ def jobs_progress(settings: Settings, jobs: dict[int, int],
     items = list(jobs.items())
     finished, new, running, images = 0, [], 0, Counter[str]()
     with session_scope(settings) as s:
-        for i in range(0, len(items), _CHUNK):
-            chunk = dict(items[i:i + _CHUNK])
+        for part in chunked(items, _CHUNK):
+            chunk = dict(part)
             # one row of FILTERed counts, not GROUP BY state: PostgreSQL would walk the
             # whole state index for the grouping instead of looking the ids up
             states = list(JobState)
