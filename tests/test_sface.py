@@ -139,7 +139,7 @@ def test_large_photos_are_analysed_from_a_reduced_decode(tmp_path: Path,
     assert 100 < f.size < 4 * REDUCED_FACE_MIN and 1150 < f.box[0] < 1250
     crop = Image.open(io.BytesIO(f.crop_jpeg or b""))
     assert crop.width >= f.box[2]  # the full pixels' crop (1/4 would be ~50 px)
-    ref = [g for g in analyse_bytes(0, data, whole).faces if g.reason is None][0]
+    ref = next(g for g in analyse_bytes(0, data, whole).faces if g.reason is None)
     assert f.embedding is not None and ref.embedding is not None
     assert float(f.embedding @ ref.embedding) > 0.98
 
