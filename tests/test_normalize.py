@@ -141,3 +141,29 @@ def test_clean_label() -> None:
     with pytest.raises(InvalidNameError, match="must be text"):
         clean_label(None, "country")  # type: ignore[arg-type]
     assert issubclass(InvalidNameError, FaceAtlasError)
+
+
+def test_one_name_twice_in_a_batch_is_named_by_its_first_spelling(tmp_path: Path) -> None:
+    """A sheet may list one person twice, spelled two ways (``Новак Ђоковић`` and ``Novak
+    Djokovic`` are one key): the person is created once and every stored spelling — name,
+    ASCII name, folder — is the first's, not a mix of both."""
+    from faceatlas.settings import Settings
+    from faceatlas.store.db import session_scope
+    from faceatlas.store.models import Person
+    from faceatlas.store.people import get_or_create_collection, prepare_person, upsert_people
+
+    spellings = ["Новак Ђоковић", "NOVAK DJOKOVIC"]
+    batch = [prepare_person(n, occupations=[o]) for n, o in zip(spellings, ["Athlete", "Actor"],
+                                                                strict=True)]
+    assert batch[0].key == batch[1].key
+    settings = Settings(home=tmp_path)
+    with session_scope(settings) as s:
+        coll = get_or_create_collection(s, "serbia")
+        (a, created_a), (b, created_b) = upsert_people(s, coll, batch)
+        assert a == b and (created_a, created_b) == (True, False)
+    with session_scope(settings) as s:
+        person = s.get(Person, a)
+        assert person is not None
+        assert (person.name, person.ascii_name) == ("Новак Ђоковић", to_ascii("Новак Ђоковић"))
+        assert person.folder == file_stem("Новак Ђоковић", to_ascii("Новак Ђоковић"))
+        assert person.occupations == ["Athlete", "Actor"]

@@ -158,9 +158,12 @@ def upsert_people(
             select(Person).where(Person.collection_id == collection.id, Person.key.in_(chunk))
         ))  # fmt: skip
     new: dict[str, dict[str, Any]] = {}  # key -> row to insert, in first-seen order
-    asciis = {p.key: to_ascii(p.name) for p in people if p.key not in found}
-    stems = {key: file_stem(p.name, asciis[key]) for p in people
-             if (key := p.key) in asciis}  # fmt: skip
+    first: dict[str, PreparedPerson] = {}  # a new key's first spelling names the person
+    for p in people:
+        if p.key not in found:
+            first.setdefault(p.key, p)
+    asciis = {key: to_ascii(p.name) for key, p in first.items()}
+    stems = {key: file_stem(p.name, asciis[key]) for key, p in first.items()}
     taken = _taken_folders(session, collection.id, set(stems.values())) if stems else set()
     for p in people:
         person = found.get(p.key)
