@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,3 +291,36 @@ def test_a_result_naming_someone_else_counts_against_its_group() -> None:
     seeing = decide(analyses, p, against=named)
     assert {k for k, _ in seeing.accepted()} == set(range(7, 12))
     assert seeing.notes[(0, 0)] == "the result's text names Tom Cruise"
+
+
+@pytest.mark.slow  # the look-up is made to take seconds
+def test_enrolment_looks_the_name_up_without_holding_an_engine(
+        settings: Settings, replica: SimWeb) -> None:
+    """While an upload enrolment waits on Wikidata (here 3 s an answer), the server's only
+    face engine answers recognitions at once; the enrolment then completes."""
+    settings = _wiki(settings, replica.url).model_copy(update={
+        "api_tokens": [TOKEN], "default_collection": "serbia",
+        "wikidata_api_url": f"{replica.url}/fault/slow/3000/x"})
+    photo = (replica.photos_dir / PHOTO).read_bytes()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    files = {"image": ("q.jpg", photo, "image/jpeg")}
+    enrolled: list[httpx.Response] = []
+    with running(create_app(settings, engines=1)) as url:
+        warm = httpx.post(f"{url}/api/recognize", files=files, headers=auth, timeout=120)
+        assert warm.status_code in (200, 404), warm.text  # the engine's models are loaded
+        enrolment = threading.Thread(target=lambda: enrolled.append(httpx.post(
+            f"{url}/api/v1/people", data={"name": "Ana Kovač"}, headers=auth, timeout=120,
+            files=[("files", ("a.jpg", photo, "image/jpeg"))])))
+        enrolment.start()
+        deadline = time.monotonic() + 60
+        while not replica.count("/fault/slow"):  # the enrolment is asking Wikidata
+            assert time.monotonic() < deadline and enrolment.is_alive(), enrolled
+            time.sleep(0.02)
+        started = time.monotonic()
+        answer = httpx.post(f"{url}/api/recognize", files=files, headers=auth, timeout=30)
+        took = time.monotonic() - started
+        still_looking = enrolment.is_alive()
+        enrolment.join(120)
+    assert answer.status_code == 200, answer.text
+    assert took < 2.0 and still_looking  # not behind the 3 s look-up and the curation
+    assert enrolled and enrolled[0].status_code == 200, enrolled

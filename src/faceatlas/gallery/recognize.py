@@ -166,6 +166,13 @@ class EnginePool:
     def waiting(self) -> int:
         return self._waiting
 
+    def admit(self) -> None:
+        """BusyError now if a request for an engine would be refused now (none free and the
+        queue full): for work that prepares before it takes an engine."""
+        with self._lock:
+            if self._free.empty() and self._waiting >= self.queue_limit:
+                raise self._full()
+
     @contextmanager
     def engine(self) -> Iterator[FaceEngine]:
         try:
@@ -188,8 +195,7 @@ class EnginePool:
     def _wait(self) -> FaceEngine:
         with self._lock:
             if self._waiting >= self.queue_limit:
-                raise BusyError(f"every face engine is busy and {self._waiting} requests are "
-                                "waiting: try again shortly", retry_after=self.retry_after)
+                raise self._full()
             self._waiting += 1
         started = time.monotonic()
         try:
@@ -200,6 +206,10 @@ class EnginePool:
         finally:
             with self._lock:
                 self._waiting -= 1
+
+    def _full(self) -> BusyError:
+        return BusyError(f"every face engine is busy and {self._waiting} requests are waiting:"
+                         " try again shortly", retry_after=self.retry_after)
 
     def warm(self) -> None:
         """Load every engine's models now (a server does it before taking requests)."""

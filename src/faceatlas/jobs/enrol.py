@@ -3,8 +3,9 @@ promote, with an ``enrol`` job row telling how it went.
 
 The photos arrive already checked (size, pixels, real format) and named by their content, so
 a re-upload is recognised. Folder import stores and decides photos through the same
-:func:`~faceatlas.jobs.importer.enrol_person`; this adds what an upload needs around it: a
-face engine of the server's pool, the job row and the optional promotion.
+:func:`~faceatlas.jobs.importer.register_person`; this adds what an upload needs around it:
+a face engine of the server's pool (taken after the registration, so the name's Wikidata
+look-up holds none), the job row and the optional promotion.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from faceatlas.faces.analyse import face_pool
 from faceatlas.gallery.index import IndexStore
 from faceatlas.gallery.promote import PromotionResult, promote_person
 from faceatlas.gallery.recognize import EnginePool
-from faceatlas.jobs.importer import enrol_person
+from faceatlas.jobs.importer import register_person
 from faceatlas.settings import Settings
 from faceatlas.store.jobs import finish_job, start_job
 
@@ -58,11 +59,11 @@ def enrol_upload(
     of ``faces.analyse``, which must not run in two threads at once. A failure after the job
     row is written marks the job failed and is raised again.
     """
-    # an engine slot first (bounded queue, BusyError when full), so enrolments' decodes count
-    # against the same budget as recognitions'; then take turns on curation's engine
-    with engines.engine(), lock, \
-            tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp, \
-            face_pool(settings, background=True) as pool:
+    # refused at once, before anything is stored, when recognition's queue is full; the
+    # registration (and the name's Wikidata look-up: network) holds no engine, the analysis
+    # waits for one like a recognition, so enrolments' decodes count against the same budget
+    engines.admit()
+    with lock, tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp:
         paths = []
         for file_name, data in photos:
             path = Path(tmp) / file_name
@@ -70,20 +71,24 @@ def enrol_upload(
             paths.append(path)
         # a different name that looks like a known one is a new person, and the answer
         # says whom it resembles (never merged: only a person can tell)
-        enrolment = enrol_person(settings, collection or settings.default_collection, name,
-                                 paths, source="upload", pool=pool, check_duplicates=True,
-                                 anchor=True)
-        job_id = start_job(settings, JobKind.ENROL, enrolment.person_id, enrolment.collection_id)
-        try:
-            report = enrolment.finish()
-            promotion = (promote_person(settings, enrolment.person_id, store=store)
-                         if promote else None)
-        except FaceAtlasError as exc:
-            finish_job(settings, job_id, error=f"{exc.code}: {exc}")
-            raise
-        except Exception as exc:
-            finish_job(settings, job_id, error=f"internal error: {type(exc).__name__}")
-            raise
-        finish_job(settings, job_id)
+        registration = register_person(settings, collection or settings.default_collection,
+                                       name, paths, source="upload", check_duplicates=True,
+                                       anchor=True)
+        # take turns on curation's engine (the lock), one slot of the server's pool for it
+        with engines.engine(), face_pool(settings, background=True) as pool:
+            enrolment = registration.submit(pool)
+            job_id = start_job(settings, JobKind.ENROL, enrolment.person_id,
+                               enrolment.collection_id)
+            try:
+                report = enrolment.finish()
+                promotion = (promote_person(settings, enrolment.person_id, store=store)
+                             if promote else None)
+            except FaceAtlasError as exc:
+                finish_job(settings, job_id, error=f"{exc.code}: {exc}")
+                raise
+            except Exception as exc:
+                finish_job(settings, job_id, error=f"internal error: {type(exc).__name__}")
+                raise
+            finish_job(settings, job_id)
     return UploadEnrolment(enrolment.person_id, enrolment.collection, job_id, report,
                            enrolment.suspects, promotion)

@@ -189,12 +189,33 @@ class Enrolment:
         return finish_curation(self.settings, self.person_id, fresh, strategy=self.strategy)
 
 
-def enrol_person(settings: Settings, collection: str, name: str, files: list[Path], *,
-                 source: str, pool: FacePool, strategy: str | None = None,
-                 check_duplicates: bool = False, anchor: bool = False) -> Enrolment:
+@dataclass
+class Registration:
+    """A person and their new photos stored and planned; :meth:`submit` starts the analyses."""
+
+    person_id: int
+    name: str
+    collection: str
+    collection_id: int
+    created: bool
+    suspects: list[str]
+    jobs: list[tuple[int, str]]
+    settings: Settings
+    strategy: str | None = None
+
+    def submit(self, pool: FacePool) -> Enrolment:
+        return Enrolment(self.person_id, self.name, self.collection, self.collection_id,
+                         self.created, self.suspects, pool.submit(self.jobs), self.settings,
+                         self.strategy)
+
+
+def register_person(settings: Settings, collection: str, name: str, files: list[Path], *,
+                    source: str, strategy: str | None = None, check_duplicates: bool = False,
+                    anchor: bool = False) -> Registration:
     """Register ``name`` in ``collection`` (the same person again if known), copy the photos
-    in and queue their analysis; :meth:`Enrolment.finish` curates. Folder import and API
-    enrolment both come through here, so a photo is stored and decided the same way.
+    in and plan their analysis (no face engine needed). :func:`enrol_person` is this and
+    :meth:`Registration.submit`; API enrolment does the two apart, so the look-up of an
+    ``anchor`` (network) holds no engine.
 
     ``anchor``: look the name up on Wikidata first, so its portrait is measured with the
     photos and anchors the decision (API enrolment; a folder's photos are the user's own).
@@ -213,8 +234,19 @@ def enrol_person(settings: Settings, collection: str, name: str, files: list[Pat
     if jobs is None:
         anchor_person(settings, found[0])
         jobs = plan_curation(settings, found[0])
-    futures = pool.submit(jobs)
-    return Enrolment(*found, created, suspects if created else [], futures, settings, strategy)
+    return Registration(*found, created, suspects if created else [], jobs, settings,
+                        strategy)
+
+
+def enrol_person(settings: Settings, collection: str, name: str, files: list[Path], *,
+                 source: str, pool: FacePool, strategy: str | None = None,
+                 check_duplicates: bool = False, anchor: bool = False) -> Enrolment:
+    """Register ``name`` in ``collection`` (the same person again if known), copy the photos
+    in and queue their analysis; :meth:`Enrolment.finish` curates. Folder import and API
+    enrolment both come through here (:func:`register_person`), so a photo is stored and
+    decided the same way."""
+    return register_person(settings, collection, name, files, source=source, strategy=strategy,
+                           check_duplicates=check_duplicates, anchor=anchor).submit(pool)
 
 
 def import_folder(
