@@ -71,12 +71,12 @@ def enrol_upload(
             paths.append(path)
         # a different name that looks like a known one is a new person, and the answer
         # says whom it resembles (never merged: only a person can tell)
-        registration = register_person(settings, collection or settings.default_collection,
-                                       name, paths, source="upload", check_duplicates=True,
-                                       anchor=True)
+        enrolment = register_person(settings, collection or settings.default_collection,
+                                     name, paths, source="upload", check_duplicates=True,
+                                     anchor=True)
         # take turns on curation's engine (the lock), one slot of the server's pool for it
         with engines.engine(), face_pool(settings, background=True) as pool:
-            enrolment = registration.submit(pool)
+            enrolment.submit(pool)
             job_id = start_job(settings, JobKind.ENROL, enrolment.person_id,
                                enrolment.collection_id)
             try:

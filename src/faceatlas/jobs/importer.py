@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import insert, select
@@ -170,7 +170,8 @@ def known_files(session: Session, person_ids: list[int]) -> dict[int, dict[str, 
 
 @dataclass
 class Enrolment:
-    """A person registered with new photos whose analysis is under way in a face pool."""
+    """A person registered with new photos: :meth:`submit` queues their analysis in a face
+    pool, :meth:`finish` waits for it and curates."""
 
     person_id: int
     name: str
@@ -179,9 +180,14 @@ class Enrolment:
     created: bool
     #: other people of the collection whose names look like this one (reported, not merged)
     suspects: list[str]
-    futures: list[Future[ImageAnalysis]]
+    jobs: list[tuple[int, str]]  # (image id, file) pairs to analyse
     settings: Settings
     strategy: str | None = None
+    futures: list[Future[ImageAnalysis]] = field(default_factory=list)
+
+    def submit(self, pool: FacePool) -> Enrolment:
+        self.futures = pool.submit(self.jobs)
+        return self
 
     def finish(self, progress: Callable[[int, int], None] | None = None) -> CurationReport:
         """Wait for the analyses, decide every photo of the person, write the crops."""
@@ -189,32 +195,12 @@ class Enrolment:
         return finish_curation(self.settings, self.person_id, fresh, strategy=self.strategy)
 
 
-@dataclass
-class Registration:
-    """A person and their new photos stored and planned; :meth:`submit` starts the analyses."""
-
-    person_id: int
-    name: str
-    collection: str
-    collection_id: int
-    created: bool
-    suspects: list[str]
-    jobs: list[tuple[int, str]]
-    settings: Settings
-    strategy: str | None = None
-
-    def submit(self, pool: FacePool) -> Enrolment:
-        return Enrolment(self.person_id, self.name, self.collection, self.collection_id,
-                         self.created, self.suspects, pool.submit(self.jobs), self.settings,
-                         self.strategy)
-
-
 def register_person(settings: Settings, collection: str, name: str, files: list[Path], *,
                     source: str, strategy: str | None = None, check_duplicates: bool = False,
-                    anchor: bool = False) -> Registration:
+                    anchor: bool = False) -> Enrolment:
     """Register ``name`` in ``collection`` (the same person again if known), copy the photos
     in and plan their analysis (no face engine needed). :func:`enrol_person` is this and
-    :meth:`Registration.submit`; API enrolment does the two apart, so the look-up of an
+    :meth:`Enrolment.submit`; API enrolment does the two apart, so the look-up of an
     ``anchor`` (network) holds no engine.
 
     ``anchor``: look the name up on Wikidata first, so its portrait is measured with the
@@ -234,8 +220,7 @@ def register_person(settings: Settings, collection: str, name: str, files: list[
     if jobs is None:
         anchor_person(settings, found[0])
         jobs = plan_curation(settings, found[0])
-    return Registration(*found, created, suspects if created else [], jobs, settings,
-                        strategy)
+    return Enrolment(*found, created, suspects if created else [], jobs, settings, strategy)
 
 
 def enrol_person(settings: Settings, collection: str, name: str, files: list[Path], *,
@@ -313,7 +298,7 @@ def enrol_folders(settings: Settings, collection: str, folders: list[PersonFolde
             for folder, _ in named:
                 refuse(folder, exc)
             return []
-        out += [(folder, Enrolment(*found, [], pool.submit(jobs), settings, strategy))
+        out += [(folder, Enrolment(*found, [], jobs, settings, strategy).submit(pool))
                 for folder, found, jobs in planned]
         start, size = start + size, min(2 * size, LARGEST_BATCH)
     return out
