@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from faceatlas.curation.apply import CurationReport, redecide_in
 from faceatlas.curation.decide import CurateParams
-from faceatlas.curation.identity import robust_centre
+from faceatlas.curation.identity import pairwise, robust_centre
 from faceatlas.faces.quality import hamming
 from faceatlas.settings import Settings
 from faceatlas.store.db import chunked, session_scope
@@ -199,10 +199,10 @@ def load_galleries(session: Session, collection_id: int,
     return out
 
 
-#: float32 distances (the pruning's) stand in for float64 ones (the rules') within this
+#: the pruning's distances (a matrix product) stand in for the rules' ones within this
 _EPS = 1e-3
 #: people whose faces are compared at a time (bounds the temporary matrices)
-_BLOCK = 2048
+_BLOCK = 512
 
 
 @dataclass
@@ -233,29 +233,23 @@ def people_in_reach(session: Session, collection_id: int, person_id: int, p: Cur
     mine = kept.get(person_id)
     if mine is None:
         return []
-    me, centre = mine.vectors, mine.centre.astype(np.float32)
+    me, centre = mine.vectors, mine.centre
     pids = np.array(sorted(pid for pid in kept if pid != person_id), dtype=np.int64)
     if not len(pids):
         return []
     near = p.accept_distance * p.outsider_accept + _EPS
-    cs = np.stack([kept[int(pid)].centre for pid in pids]).astype(np.float32)
+    cs = np.stack([kept[int(pid)].centre for pid in pids])
     hit = np.linalg.norm(cs - centre, axis=1) < p.link_distance * p.same_identity + _EPS
-    hit |= (_distances(me, cs) <= near).any(axis=0)
+    hit |= (pairwise(me, cs) <= near).any(axis=0)
     for start in range(0, len(pids), _BLOCK):  # their faces, a block of people at a time
         block = pids[start:start + _BLOCK]
         faces = np.concatenate([kept[int(pid)].vectors for pid in block])
         owner = np.repeat(np.arange(start, start + len(block)),
                           [len(kept[int(pid)].vectors) for pid in block])
         close = np.linalg.norm(faces - centre, axis=1) <= near
-        close |= (_distances(me, faces) < SAME_PHOTO_DISTANCE + _EPS).any(axis=0)
+        close |= (pairwise(me, faces) < SAME_PHOTO_DISTANCE + _EPS).any(axis=0)
         hit[np.unique(owner[close])] = True
     return [int(pid) for pid in pids[hit]]
-
-
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances between the rows of ``a`` and of ``b`` (one matrix product)."""
-    sq = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
-    return np.sqrt(np.maximum(sq, 0.0))
 
 
 def _collection_galleries(session: Session, collection_id: int) -> dict[int, _Kept]:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def pairwise(v: np.ndarray) -> np.ndarray:
-    """Euclidean distances between the rows of ``v``."""
+def pairwise(v: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Euclidean distances between the rows of ``v`` (with ``w``: from each row of ``v`` to
+    each row of ``w``), in float64."""
     v = v.astype(np.float64)
-    sq = (v * v).sum(axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2 * v @ v.T
+    w = v if w is None else w.astype(np.float64)
+    d2 = (v * v).sum(axis=1)[:, None] + (w * w).sum(axis=1)[None, :] - 2 * v @ w.T
     return np.sqrt(np.maximum(d2, 0.0))
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from faceatlas.curation.identity import pairwise
 from faceatlas.domain.errors import FaceAtlasError, ImageError
 from faceatlas.faces.engines import ENGINES, EngineConfig, create_engine, engine_spec
 from faceatlas.faces.image import decode
@@ -174,11 +175,6 @@ class Verification:
         return [self.far_tar(float(t)) for t in cands]
 
 
-def _pairwise(v: np.ndarray) -> np.ndarray:
-    sq = (v * v).sum(axis=1)
-    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * v @ v.T, 0.0))
-
-
 def verification(vectors: Sequence[np.ndarray | None], identities: Sequence[str],
                  parts: Sequence[tuple[slice, float]] | None = None) -> Verification:
     """Genuine and impostor pair distances. ``parts`` (each part of a composite engine's
@@ -190,9 +186,9 @@ def verification(vectors: Sequence[np.ndarray | None], identities: Sequence[str]
     v = np.stack([vectors[i] for i in keep]).astype(np.float64)
     ids = np.array([identities[i] for i in keep])
     if parts is None:
-        dist = _pairwise(v)
+        dist = pairwise(v)
     else:
-        scores = [_pairwise(v[:, cols]) / threshold for cols, threshold in parts]
+        scores = [pairwise(v[:, cols]) / threshold for cols, threshold in parts]
         dist = functools.reduce(np.maximum, scores)
     iu = np.triu_indices(len(keep), k=1)
     same = ids[iu[0]] == ids[iu[1]]
