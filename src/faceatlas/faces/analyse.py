@@ -28,7 +28,7 @@ from faceatlas.domain.errors import ImageError
 from faceatlas.domain.faces import DetectedFace
 from faceatlas.domain.states import Reason
 from faceatlas.faces.engines import EngineConfig, get_engine
-from faceatlas.faces.image import decode
+from faceatlas.faces.image import Decoded, decode
 from faceatlas.faces.quality import box_crop, encode_jpeg, phash, sharpness
 from faceatlas.settings import Settings, default
 
@@ -134,7 +134,7 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
         # pass finds it (LFW: 2 of the 6 photos missed); cheap at this size
         detected = get_engine(p.engine_config().small_image_retry()).detect(rgb)
     t2 = time.perf_counter()
-    full = [_to_full(f, out.width / img.width, out.height / img.height) for f in detected]
+    full = [_to_full(f, img) for f in detected]
     blurs = _sharpness(rgb, full, detected, p.min_face_px)
     redecode = 0.0
     if img.scale != 1.0 and any(
@@ -178,14 +178,12 @@ def _sharpness(rgb: np.ndarray, full: list[DetectedFace], seen: list[DetectedFac
             for f, s in zip(full, seen, strict=True)]
 
 
-def _to_full(face: DetectedFace, sx: float, sy: float) -> DetectedFace:
-    """``face`` found on pixels shrunk by 1/sx, 1/sy, in the full image's pixels."""
-    if sx == 1.0 and sy == 1.0:
+def _to_full(face: DetectedFace, img: Decoded) -> DetectedFace:
+    """``face`` found on ``img``'s (maybe reduced) pixels, in the full image's."""
+    if img.scale == 1.0:
         return face
-    x, y, w, h = face.box
-    x0, y0 = round(x * sx), round(y * sy)
-    box = (x0, y0, round((x + w) * sx) - x0, round((y + h) * sy) - y0)
-    return DetectedFace(box, face.score, face.landmarks * np.array([sx, sy], dtype=np.float32))
+    return DetectedFace(img.full_box(face.box), face.score,
+                        face.landmarks * np.array(img.full_factors, dtype=np.float32))
 
 
 def analyse_file(key: int, path: str, p: AnalyseParams) -> ImageAnalysis:

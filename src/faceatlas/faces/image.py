@@ -55,6 +55,22 @@ class Decoded:
         """Width and height of the full image, orientation applied."""
         return self.full_width or self.width, self.full_height or self.height
 
+    @property
+    def full_factors(self) -> tuple[float, float]:
+        """The factors (x, y) from ``rgb``'s pixels to the full image's."""
+        width, height = self.full_size
+        return width / self.width, height / self.height
+
+    def full_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A box found on ``rgb``, in the full image's pixels (inside it)."""
+        (sx, sy), (width, height) = self.full_factors, self.full_size
+        if sx == sy == 1.0:
+            return box
+        x, y, w, h = box
+        x0, y0 = min(width - 1, round(x * sx)), min(height - 1, round(y * sy))
+        x1, y1 = min(width, round((x + w) * sx)), min(height, round((y + h) * sy))
+        return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
 
 #: bytes per pixel Pillow holds for a mode, counting the one conversion decoding may need
 #: ("P" becomes RGB(A), 16-bit big-endian becomes 32-bit); anything unlisted: 4 (RGBX storage)

@@ -315,7 +315,7 @@ def recognize_bytes(
     out = Recognition(coll, width, height, threshold=threshold,
                       image=img.rgb if keep_image else None,
                       unit_vectors=engines.spec.unit_vectors)
-    out.faces = [FaceMatch(full_box(f.box, img.scale, width, height)) for f in detected]
+    out.faces = [FaceMatch(Box(*img.full_box(f.box))) for f in detected]
     if not detected:
         return out
     k = max(SEARCH_K, top_k * SEARCH_K)  # enough faces to find k different people
@@ -373,15 +373,6 @@ def _name_candidates(settings: Settings, out: Recognition) -> None:
         if f.candidates is not None:  # people deleted since the index was read drop out
             f.candidates = [{**c, "person": names[c["person_id"]]} for c in f.candidates
                             if c["person_id"] in names]
-
-
-def full_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Box:
-    """A box found on the decoded (maybe shrunk) picture, in the full image's pixels."""
-    if scale == 1.0:
-        return Box(*box)
-    x, y = min(width - 1, round(box[0] / scale)), min(height - 1, round(box[1] / scale))
-    w, h = round(box[2] / scale), round(box[3] / scale)
-    return Box(x, y, max(1, min(w, width - x)), max(1, min(h, height - y)))
 
 
 def recognize_file(path: Path, settings: Settings, **kwargs: object) -> Recognition:

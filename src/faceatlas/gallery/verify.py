@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceatlas.domain.errors import ImageError
-from faceatlas.gallery.recognize import Box, EnginePool, analyse_bytes, engine_pool, full_box
+from faceatlas.gallery.recognize import Box, EnginePool, analyse_bytes, engine_pool
 from faceatlas.settings import Settings
 
 
@@ -69,9 +69,9 @@ def detect_bytes(data: bytes, settings: Settings, *, engines: EnginePool | None 
     engines = engines or engine_pool(settings)
     img, found, vectors = analyse_bytes(data, settings, engines, embed=embed)
     width, height = img.full_size
-    scale = img.scale
-    faces = [FoundFace(full_box(f.box, scale, width, height), float(f.score),
-                       [(float(x) / scale, float(y) / scale) for x, y in f.landmarks])
+    sx, sy = img.full_factors
+    faces = [FoundFace(Box(*img.full_box(f.box)), float(f.score),
+                       [(float(x) * sx, float(y) * sy) for x, y in f.landmarks])
              for f in found]
     return Detection(width, height, faces, vectors)
 
