@@ -315,18 +315,9 @@ def _enrol_batch(settings: Settings, collection: str,
     planned = []
     with session_scope(settings) as session:
         coll = get_or_create_collection(session, collection)
-        # each name once, as first spelled (two folders of one person: ``A_B``, ``A B``)
-        first: dict[str, PreparedPerson] = {}
-        for _, prepared in named:
-            first.setdefault(prepared.key, prepared)
-        by_key = dict(zip(first, upsert_people(session, coll, list(first.values())),
-                          strict=True))
-        ids: list[tuple[int, bool]] = []  # per folder: (person id, created by this folder)
-        seen: set[int] = set()
-        for _, prepared in named:
-            pid, created = by_key[prepared.key]
-            ids.append((pid, created and pid not in seen))
-            seen.add(pid)
+        # per folder: (person id, created by this folder); two folders of one person
+        # (``A_B``, ``A B``) are one person, named as first spelled, created by the first
+        ids = upsert_people(session, coll, [prepared for _, prepared in named])
         distinct = list(dict.fromkeys(pid for pid, _ in ids))
         people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(distinct)))}
         known = known_files(session, distinct)

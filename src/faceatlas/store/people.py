@@ -158,12 +158,12 @@ def upsert_people(
             select(Person).where(Person.collection_id == collection.id, Person.key.in_(chunk))
         ))  # fmt: skip
     new: dict[str, dict[str, Any]] = {}  # key -> row to insert, in first-seen order
-    first: dict[str, PreparedPerson] = {}  # a new key's first spelling names the person
+    spelled: dict[str, PreparedPerson] = {}  # a new key's first spelling names the person
     for p in people:
         if p.key not in found:
-            first.setdefault(p.key, p)
-    asciis = {key: to_ascii(p.name) for key, p in first.items()}
-    stems = {key: file_stem(p.name, asciis[key]) for key, p in first.items()}
+            spelled.setdefault(p.key, p)
+    asciis = {key: to_ascii(p.name) for key, p in spelled.items()}
+    stems = {key: file_stem(p.name, asciis[key]) for key, p in spelled.items()}
     taken = _taken_folders(session, collection.id, set(stems.values())) if stems else set()
     for p in people:
         person = found.get(p.key)
