@@ -135,20 +135,20 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
         detected = get_engine(p.engine_config().small_image_retry()).detect(rgb)
     t2 = time.perf_counter()
     full = [_to_full(f, img) for f in detected]
-    blurs = _sharpness(rgb, full, detected, p.min_face_px)
     redecode = 0.0
     if img.scale != 1.0 and any(
-        f.size >= p.min_face_px and blur >= p.blur_threshold and d.size < REDUCED_FACE_MIN
-        for f, d, blur in zip(full, detected, blurs, strict=True)
+        d.size < REDUCED_FACE_MIN and f.size >= p.min_face_px
+        and sharpness(rgb, d.box) >= p.blur_threshold
+        for f, d in zip(full, detected, strict=True)
     ):
         # a face to embed that is too small in the reduced pixels: quality, embeddings and
         # crops from the full ones (the detection stands: it ran at its own size either way)
         t = time.perf_counter()
         rgb, detected = decode(data, max_pixels=p.max_pixels).rgb, full
         redecode = time.perf_counter() - t
-        blurs = _sharpness(rgb, full, detected, p.min_face_px)
     good = []
-    for i, (face, seen, blur) in enumerate(zip(full, detected, blurs, strict=True)):
+    for i, (face, seen) in enumerate(zip(full, detected, strict=True)):
+        blur = sharpness(rgb, seen.box) if face.size >= p.min_face_px else 0.0
         reason = None
         if face.size < p.min_face_px:
             reason = Reason.FACE_TOO_SMALL
@@ -168,14 +168,6 @@ def analyse_bytes(key: int, data: bytes, p: AnalyseParams) -> ImageAnalysis:
     out.timings = {"decode": t1 - t0 + redecode, "detect": t2 - t1, "embed": t4 - t3,
                    "quality": t3 - t2 - redecode}
     return out
-
-
-def _sharpness(rgb: np.ndarray, full: list[DetectedFace], seen: list[DetectedFace],
-               min_face_px: int) -> list[float]:
-    """Each face's sharpness on ``rgb`` (where it is ``seen``), 0 for faces too small in the
-    full image to be judged."""
-    return [sharpness(rgb, s.box) if f.size >= min_face_px else 0.0
-            for f, s in zip(full, seen, strict=True)]
 
 
 def _to_full(face: DetectedFace, img: Decoded) -> DetectedFace:

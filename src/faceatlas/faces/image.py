@@ -44,26 +44,27 @@ class Decoded:
     format: str
     width: int  # of ``rgb``
     height: int
-    #: ``rgb`` is the image (orientation applied) shrunk by this factor (1.0: full size)
-    scale: float = 1.0
-    #: the full image's width and height, orientation applied (0: ``width``/``height``)
-    full_width: int = 0
-    full_height: int = 0
+    full_width: int  # of the full image, orientation applied
+    full_height: int
 
     @property
     def full_size(self) -> tuple[int, int]:
         """Width and height of the full image, orientation applied."""
-        return self.full_width or self.width, self.full_height or self.height
+        return self.full_width, self.full_height
+
+    @property
+    def scale(self) -> float:
+        """``rgb`` is the image (orientation applied) shrunk by this factor (1.0: full size)."""
+        return max(self.width, self.height) / max(self.full_width, self.full_height)
 
     @property
     def full_factors(self) -> tuple[float, float]:
         """The factors (x, y) from ``rgb``'s pixels to the full image's."""
-        width, height = self.full_size
-        return width / self.width, height / self.height
+        return self.full_width / self.width, self.full_height / self.height
 
     def full_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """A box found on ``rgb``, in the full image's pixels (inside it)."""
-        (sx, sy), (width, height) = self.full_factors, self.full_size
+        (sx, sy), width, height = self.full_factors, self.full_width, self.full_height
         if sx == sy == 1.0:
             return box
         x, y, w, h = box
@@ -205,11 +206,9 @@ def decode(
         raise
     except Exception as exc:
         raise ImageError(f"cannot decode {fmt} image: {exc}", code="decode_error") from None
-    # the draft scale and the shrink together, measured on the result
-    scale = max(rgb.shape[:2]) / max(w, h)
     if orientation in _TRANSPOSING:
         w, h = h, w
-    return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0], scale=scale,
+    return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0],
                    full_width=w, full_height=h)
 
 
