@@ -63,6 +63,7 @@ def enrol_upload(
     # registration (and the name's Wikidata look-up: network) holds no engine, the analysis
     # waits for one like a recognition, so enrolments' decodes count against the same budget
     engines.admit()
+    # one enrolment at a time (the lock): curation's engine, and two uploads of one new name
     with lock, tempfile.TemporaryDirectory(prefix="faceatlas-enrol-") as tmp:
         paths = []
         for file_name, data in photos:
@@ -74,21 +75,19 @@ def enrol_upload(
         enrolment = register_person(settings, collection or settings.default_collection,
                                      name, paths, source="upload", check_duplicates=True,
                                      anchor=True)
-        # take turns on curation's engine (the lock), one slot of the server's pool for it
-        with engines.engine(), face_pool(settings, background=True) as pool:
-            enrolment.submit(pool)
-            job_id = start_job(settings, JobKind.ENROL, enrolment.person_id,
-                               enrolment.collection_id)
-            try:
-                report = enrolment.finish()
-                promotion = (promote_person(settings, enrolment.person_id, store=store)
-                             if promote else None)
-            except FaceAtlasError as exc:
-                finish_job(settings, job_id, error=f"{exc.code}: {exc}")
-                raise
-            except Exception as exc:
-                finish_job(settings, job_id, error=f"internal error: {type(exc).__name__}")
-                raise
-            finish_job(settings, job_id)
+        job_id = start_job(settings, JobKind.ENROL, enrolment.person_id,
+                           enrolment.collection_id)
+        try:  # from here a failure, a full queue too, is the job's
+            with engines.engine(), face_pool(settings, background=True) as pool:
+                report = enrolment.submit(pool).finish()
+            promotion = (promote_person(settings, enrolment.person_id, store=store)
+                         if promote else None)
+        except FaceAtlasError as exc:
+            finish_job(settings, job_id, error=f"{exc.code}: {exc}")
+            raise
+        except Exception as exc:
+            finish_job(settings, job_id, error=f"internal error: {type(exc).__name__}")
+            raise
+        finish_job(settings, job_id)
     return UploadEnrolment(enrolment.person_id, enrolment.collection, job_id, report,
                            enrolment.suspects, promotion)
