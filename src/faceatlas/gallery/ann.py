@@ -45,9 +45,10 @@ class Projection:
         pick = np.sort(rng.choice(rows, min(rows, _PCA_SAMPLE), replace=False))
         sample = np.asarray(vectors[pick], dtype=np.float64)
         mean = sample.mean(axis=0)
-        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        centred = sample - mean
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
         basis = vt[:dims].T
-        peak = float(np.abs((sample - mean) @ basis).max()) or 1.0
+        peak = float(np.abs(centred @ basis).max()) or 1.0
         return cls(mean.astype(np.float32), basis.astype(np.float32), 1.0 / peak)
 
     def __call__(self, x: FloatArray) -> FloatArray:

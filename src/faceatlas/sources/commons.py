@@ -113,31 +113,30 @@ class CommonsImageSearch:
         portrait = next(iter(claim_strings(entity, "P18")), None)
         if not portrait:
             return None
-        hits = self._files({"titles": f"File:{portrait}"}, None, 1, f"{PORTRAIT_QUERY}{qid}")
-        return hits[0].url if hits else None
+        return self.file_thumbnail_url(portrait, self.settings.commons_thumb_width)
 
     def file_thumbnail_url(self, file_name: str, width: int) -> str | None:
         """The URL of Commons' ``width``-pixel thumbnail of one file (a photo), or None."""
-        hits = self._files({"titles": f"File:{file_name}"}, None, 1, file_name, width=width)
+        hits = self._files({"titles": f"File:{file_name}", "iiurlwidth": str(width)}, None, 1,
+                           file_name)
         return hits[0].url if hits else None
 
     def _files(self, params: dict[str, str], limit_key: str | None, limit: int, query: str,
-               detail: str | None = None, width: int | None = None) -> list[SearchHit]:
+               detail: str | None = None) -> list[SearchHit]:
         hits: list[SearchHit] = []
-        for page in self._pages(params, limit_key, limit, width):
+        for page in self._pages(params, limit_key, limit):
             hit = _hit(page, query, len(hits), detail)
             if hit is not None:
                 hits.append(hit)
         return hits[:limit]
 
-    def _pages(self, params: dict[str, str], limit_key: str | None, limit: int,
-               width: int | None = None) -> Iterator[dict[str, Any]]:
-        """Pages with imageinfo (thumbnails ``width`` wide, default the engine's width),
-        following ``continue`` until ``limit`` pages were seen."""
+    def _pages(self, params: dict[str, str], limit_key: str | None,
+               limit: int) -> Iterator[dict[str, Any]]:
+        """Pages with imageinfo (thumbnails the engine's width unless ``params`` say
+        ``iiurlwidth``), following ``continue`` until ``limit`` pages were seen."""
         base = {"action": "query", "prop": "imageinfo", "iiprop": IIPROP,
                 "iiextmetadatafilter": EXTMETA,
-                "iiurlwidth": str(width or self.settings.commons_thumb_width),
-                **params}  # fmt: skip
+                "iiurlwidth": str(self.settings.commons_thumb_width), **params}  # fmt: skip
         if limit_key:
             base[limit_key] = str(min(max(limit, 1), 50))
         seen, cont = 0, {}

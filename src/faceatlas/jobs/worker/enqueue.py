@@ -23,7 +23,7 @@ def prepare_database(settings: Settings) -> None:
     db.prepare_database(settings)
 
 
-_CHUNK = 2000  # ids per IN (...): under every driver's bound-parameter limit
+_CHUNK = 2000  # ids per IN (...): under the limit of SQLite ≥ 3.32 (32,766) and PostgreSQL
 
 
 def open_jobs(settings: Settings, person_ids: Sequence[int]) -> dict[int, int]:

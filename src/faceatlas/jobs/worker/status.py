@@ -44,7 +44,7 @@ class JobsProgress:
         return self.finished >= self.total
 
 
-_CHUNK = 2000  # ids per IN (...): stays under every driver's bound-parameter limit
+_CHUNK = 2000  # ids per IN (...): under the limit of SQLite ≥ 3.32 (32,766) and PostgreSQL
 
 
 def jobs_progress(settings: Settings, jobs: dict[int, int],
@@ -57,22 +57,22 @@ def jobs_progress(settings: Settings, jobs: dict[int, int],
     poll), so a poll of 100,000 jobs moves a few counts, not 100,000 rows."""
     items = list(jobs.items())
     finished, new, running, images = 0, [], 0, Counter[str]()
+    # one row of FILTERed counts a chunk, not GROUP BY state: PostgreSQL would walk the
+    # whole state index for the grouping instead of looking the ids up
+    states = list(JobState)
     with session_scope(settings) as s:
         for part in chunked(items, _CHUNK):
             chunk = dict(part)
-            # one row of FILTERed counts, not GROUP BY state: PostgreSQL would walk the
-            # whole state index for the grouping instead of looking the ids up
-            states = list(JobState)
             row = s.execute(select(*(func.count().filter(Job.state == st) for st in states))
                             .where(Job.id.in_(list(chunk.values())))).one()
             counts = dict(zip(states, row, strict=True))
             images.update(dict(s.execute(
                 select(Image.state, func.count()).where(Image.person_id.in_(list(chunk)))
                 .group_by(Image.state)).all()))
-            running += counts.get(JobState.RUNNING, 0)
+            running += counts[JobState.RUNNING]
             # a job row deleted under the follower counts as failed, as its person's job did
             deleted = len(set(chunk.values())) - sum(counts.values())
-            finished += sum(counts.get(st, 0) for st in TERMINAL_JOB) + deleted
+            finished += sum(counts[st] for st in TERMINAL_JOB) + deleted
             unseen = {jid: pid for pid, jid in chunk.items() if pid not in seen}
             if not unseen:
                 continue
