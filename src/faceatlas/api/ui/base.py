@@ -22,7 +22,10 @@ from pydantic import Field
 
 from faceatlas.api.errors import client_message, retry_headers, status_of
 from faceatlas.api.ui.csrf import CsrfFailed, LoginRequired, session_of
-from faceatlas.domain.errors import FaceAtlasError
+from faceatlas.domain.errors import FaceAtlasError, NotFoundError
+from faceatlas.settings import Settings
+from faceatlas.store.db import session_scope
+from faceatlas.store.people import find_person
 
 log = logging.getLogger("faceatlas.ui")
 
@@ -58,6 +61,22 @@ class Problem(FaceAtlasError):
     def __init__(self, status: int, title: str, message: str, back: str | None = None) -> None:
         super().__init__(message)
         self.status, self.title, self.back = status, title, back
+
+
+def no_collection(key: str) -> Problem:
+    """The page for a collection that does not exist or that the session may not see."""
+    return Problem(404, "Not found", f"No collection {key!r}.", "/ui/")
+
+
+def person_named(settings: Settings, key: str, text: str, back: str) -> int:
+    """The id of the person ``text`` names (a name or an id) in collection ``key``, else a
+    404 page whose link goes ``back``."""
+    try:
+        with session_scope(settings) as s:
+            return find_person(s, text.strip(), key).id
+    except NotFoundError:
+        raise Problem(404, "No such person", f"No person {text.strip()!r} in {key}: pick a "
+                      "name from the suggestions, or give an id.", back) from None
 
 
 def _wants_page(request: Request) -> bool:

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from faceatlas.api.deps import ApiContext, Ctx
 from faceatlas.api.tokens import Principal, check_person
-from faceatlas.api.ui.base import Id, Problem, render, router
+from faceatlas.api.ui.base import Id, Problem, no_collection, person_named, render, router
 from faceatlas.api.ui.csrf import Checked, Session, UiSession
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery import candidates as cands
@@ -75,12 +75,12 @@ def candidates_page(request: Request, ctx: Ctx, session: Session, key: str,
                     done: str | None = None,
                     n: Annotated[int | None, Query(ge=0)] = None) -> Response:
     if not session.principal.allows(key):
-        raise Problem(404, "Not found", f"No collection {key!r}.", "/ui/")
+        raise no_collection(key)
     try:
         found = cands.candidates(ctx.settings, key)
         policy = sightings.policy(ctx.settings, key)
     except NotFoundError:
-        raise Problem(404, "Not found", f"No collection {key!r}.", "/ui/") from None
+        raise no_collection(key) from None
     flash = [{"kind": "ok", "text": _DONE[done].format(n=n or 0)}] if done in _DONE else []
     return render(request, "candidates.html", {
         "session": session, "key": policy.collection, "policy": policy,
@@ -170,14 +170,10 @@ def name_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
 @router.post("/clusters/{cluster_id}/merge")
 def merge_cluster(ctx: Ctx, session: Checked, cluster_id: Id,
                   person: Annotated[str, Form(max_length=300)] = "") -> Response:
-    from faceatlas.store.db import session_scope
-    from faceatlas.store.people import find_person
-
     key = _own_cluster(ctx, session, cluster_id)
     back = f"/ui/collections/{key}/candidates"
+    person_id = person_named(ctx.settings, key, person, back)
     try:
-        with session_scope(ctx.settings) as s:
-            person_id = find_person(s, person.strip(), key).id
         done = cands.merge_candidate(ctx.settings, cluster_id, person_id)
     except NotFoundError:
         raise Problem(404, "Not merged", f"No person {person!r} in {key}.", back) from None

@@ -11,13 +11,22 @@ from fastapi.responses import RedirectResponse, Response
 
 from faceatlas.api.deps import ApiContext, Ctx
 from faceatlas.api.tokens import check_person
-from faceatlas.api.ui.base import CollectionKey, FormId, Id, Problem, render, router
+from faceatlas.api.ui.base import (
+    CollectionKey,
+    FormId,
+    Id,
+    Problem,
+    no_collection,
+    person_named,
+    render,
+    router,
+)
 from faceatlas.api.ui.csrf import Checked, Session, UiSession
 from faceatlas.domain.errors import NotFoundError
 from faceatlas.gallery import surgery
 from faceatlas.store import queries
 from faceatlas.store.db import session_scope
-from faceatlas.store.people import find_person, get_person
+from faceatlas.store.people import get_person
 
 #: the ticked faces (repeated ``face`` fields of the bulk form)
 FaceIds = Annotated[list[FormId], Form(alias="face", max_length=1000)]
@@ -31,12 +40,12 @@ def people_names(request: Request, ctx: Ctx, session: Session, key: CollectionKe
     """The name picker's suggestions (an htmx fragment of ``<option>``s for a datalist): the
     text typed arrives under the input's own name (``to_person``, ``gone``)."""
     if not session.principal.allows(key):
-        raise Problem(404, "Not found", f"No collection {key!r}.", "/ui/")
+        raise no_collection(key)
     typed = next((v for v in request.query_params.values() if v.strip()), "")
     try:
         found = queries.people_named_like(ctx.settings, key, typed)
     except NotFoundError:
-        raise Problem(404, "Not found", f"No collection {key!r}.", "/ui/") from None
+        raise no_collection(key) from None
     return render(request, "_people_options.html", {"people": found})
 
 
@@ -44,13 +53,7 @@ def _other(ctx: ApiContext, session: UiSession, person_id: int, text: str, back:
     """The id of the person ``text`` names (name or id) in ``person_id``'s collection."""
     with session_scope(ctx.settings) as s:
         key = get_person(s, person_id).collection.key
-        try:
-            other = find_person(s, text.strip(), key).id if text.strip() else None
-        except NotFoundError:
-            other = None
-    if other is None:
-        raise Problem(404, "No such person", f"No person {text.strip()!r} in {key}: pick a "
-                      "name from the suggestions, or give an id.", back)
+    other = person_named(ctx.settings, key, text, back)
     check_person(session.principal, ctx.settings, other)
     return other
 
