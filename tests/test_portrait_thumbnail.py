@@ -56,3 +56,15 @@ def test_a_thumbnail_on_another_host_is_not_fetched(tmp_path: Path, web: SimWeb)
     settings = _settings(tmp_path / "home", web, host="localhost")
     assert portrait_thumbnail(settings, FILE) is None
     assert web.count("/commons/") == 1 and web.count("/upload/") == 0
+
+
+def test_a_picture_over_the_pixel_limit_is_refused_from_its_header() -> None:
+    """Pillow's own bomb guard is off in a process that decodes faces: the thumbnail checks
+    the pixel count itself, before any pixel is decoded."""
+    from faceatlas.sources.portrait_thumbnail import _jpeg
+
+    out = io.BytesIO()
+    Image.new("RGB", (2000, 1500), (90, 120, 150)).save(out, "PNG")
+    assert _jpeg(out.getvalue(), max_pixels=2_000_000) is None
+    small = _jpeg(out.getvalue(), max_pixels=3_000_000)
+    assert small is not None and max(Image.open(io.BytesIO(small)).size) <= SIDE

@@ -63,7 +63,7 @@ def portrait_thumbnail(settings: Settings, file_name: str) -> bytes | None:
     if not got.ok or got.content is None:
         log.info("portrait %r: %s", file_name, got.reason)
         return None
-    data = _jpeg(got.content)
+    data = _jpeg(got.content, settings.max_pixels)
     if data is not None:
         write_cached(path, data)
     return data
@@ -75,9 +75,15 @@ def _file_host(settings: Settings, url: str) -> bool:
     return host in (FILE_HOST, (urlsplit(settings.commons_api_url).hostname or "").lower())
 
 
-def _jpeg(raw: bytes) -> bytes | None:
+def _jpeg(raw: bytes, max_pixels: int) -> bytes | None:
+    """A fresh JPEG of at most SIDE px a side, or None for what is not a picture or is larger
+    than ``max_pixels`` (checked from the header: ``faces.image`` switches Pillow's own
+    decompression-bomb guard off for the process)."""
     try:
         with Image.open(io.BytesIO(raw)) as pic:
+            if pic.width * pic.height > max_pixels:
+                return None
+            pic.draft("RGB", (SIDE, SIDE))  # a JPEG decodes straight at a reduced scale
             small = ImageOps.exif_transpose(pic).convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
