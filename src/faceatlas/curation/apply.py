@@ -38,6 +38,7 @@ from faceatlas.store.models import (
     PersonState,
     Reason,
 )
+from faceatlas.store.queries import image_rows
 
 
 @dataclass
@@ -77,7 +78,7 @@ def redecide_in(
     images: Sequence[Image] | None = None,
 ) -> CurationReport:
     """:func:`redecide` inside the caller's transaction (curation stores, decides and
-    arbitrates in one); ``images``: :func:`person_images`, if read already."""
+    arbitrates in one); ``images``: :func:`image_rows`, if read already."""
     person = session.get(Person, person_id, options=[joinedload(Person.collection)])
     if person is None:
         raise NotFoundError(f"person {person_id} does not exist (deleted meanwhile?)")
@@ -94,18 +95,10 @@ def redecide_in(
     return report
 
 
-def person_images(session: Session, person_id: int) -> list[Image]:
-    """The person's images in rank order with their faces (two queries): what storing the
-    analyses and deciding both read (:func:`store_analyses`, :func:`apply_decisions`)."""
-    return list(session.scalars(
-        select(Image).where(Image.person_id == person_id)
-        .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))))
-
-
 def store_analyses(session: Session, fresh: dict[int, ImageAnalysis],
                    images: Sequence[Image] = ()) -> None:
     """Store new analyses: the image's faces are replaced. ``images``: those already read
-    with their faces (:func:`person_images`); the others are read here, in two queries per
+    with their faces (:func:`image_rows`); the others are read here, in two queries per
     500, not two per image. Their face collections stay true in memory."""
     if not fresh:
         return
@@ -179,10 +172,10 @@ def apply_decisions(
     crop_margin: float,
     images: Sequence[Image] | None = None,
 ) -> CurationReport:
-    """Decide the person's analysed images (``images``: :func:`person_images`, if read
+    """Decide the person's analysed images (``images``: :func:`image_rows`, if read
     already) and write the decisions and crops."""
     if images is None:
-        images = person_images(session, person.id)
+        images = image_rows(session, person.id)
     images = [img for img in images if img.state == ImageState.ANALYSED]
     candidates, seen = [], set()
     for img in images:  # same bytes as an earlier image: never analysed, always a duplicate

@@ -15,12 +15,7 @@ from concurrent.futures import Future, as_completed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceatlas.curation.apply import (
-    CurationReport,
-    person_images,
-    redecide_in,
-    store_analyses,
-)
+from faceatlas.curation.apply import CurationReport, redecide_in, store_analyses
 from faceatlas.curation.arbitrate import arbitrate_in
 from faceatlas.curation.decide import CurateParams
 from faceatlas.curation.references import reference_jobs, store_reference_analyses
@@ -38,6 +33,7 @@ from faceatlas.store.models import (
     Reason,
     Reference,
 )
+from faceatlas.store.queries import image_rows
 
 Progress = Callable[[int, int], None]
 
@@ -136,7 +132,7 @@ def finish_curation(
     # one transaction: the analyses are stored with their decisions (a crash loses both,
     # and the photos are analysed again), arbitration's moves with what they move
     with session_scope(settings) as session:
-        images = person_images(session, person_id)  # read once for storing and deciding
+        images = image_rows(session, person_id)  # read once for storing and deciding
         store_analyses(session, fresh, images)
         store_reference_analyses(session, references)
         report = redecide_in(session, settings, person_id, params, fresh, images)

@@ -229,15 +229,20 @@ class ImageInfo:
     rank: int | None
 
 
+def image_rows(session: Session, person_id: int) -> list[Image]:
+    """The person's image rows, best-ranked first, with their faces (two queries): what the
+    review shows and curation stores analyses into and decides."""
+    return list(session.scalars(
+        select(Image).where(Image.person_id == person_id)
+        .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))))
+
+
 def person_images(settings: Settings, person_id: int) -> list[ImageInfo]:
     """Every candidate image of the person, best-ranked first, with its faces by number."""
     with session_scope(settings) as session:
         if session.get(Person, person_id) is None:
             raise NotFoundError(f"no person with id {person_id}")
-        images = session.scalars(
-            select(Image).where(Image.person_id == person_id)
-            .order_by(Image.rank.nulls_last(), Image.id).options(selectinload(Image.faces))
-        ).all()
+        images = image_rows(session, person_id)
         return [
             ImageInfo(img.id, img.title, img.origin, img.state, img.reason, [
                 FaceInfo(f.id, img.id, img.title or img.origin, img.reason, f.idx,
